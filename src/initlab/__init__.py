@@ -1,7 +1,26 @@
 """initlab: neural-network weight and bias initialization, done right and shown why."""
 
 from initlab.errors import InitlabError
+from initlab.fans import Fans, Layout, fans
+from initlab.random import Stream
+from initlab.schemes import (
+    Scheme, constant, delta_orthogonal, from_dict, get, glorot_normal, glorot_uniform, he_normal,
+    he_uniform, identity, known_schemes, large_random, lecun_normal, lecun_uniform, normal, ones,
+    orthogonal, small_random, sparse, truncated_normal, uniform, variance_scaling, zeros,
+)
+
+xavier_normal = glorot_normal
+xavier_uniform = glorot_uniform
+kaiming_normal = he_normal
+kaiming_uniform = he_uniform
 
 __version__ = "0.1.0"
 
-__all__ = ["InitlabError", "__version__"]
+__all__ = [
+    "InitlabError", "Fans", "Layout", "fans", "Stream", "Scheme", "get", "from_dict",
+    "known_schemes", "zeros", "ones", "constant", "small_random", "large_random", "normal",
+    "uniform", "truncated_normal", "variance_scaling", "glorot_normal", "glorot_uniform",
+    "xavier_normal", "xavier_uniform", "he_normal", "he_uniform", "kaiming_normal",
+    "kaiming_uniform", "lecun_normal", "lecun_uniform", "orthogonal", "identity",
+    "delta_orthogonal", "sparse", "__version__",
+]

@@ -1,0 +1,473 @@
+"""Counter-based random streams: the one place initlab makes random numbers.
+
+A tensor's values depend only on ``(seed, parameter name, element index)``:
+never on the device, ``torch.get_num_threads()``, the number of fill
+threads, the order in which tensors are filled, or sharding.
+
+How it works. The flat element range of a tensor is cut into fixed chunks of
+``CHUNK`` elements. Chunk ``j`` of stream ``(seed, name)`` owns a private
+torch CPU generator (Mersenne Twister) seeded with a 63-bit BLAKE2b hash of
+``(seed, name, j)``. Element ``i`` is the ``i % CHUNK``-th value of chunk
+``i // CHUNK``. Chunks are filled by a pool of threads (torch releases the GIL
+inside its kernels), so a fill uses every core, yet each value is a pure
+function of its coordinates. A shard (a tuple of slices of the full shape)
+is filled by generating only the chunks it touches and picking its elements.
+
+Normal values come from torch's vectorised Box-Muller transform over
+24-bit uniforms (blocks of 16 values), which is exact in distribution up
+to the 24-bit resolution of the uniforms: ``|z|`` never exceeds
+``sqrt(-2 ln 2^-24) ~ 5.77``, an event of probability 8e-9 per draw.
+Every generated run has a length that is a multiple of 16, so the value at
+a position never depends on how long the generated run was (prefix property).
+
+Truncated normals use exact rejection from the normal when the interval
+holds at least half the mass (e.g. +-2 sigma: 95.4 %): rejected positions are
+refilled, in position order, from a second per-chunk generator, so no
+buffer larger than one chunk is ever allocated and no value is clamped.
+Narrow or far-tail intervals use the inverse CDF in float64 (log-space in
+the tails), which is exact to float64 rounding — unlike the erfinv-and-clamp
+method of ``torch.nn.init.trunc_normal_`` (pytorch/pytorch#155588).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from scipy import special
+
+from initlab.errors import InitlabError
+
+CHUNK = 1 << 18
+"""Elements per counter chunk (a multiple of 16). Changing it changes every value."""
+
+_BLOCK = 16
+_STREAM_VERSION = "initlab-stream-v1"
+_REJECTION_MIN_MASS = 0.5
+
+Kernel = Callable[[torch.Tensor, "Stream", int], None]
+"""Fills a contiguous float32/float64 CPU vector with the first values of one chunk."""
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A named random stream: ``(seed, name)`` identifies every value it yields.
+
+    Args:
+        seed: any integer (negative and > 64-bit values are fine; they are hashed).
+        name: the parameter name, e.g. ``"encoder.0.weight"``.
+    """
+
+    seed: int = 0
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise InitlabError(
+                f"Stream: seed={self.seed!r} is invalid; expected an integer."
+            )
+        if not isinstance(self.name, str):
+            raise InitlabError(f"Stream: name={self.name!r} is invalid; expected a string.")
+
+    def chunk_seed(self, chunk: int, purpose: str = "values") -> int:
+        """63-bit seed of chunk ``chunk``'s generator for ``purpose``."""
+        text = f"{_STREAM_VERSION}\0{int(self.seed)}\0{self.name}\0{chunk}\0{purpose}"
+        digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little") >> 1
+
+    def generator(self, chunk: int, purpose: str = "values") -> torch.Generator:
+        """A fresh CPU generator for one chunk and purpose."""
+        return torch.Generator(device="cpu").manual_seed(self.chunk_seed(chunk, purpose))
+
+    def child(self, suffix: str) -> "Stream":
+        """An independent stream derived from this one (e.g. for a sparsity mask)."""
+        return Stream(self.seed, f"{self.name}#{suffix}")
+
+
+# --------------------------------------------------------------------------- pool
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def fill_threads() -> int:
+    """Worker threads used to fill: ``INITLAB_FILL_THREADS`` or the core count.
+
+    The values never depend on this number; only the speed does.
+    """
+    configured = os.environ.get("INITLAB_FILL_THREADS")
+    if configured:
+        try:
+            count = int(configured)
+        except ValueError:
+            raise InitlabError(
+                f"INITLAB_FILL_THREADS={configured!r} is invalid; expected a positive integer."
+            ) from None
+        if count < 1:
+            raise InitlabError(
+                f"INITLAB_FILL_THREADS={configured!r} is invalid; expected a positive integer."
+            )
+        return count
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers != workers:  # noqa: SLF001 - resize on change
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="initlab-fill")
+        return _pool
+
+
+def _run_parallel(tasks: Sequence[Callable[[], None]]) -> None:
+    """Run independent tasks on the fill pool (inline when there is one task or one thread)."""
+    workers = fill_threads()
+    if len(tasks) <= 1 or workers == 1:
+        for task in tasks:
+            task()
+        return
+    groups = [tasks[k::workers] for k in range(min(workers, len(tasks)))]
+    futures = [_executor(workers).submit(_run_all, group) for group in groups]
+    for future in futures:
+        future.result()
+
+
+def _run_all(tasks: Sequence[Callable[[], None]]) -> None:
+    for task in tasks:
+        task()
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def _round_up(length: int) -> int:
+    return -(-length // _BLOCK) * _BLOCK
+
+
+def _normal_kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
+    out.normal_(generator=stream.generator(chunk))
+
+
+def _uniform_kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
+    out.uniform_(generator=stream.generator(chunk))
+
+
+def _rejection_kernel(low: float, high: float) -> Kernel:
+    """Standard normal restricted to [low, high] by rejection (mass >= 1/2)."""
+
+    def kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
+        out.normal_(generator=stream.generator(chunk))
+        rejected = ((out < low) | (out > high)).nonzero().squeeze(1)
+        if rejected.numel() == 0:
+            return
+        redraw = stream.generator(chunk, "redraw")
+        filled = 0
+        while filled < rejected.numel():
+            missing = rejected.numel() - filled
+            proposal = torch.empty(_round_up(int(missing * 1.25) + _BLOCK), dtype=out.dtype)
+            proposal.normal_(generator=redraw)
+            accepted = proposal[(proposal >= low) & (proposal <= high)][:missing]
+            out[rejected[filled : filled + accepted.numel()]] = accepted
+            filled += accepted.numel()
+
+    return kernel
+
+
+def _inverse_cdf_kernel(low: float, high: float) -> Kernel:
+    """Standard normal restricted to [low, high] by the inverse CDF in float64.
+
+    For an interval in the left tail (high <= 0) the CDF is handled in log space
+    (``log_ndtr`` / ``ndtri_exp``), exact to float64 rounding however far out;
+    an interval on the right is reflected to the left.
+    """
+    reflect = low > 0.0
+    a, b = (-high, -low) if reflect else (low, high)
+
+    def kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
+        uniforms = torch.empty(out.numel(), dtype=torch.float64)
+        uniforms.uniform_(generator=stream.generator(chunk))
+        u = uniforms.numpy()
+        if b <= 0.0:
+            log_cdf_a, log_cdf_b = special.log_ndtr(a), special.log_ndtr(b)
+            log_mass = log_cdf_b + math.log1p(-math.exp(log_cdf_a - log_cdf_b))
+            with np.errstate(divide="ignore"):
+                log_p = np.logaddexp(log_cdf_a, np.log(u) + log_mass)
+            values = special.ndtri_exp(log_p)
+        else:
+            cdf_a, cdf_b = special.ndtr(a), special.ndtr(b)
+            values = special.ndtri(cdf_a + u * (cdf_b - cdf_a))
+        np.clip(values, a, b, out=values)
+        if reflect:
+            np.negative(values, out=values)
+        out.copy_(torch.from_numpy(values))
+
+    return kernel
+
+
+def truncated_kernel(low: float, high: float) -> tuple[Kernel, torch.dtype]:
+    """The exact sampler for a standard normal restricted to [low, high], and its dtype.
+
+    Rejection from the normal (float32) when the interval holds at least half
+    the mass; otherwise the inverse CDF (float64).
+    """
+    mass = special.ndtr(high) - special.ndtr(low)
+    if mass >= _REJECTION_MIN_MASS:
+        return _rejection_kernel(low, high), torch.float32
+    return _inverse_cdf_kernel(low, high), torch.float64
+
+
+def affine_kernel(kernel: Kernel, shift: float, scale: float) -> Kernel:
+    """A kernel whose values are ``kernel``'s times ``scale`` plus ``shift`` (done per chunk)."""
+    if shift == 0.0 and scale == 1.0:
+        return kernel
+
+    def scaled(out: torch.Tensor, stream: Stream, chunk: int) -> None:
+        kernel(out, stream, chunk)
+        if scale != 1.0:
+            out.mul_(scale)
+        if shift != 0.0:
+            out.add_(shift)
+
+    return scaled
+
+
+# --------------------------------------------------------------------------- filling
+
+
+def _fill_flat_range(flat: torch.Tensor, start: int, kernel: Kernel, stream: Stream) -> None:
+    """Fill contiguous vector ``flat`` with stream elements ``[start, start + len)``."""
+    stop = start + flat.numel()
+    tasks: list[Callable[[], None]] = []
+    for chunk in range(start // CHUNK, -(-stop // CHUNK)):
+        chunk_start = chunk * CHUNK
+        lo, hi = max(start, chunk_start), min(stop, chunk_start + CHUNK)
+        target = flat[lo - start : hi - start]
+        tasks.append(_chunk_task(target, lo - chunk_start, kernel, stream, chunk))
+    _run_parallel(tasks)
+
+
+def _chunk_task(
+    target: torch.Tensor, offset: int, kernel: Kernel, stream: Stream, chunk: int
+) -> Callable[[], None]:
+    """A task writing chunk values ``[offset, offset + len(target))`` into ``target``."""
+    needed = offset + target.numel()
+
+    def task() -> None:
+        if offset == 0 and needed % _BLOCK == 0:
+            kernel(target, stream, chunk)
+            return
+        scratch = torch.empty(_round_up(needed), dtype=target.dtype)
+        kernel(scratch, stream, chunk)
+        target.copy_(scratch[offset:needed])
+
+    return task
+
+
+def _flat_indices(full_shape: tuple[int, ...], index: tuple[slice, ...]) -> torch.Tensor:
+    """Flat (row-major) positions in ``full_shape`` of the elements of ``index``."""
+    strides = [1] * len(full_shape)
+    for dim in range(len(full_shape) - 2, -1, -1):
+        strides[dim] = strides[dim + 1] * full_shape[dim + 1]
+    flat = torch.zeros((), dtype=torch.int64)
+    for dim, (size, part) in enumerate(zip(full_shape, index)):
+        positions = torch.arange(size, dtype=torch.int64)[part] * strides[dim]
+        flat = flat.unsqueeze(-1) + positions
+    return flat.reshape(-1)
+
+
+def _fill_gather(flat: torch.Tensor, positions: torch.Tensor, kernel: Kernel, stream: Stream) -> None:
+    """Fill ``flat`` with the stream elements at ``positions`` (any order)."""
+    chunk_of = positions // CHUNK
+    chunks = torch.unique(chunk_of)
+    tasks = []
+    for chunk in chunks.tolist():
+        where = (chunk_of == chunk).nonzero().squeeze(1)
+        tasks.append(_gather_task(flat, where, positions[where] - chunk * CHUNK, kernel, stream, chunk))
+    _run_parallel(tasks)
+
+
+def _gather_task(flat, where, offsets, kernel, stream, chunk) -> Callable[[], None]:
+    def task() -> None:
+        scratch = torch.empty(_round_up(int(offsets.max()) + 1), dtype=flat.dtype)
+        kernel(scratch, stream, chunk)
+        flat[where] = scratch[offsets]
+
+    return task
+
+
+def normalize_index(
+    full_shape: Sequence[int], index: Sequence[slice | int] | None, where: str = "index"
+) -> tuple[tuple[int, ...], tuple[slice, ...]]:
+    """Check a shard index against the full shape; return (shard shape, slices).
+
+    Integers select one position (kept as a length-1 dimension); slices must
+    have a positive step. Raises InitlabError for an index outside the shape.
+    """
+    full_shape = tuple(int(size) for size in full_shape)
+    if index is None:
+        return full_shape, tuple(slice(0, size, 1) for size in full_shape)
+    index = tuple(index) if isinstance(index, (tuple, list)) else (index,)
+    if len(index) > len(full_shape):
+        raise InitlabError(
+            f"{where}={index!r} has {len(index)} entries but the full shape {full_shape} "
+            f"has {len(full_shape)} dimensions; expected at most one slice per dimension."
+        )
+    index = index + tuple(slice(None) for _ in range(len(full_shape) - len(index)))
+    slices, shape = [], []
+    for dim, (size, part) in enumerate(zip(full_shape, index)):
+        if isinstance(part, (int, np.integer)) and not isinstance(part, bool):
+            position = int(part) + size if part < 0 else int(part)
+            if not 0 <= position < size:
+                raise InitlabError(
+                    f"{where}={index!r} is outside the full shape {full_shape}: position {part} "
+                    f"in dimension {dim} (size {size}); expected 0 <= position < {size}."
+                )
+            part = slice(position, position + 1)
+        if not isinstance(part, slice):
+            raise InitlabError(
+                f"{where}={index!r} is invalid in dimension {dim}: {part!r}; expected slices or integers."
+            )
+        start, stop, step = part.indices(size)
+        if step <= 0:
+            raise InitlabError(
+                f"{where}={index!r} has step {step} in dimension {dim}; expected a positive step."
+            )
+        if (part.start is not None and not -size <= part.start <= size) or (
+            part.stop is not None and not -size <= part.stop <= size
+        ):
+            raise InitlabError(
+                f"{where}={index!r} is outside the full shape {full_shape}: {part} in dimension "
+                f"{dim} (size {size}); expected bounds within [0, {size}]."
+            )
+        slices.append(slice(start, stop, step))
+        shape.append(len(range(start, stop, step)))
+    return tuple(shape), tuple(slices)
+
+
+def fill_(
+    out: torch.Tensor,
+    stream: Stream,
+    kernel: Kernel,
+    *,
+    full_shape: Sequence[int] | None = None,
+    index: Sequence[slice | int] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Fill ``out`` (any device/dtype/layout) with the stream values at its position.
+
+    Values are generated in ``dtype`` (float32, or float64 for the inverse CDF)
+    on the CPU and cast into ``out``. With ``full_shape`` and ``index`` the
+    tensor is the shard ``full[index]`` of a virtual full tensor.
+    """
+    full_shape = tuple(out.shape) if full_shape is None else tuple(int(s) for s in full_shape)
+    shard_shape, slices = normalize_index(full_shape, index)
+    if tuple(out.shape) != shard_shape:
+        raise InitlabError(
+            f"shard: the tensor has shape {tuple(out.shape)} but index {index!r} of the full "
+            f"shape {full_shape} selects shape {shard_shape}; expected them to match."
+        )
+    direct = out.device.type == "cpu" and out.dtype == dtype and out.is_contiguous()
+    buffer = out if direct else torch.empty(shard_shape, dtype=dtype)
+    flat = buffer.view(-1)
+    if flat.numel() == 0:
+        return out
+    start = _contiguous_start(full_shape, slices)
+    if start is not None:
+        _fill_flat_range(flat, start, kernel, stream)
+    else:
+        _fill_gather(flat, _flat_indices(full_shape, slices), kernel, stream)
+    if not direct:
+        with torch.no_grad():
+            out.copy_(buffer)
+    return out
+
+
+def _contiguous_start(full_shape: tuple[int, ...], slices: tuple[slice, ...]) -> int | None:
+    """Flat start of the shard when it is one contiguous run of the full tensor, else None."""
+    start, stride, contiguous_so_far = 0, 1, True
+    for dim in range(len(full_shape) - 1, -1, -1):
+        size, part = full_shape[dim], slices[dim]
+        length = len(range(part.start, part.stop, part.step))
+        if not contiguous_so_far and length > 1:
+            return None
+        if part.step != 1 and length > 1:
+            return None
+        start += part.start * stride
+        if length != size:
+            contiguous_so_far = False
+        stride *= size
+    return start
+
+
+# --------------------------------------------------------------------------- public fills
+
+
+def normal_(out, stream, *, mean=0.0, std=1.0, full_shape=None, index=None) -> torch.Tensor:
+    """Fill ``out`` with N(mean, std^2) values of ``stream`` (see the module note)."""
+    kernel = affine_kernel(_normal_kernel, float(mean), float(std))
+    return fill_(out, stream, kernel, full_shape=full_shape, index=index)
+
+
+def uniform_(out, stream, *, low=0.0, high=1.0, full_shape=None, index=None) -> torch.Tensor:
+    """Fill ``out`` with U[low, high) values of ``stream``."""
+    kernel = affine_kernel(_uniform_kernel, float(low), float(high) - float(low))
+    return fill_(out, stream, kernel, full_shape=full_shape, index=index)
+
+
+def truncated_normal_(
+    out, stream, *, mean=0.0, std=1.0, low=-2.0, high=2.0, full_shape=None, index=None
+) -> torch.Tensor:
+    """Fill ``out`` with N(mean, std^2) restricted to ``[mean + low*std, mean + high*std]``.
+
+    ``low`` and ``high`` are in units of ``std``. Exact: no value is clamped,
+    except that a value that the cast to ``out``'s dtype rounds past a bound
+    is set to the nearest representable value inside the interval.
+    """
+    kernel, dtype = truncated_kernel(float(low), float(high))
+    kernel = affine_kernel(kernel, float(mean), float(std))
+    fill_(out, stream, kernel, full_shape=full_shape, index=index, dtype=dtype)
+    lower, upper = float(mean) + float(low) * float(std), float(mean) + float(high) * float(std)
+    with torch.no_grad():
+        return out.clamp_(inner_bound(lower, out.dtype, up=True), inner_bound(upper, out.dtype, up=False))
+
+
+def inner_bound(value: float, dtype: torch.dtype, *, up: bool) -> float:
+    """The representable ``dtype`` value nearest to ``value`` on the inner side.
+
+    ``up=True`` gives the smallest representable number >= value (a lower
+    bound), ``up=False`` the largest <= value (an upper bound).
+    """
+    rounded = torch.tensor(value, dtype=torch.float64).to(dtype)
+    if up and float(rounded) < value:
+        rounded = _next_representable(rounded, towards_positive=True)
+    elif not up and float(rounded) > value:
+        rounded = _next_representable(rounded, towards_positive=False)
+    return float(rounded)
+
+
+_SAME_WIDTH_INT = {
+    torch.float64: torch.int64,
+    torch.float32: torch.int32,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+}
+
+
+def _next_representable(value: torch.Tensor, *, towards_positive: bool) -> torch.Tensor:
+    """The neighbour of a finite float scalar in its own dtype (sign-magnitude bit step)."""
+    bits = value.view(_SAME_WIDTH_INT[value.dtype]).item()
+    magnitude_up = (float(value) > 0) == towards_positive
+    if float(value) == 0.0:
+        bits = 1 if towards_positive else -(2 ** (value.element_size() * 8 - 1)) + 1
+    else:
+        bits += 1 if magnitude_up else -1
+    return torch.tensor(bits, dtype=_SAME_WIDTH_INT[value.dtype]).view(value.dtype)
