@@ -315,37 +315,38 @@ def normalize_index(
     full_shape = tuple(int(size) for size in full_shape)
     if index is None:
         return full_shape, tuple(slice(0, size, 1) for size in full_shape)
-    index = tuple(index) if isinstance(index, (tuple, list)) else (index,)
+    given = index = tuple(index) if isinstance(index, (tuple, list)) else (index,)
     if len(index) > len(full_shape):
         raise InitlabError(
             f"{where}={index!r} has {len(index)} entries but the full shape {full_shape} "
             f"has {len(full_shape)} dimensions; expected at most one slice per dimension."
         )
     index = index + tuple(slice(None) for _ in range(len(full_shape) - len(index)))
+    # messages below repeat the index as the caller gave it
     slices, shape = [], []
     for dim, (size, part) in enumerate(zip(full_shape, index)):
         if isinstance(part, (int, np.integer)) and not isinstance(part, bool):
             position = int(part) + size if part < 0 else int(part)
             if not 0 <= position < size:
                 raise InitlabError(
-                    f"{where}={index!r} is outside the full shape {full_shape}: position {part} "
+                    f"{where}={given!r} is outside the full shape {full_shape}: position {part} "
                     f"in dimension {dim} (size {size}); expected 0 <= position < {size}."
                 )
             part = slice(position, position + 1)
         if not isinstance(part, slice):
             raise InitlabError(
-                f"{where}={index!r} is invalid in dimension {dim}: {part!r}; expected slices or integers."
+                f"{where}={given!r} is invalid in dimension {dim}: {part!r}; expected slices or integers."
             )
         start, stop, step = part.indices(size)
         if step <= 0:
             raise InitlabError(
-                f"{where}={index!r} has step {step} in dimension {dim}; expected a positive step."
+                f"{where}={given!r} has step {step} in dimension {dim}; expected a positive step."
             )
         if (part.start is not None and not -size <= part.start <= size) or (
             part.stop is not None and not -size <= part.stop <= size
         ):
             raise InitlabError(
-                f"{where}={index!r} is outside the full shape {full_shape}: {part} in dimension "
+                f"{where}={given!r} is outside the full shape {full_shape}: {part} in dimension "
                 f"{dim} (size {size}); expected bounds within [0, {size}]."
             )
         slices.append(slice(start, stop, step))

@@ -1,0 +1,180 @@
+"""Counter-based streams: values depend only on (seed, name, element index)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from scipy import stats
+
+from initlab import InitlabError
+from initlab import random as streams
+from initlab.random import CHUNK, Stream, inner_bound, normal_, truncated_normal_, uniform_
+
+KS_P_MIN = 1e-4
+
+
+def filled(shape, stream=Stream(0, "w"), fill=normal_, **kwargs):
+    out = torch.empty(shape)
+    fill(out, stream, **kwargs)
+    return out
+
+
+def test_same_seed_and_name_are_bit_identical():
+    assert torch.equal(filled((300, 700)), filled((300, 700)))
+
+
+def test_different_names_and_seeds_give_independent_streams():
+    first = filled((200_000,), Stream(0, "a")).double().numpy()
+    second = filled((200_000,), Stream(0, "b")).double().numpy()
+    third = filled((200_000,), Stream(1, "a")).double().numpy()
+    # independent standard normals: sample correlation ~ N(0, 1/n); 5 sigma bound
+    bound = 5 / math.sqrt(first.size)
+    assert abs(np.corrcoef(first, second)[0, 1]) < bound
+    assert abs(np.corrcoef(first, third)[0, 1]) < bound
+
+
+def test_prefix_property_value_does_not_depend_on_tensor_length():
+    long = filled((CHUNK + 1037,))
+    short = filled((CHUNK - 5,))
+    assert torch.equal(short, long[: CHUNK - 5])
+    long_trunc = filled((CHUNK + 1037,), fill=truncated_normal_)
+    short_trunc = filled((777,), fill=truncated_normal_)
+    assert torch.equal(short_trunc, long_trunc[:777])
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    fill_threads=st.integers(1, 4),
+    torch_threads=st.integers(1, 2),
+    seed=st.integers(-(2**70), 2**70),
+)
+def test_thread_counts_do_not_change_values(fill_threads, torch_threads, seed):
+    reference = filled((3, CHUNK + 100), Stream(seed, "layer"))
+    previous = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INITLAB_FILL_THREADS", str(fill_threads))
+        torch.set_num_threads(torch_threads)
+        try:
+            again = filled((3, CHUNK + 100), Stream(seed, "layer"))
+        finally:
+            torch.set_num_threads(previous)
+    assert torch.equal(reference, again)
+
+
+def test_fill_order_does_not_matter():
+    names = ["a", "b", "c"]
+    forward = {name: filled((513, 129), Stream(3, name)) for name in names}
+    backward = {name: filled((513, 129), Stream(3, name)) for name in reversed(names)}
+    assert all(torch.equal(forward[name], backward[name]) for name in names)
+
+
+@st.composite
+def shape_and_index(draw):
+    shape = tuple(draw(st.lists(st.integers(1, 40), min_size=1, max_size=4)))
+    index = []
+    for size in shape:
+        start = draw(st.integers(0, size - 1))
+        stop = draw(st.integers(start + 1, size))
+        step = draw(st.integers(1, 3))
+        index.append(slice(start, stop, step))
+    return shape, tuple(index)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=shape_and_index(), kind=st.sampled_from(["normal", "uniform", "truncated"]))
+def test_shard_equals_slice_of_full_tensor(case, kind):
+    shape, index = case
+    fill = {"normal": normal_, "uniform": uniform_, "truncated": truncated_normal_}[kind]
+    full = filled(shape, Stream(11, "x"), fill)
+    shard = torch.empty(full[index].shape)
+    fill(shard, Stream(11, "x"), full_shape=shape, index=index)
+    assert torch.equal(shard, full[index])
+
+
+def test_column_shard_spanning_chunks():
+    shape = (CHUNK // 64 + 3, 64)
+    full = filled(shape)
+    shard = torch.empty(shape[0], 7)
+    normal_(shard, Stream(0, "w"), full_shape=shape, index=(slice(None), slice(50, 57)))
+    assert torch.equal(shard, full[:, 50:57])
+
+
+def test_non_contiguous_and_low_precision_targets_receive_the_same_values():
+    reference = filled((64, 32))
+    transposed = torch.empty(32, 64).t()
+    normal_(transposed, Stream(0, "w"))
+    assert torch.equal(transposed, reference)
+    half = torch.empty(64, 32, dtype=torch.bfloat16)
+    normal_(half, Stream(0, "w"))
+    assert torch.equal(half, reference.to(torch.bfloat16))
+
+
+def test_normal_and_uniform_pass_kolmogorov_smirnov():
+    values = filled((200_000,), Stream(5, "ks")).double().numpy()
+    assert stats.kstest(values, "norm").pvalue > KS_P_MIN
+    values = filled((200_000,), Stream(5, "ks"), uniform_, low=-2.0, high=3.0).double().numpy()
+    assert stats.kstest(values, stats.uniform(loc=-2.0, scale=5.0).cdf).pvalue > KS_P_MIN
+
+
+@pytest.mark.parametrize(
+    "low, high",
+    [(-2.0, 2.0), (-1.0, 3.0), (-0.1, 0.1), (0.5, 0.6), (5.0, 6.0), (-12.0, -11.0), (40.0, 41.0), (-1.0, math.inf)],
+)
+def test_truncated_normal_is_exact_on_any_interval(low, high):
+    values = filled((100_000,), Stream(2, "t"), truncated_normal_, low=low, high=high).double().numpy()
+    assert values.min() >= low and values.max() <= high
+    reference = stats.truncnorm(low, high)
+    assert stats.kstest(values, reference.cdf).pvalue > KS_P_MIN
+    # no clamping: the bounds themselves carry (almost) no probability mass
+    assert np.mean(values == low) < 1e-3 and np.mean(values == high) < 1e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_truncated_normal_in_half_precision_stays_inside_bounds(dtype):
+    out = torch.empty(50_000, dtype=dtype)
+    truncated_normal_(out, Stream(0, "h"), mean=0.1, std=0.37, low=-1.3, high=1.7)
+    assert float(out.min()) >= 0.1 - 1.3 * 0.37 and float(out.max()) <= 0.1 + 1.7 * 0.37
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_inner_bound_is_representable_and_inside(dtype):
+    for value in (1.999, -1.999, 0.3, 2.0, -7.77e-3):
+        lower, upper = inner_bound(value, dtype, up=True), inner_bound(value, dtype, up=False)
+        assert lower >= value >= upper
+        assert float(torch.tensor(lower, dtype=dtype)) == lower
+        assert float(torch.tensor(upper, dtype=dtype)) == upper
+
+
+@pytest.mark.parametrize(
+    "index, message",
+    [
+        ((slice(0, 5), slice(0, 99)),
+         "index=(slice(0, 5, None), slice(0, 99, None)) is outside the full shape (10, 20): slice(0, 99, None) "
+         "in dimension 1 (size 20); expected bounds within [0, 20]."),
+        ((12,), "index=(12,) is outside the full shape (10, 20): position 12 in dimension 0 (size 10); expected 0 <= position < 10."),
+        ((slice(None), slice(None), slice(None)),
+         "index=(slice(None, None, None), slice(None, None, None), slice(None, None, None)) has 3 entries but the "
+         "full shape (10, 20) has 2 dimensions; expected at most one slice per dimension."),
+        ((slice(None, None, -1),), "index=(slice(None, None, -1),) has step -1 in dimension 0; expected a positive step."),
+    ],
+)
+def test_bad_shard_index(index, message):
+    with pytest.raises(InitlabError) as caught:
+        streams.normalize_index((10, 20), index)
+    assert str(caught.value) == message
+
+
+def test_shard_shape_mismatch_is_an_error():
+    with pytest.raises(InitlabError, match=r"the tensor has shape \(4, 4\) but index"):
+        normal_(torch.empty(4, 4), Stream(), full_shape=(10, 20), index=(slice(0, 5),))
+
+
+def test_bad_seed_and_thread_setting():
+    with pytest.raises(InitlabError, match=r"Stream: seed=1.5 is invalid; expected an integer."):
+        Stream(1.5, "w")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INITLAB_FILL_THREADS", "zero")
+        with pytest.raises(InitlabError, match="INITLAB_FILL_THREADS='zero' is invalid"):
+            filled((CHUNK * 3,))
