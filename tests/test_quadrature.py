@@ -112,6 +112,6 @@ def test_negative_variance_and_wrong_shape_are_rejected():
     with pytest.raises(InitlabError) as error:
         expect_graded(lambda x: x.sum(), 1.0)
     assert str(error.value) == (
-        "expect_graded: f returned shape () for an input of shape (768,); "
+        "expect_graded: f returned shape () for an input of shape (480,); "
         "expected a vectorised function that maps an array to an array of the same shape."
     )

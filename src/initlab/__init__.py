@@ -1,7 +1,9 @@
 """initlab: neural-network weight and bias initialization, done right and shown why."""
 
+from initlab.activations import get_activation
 from initlab.errors import InitlabError
 from initlab.fans import Fans, Layout, fans
+from initlab.gains import gain
 from initlab.random import Stream
 from initlab.schemes import (
     Scheme, constant, delta_orthogonal, from_dict, get, glorot_normal, glorot_uniform, he_normal,
@@ -22,5 +24,5 @@ __all__ = [
     "uniform", "truncated_normal", "variance_scaling", "glorot_normal", "glorot_uniform",
     "xavier_normal", "xavier_uniform", "he_normal", "he_uniform", "kaiming_normal",
     "kaiming_uniform", "lecun_normal", "lecun_uniform", "orthogonal", "identity",
-    "delta_orthogonal", "sparse", "__version__",
+    "delta_orthogonal", "sparse", "gain", "get_activation", "__version__",
 ]

@@ -10,8 +10,9 @@ Gaussian moments, for ``z ~ N(0, 1)`` and a variance ``q >= 0`` (scalar or array
 
 Closed forms are used for linear, relu, leaky_relu, prelu, elu, selu, hardtanh,
 erf and sin (derivations in each builder's docstring).  Every other activation
-uses :func:`initlab.quadrature.expect_graded` (split at the origin, graded mesh),
-accurate to ~1e-12 relative for ``q`` in ``[0, 1e8]``.
+uses :func:`initlab.quadrature.expect_graded` (split at the origin, graded mesh):
+~1e-14 relative observed, 1e-8 tested against ``scipy.integrate.quad`` for ``q``
+in ``[1e-3, 1e4]``.
 
 No torch import: a torch module is recognised by the name of the first class in
 its MRO that lives in ``torch.nn`` and by its attributes (``negative_slope``,
