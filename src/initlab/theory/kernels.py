@@ -82,7 +82,7 @@ class QuadratureKernel:
     """
 
     activation: Activation
-    nodes: int = 96
+    nodes: int = 200
 
     @property
     def method(self) -> str:
@@ -188,7 +188,7 @@ def closed_form_kernel(activation: Activation) -> ClosedFormKernel | None:
     return None
 
 
-def pair_kernel(activation: Activation, nodes: int = 96) -> ClosedFormKernel | QuadratureKernel:
+def pair_kernel(activation: Activation, nodes: int = 200) -> ClosedFormKernel | QuadratureKernel:
     """The most accurate kernel available: the closed form if any, else 2-D quadrature."""
     return closed_form_kernel(activation) or QuadratureKernel(activation, nodes)
 

@@ -186,7 +186,7 @@ class MeanField:
     """
 
     def __init__(self, activation: Any, sigma_w2: float, sigma_b2: float, *, q0: float = 1.0,
-                 quadrature_nodes: int = 96):
+                 quadrature_nodes: int = 200):
         self.activation = resolve_activation("MeanField", activation)
         self.sigma_w2 = check_sigma_w2("MeanField", sigma_w2)
         self.sigma_b2 = check_sigma_b2("MeanField", sigma_b2)
@@ -213,7 +213,9 @@ class MeanField:
         return values
 
     def _second_moment(self, q):
-        return self._finite(self.activation.second_moment(q), "E[phi(sqrt(q) z)^2]")
+        with np.errstate(over="ignore", invalid="ignore"):
+            moment = self.activation.second_moment(q)
+        return self._finite(moment, "E[phi(sqrt(q) z)^2]")
 
     # ----------------------------------------------------------------- length
 

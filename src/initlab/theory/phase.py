@@ -201,7 +201,7 @@ def phase_diagram(activation: Any, sigma_w2_grid, sigma_b2_grid) -> PhaseDiagram
             series = HermiteSeries(resolved, q)
             pair, pair_slope = series.pair_moment, series.pair_moment_slope
         everything = np.arange(chaotic.size)
-        norm = w * pair(np.ones(chaotic.size), everything) + b
+        norm = q  # = sigma_w2 E[phi(u)^2] + sigma_b2 at the fixed point
 
         def c_map(c, index):
             return (w[index] * pair(c, index) + b[index]) / norm[index]
