@@ -133,3 +133,10 @@ def test_bad_input_is_rejected_with_exact_messages(call, message):
     with pytest.raises(InitlabError) as error:
         call()
     assert str(error.value) == message
+
+
+def test_critical_gain_with_the_real_theory_matches_known_edges_of_chaos():
+    pytest.importorskip("initlab.theory")
+    # at sigma_b = 0 the edge of chaos is sigma_w^2 = 1 / phi'(0)^2 for tanh and 2 for relu
+    assert gain("tanh", criterion="critical") == pytest.approx(1.0, rel=1e-6)
+    assert gain("relu", criterion="critical") == pytest.approx(math.sqrt(2), rel=1e-9)
