@@ -161,23 +161,53 @@ def _uniform_kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
     out.uniform_(generator=stream.generator(chunk))
 
 
+_scratch = threading.local()
+
+
+def _scratch_buffers(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-thread float32 and bool work buffers of ``length`` (reused: no page faults)."""
+    if getattr(_scratch, "length", 0) < length:
+        _scratch.length = max(length, CHUNK)
+        _scratch.values = np.empty(_scratch.length, dtype=np.float32)
+        _scratch.mask = np.empty(_scratch.length, dtype=bool)
+    return _scratch.values[:length], _scratch.mask[:length]
+
+
+def _outside(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Positions (ascending) of ``values`` outside [low, high], computed in reused buffers."""
+    work, mask = _scratch_buffers(values.size)
+    if low == -high:
+        np.greater(np.abs(values, out=work), high, out=mask)
+    else:
+        np.less(values, low, out=mask)
+        mask |= values > high
+    return np.flatnonzero(mask)
+
+
 def _rejection_kernel(low: float, high: float) -> Kernel:
-    """Standard normal restricted to [low, high] by rejection (mass >= 1/2)."""
+    """Standard normal restricted to [low, high] by rejection (mass >= 1/2).
+
+    A rejected position is refilled with the next accepted value of a second
+    per-chunk generator, in position order, so a position's value depends
+    only on the positions before it (the prefix property).
+    """
 
     def kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
         out.normal_(generator=stream.generator(chunk))
-        rejected = ((out < low) | (out > high)).nonzero().squeeze(1)
-        if rejected.numel() == 0:
+        rejected = _outside(out.numpy(), low, high)
+        if rejected.size == 0:
             return
         redraw = stream.generator(chunk, "redraw")
+        values = out.numpy()
         filled = 0
-        while filled < rejected.numel():
-            missing = rejected.numel() - filled
+        while filled < rejected.size:
+            missing = rejected.size - filled
             proposal = torch.empty(_round_up(int(missing * 1.25) + _BLOCK), dtype=out.dtype)
             proposal.normal_(generator=redraw)
-            accepted = proposal[(proposal >= low) & (proposal <= high)][:missing]
-            out[rejected[filled : filled + accepted.numel()]] = accepted
-            filled += accepted.numel()
+            candidates = proposal.numpy()
+            accepted = candidates[(candidates >= low) & (candidates <= high)][:missing]
+            values[rejected[filled : filled + accepted.size]] = accepted
+            filled += accepted.size
 
     return kernel
 

