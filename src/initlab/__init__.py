@@ -10,6 +10,7 @@ from initlab.schemes import (
     he_uniform, identity, known_schemes, large_random, lecun_normal, lecun_uniform, normal, ones,
     orthogonal, small_random, sparse, truncated_normal, uniform, variance_scaling, zeros,
 )
+from initlab.theory import MeanField, critical_sigma_w2
 
 xavier_normal = glorot_normal
 xavier_uniform = glorot_uniform
@@ -24,5 +25,6 @@ __all__ = [
     "uniform", "truncated_normal", "variance_scaling", "glorot_normal", "glorot_uniform",
     "xavier_normal", "xavier_uniform", "he_normal", "he_uniform", "kaiming_normal",
     "kaiming_uniform", "lecun_normal", "lecun_uniform", "orthogonal", "identity",
-    "delta_orthogonal", "sparse", "gain", "get_activation", "__version__",
+    "delta_orthogonal", "sparse", "gain", "get_activation", "MeanField", "critical_sigma_w2",
+    "__version__",
 ]

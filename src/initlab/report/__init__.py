@@ -1,0 +1,1 @@
+"""Rendering only: terminal tables, matplotlib figures, self-contained HTML, JSON."""
