@@ -188,7 +188,7 @@ def closed_form_kernel(activation: Activation) -> ClosedFormKernel | None:
     return None
 
 
-def pair_kernel(activation: Activation, nodes: int = 200) -> ClosedFormKernel | QuadratureKernel:
+def pair_kernel(activation: Activation, nodes: int = 200) -> PairKernel:
     """The most accurate kernel available: the closed form if any, else 2-D quadrature."""
     return closed_form_kernel(activation) or QuadratureKernel(activation, nodes)
 
