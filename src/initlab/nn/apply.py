@@ -1,0 +1,307 @@
+"""``init_``: apply a plan to every parameter of a model, once, and record it.
+
+Every value comes from the scheme's ``init_(tensor, layout=..., seed=seed,
+name=<first qualified name>)``, so it depends only on (seed, parameter name,
+element index): never on the device, the dtype the model was built in, the
+order of initialization or whether the model was built on the meta device
+(``to_empty`` then ``init_`` gives bit-identical tensors to a CPU build).
+Tied parameters are initialised once, under their first name in
+``named_parameters()``. Norm layers' running statistics are reset (mean 0,
+variance 1, 0 batches) so that the whole ``state_dict`` is defined after a
+meta build; other buffers are not touched.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from initlab.errors import InitlabError, bad_value
+from initlab.fans import Layout, fans
+from initlab.nn.auto import Choice, auto_choice
+from initlab.nn.discover import Discovery, discover
+from initlab.nn.layers import is_norm, param_layout, role
+from initlab.nn.plan import AUTO, Plan, Rule, as_plan
+from initlab.nn.record import InitRecord, Row, measure
+from initlab.nn.residual import Residual, Scaled
+from initlab.schemes import Scheme, zeros
+
+
+@dataclass
+class Assignment:
+    """One unique parameter and what will be written into it."""
+
+    name: str
+    aliases: list[str]
+    module_name: str
+    module: nn.Module
+    tensor: torch.Tensor
+    layout: Layout | None
+    choice: Choice
+
+
+def _unique_parameters(model: nn.Module) -> list[tuple[str, list[str], torch.Tensor]]:
+    """(first name, other names, tensor) per parameter object, in named_parameters() order."""
+    by_id: dict[int, tuple[str, list[str], torch.Tensor]] = {}
+    for name, tensor in model.named_parameters(remove_duplicate=False):
+        entry = by_id.setdefault(id(tensor), (name, [], tensor))
+        if entry[0] != name:
+            entry[1].append(name)
+    return list(by_id.values())
+
+
+def _check_model(model: Any, where: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise bad_value(where, "model", type(model).__name__, "a torch.nn.Module")
+    if next(model.parameters(), None) is None:
+        raise InitlabError(
+            f"{where}: model={type(model).__name__} has no parameters; expected a model with at "
+            f"least one parameter to initialise."
+        )
+
+
+class _Resolver:
+    """Turns a plan into one :class:`Assignment` per unique parameter."""
+
+    def __init__(self, model: nn.Module, plan: Plan, example_input: Any) -> None:
+        self.model, self.plan, self.example_input = model, plan, example_input
+        self.modules = dict(model.named_modules(remove_duplicate=False))
+        self.used: list[int] = [0] * len(plan.rules)
+        self.discovery: Discovery | None = None
+
+    def discover(self) -> Discovery:
+        if self.discovery is None:
+            self.discovery = discover(self.model, self.example_input)
+        return self.discovery
+
+    def auto(self, module_name: str, module: nn.Module, local: str, tensor: torch.Tensor) -> Choice:
+        return auto_choice(module_name, module, local, tensor, self.modules, self.discover)
+
+    def choose(self, module_name: str, module: nn.Module, name: str, local: str, tensor: torch.Tensor) -> Choice:
+        rules = list(self.plan.rules)
+        if isinstance(self.plan.default, Rule):
+            rules.append(self.plan.default)
+        for index, rule in enumerate(rules):
+            if not rule.selects(module_name, name, module):
+                continue
+            spec = rule.spec_for(local)
+            if spec is None:
+                continue
+            if index < len(self.used):
+                self.used[index] += 1
+            label = rule.describe() if index < len(self.plan.rules) else f"default {rule.describe()}"
+            if spec == AUTO:
+                choice = self.auto(module_name, module, local, tensor)
+                return Choice(choice.scheme, choice.activation, choice.found_by, choice.gain,
+                              "; ".join(filter(None, [f"auto via {label}", choice.note])))
+            return Choice(spec, None, f"rule: {label}", _scheme_gain(spec))
+        if self.plan.default == AUTO:
+            return self.auto(module_name, module, local, tensor)
+        return Choice(None, note="no rule covers it and the plan's default is None")
+
+    def resolve(self) -> list[Assignment]:
+        assignments = []
+        for name, aliases, tensor in _unique_parameters(self.model):
+            module_name, _, local = name.rpartition(".")
+            module = self.model.get_submodule(module_name)
+            choice = self.choose(module_name, module, name, local, tensor)
+            assignments.append(Assignment(name, aliases, module_name, module, tensor,
+                                          param_layout(module, local, tensor), choice))
+        if self.plan.strict:
+            unused = [rule.describe() for rule, count in zip(self.plan.rules, self.used) if count == 0]
+            if unused:
+                raise InitlabError(
+                    f"init_: strict plan: {', '.join(unused)} matched no parameter of "
+                    f"{type(self.model).__name__}; expected every rule to cover at least one. "
+                    f"Check the glob against the names in model.named_parameters()."
+                )
+        if self.plan.residual is not None:
+            _apply_residual(assignments, self.plan.residual)
+        return assignments
+
+
+def _scheme_gain(scheme: Scheme) -> float | None:
+    """The gain a scheme applies: sqrt(scale) of variance scaling, ``gain`` of orthogonal/identity."""
+    scale = getattr(scheme, "scale", None)
+    return scale ** 0.5 if scale is not None else getattr(scheme, "gain", None)
+
+
+def _apply_residual(assignments: list[Assignment], residual: Residual) -> None:
+    """Scale or zero the weights of the layers that end a residual branch."""
+    matched = sorted({a.module_name for a in assignments if residual.matches(a.module_name)})
+    if not matched:
+        raise InitlabError(
+            f"init_: residual match={residual.match!r} selects no layer; expected a glob of the "
+            f"branch-output layers' names (e.g. 'blocks.*.fc2')."
+        )
+    factor = residual.factor(len(matched))
+    n_branches = residual.n_branches or len(matched)
+    for assignment in assignments:
+        local = assignment.name.rpartition(".")[2]
+        choice = assignment.choice
+        if not residual.matches(assignment.module_name) or role(local) == "bias" or choice.scheme is None:
+            continue
+        if residual.mode == "zero":
+            scheme, note = zeros(), "residual branch output: zero (Fixup/ReZero)"
+        else:
+            scheme = Scaled(choice.scheme, factor)
+            note = f"residual branch output: x{factor:.4g} = 1/sqrt(2*{n_branches})"
+        assignment.choice = Choice(scheme, choice.activation, choice.found_by, choice.gain,
+                                   "; ".join(filter(None, [choice.note, note])))
+
+
+def _activation_text(choice: Choice) -> str | None:
+    activation = choice.activation
+    if activation is None:
+        return None
+    params = ", ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+                       for key, value in activation.params.items())
+    return f"{activation.name}({params})" if params else activation.name
+
+
+def _row(assignment: Assignment, seed: int, status: str) -> Row:
+    choice, tensor = assignment.choice, assignment.tensor
+    shape = tuple(tensor.shape)
+    row = Row(name=assignment.name, shape=shape, dtype=str(tensor.dtype).removeprefix("torch."),
+              status=status if choice.scheme is not None else "untouched", aliases=list(assignment.aliases),
+              note=choice.note)
+    if choice.scheme is None:
+        return row
+    scheme, layout = choice.scheme, assignment.layout
+    fan_counts = _check_applicable(scheme, assignment.name, shape, layout)
+    row.layout = None if layout is None else layout.to_dict()
+    row.scheme, row.scheme_name = scheme.to_dict(), _display_name(scheme)
+    row.fans = None if fan_counts is None else fan_counts.to_dict()
+    row.activation, row.found_by, row.gain = _activation_text(choice), choice.found_by, choice.gain
+    row.target_std = scheme.target_std(fan_counts, shape=shape)
+    row.seed, row.stream = seed, assignment.name
+    return row
+
+
+def _display_name(scheme: Scheme) -> str:
+    """A scheme's name, with the scale of an unlabelled variance scaling (``variance_scaling(2.35)``)."""
+    if isinstance(scheme, Scaled):
+        return f"{_display_name(scheme.base)} x{scheme.factor:.4g}"
+    if scheme.kind == "variance_scaling" and not scheme.label:
+        return f"variance_scaling({scheme.scale:.4g})"
+    return scheme.name
+
+
+_MIN_DIMS = {"orthogonal": 2, "identity": 2, "sparse": 2, "delta_orthogonal": 3}
+
+
+def _check_applicable(scheme: Scheme, name: str, shape: tuple[int, ...], layout: Layout | None):
+    """The fans of a fan-based scheme; raises before anything is written if it cannot apply."""
+    base = scheme.base if isinstance(scheme, Scaled) else scheme
+    where = f"{scheme.name} cannot initialise {name!r} (shape {shape})"
+    needed = _MIN_DIMS.get(base.kind, 0)
+    if len(shape) < needed:
+        raise InitlabError(
+            f"{where}: it needs a tensor with {needed} or more dimensions. Use zeros() or "
+            f"constant(value) for biases, ones() for norm weights."
+        )
+    if not base.fan_based:
+        return None
+    try:
+        return fans(shape, layout)
+    except InitlabError as error:
+        raise InitlabError(f"{where}: " + str(error).removeprefix("fans: ")) from None
+
+
+def _check_materialised(assignments: list[Assignment]) -> None:
+    for assignment in assignments:
+        if assignment.choice.scheme is not None and assignment.tensor.device.type == "meta":
+            raise InitlabError(
+                f"init_: parameter {assignment.name!r} (shape {tuple(assignment.tensor.shape)}) is on the meta "
+                f"device and has no storage; call model.to_empty(device=...) before init_."
+            )
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise bad_value("init_", "seed", seed, "an integer")
+    return seed
+
+
+def plan_model(model: nn.Module, plan: Any = AUTO, *, example_input: Any = None) -> tuple[list[Assignment], Discovery | None]:
+    """Resolve ``plan`` for ``model`` without touching it: the assignments and the discovery used."""
+    _check_model(model, "init_")
+    resolver = _Resolver(model, as_plan(plan), example_input)
+    return resolver.resolve(), resolver.discovery
+
+
+def _record(assignments, discovery, seed, status) -> InitRecord:
+    return InitRecord(
+        seed=seed,
+        discovery="" if discovery is None else discovery.method,
+        discovery_note="" if discovery is None else discovery.note,
+        rows=[_row(assignment, seed, status) for assignment in assignments],
+    )
+
+
+def preview(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: Any = None) -> InitRecord:
+    """What :func:`init_` would do, without changing the model (rows have status ``"planned"``)."""
+    assignments, discovery = plan_model(model, plan, example_input=example_input)
+    return _record(assignments, discovery, _check_seed(seed), "planned")
+
+
+def init_(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: Any = None,
+          residual: Residual | None = None) -> InitRecord:
+    """Initialise every parameter of ``model`` by ``plan``; returns the :class:`InitRecord`.
+
+    Args:
+        model: any ``nn.Module`` with parameters, on any device and float dtype;
+            a meta-built model must be materialised with ``to_empty`` first.
+        plan: ``"auto"`` (choose from the activations actually used; see
+            :mod:`initlab.nn.auto`), a :class:`Plan`, a list of :class:`Rule`, or
+            a plan dict / Path.
+        seed: the seed; each parameter's values depend only on (seed, its name, index).
+        example_input: an input the model accepts (a tensor, a tuple of
+            positional arguments or a dict of keyword arguments). With it the
+            model is run once (without lasting effect) to see which activation
+            follows each layer; without it torch.fx tracing is used.
+        residual: residual-aware treatment of branch-output layers (overrides ``plan.residual``).
+
+    Raises:
+        InitlabError: a model without parameters, a strict rule matching
+            nothing, a scheme that cannot apply to a parameter (e.g. orthogonal
+            on a 1-D bias), an example input the model rejects, meta tensors.
+    """
+    seed = _check_seed(seed)
+    plan = as_plan(plan)
+    if residual is not None:
+        plan = Plan(plan.rules, plan.default, plan.strict, residual)
+    assignments, discovery = plan_model(model, plan, example_input=example_input)
+    record = _record(assignments, discovery, seed, "initialised")  # checks every scheme before any write
+    _check_materialised(assignments)
+    for assignment, row in zip(assignments, record.rows):
+        if assignment.choice.scheme is None:
+            continue
+        _write(assignment, seed)
+        row.measured_std, row.measured_mean, row.probes = measure(assignment.tensor)
+    record.buffers_reset = _reset_norm_buffers(model)
+    return record
+
+
+def _write(assignment: Assignment, seed: int) -> None:
+    assignment.choice.scheme.init_(assignment.tensor, layout=assignment.layout, seed=seed, name=assignment.name)
+    module = assignment.module
+    padding = getattr(module, "padding_idx", None)
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and padding is not None and assignment.name.endswith("weight"):
+        with torch.no_grad():
+            assignment.tensor[padding].zero_()
+
+
+def _reset_norm_buffers(model: nn.Module) -> list[str]:
+    reset = []
+    for name, module in model.named_modules():
+        if is_norm(module) and hasattr(module, "reset_running_stats") and getattr(module, "track_running_stats", False):
+            if module.running_mean is not None and module.running_mean.device.type != "meta":
+                module.reset_running_stats()
+                reset.extend(f"{name}.{buffer}" for buffer, value in module.named_buffers(recurse=False)
+                             if value is not None)
+    return reset

@@ -1,0 +1,268 @@
+"""What ``init_`` did to every parameter, and a re-check of a model against it.
+
+An :class:`InitRecord` has one :class:`Row` per parameter (tied parameters
+once, under their first name, with their other names as ``aliases``):
+qualified name, shape, layout, scheme with its arguments, fans, the
+activation the choice was based on and how it was found, gain, target std,
+the std and mean measured right after initialization, and the random
+stream ``(seed, name)`` the values came from. Parameters no rule covered
+have status ``"untouched"`` and say why.
+
+:func:`verify` re-checks a model against a record: each initialised
+parameter must still have its shape, its measured std and mean (relative
+tolerance 1e-5, which float32 reductions in another thread layout meet) and
+the exact values recorded at 8 fixed positions. A later re-initialisation of
+any one layer — even with the same distribution — changes those values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from initlab.errors import InitlabError, bad_value
+
+PROBES = 8
+"""Values recorded per parameter, at evenly spaced flat positions."""
+_REL_TOL = 1e-5
+
+
+@dataclass
+class Row:
+    """One parameter of an :class:`InitRecord`.
+
+    Attributes:
+        name: qualified parameter name (the first, for a tied parameter).
+        shape: its shape.
+        dtype: its dtype (``"float32"``, ``"bfloat16"``...).
+        status: ``"initialised"``, ``"planned"`` (a preview) or ``"untouched"``.
+        layout: the layout's ``to_dict()`` (None for a 1-D tensor).
+        scheme: the scheme's ``to_dict()`` (None when untouched).
+        scheme_name: display name (``he_normal``, ``zeros``, ``glorot_normal x0.2``...).
+        fans: ``Fans.to_dict()`` where the scheme is fan-based.
+        activation: the activation's name and parameters, e.g. ``"leaky_relu(negative_slope=0.2)"``.
+        found_by: how it was found (``"fx: act1"``, ``"trace: relu via bn1"``, ``"rule"``...).
+        gain: the gain the scheme applies.
+        target_std: the std the scheme aims at.
+        measured_std, measured_mean: measured after initialization (None in a preview).
+        probes: the values at the probe positions (for :func:`verify`).
+        seed, stream: the random stream the values came from (``Stream(seed, stream)``).
+        aliases: other names of a tied parameter.
+        note: anything else worth knowing (defaults, padding row, residual scaling...).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    status: str
+    layout: dict | None = None
+    scheme: dict | None = None
+    scheme_name: str = ""
+    fans: dict | None = None
+    activation: str | None = None
+    found_by: str = ""
+    gain: float | None = None
+    target_std: float | None = None
+    measured_std: float | None = None
+    measured_mean: float | None = None
+    probes: list[float] = field(default_factory=list)
+    seed: int = 0
+    stream: str = ""
+    aliases: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["shape"] = list(self.shape)
+        return data
+
+
+@dataclass
+class InitRecord:
+    """The record of one ``init_`` (or ``preview``) call.
+
+    Attributes:
+        seed: the seed.
+        discovery: how activations were found (``"fx"``, ``"trace"``, ``"unknown"``, ``""`` if not needed).
+        discovery_note: details (e.g. why fx failed).
+        rows: one per unique parameter, in ``named_parameters()`` order.
+        buffers_reset: norm-layer buffers reset to their initial values (running mean 0, var 1).
+    """
+
+    seed: int
+    discovery: str
+    discovery_note: str
+    rows: list[Row]
+    buffers_reset: list[str] = field(default_factory=list)
+
+    @property
+    def untouched(self) -> list[str]:
+        """Names of the parameters left untouched."""
+        return [row.name for row in self.rows if row.status == "untouched"]
+
+    def row(self, name: str) -> Row:
+        """The row of parameter ``name`` (a tied parameter's alias works too)."""
+        for row in self.rows:
+            if row.name == name or name in row.aliases:
+                return row
+        raise bad_value("InitRecord.row", "name", name, f"one of {', '.join(r.name for r in self.rows)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; :meth:`from_dict` rebuilds an equal record."""
+        return {
+            "seed": self.seed, "discovery": self.discovery, "discovery_note": self.discovery_note,
+            "rows": [row.to_dict() for row in self.rows], "buffers_reset": list(self.buffers_reset),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "InitRecord":
+        try:
+            rows = [Row(**{**row, "shape": tuple(row["shape"])}) for row in data["rows"]]
+            return cls(data["seed"], data["discovery"], data["discovery_note"], rows,
+                       list(data.get("buffers_reset", [])))
+        except (KeyError, TypeError) as error:
+            raise bad_value("InitRecord.from_dict", "data", type(data).__name__,
+                            "the output of InitRecord.to_dict()", f"({type(error).__name__}: {error})") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def __str__(self) -> str:
+        return format_table(self)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _layout_text(layout: dict | None) -> str:
+    if layout is None:
+        return "-"
+    extras = [f"{key}={value}" for key, value in layout.items() if key != "kind"]
+    return layout["kind"] + (f"({', '.join(extras)})" if extras else "")
+
+
+def format_table(record: InitRecord) -> str:
+    """The record as a fixed-width text table, with a summary line."""
+    header = ("parameter", "shape", "layout", "scheme", "fan_in/out", "activation", "found by",
+              "gain", "target std", "measured std")
+    lines = []
+    for row in record.rows:
+        fans = "-" if row.fans is None else f"{row.fans['fan_in']}/{row.fans['fan_out']}"
+        name = row.name + (f" (= {', '.join(row.aliases)})" if row.aliases else "")
+        scheme = row.scheme_name if row.status != "untouched" else "UNTOUCHED"
+        lines.append((name, "x".join(map(str, row.shape)) or "scalar", _layout_text(row.layout), scheme, fans,
+                      row.activation or "-", _clip(row.found_by or "-", 40), _number(row.gain),
+                      _number(row.target_std), _number(row.measured_std)))
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines)]
+    render = lambda cells: "  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip()
+    out = [render(header), render(["-" * width for width in widths])] + [render(line) for line in lines]
+    notes = [f"  {row.name}: {row.note}" for row in record.rows if row.note]
+    touched = sum(row.status != "untouched" for row in record.rows)
+    out.append("")
+    out.append(f"seed {record.seed}; {touched} parameter(s) set, {len(record.untouched)} untouched"
+               + (f": {', '.join(record.untouched)}" if record.untouched else "")
+               + (f"; activations by {record.discovery} ({record.discovery_note})" if record.discovery else ""))
+    if notes:
+        out.append("notes:")
+        out.extend(notes)
+    return "\n".join(out)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ------------------------------------------------------------------ measuring
+
+
+def probe_positions(numel: int) -> list[int]:
+    """Up to :data:`PROBES` evenly spaced flat positions of a tensor of ``numel`` elements."""
+    if numel <= 0:
+        return []
+    count = min(PROBES, numel)
+    return sorted({(numel - 1) * k // max(count - 1, 1) for k in range(count)})
+
+
+def measure(tensor: torch.Tensor) -> tuple[float | None, float | None, list[float]]:
+    """(std, mean, probe values) of a tensor: one std/mean pass and a gather."""
+    with torch.no_grad():
+        data = tensor.detach()
+        if data.numel() == 0:
+            return None, None, []
+        if data.dtype in (torch.float16, torch.bfloat16):
+            data = data.float()
+        if data.numel() > 1:
+            std, mean = torch.std_mean(data)
+            std_value = float(std)
+        else:
+            std_value, mean = 0.0, data.reshape(())
+        flat = data.reshape(-1)
+        probes = flat[torch.tensor(probe_positions(flat.numel()), device=flat.device)].tolist()
+        return std_value, float(mean), probes
+
+
+# ------------------------------------------------------------------ verify
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The result of :func:`verify`: ``ok`` and one line per problem found."""
+
+    ok: bool
+    problems: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        return "model matches its init record" if self.ok else "\n".join(self.problems)
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=_REL_TOL, abs_tol=1e-12)
+
+
+def verify(model: nn.Module, record: InitRecord, *, raise_on_mismatch: bool = False) -> Verification:
+    """Re-check ``model`` against ``record``: did any initialised parameter change since?
+
+    Args:
+        model: the model ``record`` was made for.
+        record: the :class:`InitRecord` returned by ``init_``.
+        raise_on_mismatch: raise :class:`InitlabError` listing the problems instead of returning.
+
+    Returns:
+        A :class:`Verification`; ``ok`` is False when a parameter is missing,
+        changed shape, or its std, mean or probe values differ from the record.
+    """
+    if not isinstance(record, InitRecord):
+        raise bad_value("verify", "record", type(record).__name__, "an InitRecord returned by init_")
+    params = dict(model.named_parameters(remove_duplicate=False))
+    problems = []
+    for row in record.rows:
+        if row.status != "initialised":
+            continue
+        tensor = params.get(row.name)
+        if tensor is None:
+            problems.append(f"{row.name}: not a parameter of the model any more")
+            continue
+        if tuple(tensor.shape) != tuple(row.shape):
+            problems.append(f"{row.name}: shape {tuple(tensor.shape)} != recorded {tuple(row.shape)}")
+            continue
+        std, mean, probes = measure(tensor)
+        if not (_close(std, row.measured_std) and _close(mean, row.measured_mean)) or probes != row.probes:
+            problems.append(
+                f"{row.name}: changed since init_ (std {_number(std)} vs recorded {_number(row.measured_std)}, "
+                f"mean {_number(mean)} vs {_number(row.measured_mean)}); it was re-initialised or trained"
+            )
+    result = Verification(not problems, tuple(problems))
+    if raise_on_mismatch and problems:
+        raise InitlabError("verify: the model does not match its init record:\n" + "\n".join(problems))
+    return result
