@@ -202,7 +202,89 @@ def _add_theory(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run_theory)
 
 
-_REGISTRARS: list[Registrar] = [_add_gain, _add_theory]
+def _run_run(args: argparse.Namespace) -> int:
+    import json
+
+    from initlab.lab.config import load_study
+    from initlab.lab.runner import estimate, run_study
+
+    study = load_study(args.study)
+    if args.dry_run:
+        from initlab.report.runs import print_plan
+
+        print_plan(estimate(study), sys.stdout)
+        return 0
+    from initlab.lab.executors import make_executor
+    from initlab.lab.store import Store
+    from initlab.report.progress import make_progress
+
+    executor = make_executor(args.executor, workers=args.workers, scheduler=args.scheduler)
+    try:
+        with Store(args.store) as store:
+            report = run_study(study, store, executor, make_progress(sys.stderr, quiet=args.quiet))
+    finally:
+        executor.close()
+    print(json.dumps(report.to_dict()))
+    return 1 if report.failed else 0
+
+
+def _add_run(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run a study (TOML): train its grid, store results, resume where it stopped",
+        description="Run every grid point of STUDY.toml not yet in the store; print a JSON report. "
+                    "Exit status 1 if some run failed.",
+    )
+    parser.add_argument("study", metavar="STUDY.toml", help="the study file (see docs/studies.md)")
+    parser.add_argument("--dry-run", action="store_true", help="print the expanded grid and a work estimate")
+    parser.add_argument("--executor", default="inline", help="inline (default), process or dask")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (with --executor dask)")
+    parser.add_argument("--workers", type=int, metavar="N", help="worker processes (process / local dask)")
+    parser.add_argument("--store", default="initlab-runs.sqlite", metavar="PATH", help="SQLite result store")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(handler=_run_run)
+
+
+def _run_runs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from initlab.lab.store import Store
+    from initlab.report import runs as render
+
+    if not Path(args.store).is_file():
+        raise InitlabError(f"--store={args.store!r} is invalid; expected an existing store file.")
+    with Store(args.store) as store:
+        if args.action == "show":
+            if not args.run:
+                raise InitlabError("runs show: RUN is missing; expected a run key (prefix).")
+            render.print_run(store.run(args.run), sys.stdout)
+            return 0
+        rows = store.runs(study=args.study, status=args.status)
+        if args.action == "list":
+            render.print_runs(rows, sys.stdout)
+            return 0
+        if (args.csv is None) == (args.parquet is None):
+            raise InitlabError("runs export: give exactly one of --csv PATH or --parquet PATH.")
+        count = render.export_csv(rows, args.csv) if args.csv else render.export_parquet(rows, args.parquet)
+        print(f"{count} run(s) written to {args.csv or args.parquet}")
+        return 0
+
+
+def _add_runs(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "runs", help="list, show or export stored runs",
+        description="initlab runs list | show RUN | export --csv PATH | --parquet PATH",
+    )
+    parser.add_argument("action", choices=("list", "show", "export"))
+    parser.add_argument("run", nargs="?", metavar="RUN", help="run key or unique prefix (show)")
+    parser.add_argument("--store", default="initlab-runs.sqlite", metavar="PATH", help="SQLite result store")
+    parser.add_argument("--study", help="only runs of this study")
+    parser.add_argument("--status", choices=("done", "diverged", "failed"), help="only runs with this status")
+    parser.add_argument("--csv", metavar="PATH", help="export one row per run as CSV")
+    parser.add_argument("--parquet", metavar="PATH", help="export as Parquet (needs pyarrow)")
+    parser.set_defaults(handler=_run_runs)
+
+
+_REGISTRARS: list[Registrar] = [_add_gain, _add_theory, _add_run, _add_runs]
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
