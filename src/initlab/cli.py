@@ -284,7 +284,31 @@ def _add_runs(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run_runs)
 
 
-_REGISTRARS: list[Registrar] = [_add_gain, _add_theory, _add_run, _add_runs]
+def _add_plan(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plan",
+        help="print the auto init plan of a model (scheme, activation found, gain per parameter)",
+        description="Build the model FILE.py:factory returns and print initlab's auto plan for it, "
+                    "without changing it.",
+    )
+    parser.add_argument("model", metavar="FILE.py:factory", help="a Python file and a function returning an nn.Module")
+    parser.add_argument("--input-shape", metavar="N,M,...",
+                        help="trace a run on an input of this shape (without it: torch.fx)")
+    parser.add_argument("--input-dtype", default="float32", choices=("float32", "float64", "int64"),
+                        help="dtype of the example input (int64: zeros, for token ids)")
+    parser.add_argument("--format", default="table", choices=("table", "json", "plan-toml", "plan-json"),
+                        help="table, the record as JSON, or an explicit Plan (TOML/JSON) to edit and reuse")
+    parser.add_argument("--seed", type=int, default=0, help="seed recorded with the plan")
+
+    def handler(args: argparse.Namespace) -> int:
+        from initlab.nn.plan_command import handle
+
+        return handle(args)
+
+    parser.set_defaults(handler=handler)
+
+
+_REGISTRARS: list[Registrar] = [_add_gain, _add_theory, _add_run, _add_runs, _add_plan]
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
