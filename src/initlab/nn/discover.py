@@ -216,6 +216,11 @@ def classify_module(module: nn.Module) -> tuple[str, Activation | None]:
     return "activation", get_activation(wrapper)
 
 
+def module_label(name: str, module: nn.Module) -> str:
+    """How a module appears in a finding: ``"act1 (ReLU)"``."""
+    return f"{name} ({type(module).__name__})"
+
+
 def _canonical_op(name: str) -> str:
     name = _DUNDER.get(name, name)
     return name[:-1] if name.endswith("_") and not name.endswith("__") else name
@@ -289,7 +294,8 @@ def fx_graph(model: nn.Module) -> Graph:
         elif fx_node.op == "call_module":
             module = model.get_submodule(fx_node.target)
             role, activation = classify_module(module)
-            index_of[fx_node] = graph.add(Node(fx_node.target, role, inputs, fx_node.target, activation))
+            label = module_label(fx_node.target, module)
+            index_of[fx_node] = graph.add(Node(label, role, inputs, fx_node.target, activation))
         elif fx_node.op in ("call_function", "call_method"):
             name = _function_name(fx_node.target)
             constants = tuple(arg for arg in fx_node.args[1:] if not isinstance(arg, torch.fx.Node))
@@ -341,7 +347,7 @@ class _Recorder(TorchFunctionMode):
     def after(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         if self.depth == 1:
             name = self.names.get(id(module), type(module).__name__)
-            node = self.graph.add(Node(name, "module", self.pending.pop(), name))
+            node = self.graph.add(Node(module_label(name, module), "module", self.pending.pop(), name))
             self.called[node] = module
             self.produce(output, node)
         self.depth -= 1

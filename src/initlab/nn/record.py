@@ -160,18 +160,22 @@ def format_table(record: InitRecord) -> str:
                       row.activation or "-", _clip(row.found_by or "-", 40), _number(row.gain),
                       _number(row.target_std), _number(row.measured_std)))
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines)]
-    render = lambda cells: "  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip()
-    out = [render(header), render(["-" * width for width in widths])] + [render(line) for line in lines]
+    out = [_render(cells, widths) for cells in [header, ["-" * width for width in widths], *lines]]
     notes = [f"  {row.name}: {row.note}" for row in record.rows if row.note]
     touched = sum(row.status != "untouched" for row in record.rows)
     out.append("")
-    out.append(f"seed {record.seed}; {touched} parameter(s) set, {len(record.untouched)} untouched"
+    verb = "planned" if any(row.status == "planned" for row in record.rows) else "set"
+    out.append(f"seed {record.seed}; {touched} parameter(s) {verb}, {len(record.untouched)} untouched"
                + (f": {', '.join(record.untouched)}" if record.untouched else "")
                + (f"; activations by {record.discovery} ({record.discovery_note})" if record.discovery else ""))
     if notes:
         out.append("notes:")
         out.extend(notes)
     return "\n".join(out)
+
+
+def _render(cells: Sequence[Any], widths: list[int]) -> str:
+    return "  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip()
 
 
 def _clip(text: str, limit: int) -> str:
