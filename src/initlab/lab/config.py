@@ -58,7 +58,16 @@ def code_version() -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def nn_entry(name: str):
+    """``initlab.nn``'s ``init_`` / ``lsuv_`` (issue 3), or None where it is not installed."""
+    try:
+        import initlab.nn as initlab_nn
+    except ImportError:
+        return None
+    return getattr(initlab_nn, name, None)
 
 
 PositiveInt = Annotated[int, Field(ge=1, strict=True)]
@@ -184,9 +193,7 @@ class ModelConfig(_Strict):
     def _weight_init(cls, value: Any) -> Any:
         resolved = scheme_dict(value, allow_auto=True)
         if resolved == "auto":
-            import initlab
-
-            if not hasattr(initlab, "init_"):
+            if nn_entry("init_") is None:
                 raise ValueError("'auto' needs initlab.init_ (initlab.nn), which this installation "
                                  "lacks; name a scheme instead")
         return resolved
@@ -211,9 +218,7 @@ class ModelConfig(_Strict):
     @field_validator("lsuv")
     @classmethod
     def _lsuv_available(cls, value: bool) -> bool:
-        import initlab
-
-        if value and not hasattr(initlab, "lsuv_"):
+        if value and nn_entry("lsuv_") is None:
             raise ValueError("lsuv = true needs initlab.lsuv_ (initlab.nn), which this "
                              "installation lacks")
         return value

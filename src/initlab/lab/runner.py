@@ -116,8 +116,9 @@ def _short(value: Any) -> str:
 class _Driver:
     """State of one run_study call: the queue of groups, what is in flight, the report."""
 
-    def __init__(self, study: StudyConfig, store: Store, executor, progress: Progress) -> None:
+    def __init__(self, study: StudyConfig, store: Store, executor, progress: Progress, task) -> None:
         self.study, self.store, self.executor, self.progress = study, store, executor, progress
+        self.task = task
         self.runs = {run.key: run for run in expand(study)}
         self.code = code_version()
         self.in_flight: dict[Future, tuple[list[str], int]] = {}
@@ -126,7 +127,7 @@ class _Driver:
 
     def submit(self, keys: list[str], attempt: int) -> None:
         items = [(key, self.runs[key].config_dict()) for key in keys]
-        self.in_flight[self.executor.submit(train_task, items)] = (keys, attempt)
+        self.in_flight[self.executor.submit(self.task, items)] = (keys, attempt)
 
     def fill(self, queue: deque, report: StudyReport) -> bool:
         """Claim and submit groups while there are free slots; whether anything was submitted."""
@@ -171,7 +172,7 @@ class _Driver:
 
 
 def run_study(study: StudyConfig, store: Store, executor=None, progress: Progress | None = None,
-              *, poll_seconds: float = 0.5) -> StudyReport:
+              *, poll_seconds: float = 0.5, task=train_task) -> StudyReport:
     """Run every run of ``study`` not yet final in ``store``; a :class:`StudyReport`.
 
     Args:
@@ -181,11 +182,13 @@ def run_study(study: StudyConfig, store: Store, executor=None, progress: Progres
             (default: inline).
         progress: receives progress events (default: silent).
         poll_seconds: how often to look again at runs another process claimed.
+        task: the picklable function a worker runs on one group (default
+            :func:`train_task`; a wrapper may add instrumentation).
     """
     started = time.perf_counter()
     executor = executor or InlineExecutor()
     progress = progress or SilentProgress()
-    driver = _Driver(study, store, executor, progress)
+    driver = _Driver(study, store, executor, progress, task)
     runs = list(driver.runs.values())
     store.add_memberships(study.name, [(run.key, run.point) for run in runs])
     stored = store.finished_keys(driver.runs)

@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from initlab.errors import InitlabError
-from initlab.lab.config import LAYER_METRICS, RunConfig
+from initlab.lab.config import LAYER_METRICS, RunConfig, group_key, nn_entry
 from initlab.lab.datasets import Dataset, load_dataset
 from initlab.lab.models import (
     SATURATION_MARGIN, ModelSpec, StackedModel, TorchModel, activation_bounds, is_weight,
@@ -166,7 +166,9 @@ def initialise_run(model: StackedModel, run: int, config: RunConfig, probe: torc
     Each parameter ``p`` is filled by its scheme with stream ``(seed, p)``;
     ``weight_init = "auto"`` lets ``initlab.init_`` choose per layer (then any
     explicit ``output_init`` and ``bias_init`` apply on top); ``lsuv`` then
-    runs ``initlab.lsuv_`` on the probe batch.
+    runs ``initlab.lsuv_`` on the probe batch, rescaling the weights chosen
+    above (no orthogonal pre-init: choose ``weight_init = "orthogonal"`` for
+    the paper's recipe).
     """
     from initlab.schemes import from_dict
 
@@ -174,20 +176,16 @@ def initialise_run(model: StackedModel, run: int, config: RunConfig, probe: torc
     last = model.spec.num_layers - 1
     auto = settings.weight_init == "auto"
     if auto:
-        import initlab
-
         module = stack_to_module(model, run, TorchModel(model.spec).to(probe.dtype))
-        initlab.init_(module, seed=seed, example_input=probe)
+        nn_entry("init_")(module, seed=seed, example_input=probe)
         module_to_stack(module, model, run)
     for name, tensor in model.params.items():
         scheme = _scheme_for(name, settings, last, auto)
         if scheme is not None:
             from_dict(scheme).init_(tensor[run], seed=seed, name=name)
     if settings.lsuv:
-        import initlab
-
         module = stack_to_module(model, run, TorchModel(model.spec).to(probe.dtype))
-        initlab.lsuv_(module, probe)
+        nn_entry("lsuv_")(module, probe, seed=seed, pre_init=False)
         module_to_stack(module, model, run)
 
 
@@ -285,6 +283,7 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
     started = time.perf_counter()
     keys = [key for key, _ in runs]
     configs = [config for _, config in runs]
+    _check_same_group(runs)
     first = configs[0]
     dataset = dataset_for(first)
     training = first.training
@@ -318,18 +317,38 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
         outputs = model.forward(x_train[indices], train=True)
         losses = loss_per_run(outputs, y_train[indices], dataset.task)
         finite = torch.isfinite(losses)
-        if not bool(finite.all()):
-            state.diverge(step, finite, optimizer)
-            if not state.active:
-                break
+        all_finite = bool(finite.all())
+        if not all_finite:
             losses = torch.where(finite, losses, torch.zeros_like(losses))
         grads = torch.autograd.grad(losses.sum(), list(model.params.values()))
         grads = dict(zip(model.params, grads))
+        if not all_finite:
+            state.diverge(step, finite, optimizer)
+            if not state.active:
+                break
         if state.stopped:
             for grad in grads.values():
                 grad[state.stopped] = 0.0
         optimizer.step(grads)
     return state.results(time.perf_counter() - started)
+
+
+def _check_same_group(runs: Sequence[tuple[str, RunConfig]]) -> None:
+    """Raise InitlabError naming the first field where a run differs from the first run's group."""
+    if not runs:
+        raise InitlabError("train_group: runs=[] is invalid; expected at least one run.")
+    first_key, first = runs[0]
+    reference = json.loads(group_key(first))
+    for key, config in runs[1:]:
+        shape = json.loads(group_key(config))
+        for section, fields in reference.items():
+            for name, value in fields.items():
+                if shape[section][name] != value:
+                    raise InitlabError(
+                        f"train_group: run {key!r} has {section}.{name}={shape[section][name]!r} but run "
+                        f"{first_key!r} has {value!r}; expected runs that share everything except "
+                        f"per-run fields (group them with initlab.lab.plan_groups)."
+                    )
 
 
 @dataclass
