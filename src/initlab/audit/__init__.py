@@ -1,0 +1,17 @@
+"""Audit a PyTorch model's initialization on a real batch: per-layer forward/backward
+statistics, verdicts with the rule that fired and a fix, Jacobian spectrum, theory overlay.
+
+Returns plain data (:class:`AuditReport`); rendering lives in :mod:`initlab.report`.
+"""
+
+from initlab.audit.core import audit
+from initlab.audit.jacobian import JacobianStats
+from initlab.audit.result import SCHEMA_VERSION, AuditReport, Finding, LayerReport
+from initlab.audit.statistics import Summary
+from initlab.audit.theory_overlay import TheoryOverlay
+from initlab.audit.thresholds import HEALTHY, VERDICTS, Thresholds
+
+__all__ = [
+    "HEALTHY", "SCHEMA_VERSION", "VERDICTS", "AuditReport", "Finding", "JacobianStats", "LayerReport",
+    "Summary", "TheoryOverlay", "Thresholds", "audit",
+]

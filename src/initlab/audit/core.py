@@ -1,0 +1,381 @@
+"""``initlab.audit(model, batch)``: one forward and one backward pass with hooks, then verdicts.
+
+Cost. One forward and one backward pass of the model plus, per recorded call, a handful
+of reductions over its output and gradient (mean/std, min/max, a 64k-value subsample
+for percentiles, per-unit maxima, a projection for symmetry) and a snapshot of the
+parameters and buffers: ``benchmarks/bench_audit.py`` measures the total against one
+plain forward+backward pass (target <= 2x with ``jacobian=False``). The Jacobian, when
+asked, adds one forward pass and ``m`` (exact) or ``2 x 32`` (Lanczos) backward passes
+per analysed sample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from initlab.audit import jacobian as jacobian_module
+from initlab.audit.capture import NORMALIZING, Capture, Record, first_tensor
+from initlab.audit.result import AuditReport, LayerReport
+from initlab.audit.state import preserved
+from initlab.audit.statistics import vector_norm
+from initlab.audit.theory_overlay import PASS_THROUGH, MLPLayer, plain_mlp_activation, predict
+from initlab.audit.thresholds import Thresholds
+from initlab.audit.verdicts import assess
+from initlab.errors import InitlabError
+from initlab.random import Stream, normal_
+
+def audit(
+    model: nn.Module,
+    batch: Any,
+    *,
+    target: Any = None,
+    loss_fn: Callable[[torch.Tensor, Any], torch.Tensor] | None = None,
+    jacobian: bool = True,
+    output_fn: Callable[[Any], torch.Tensor] | None = None,
+    seed: int = 0,
+    thresholds: Thresholds | None = None,
+) -> AuditReport:
+    """Check a model's initialization on a real batch, layer by layer, before training.
+
+    Runs one forward and one backward pass with hooks and returns per-layer statistics
+    (output mean/std/min/max/percentiles/histogram, pre-activation std, saturated
+    fraction, dead units per unit, identical units, gradient norms and growth, weight
+    gradient ratios), the input-output Jacobian spectrum, a mean-field overlay for plain
+    MLPs, and verdicts with fixes (rules in :mod:`initlab.audit.thresholds`).
+
+    The model is left bit-identical: parameters, buffers (BatchNorm running statistics),
+    train/eval modes, ``requires_grad`` flags and the global torch RNG are restored, and
+    every hook is removed, also when the model raises. Works inside ``torch.no_grad()``.
+
+    Args:
+        model: any ``nn.Module`` (MLP, CNN with BatchNorm, residual net, Transformer, GRU/LSTM...).
+        batch: a tensor (``model(batch)``), a tuple/list of tensors (``model(*batch)``) or
+            a dict (``model(**batch)``); finite values only.
+        target: with ``loss_fn``: the backward pass uses ``loss_fn(output, target)``.
+        loss_fn: a callable returning a scalar tensor. Without ``target``/``loss_fn`` a
+            seeded unit-variance random cotangent is back-propagated from the output.
+        jacobian: analyse the input-output Jacobian (needs a single floating tensor batch).
+        output_fn: picks the tensor to audit from the model's output (needed for dicts;
+            tuples/lists default to their first tensor).
+        seed: seed of the random cotangent, of dropout during the audit and of the Lanczos vectors.
+        thresholds: verdict thresholds (default :class:`~initlab.audit.thresholds.Thresholds`).
+
+    Returns:
+        An :class:`~initlab.audit.result.AuditReport`.
+
+    Raises:
+        InitlabError: a model that is not an ``nn.Module``, a batch that is not a tensor
+            (or tuple/dict of tensors), a batch with NaN/inf, only one of ``target`` and
+            ``loss_fn``, a loss that is not a scalar, an output that is not a floating
+            tensor, or a model that raises on the batch (the message repeats its shape).
+
+    Example:
+        >>> report = initlab.audit(model, torch.randn(64, 40))  # doctest: +SKIP
+        >>> report.verdict, report.fixes  # doctest: +SKIP
+    """
+    _check_arguments(model, batch, target, loss_fn, output_fn, jacobian, seed)
+    limits = thresholds if thresholds is not None else Thresholds()
+    if not isinstance(limits, Thresholds):
+        raise InitlabError(f"audit: thresholds={thresholds!r} is invalid; expected an initlab.audit.Thresholds.")
+    notes: list[str] = []
+    with preserved(model, seed), torch.inference_mode(False), torch.enable_grad():
+        args, kwargs, leaves = _prepare_inputs(batch)
+        capture = Capture(model, limits, seed)
+        with capture:
+            for leaf in leaves:
+                capture.note_batch(leaf)
+            output = _run_model(model, args, kwargs, capture, batch)
+            selected = _select_output(output, output_fn)
+            gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes)
+        layers = _layers(capture.records, leaves, gradients)
+        assess(layers, limits)
+        theory = _theory(layers, capture.records, batch, notes)
+        spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
+    return AuditReport(
+        model=type(model).__name__, batch_shape=list(_first_shape(batch)), backward=gradients.kind, seed=seed,
+        layers=layers, jacobian=spectrum, theory=theory, thresholds=limits.to_dict(), notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------- input checks
+def _tensors_of(batch: Any) -> list[tuple[str, torch.Tensor]]:
+    if isinstance(batch, torch.Tensor):
+        return [("batch", batch)]
+    if isinstance(batch, (tuple, list)) and batch and all(isinstance(t, torch.Tensor) for t in batch):
+        return [(f"batch[{i}]", t) for i, t in enumerate(batch)]
+    if isinstance(batch, Mapping) and batch and all(isinstance(t, torch.Tensor) for t in batch.values()):
+        return [(f"batch[{key!r}]", t) for key, t in batch.items()]
+    raise InitlabError(
+        f"audit: batch={_short(batch)} is invalid; expected a torch.Tensor, a non-empty tuple/list of tensors "
+        "(passed as model(*batch)) or a dict of tensors (passed as model(**batch))."
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _first_shape(batch: Any) -> tuple[int, ...]:
+    return tuple(_tensors_of(batch)[0][1].shape)
+
+
+def _check_arguments(model, batch, target, loss_fn, output_fn, jacobian, seed) -> None:
+    if not isinstance(model, nn.Module):
+        raise InitlabError(f"audit: model={_short(model)} is invalid; expected a torch.nn.Module.")
+    for name, tensor in _tensors_of(batch):
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise InitlabError(
+                    f"audit: {name} (shape {tuple(tensor.shape)}) holds {bad} NaN/inf values; expected finite "
+                    "values. Clean or impute the data first: the audit checks the model, not the data."
+                )
+    if (target is None) != (loss_fn is None):
+        given, missing = ("target", "loss_fn") if loss_fn is None else ("loss_fn", "target")
+        raise InitlabError(
+            f"audit: {given} was given without {missing}; expected both (backward from loss_fn(output, target)) "
+            "or neither (backward from a seeded random cotangent)."
+        )
+    if loss_fn is not None and not callable(loss_fn):
+        raise InitlabError(f"audit: loss_fn={_short(loss_fn)} is invalid; expected a callable (output, target) -> loss.")
+    if output_fn is not None and not callable(output_fn):
+        raise InitlabError(f"audit: output_fn={_short(output_fn)} is invalid; expected a callable output -> tensor.")
+    if not isinstance(jacobian, bool):
+        raise InitlabError(f"audit: jacobian={jacobian!r} is invalid; expected True or False.")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InitlabError(f"audit: seed={seed!r} is invalid; expected an integer.")
+
+
+# --------------------------------------------------------------------------- running
+def _prepare_inputs(batch: Any) -> tuple[tuple, dict, list[torch.Tensor]]:
+    """Detached copies of the batch tensors; floating ones require grad (the first layer's input gradient)."""
+
+    def leaf(tensor: torch.Tensor) -> torch.Tensor:
+        copy = tensor.detach().clone()
+        return copy.requires_grad_(True) if copy.is_floating_point() else copy
+
+    if isinstance(batch, torch.Tensor):
+        args, kwargs = (leaf(batch),), {}
+    elif isinstance(batch, Mapping):
+        args, kwargs = (), {key: leaf(value) for key, value in batch.items()}
+    else:
+        args, kwargs = tuple(leaf(value) for value in batch), {}
+    leaves = [t for t in (*args, *kwargs.values()) if t.requires_grad]
+    return args, kwargs, leaves
+
+
+def _run_model(model: nn.Module, args: tuple, kwargs: dict, capture: Capture, batch: Any) -> Any:
+    try:
+        with capture.functional_mode():
+            return model(*args, **kwargs)
+    except InitlabError:
+        raise
+    except Exception as error:  # the model's own failure, reported with the batch's shape
+        where = capture.stack[-1] if capture.stack else "<model>"
+        shapes = ", ".join(f"{name} shape {tuple(t.shape)}" for name, t in _tensors_of(batch))
+        raise InitlabError(
+            f"audit: the model raised {type(error).__name__} in module '{where}' on the batch ({shapes}): {error}. "
+            "Expected a batch the model accepts: check the batch's shape, dtype and device."
+        ) from None
+
+
+def _select_output(output: Any, output_fn: Callable | None) -> torch.Tensor:
+    if output_fn is not None:
+        selected = output_fn(output)
+        hint = "output_fn must return a floating-point tensor of the model's output"
+    elif isinstance(output, Mapping):
+        raise InitlabError(
+            f"audit: the model returned a dict with keys {sorted(map(str, output))}; pass "
+            "output_fn=lambda out: out['<key>'] to say which tensor to audit."
+        )
+    else:
+        selected = first_tensor(output)
+        hint = "pass output_fn to pick the tensor to audit"
+    if not isinstance(selected, torch.Tensor) or not selected.is_floating_point():
+        raise InitlabError(
+            f"audit: the audited output is {type(selected).__name__} "
+            f"{getattr(selected, 'dtype', '')}; expected a floating-point tensor; {hint}."
+        )
+    return selected
+
+
+@dataclass
+class Gradients:
+    """What the backward pass measured besides the per-record tensor hooks.
+
+    Attributes:
+        kind: ``"loss"`` or ``"random_cotangent"``.
+        output_norm: ``||dL/d output||`` (None without a backward pass).
+        input_norm: ``||dL/d batch||`` of the first floating batch tensor.
+        parameters: ``id(parameter) -> gradient`` (None when unused).
+    """
+
+    kind: str
+    output_norm: float | None = None
+    input_norm: float | None = None
+    parameters: dict[int, torch.Tensor | None] = field(default_factory=dict)
+
+
+def _backward(output: torch.Tensor, model: nn.Module, leaves: list[torch.Tensor], target: Any,
+              loss_fn: Callable | None, seed: int, notes: list[str]) -> Gradients:
+    """One backward pass with ``torch.autograd.grad`` (parameters' ``.grad`` stay untouched)."""
+    result = Gradients("loss" if loss_fn is not None else "random_cotangent")
+    if not output.requires_grad:
+        notes.append("no backward pass: the output does not depend on any parameter or floating input")
+        return result
+    top: dict[str, float] = {}
+    output.register_hook(lambda gradient: top.__setitem__("norm", vector_norm(gradient)))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    inputs = parameters + leaves
+    try:
+        if loss_fn is not None:
+            loss = loss_fn(output, target)
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise InitlabError(
+                    f"audit: loss_fn returned {_short(loss)}; expected a scalar tensor (e.g. reduction='mean')."
+                )
+            grads = torch.autograd.grad(loss.reshape(()), inputs, allow_unused=True)
+        else:
+            cotangent = torch.empty(output.numel(), dtype=torch.float64)
+            normal_(cotangent, Stream(seed, "audit.cotangent"))
+            cotangent = cotangent.reshape(output.shape).to(dtype=output.dtype, device=output.device)
+            grads = torch.autograd.grad(output, inputs, grad_outputs=cotangent, allow_unused=True)
+    except RuntimeError as error:
+        raise InitlabError(f"audit: the backward pass failed: {error}; expected a differentiable model.") from None
+    result.output_norm = top.get("norm")
+    result.parameters = {id(parameter): gradient for parameter, gradient in zip(parameters, grads)}
+    if leaves and grads[len(parameters)] is not None:
+        result.input_norm = vector_norm(grads[len(parameters)])
+    return result
+
+
+# --------------------------------------------------------------------------- layers
+def _rows(records: list[Record]) -> list[list[Record]]:
+    """Group each call with the activation applied right to its output (``Linear → ReLU``)."""
+    rows: list[list[Record]] = []
+    for record in records:
+        previous = rows[-1] if rows else None
+        if (record.activation is not None and previous is not None and len(previous) == 1
+                and previous[0].activation is None and record.source == previous[0].index):
+            previous.append(record)
+        else:
+            rows.append([record])
+    return rows
+
+
+def _own_weights(module: nn.Module | None) -> list[tuple[str, nn.Parameter]]:
+    if module is None:
+        return []
+    return [(name, p) for name, p in module.named_parameters(recurse=False) if "weight" in name]
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator == 0 or not math.isfinite(denominator):
+        return None
+    return numerator / denominator
+
+
+def _weight_figures(layer: LayerReport, record: Record, gradients: Gradients) -> None:
+    weights = _own_weights(record.module) if record.first_call else []
+    if not weights:
+        return
+    _, main = weights[0]
+    layer.weight_shape = list(main.shape)
+    layer.weight_std = float(main.detach().std()) if main.numel() > 1 else 0.0
+    layer.weight_norm = math.sqrt(sum(vector_norm(p) ** 2 for _, p in weights))
+    grads = [gradients.parameters.get(id(p)) for _, p in weights]
+    if any(g is not None for g in grads):
+        layer.weight_grad_norm = math.sqrt(sum(vector_norm(g) ** 2 for g in grads if g is not None))
+        if grads[0] is not None and grads[0].numel() > 1:
+            layer.weight_grad_std = float(grads[0].std())
+        layer.grad_to_weight_ratio = _ratio(layer.weight_grad_norm, layer.weight_norm)
+
+
+def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradients) -> list[LayerReport]:
+    """One :class:`LayerReport` per row, with gains, reference ratios and gradient growth."""
+    reference = float(leaves[0].detach().std()) if leaves and leaves[0].numel() > 1 else None
+    grad_norms = {record.index: record.grad_norm for record in records}
+    grad_norms[-1] = gradients.input_norm
+    layers = []
+    for number, row in enumerate(_rows(records), start=1):
+        base, last = row[0], row[-1]
+        if reference is None or isinstance(base.module, NORMALIZING):
+            reference = base.output.std
+        layer = LayerReport(
+            index=number, name=base.name, kind=" → ".join(record.module_type for record in row),
+            module_type=base.module_type, activation=None if last.activation is None else last.activation.name,
+            activation_name=last.name if len(row) == 2 else None, output=last.output,
+            pre_activation=base.output if len(row) == 2 else None, input_std=base.input_std,
+            saturated_fraction=last.saturated_fraction, symmetric_units=base.symmetric_units,
+            grad_output_norm=last.grad_norm, grad_output_std=last.grad_std,
+        )
+        layer.gain = _ratio(last.output.std, base.input_std)
+        layer.reference_ratio = _ratio(last.output.std, reference)
+        if last.dead is not None:
+            layer.dead_units, layer.units = last.dead
+        layer.grad_input_norm = None if base.source is None else grad_norms.get(base.source)
+        layer.grad_growth = _ratio(layer.grad_input_norm, layer.grad_output_norm)
+        layer.grad_ratio = _ratio(layer.grad_input_norm, gradients.output_norm)
+        _weight_figures(layer, base, gradients)
+        layers.append(layer)
+    return layers
+
+
+# --------------------------------------------------------------------------- theory and Jacobian
+def _mlp_chain(layers: list[LayerReport], records: list[Record]) -> list[MLPLayer] | None:
+    """The Linear layers of ``layers`` if the model is one chain of Linear (+ activation) layers."""
+    rows = _rows(records)
+    chain: list[MLPLayer] = []
+    expected_source = -1
+    for layer, row in zip(layers, rows):
+        base = row[0]
+        if base.source != expected_source or not isinstance(base.module, (nn.Linear, *PASS_THROUGH)):
+            return None
+        if type(base.module) is nn.Linear:
+            q = base.output.rms ** 2
+            chain.append(MLPLayer(layer.index, base.module, q, layer.activation))
+        expected_source = row[-1].index
+    return chain
+
+
+def _theory(layers: list[LayerReport], records: list[Record], batch: Any, notes: list[str]):
+    if not isinstance(batch, torch.Tensor) or not batch.is_floating_point():
+        return None
+    chain = _mlp_chain(layers, records)
+    activation = plain_mlp_activation(chain) if chain else None
+    if activation is None:
+        return None
+    q_input = float(batch.detach().to(torch.float64).pow(2).mean())
+    try:
+        return predict(chain, activation, q_input)
+    except ImportError as error:
+        notes.append(f"theory overlay skipped: initlab.theory is not available ({error})")
+    except InitlabError as error:
+        notes.append(f"theory overlay skipped: {error}")
+    return None
+
+
+def _jacobian(model: nn.Module, batch: Any, output_fn: Callable | None, seed: int, notes: list[str]):
+    if not isinstance(batch, torch.Tensor) or not batch.is_floating_point():
+        notes.append("Jacobian skipped: it needs a single floating-point tensor batch")
+        return None
+
+    def forward(inputs: torch.Tensor) -> torch.Tensor:
+        return _select_output(model(inputs), output_fn)
+
+    try:
+        probe = forward(batch.detach())
+        if probe.ndim == 0 or probe.shape[0] != batch.shape[0]:
+            notes.append(f"Jacobian skipped: the output's first dimension ({tuple(probe.shape)}) does not index "
+                         f"the batch's samples ({tuple(batch.shape)})")
+            return None
+        return jacobian_module.jacobian_spectrum(forward, batch, seed=seed)
+    except RuntimeError as error:
+        notes.append(f"Jacobian skipped: {type(error).__name__}: {error}")
+        return None

@@ -1,0 +1,61 @@
+"""Leave the model exactly as it was: parameters, buffers, modes, flags and the global RNG.
+
+:func:`preserved` snapshots every parameter and buffer (BatchNorm running statistics,
+``num_batches_tracked``), each module's ``training`` flag and each parameter's
+``requires_grad``; on exit, also after an exception, it copies back every tensor whose
+bits changed (so untouched tensors keep their version counter), restores the flags, and
+restores the global torch RNG states (``torch.random.fork_rng``) that dropout may use.
+Inside, floating-point parameters require grad (so weight gradients can be measured)
+and the torch RNG is seeded with ``seed`` (so dropout masks are reproducible).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+
+def _tensors(model: nn.Module) -> list[torch.Tensor]:
+    named = list(model.named_parameters(remove_duplicate=True)) + list(model.named_buffers(remove_duplicate=True))
+    return [tensor for _, tensor in named if tensor is not None]
+
+
+def _bits_equal(first: torch.Tensor, second: torch.Tensor) -> bool:
+    if first.dtype.is_floating_point or first.dtype.is_complex:
+        view_dtype = {2: torch.int16, 4: torch.int32, 8: torch.int64}.get(first.element_size())
+        if view_dtype is not None and not first.dtype.is_complex:
+            return torch.equal(first.view(view_dtype), second.view(view_dtype))
+    return torch.equal(first, second)
+
+
+def _cuda_devices(tensors: list[torch.Tensor]) -> list[int]:
+    return sorted({tensor.device.index or 0 for tensor in tensors if tensor.device.type == "cuda"})
+
+
+@contextmanager
+def preserved(model: nn.Module, seed: int) -> Iterator[None]:
+    """Run the body, then put ``model`` back bit for bit (see the module docstring)."""
+    tensors = _tensors(model)
+    snapshot = [tensor.detach().clone() for tensor in tensors]
+    modes = [(module, module.training) for module in model.modules()]
+    parameters = list(model.parameters())
+    flags = [(parameter, parameter.requires_grad) for parameter in parameters]
+    with torch.random.fork_rng(devices=_cuda_devices(tensors)):
+        torch.manual_seed(seed)
+        try:
+            for parameter in parameters:
+                if parameter.is_floating_point():
+                    parameter.requires_grad_(True)
+            yield
+        finally:
+            with torch.no_grad():
+                for tensor, saved in zip(tensors, snapshot):
+                    if not _bits_equal(tensor.detach(), saved):
+                        tensor.detach().copy_(saved)
+            for module, training in modes:
+                module.training = training
+            for parameter, requires_grad in flags:
+                parameter.requires_grad_(requires_grad)
