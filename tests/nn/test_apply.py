@@ -83,6 +83,16 @@ def test_meta_build_then_to_empty_is_bit_identical_to_cpu_build(build, example):
         assert "bn1.running_var" in record.buffers_reset
 
 
+def test_large_parameters_filled_in_parallel_chunks():
+    model = nn.Sequential(nn.Linear(1024, 300), nn.ReLU())  # 307200 > 2^18 elements: several fill chunks
+    assert model[0].weight.requires_grad
+    record = init_(model, seed=0)
+    row = record.row("0.weight")
+    assert abs(row.measured_std - row.target_std) < std_tolerance(row.target_std, 307200)
+    expected = he_normal().sample((300, 1024), layout="linear", seed=0, name="0.weight")
+    assert torch.equal(model[0].weight.detach(), torch.from_numpy(expected))
+
+
 def test_meta_tensors_without_to_empty_are_rejected():
     with torch.device("meta"):
         model = nn.Linear(4, 3)

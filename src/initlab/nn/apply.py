@@ -4,7 +4,8 @@ Every value comes from the scheme's ``init_(tensor, layout=..., seed=seed,
 name=<first qualified name>)``, so it depends only on (seed, parameter name,
 element index): never on the device, the dtype the model was built in, the
 order of initialization or whether the model was built on the meta device
-(``to_empty`` then ``init_`` gives bit-identical tensors to a CPU build).
+(``to_empty`` then ``init_`` gives bit-identical tensors to a CPU build;
+note that ``to_empty`` unties tied parameters: tie them again before ``init_``).
 Tied parameters are initialised once, under their first name in
 ``named_parameters()``. Norm layers' running statistics are reset (mean 0,
 variance 1, 0 batches) so that the whole ``state_dict`` is defined after a
@@ -271,10 +272,18 @@ def init_(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: A
             nothing, a scheme that cannot apply to a parameter (e.g. orthogonal
             on a 1-D bias), an example input the model rejects, meta tensors.
     """
-    seed = _check_seed(seed)
     plan = as_plan(plan)
     if residual is not None:
         plan = Plan(plan.rules, plan.default, plan.strict, residual)
+    return apply_plan(model, plan, seed=seed, example_input=example_input)
+
+
+def apply_plan(model: nn.Module, plan: Plan, *, seed: int, example_input: Any = None,
+               measure_values: bool = True) -> InitRecord:
+    """:func:`init_` for a :class:`Plan`; ``measure_values=False`` skips the measured std/mean/probes
+    (for weights about to change anyway, as in LSUV's pre-initialization; :func:`verify` skips such rows).
+    """
+    seed = _check_seed(seed)
     assignments, discovery = plan_model(model, plan, example_input=example_input)
     record = _record(assignments, discovery, seed, "initialised")  # checks every scheme before any write
     _check_materialised(assignments)
@@ -282,13 +291,17 @@ def init_(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: A
         if assignment.choice.scheme is None:
             continue
         _write(assignment, seed)
-        row.measured_std, row.measured_mean, row.probes = measure(assignment.tensor)
+        if measure_values:
+            row.measured_std, row.measured_mean, row.probes = measure(assignment.tensor)
     record.buffers_reset = _reset_norm_buffers(model)
     return record
 
 
 def _write(assignment: Assignment, seed: int) -> None:
-    assignment.choice.scheme.init_(assignment.tensor, layout=assignment.layout, seed=seed, name=assignment.name)
+    # detach(): the same storage without autograd tracking, so that the fill pool's
+    # threads (where grad mode is on by default) may write views of a Parameter.
+    assignment.choice.scheme.init_(assignment.tensor.detach(), layout=assignment.layout, seed=seed,
+                                   name=assignment.name)
     module = assignment.module
     padding = getattr(module, "padding_idx", None)
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and padding is not None and assignment.name.endswith("weight"):

@@ -53,7 +53,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from initlab.errors import InitlabError, bad_value
-from initlab.nn.apply import _check_model, init_
+from initlab.nn.apply import _check_model, apply_plan
 from initlab.nn.discover import call_model, describe_input, preserved
 from initlab.nn.plan import Plan, Rule
 from initlab.nn.record import InitRecord
@@ -183,6 +183,7 @@ class _Fitter:
         self.seen: set[nn.Module] = set()
         self.refitted = 0
         self.order = 0
+        self.last_scale = 1.0
 
     def start_pass(self, fit_all: bool) -> None:
         self.fit_all, self.refitted = fit_all, 0
@@ -207,37 +208,39 @@ class _Fitter:
         if not self.fit_all and abs(variance - 1.0) <= self.tol:
             fit.status = "fitted"
             return None
-        fitted = self._fit(module, primary, fit)
+        fitted, fit.variance, fit.mean = self._fit(module, primary, variance, mean)
+        fit.scale *= self.last_scale
+        fit.iterations += 1
         self.refitted += 1
-        fit.variance, fit.mean = _stats(fitted)
         fit.status = "fitted" if abs(fit.variance - 1.0) <= self.tol else "missed"
         return (fitted, *output[1:]) if isinstance(output, tuple) else fitted
 
-    def _fit(self, module: nn.Module, output: torch.Tensor, fit: LayerFit) -> torch.Tensor:
+    def _fit(self, module: nn.Module, output: torch.Tensor, variance: float, mean: float
+             ) -> tuple[torch.Tensor, float, float]:
+        """Rescale the layer so that its output has variance 1; the rescaled output and its stats."""
         weight, bias = _weight_and_bias(module)
+        if bias is None or (not self.center and not bias.any()):
+            scale = 1.0 / math.sqrt(variance)  # y = z: Var(s z) = s^2 Var(z), no second pass over y
+            weight.mul_(scale)
+            self.last_scale = scale
+            return output * scale, variance * scale * scale, mean * scale
         channel = output.dim() - 1 if isinstance(module, (nn.Linear, nn.MultiheadAttention)) else 1
         shape = [1] * output.dim()
         shape[channel] = -1
-        bias_view = bias.reshape(shape) if bias is not None else None
-        z = (output - bias_view if bias_view is not None else output).float()
-        if self.center and bias is not None:
-            dims = [d for d in range(z.dim()) if d != channel]
-            channel_mean = z.mean(dim=dims, keepdim=True)
-            scale = 1.0 / float((z - channel_mean).var()) ** 0.5
-            new_bias = (-scale * channel_mean).reshape(-1)
+        z = output.float() - bias.float().reshape(shape)
+        if self.center:
+            channel_mean = z.mean(dim=[d for d in range(z.dim()) if d != channel], keepdim=True)
+            z = z - channel_mean
+            scale = 1.0 / math.sqrt(float(z.var()))
+            bias.copy_((-scale * channel_mean).reshape(-1).to(bias.dtype))
+            fitted = z * scale
         else:
-            has_bias = bias_view is not None and bool(bias.any())
-            scale = _exact_scale(z, bias_view.float().expand_as(z) if has_bias else None)
-            new_bias = None if bias is None else bias.float()
+            scale = _exact_scale(z, bias.float().reshape(shape).expand_as(z))
+            fitted = z * scale + bias.float().reshape(shape)
         weight.mul_(scale)
-        fit.scale *= scale
-        fit.iterations += 1
-        if new_bias is not None and self.center:
-            bias.copy_(new_bias.to(bias.dtype))
-        fitted = z * scale
-        if new_bias is not None:
-            fitted = fitted + new_bias.reshape(shape)
-        return fitted.to(output.dtype)
+        self.last_scale = scale
+        fitted = fitted.to(output.dtype)
+        return (fitted, *_stats(fitted))
 
 
 def _weight_and_bias(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -305,8 +308,8 @@ def lsuv_(model: nn.Module, batch: Any, *, tol: float = 0.05, max_iter: int = 10
     started = time.perf_counter()
     record = None
     if pre_init:
-        record = init_(model, Plan([Rule(type=_FITTED, weight=orthogonal(), bias=zeros())], default=None),
-                       seed=seed)
+        plan = Plan([Rule(type=_FITTED, weight=orthogonal(), bias=zeros())], default=None)
+        record = apply_plan(model, plan, seed=seed, measure_values=False)
     like = next(parameter for parameter in model.parameters() if parameter.is_floating_point())
     inputs = _on_model(batch, like)
     fitter = _Fitter(layers, float(tol), bool(center))

@@ -193,22 +193,47 @@ def probe_positions(numel: int) -> list[int]:
     return sorted({(numel - 1) * k // max(count - 1, 1) for k in range(count)})
 
 
+_ROW = 1024
+
+
+def _moments(flat: torch.Tensor) -> tuple[float, float]:
+    """(sum, sum of squares) of a float vector, in one read per statistic and no temporary.
+
+    Rows of 1024 are reduced in the tensor's dtype (rounding error ~1e-7 relative per row),
+    the row results added in float64: ~1e-10 relative on 10^7 normals, where a float32
+    ``torch.linalg.vector_norm`` of the whole tensor is off by ~1e-3.
+    """
+    whole = flat.numel() // _ROW * _ROW
+    rows, tail = flat[:whole].view(-1, _ROW), flat[whole:].double()
+    total = float(rows.sum(dim=1).double().sum()) + float(tail.sum())
+    squares = float(torch.linalg.vector_norm(rows, dim=1).double().square().sum()) + float(tail.square().sum())
+    return total, squares
+
+
 def measure(tensor: torch.Tensor) -> tuple[float | None, float | None, list[float]]:
-    """(std, mean, probe values) of a tensor: one std/mean pass and a gather."""
+    """(std, mean, probe values) of a tensor, cheaply (see :func:`_moments`).
+
+    std is the unbiased sample std. From sums, Var = (sum(x^2) - n mean^2) / (n - 1) loses
+    digits when |mean| is not small next to the RMS; then (|mean| > 1% of the RMS: biases,
+    norm weights, small tensors in practice) the exact two-pass ``torch.std`` is used.
+    """
     with torch.no_grad():
         data = tensor.detach()
-        if data.numel() == 0:
+        count = data.numel()
+        if count == 0:
             return None, None, []
-        if data.dtype in (torch.float16, torch.bfloat16):
-            data = data.float()
-        if data.numel() > 1:
-            std, mean = torch.std_mean(data)
-            std_value = float(std)
-        else:
-            std_value, mean = 0.0, data.reshape(())
+        data = data.float() if data.dtype in (torch.float16, torch.bfloat16) else data
         flat = data.reshape(-1)
-        probes = flat[torch.tensor(probe_positions(flat.numel()), device=flat.device)].tolist()
-        return std_value, float(mean), probes
+        total, squares = _moments(flat)
+        mean = total / count
+        if count == 1:
+            std = 0.0
+        elif mean * mean > 1e-4 * squares / count:
+            std = float(torch.std(flat))
+        else:
+            std = math.sqrt(max(squares - count * mean * mean, 0.0) / (count - 1))
+        probes = flat[torch.tensor(probe_positions(count), device=flat.device)].tolist()
+        return std, mean, probes
 
 
 # ------------------------------------------------------------------ verify
@@ -251,7 +276,7 @@ def verify(model: nn.Module, record: InitRecord, *, raise_on_mismatch: bool = Fa
     params = dict(model.named_parameters(remove_duplicate=False))
     problems = []
     for row in record.rows:
-        if row.status != "initialised":
+        if row.status != "initialised" or row.measured_std is None:
             continue
         tensor = params.get(row.name)
         if tensor is None:
