@@ -11,6 +11,7 @@ from initlab.schemes import (
     orthogonal, small_random, sparse, truncated_normal, uniform, variance_scaling, zeros,
 )
 from initlab.theory import MeanField, critical_sigma_w2
+from initlab.nn import InitRecord, LSUVRecord, Plan, Residual, Rule, init_, lsuv_, preview, verify
 
 xavier_normal = glorot_normal
 xavier_uniform = glorot_uniform
@@ -26,5 +27,6 @@ __all__ = [
     "xavier_normal", "xavier_uniform", "he_normal", "he_uniform", "kaiming_normal",
     "kaiming_uniform", "lecun_normal", "lecun_uniform", "orthogonal", "identity",
     "delta_orthogonal", "sparse", "gain", "get_activation", "MeanField", "critical_sigma_w2",
+    "init_", "lsuv_", "verify", "preview", "Plan", "Rule", "Residual", "InitRecord", "LSUVRecord",
     "__version__",
 ]
