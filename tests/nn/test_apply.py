@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from initlab import InitlabError, glorot_normal, he_normal, normal, orthogonal, zeros
+from initlab import InitlabError, glorot_normal, he_normal, normal, orthogonal
 from initlab.nn import InitRecord, Plan, Residual, Rule, init_, verify
 
-from initlab_nn_models import MixedMLP, SmallCNN, TiedLM
+from initlab_nn_models import Decoder, MixedMLP, ResidualBlock, SmallCNN, TiedLM
 
 
 def transformer_stack() -> nn.Module:
@@ -27,8 +27,11 @@ def std_tolerance(target: float, count: int) -> float:
 @pytest.mark.parametrize("build, example", [
     (MixedMLP, None),
     (SmallCNN, None),
+    (ResidualBlock, None),
+    (Decoder, None),
+    (lambda: nn.GRU(32, 48, num_layers=2), None),
     (transformer_stack, torch.randint(0, 40, (2, 6))),
-], ids=["mlp", "cnn", "transformer"])
+], ids=["mlp", "cnn", "residual", "decoder", "gru", "transformer"])
 def test_measured_std_is_within_sampling_tolerance_of_target(build, example):
     model = build()
     record = init_(model, seed=11, example_input=example)
@@ -37,11 +40,24 @@ def test_measured_std_is_within_sampling_tolerance_of_target(build, example):
         count = math.prod(row.shape)
         if row.status == "initialised" and row.target_std and count > 1 and "padding" not in row.note:
             assert abs(row.measured_std - row.target_std) < std_tolerance(row.target_std, count), row.name
+            actual = model.get_parameter(row.name).detach().double()
+            assert row.measured_std == pytest.approx(float(actual.std()), rel=1e-6)
+            assert row.measured_mean == pytest.approx(float(actual.mean()), abs=1e-7 * row.target_std)
             checked += 1
         elif row.status == "initialised" and row.target_std == 0:
             assert row.measured_std == 0, row.name
-    assert checked >= 3
+    assert checked >= 2
     assert not record.untouched
+
+
+def test_measured_std_of_constant_and_offset_tensors_is_exact():
+    from initlab.nn.record import measure
+
+    assert measure(torch.full((3000,), 0.1))[0] == 0.0
+    offset = torch.randn(5000, dtype=torch.float64) * 1e-3 + 1.0  # mean >> std: two-pass branch
+    std, mean, probes = measure(offset.float())
+    assert std == pytest.approx(float(offset.float().double().std()), rel=1e-5)
+    assert len(probes) == 8 and probes[0] == float(offset.float()[0])
 
 
 def test_same_seed_same_state_dict_and_different_seed_different():

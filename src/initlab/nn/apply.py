@@ -14,7 +14,6 @@ meta build; other buffers are not touched.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +54,7 @@ def _unique_parameters(model: nn.Module) -> list[tuple[str, list[str], torch.Ten
     return list(by_id.values())
 
 
-def _check_model(model: Any, where: str) -> None:
+def check_model(model: Any, where: str) -> None:
     if not isinstance(model, nn.Module):
         raise bad_value(where, "model", type(model).__name__, "a torch.nn.Module")
     if next(model.parameters(), None) is None:
@@ -230,7 +229,7 @@ def _check_seed(seed: Any) -> int:
 
 def plan_model(model: nn.Module, plan: Any = AUTO, *, example_input: Any = None) -> tuple[list[Assignment], Discovery | None]:
     """Resolve ``plan`` for ``model`` without touching it: the assignments and the discovery used."""
-    _check_model(model, "init_")
+    check_model(model, "init_")
     resolver = _Resolver(model, as_plan(plan), example_input)
     return resolver.resolve(), resolver.discovery
 

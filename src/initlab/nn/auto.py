@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from initlab.activations import Activation, get_activation
+from initlab.errors import InitlabError
 from initlab.gains import gain
 from initlab.nn.discover import Discovery, Found
 from initlab.nn.layers import layer_kind, role
@@ -92,7 +93,12 @@ def scheme_for_activation(activation: Activation | None) -> tuple[Scheme, float]
 
 
 def _from_found(found: Found) -> Choice:
-    scheme, scheme_gain = scheme_for_activation(found.activation)
+    try:
+        scheme, scheme_gain = scheme_for_activation(found.activation)
+    except InitlabError as error:  # e.g. a custom activation with E[phi(z)^2] = 0: no forward gain
+        scheme, scheme_gain = scheme_for_activation(None)
+        return Choice(scheme, found.activation, f"{found.method}: {found.detail}", scheme_gain,
+                      f"no forward gain ({error}): Glorot normal, the default")
     if not found.known:
         return Choice(scheme, None, "unknown", scheme_gain,
                       "activation not found (see the record's discovery note): Glorot normal, the default")

@@ -213,7 +213,15 @@ def classify_module(module: nn.Module) -> tuple[str, Activation | None]:
         return "stop", None
     if _is_identity(module):
         return "transparent", None
-    return "activation", get_activation(wrapper)
+    return _custom(wrapper)
+
+
+def _custom(wrapper: Callable) -> tuple[str, Activation | None]:
+    """An element-wise callable as a custom activation ("stop" if the registry refuses it)."""
+    try:
+        return "activation", get_activation(wrapper)
+    except InitlabError:
+        return "stop", None
 
 
 def module_label(name: str, module: nn.Module) -> str:
@@ -250,14 +258,17 @@ def classify_function(name: str, constants: tuple, keywords: dict, graph_inputs:
     if op in known_activations() and op != "linear":
         if op != "gelu":
             params.pop("approximate", None)
-        return "activation", get_activation(op, **{k: (v if k == "approximate" else float(v)) for k, v in params.items()})
+        try:
+            return "activation", get_activation(op, **params)
+        except InitlabError:  # parameters the registry refuses (e.g. hardtanh with min > max)
+            return "stop", None
     if op in _EXTRA_ELEMENTWISE:
         function = functools.partial(getattr(torch.nn.functional, op), **{
             key: value for key, value in params.items() if key != "approximate"
         })
         wrapper = _numpy_wrapper(function, op)
         if wrapper is not None:
-            return "activation", get_activation(wrapper)
+            return _custom(wrapper)
     return "stop", None
 
 

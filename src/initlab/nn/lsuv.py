@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -53,10 +53,10 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from initlab.errors import InitlabError, bad_value
-from initlab.nn.apply import _check_model, apply_plan
+from initlab.nn.apply import check_model, apply_plan
 from initlab.nn.discover import call_model, describe_input, preserved
 from initlab.nn.plan import Plan, Rule
-from initlab.nn.record import InitRecord
+from initlab.nn.record import InitRecord, text_table
 from initlab.schemes import orthogonal, zeros
 
 _FITTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
@@ -125,9 +125,7 @@ class LSUVRecord:
                  "-" if layer.variance is None else f"{layer.variance:.4f}",
                  "-" if layer.mean is None else f"{layer.mean:.4f}", layer.status)
                 for layer in sorted(self.layers, key=lambda item: (item.order < 0, item.order))]
-        widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-        lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip()
-                 for line in [header, ["-" * width for width in widths], *rows]]
+        lines = text_table(header, rows)
         lines.append(f"\n{self.passes} forward pass(es) ({self.bound}); tol {self.tol}; "
                      f"max |var - 1| = {self.max_variance_error:.3g}; {self.seconds:.3f} s")
         return "\n".join(lines)
@@ -293,7 +291,7 @@ def lsuv_(model: nn.Module, batch: Any, *, tol: float = 0.05, max_iter: int = 10
         InitlabError: a model without parameters or fitted layers, bad ``tol``/``max_iter``,
             a batch with NaN or infinite values, or a batch the model rejects.
     """
-    _check_model(model, "lsuv_")
+    check_model(model, "lsuv_")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
         raise bad_value("lsuv_", "tol", tol, "a number in (0, 1)")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:

@@ -159,8 +159,7 @@ def format_table(record: InitRecord) -> str:
         lines.append((name, "x".join(map(str, row.shape)) or "scalar", _layout_text(row.layout), scheme, fans,
                       row.activation or "-", _clip(row.found_by or "-", 40), _number(row.gain),
                       _number(row.target_std), _number(row.measured_std)))
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines)]
-    out = [_render(cells, widths) for cells in [header, ["-" * width for width in widths], *lines]]
+    out = text_table(header, lines)
     notes = [f"  {row.name}: {row.note}" for row in record.rows if row.note]
     touched = sum(row.status != "untouched" for row in record.rows)
     out.append("")
@@ -174,8 +173,11 @@ def format_table(record: InitRecord) -> str:
     return "\n".join(out)
 
 
-def _render(cells: Sequence[Any], widths: list[int]) -> str:
-    return "  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip()
+def text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Lines of a left-aligned fixed-width table: the header, a rule, the rows."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    return ["  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip()
+            for cells in [header, ["-" * width for width in widths], *rows]]
 
 
 def _clip(text: str, limit: int) -> str:
@@ -215,7 +217,7 @@ def measure(tensor: torch.Tensor) -> tuple[float | None, float | None, list[floa
 
     std is the unbiased sample std. From sums, Var = (sum(x^2) - n mean^2) / (n - 1) loses
     digits when |mean| is not small next to the RMS; then (|mean| > 1% of the RMS: biases,
-    norm weights, small tensors in practice) the exact two-pass ``torch.std`` is used.
+    norm weights, small tensors in practice) a two-pass std in float64 is used.
     """
     with torch.no_grad():
         data = tensor.detach()
@@ -229,7 +231,7 @@ def measure(tensor: torch.Tensor) -> tuple[float | None, float | None, list[floa
         if count == 1:
             std = 0.0
         elif mean * mean > 1e-4 * squares / count:
-            std = float(torch.std(flat))
+            std = float(flat.double().std())
         else:
             std = math.sqrt(max(squares - count * mean * mean, 0.0) / (count - 1))
         probes = flat[torch.tensor(probe_positions(count), device=flat.device)].tolist()
