@@ -70,6 +70,7 @@ class _Resolver:
     def __init__(self, model: nn.Module, plan: Plan, example_input: Any) -> None:
         self.model, self.plan, self.example_input = model, plan, example_input
         self.modules = dict(model.named_modules(remove_duplicate=False))
+        self.rules = list(plan.rules) + ([plan.default] if isinstance(plan.default, Rule) else [])
         self.used: list[int] = [0] * len(plan.rules)
         self.discovery: Discovery | None = None
 
@@ -82,10 +83,7 @@ class _Resolver:
         return auto_choice(module_name, module, local, tensor, self.modules, self.discover)
 
     def choose(self, module_name: str, module: nn.Module, name: str, local: str, tensor: torch.Tensor) -> Choice:
-        rules = list(self.plan.rules)
-        if isinstance(self.plan.default, Rule):
-            rules.append(self.plan.default)
-        for index, rule in enumerate(rules):
+        for index, rule in enumerate(self.rules):
             if not rule.selects(module_name, name, module):
                 continue
             spec = rule.spec_for(local)
@@ -107,7 +105,7 @@ class _Resolver:
         assignments = []
         for name, aliases, tensor in _unique_parameters(self.model):
             module_name, _, local = name.rpartition(".")
-            module = self.model.get_submodule(module_name)
+            module = self.modules[module_name]
             choice = self.choose(module_name, module, name, local, tensor)
             assignments.append(Assignment(name, aliases, module_name, module, tensor,
                                           param_layout(module, local, tensor), choice))
@@ -138,8 +136,7 @@ def _apply_residual(assignments: list[Assignment], residual: Residual) -> None:
             f"init_: residual match={residual.match!r} selects no layer; expected a glob of the "
             f"branch-output layers' names (e.g. 'blocks.*.fc2')."
         )
-    factor = residual.factor(len(matched))
-    n_branches = residual.n_branches or len(matched)
+    factor, n_branches = residual.factor(len(matched)), residual.branches(len(matched))
     for assignment in assignments:
         local = assignment.name.rpartition(".")[2]
         choice = assignment.choice

@@ -440,7 +440,7 @@ def trace_graph(model: nn.Module, example_input: Any) -> Graph:
             if _is_atomic(module):
                 handles.append(module.register_forward_pre_hook(recorder.before, with_kwargs=True))
                 handles.append(module.register_forward_hook(recorder.after, with_kwargs=True))
-        with preserved(model), torch.enable_grad(), recorder:
+        with preserved(model), torch.no_grad(), recorder:
             output = call_model(model, example_input)
     except InitlabError:
         raise

@@ -60,12 +60,15 @@ class Residual:
         """Whether the layer called ``module_name`` ends a residual branch."""
         return fnmatch.fnmatchcase(module_name, self.match)
 
+    def branches(self, matched_layers: int) -> int:
+        """n_branches: as given, else the number of layers the glob matched."""
+        return self.n_branches if self.n_branches is not None else matched_layers
+
     def factor(self, matched_layers: int) -> float:
         """The weight multiplier: 1/sqrt(2 n_branches) for ``"scale"``, 0 for ``"zero"``."""
         if self.mode == "zero":
             return 0.0
-        n_branches = self.n_branches if self.n_branches is not None else matched_layers
-        return 1.0 / math.sqrt(2.0 * n_branches)
+        return 1.0 / math.sqrt(2.0 * self.branches(matched_layers))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"match": self.match, "mode": self.mode}
