@@ -71,8 +71,10 @@ def test_orthogonal_pre_init_comes_from_initlab_streams():
 
 def test_batchnorm_model_keeps_running_stats_and_modes():
     torch.manual_seed(1)
-    model = bn_cnn().eval()
+    model = bn_cnn()
     batch = torch.randn(32, 3, 8, 8)
+    model(batch)  # running statistics away from their initial 0 / 1
+    model.eval()
     buffers = {name: value.clone() for name, value in model.named_buffers()}
     rng = torch.get_rng_state()
     record = lsuv_(model, batch, center=True)

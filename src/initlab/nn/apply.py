@@ -7,15 +7,16 @@ order of initialization or whether the model was built on the meta device
 (``to_empty`` then ``init_`` gives bit-identical tensors to a CPU build;
 note that ``to_empty`` unties tied parameters: tie them again before ``init_``).
 Tied parameters are initialised once, under their first name in
-``named_parameters()``. Norm layers' running statistics are reset (mean 0,
-variance 1, 0 batches) so that the whole ``state_dict`` is defined after a
-meta build; other buffers are not touched.
+``named_parameters()``. The running statistics of the norm layers the plan
+covers (all of them under the auto plan) are reset (mean 0, variance 1, 0
+batches) so that the whole ``state_dict`` is defined after a meta build;
+other buffers are not touched.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -289,7 +290,8 @@ def apply_plan(model: nn.Module, plan: Plan, *, seed: int, example_input: Any = 
         _write(assignment, seed)
         if measure_values:
             row.measured_std, row.measured_mean, row.probes = measure(assignment.tensor)
-    record.buffers_reset = _reset_norm_buffers(model)
+    touched = {id(a.module) for a in assignments if a.choice.scheme is not None}
+    record.buffers_reset = _reset_norm_buffers(model, lambda module: plan.default == AUTO or id(module) in touched)
     return record
 
 
@@ -305,10 +307,16 @@ def _write(assignment: Assignment, seed: int) -> None:
             assignment.tensor[padding].zero_()
 
 
-def _reset_norm_buffers(model: nn.Module) -> list[str]:
+def _reset_norm_buffers(model: nn.Module, covered: Callable[[nn.Module], bool]) -> list[str]:
+    """Reset the running statistics of the norm layers the plan covers; their names.
+
+    A norm layer is covered when the plan initialised one of its parameters, or, for
+    the auto plan, always (a BatchNorm without affine parameters too).
+    """
     reset = []
     for name, module in model.named_modules():
-        if is_norm(module) and hasattr(module, "reset_running_stats") and getattr(module, "track_running_stats", False):
+        if (is_norm(module) and covered(module) and hasattr(module, "reset_running_stats")
+                and getattr(module, "track_running_stats", False)):
             if module.running_mean is not None and module.running_mean.device.type != "meta":
                 module.reset_running_stats()
                 reset.extend(f"{name}.{buffer}" for buffer, value in module.named_buffers(recurse=False)
