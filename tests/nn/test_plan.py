@@ -178,3 +178,7 @@ def test_cli_plan_errors(model_file, capsys):
     assert "missing.py does not exist" in capsys.readouterr().err
     assert main(["plan", f"{model_file}:make", "--input-shape", "a,b"]) == 2
     assert "--input-shape='a,b' is invalid" in capsys.readouterr().err
+    broken = model_file.with_name("broken.py")
+    broken.write_text("def make():\n    raise RuntimeError('no model today')\n")
+    assert main(["plan", f"{broken}:make"]) == 2
+    assert "make() raised RuntimeError: no model today" in capsys.readouterr().err

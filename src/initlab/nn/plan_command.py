@@ -40,13 +40,19 @@ def load_factory(target: str) -> nn.Module:
     spec = importlib.util.spec_from_file_location(f"initlab_plan_target_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # lets classes defined in the file be pickled / resolved by name
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # the user's file may fail in any way
+        raise InitlabError(f"initlab plan: could not run {path}: {type(error).__name__}: {error}") from None
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         names = sorted(name for name, value in vars(module).items() if callable(value) and not name.startswith("_"))
         raise bad_value("initlab plan", "factory", factory_name, f"a callable defined in {path}",
                         f"Callables there: {', '.join(names) or 'none'}.")
-    model = factory()
+    try:
+        model = factory()
+    except Exception as error:  # the user's factory may fail in any way
+        raise InitlabError(f"initlab plan: {factory_name}() raised {type(error).__name__}: {error}") from None
     if not isinstance(model, nn.Module):
         raise bad_value("initlab plan", "factory", factory_name, "a function returning an nn.Module",
                         f"It returned {type(model).__name__}.")
@@ -106,10 +112,5 @@ def run(target: str, input_shape: str | None, input_dtype: str, fmt: str, seed: 
 
 def handle(args: Any) -> int:
     """The ``initlab plan`` handler (see :func:`initlab.cli._add_plan`)."""
-    try:
-        print(run(args.model, args.input_shape, args.input_dtype, args.format, args.seed))
-    except InitlabError:
-        raise
-    except (ImportError, SyntaxError, OSError) as error:
-        raise InitlabError(f"initlab plan: could not load {args.model!r}: {type(error).__name__}: {error}") from None
+    print(run(args.model, args.input_shape, args.input_dtype, args.format, args.seed))
     return 0
