@@ -93,7 +93,11 @@ class LayerFit:
 
 @dataclass
 class LSUVRecord:
-    """What :func:`lsuv_` did: per-layer fits, forward passes used, settings."""
+    """What :func:`lsuv_` did: per-layer fits (in execution order), forward passes used, settings.
+
+    ``bound`` states the pass bound that applied; ``pre_init`` is the orthogonal
+    pre-initialization's record (no measured stds: the weights were rescaled after it).
+    """
 
     layers: list[LayerFit]
     passes: int
@@ -101,8 +105,8 @@ class LSUVRecord:
     center: bool
     seed: int
     seconds: float
+    bound: str
     pre_init: InitRecord | None = None
-    bound: str = "2 passes on feed-forward nets (fit + verify); at most 1 + max_iter"
 
     @property
     def max_variance_error(self) -> float:
@@ -124,7 +128,7 @@ class LSUVRecord:
         rows = [(layer.name, layer.kind, layer.calls, layer.iterations, f"{layer.scale:.4g}",
                  "-" if layer.variance is None else f"{layer.variance:.4f}",
                  "-" if layer.mean is None else f"{layer.mean:.4f}", layer.status)
-                for layer in sorted(self.layers, key=lambda item: (item.order < 0, item.order))]
+                for layer in self.layers]
         lines = text_table(header, rows)
         lines.append(f"\n{self.passes} forward pass(es) ({self.bound}); tol {self.tol}; "
                      f"max |var - 1| = {self.max_variance_error:.3g}; {self.seconds:.3f} s")
@@ -316,6 +320,7 @@ def lsuv_(model: nn.Module, batch: Any, *, tol: float = 0.05, max_iter: int = 10
         layers=sorted(fitter.fits.values(), key=lambda fit: (fit.order < 0, fit.order)),
         passes=passes, tol=float(tol), center=bool(center), seed=seed,
         seconds=time.perf_counter() - started, pre_init=record,
+        bound=f"2 passes on feed-forward nets (fit + verify); at most 1 + max_iter = {1 + max_iter}",
     )
 
 
