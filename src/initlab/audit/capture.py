@@ -109,16 +109,11 @@ def unit_axis_of(module: nn.Module | None) -> int | None:
     return None
 
 
-def weight_rows(module: nn.Module) -> torch.Tensor | None:
-    """``(units, fan_in [+1])``: a Linear's or (ungrouped) Conv's weight rows with the bias appended."""
-    is_conv = isinstance(module, nn.modules.conv._ConvNd) and not module.transposed and module.groups == 1
-    if not (isinstance(module, nn.Linear) or is_conv):
-        return None
-    weight = module.weight.detach()
-    rows = weight.reshape(weight.shape[0], -1)
-    if module.bias is not None:
-        rows = torch.cat([rows, module.bias.detach().reshape(-1, 1)], dim=1)
-    return rows
+def has_weight_rows(module: nn.Module | None) -> bool:
+    """Whether each output unit of ``module`` owns one row of ``module.weight`` (Linear, ungrouped Conv)."""
+    if isinstance(module, nn.Linear):
+        return True
+    return isinstance(module, nn.modules.conv._ConvNd) and not module.transposed and module.groups == 1
 
 
 @dataclass
@@ -143,10 +138,8 @@ class Record:
     saturated_fraction: float | None = None
     duplicate_pairs: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
     symmetric_units: int | None = None
-    symmetric_units_forward: int | None = None
     grad_norm: float | None = None
     grad_std: float | None = None
-    grad_finite: bool | None = None
 
 
 @dataclass
@@ -269,7 +262,7 @@ class Capture:
         """
         self.busy = True
         try:
-            with torch._C.DisableTorchFunction():
+            with torch._C.DisableTorchFunction(), statistics.single_threaded():
                 self._record(module, name, module_type, activation, input_tensor, output, first_call)
         finally:
             self.busy = False
@@ -307,23 +300,22 @@ class Capture:
         if activation is not None and activation.bounds is not None:
             record.saturated_fraction = statistics.saturated_fraction(
                 output, activation.bounds, self.thresholds.saturation_margin)
-        rows = weight_rows(module) if module is not None and output.ndim >= 2 else None
-        if rows is not None and rows.shape[0] == output.shape[axis]:
+        if has_weight_rows(module) and output.ndim >= 2 and module.weight.shape[0] == output.shape[axis]:
             vectors = statistics.unit_vectors(output, axis)
-            record.duplicate_pairs = statistics.duplicate_pairs(vectors, rows, self.thresholds.symmetry_rtol, self.seed)
-            record.symmetric_units = record.symmetric_units_forward = len(record.duplicate_pairs[0])
+            record.duplicate_pairs = statistics.duplicate_pairs(
+                vectors, module.weight, module.bias, self.thresholds.symmetry_rtol, self.seed)
+            record.symmetric_units = len(record.duplicate_pairs[0])
         return record
 
     def _gradient_hook(self, record: Record):
         def hook(gradient: torch.Tensor):
-            gradient = gradient.detach()
-            record.grad_norm = statistics.vector_norm(gradient)
-            record.grad_finite = math.isfinite(record.grad_norm)
-            record.grad_std = float(gradient.std()) if gradient.numel() > 1 else 0.0
-            if record.duplicate_pairs is not None:
-                vectors = statistics.unit_vectors(gradient, record.unit_axis)
-                record.symmetric_units = statistics.pairs_still_equal(
-                    vectors, *record.duplicate_pairs, self.thresholds.symmetry_rtol)
+            with statistics.single_threaded():
+                gradient = gradient.detach()
+                record.grad_norm, record.grad_std = statistics.norm_and_std(gradient)
+                if record.duplicate_pairs is not None:
+                    vectors = statistics.unit_vectors(gradient, record.unit_axis)
+                    record.symmetric_units = statistics.pairs_still_equal(
+                        vectors, *record.duplicate_pairs, self.thresholds.symmetry_rtol)
             return None
         return hook
 

@@ -22,7 +22,7 @@ from initlab.audit import jacobian as jacobian_module
 from initlab.audit.capture import NORMALIZING, Capture, Record, first_tensor
 from initlab.audit.result import AuditReport, LayerReport
 from initlab.audit.state import preserved
-from initlab.audit.statistics import vector_norm
+from initlab.audit.statistics import norm_and_std, single_threaded, vector_norm
 from initlab.audit.theory_overlay import PASS_THROUGH, MLPLayer, plain_mlp_activation, predict
 from initlab.audit.thresholds import Thresholds
 from initlab.audit.verdicts import assess
@@ -92,9 +92,10 @@ def audit(
             output = _run_model(model, args, kwargs, capture, batch)
             selected = _select_output(output, output_fn)
             gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes)
-        layers = _layers(capture.records, leaves, gradients)
-        assess(layers, limits)
-        theory = _theory(layers, capture.records, batch, notes)
+        with single_threaded():
+            layers = _layers(capture.records, leaves, gradients)
+            assess(layers, limits)
+            theory = _theory(layers, capture.records, batch, notes)
         spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
     return AuditReport(
         model=type(model).__name__, batch_shape=list(_first_shape(batch)), backward=gradients.kind, seed=seed,
@@ -287,13 +288,13 @@ def _weight_figures(layer: LayerReport, record: Record, gradients: Gradients) ->
         return
     _, main = weights[0]
     layer.weight_shape = list(main.shape)
-    layer.weight_std = float(main.detach().std()) if main.numel() > 1 else 0.0
-    layer.weight_norm = math.sqrt(sum(vector_norm(p) ** 2 for _, p in weights))
+    main_norm, layer.weight_std = norm_and_std(main)
+    layer.weight_norm = math.sqrt(main_norm**2 + sum(vector_norm(p) ** 2 for _, p in weights[1:]))
     grads = [gradients.parameters.get(id(p)) for _, p in weights]
-    if any(g is not None for g in grads):
-        layer.weight_grad_norm = math.sqrt(sum(vector_norm(g) ** 2 for g in grads if g is not None))
-        if grads[0] is not None and grads[0].numel() > 1:
-            layer.weight_grad_std = float(grads[0].std())
+    if grads[0] is not None:
+        main_grad_norm, layer.weight_grad_std = norm_and_std(grads[0])
+        others = sum(vector_norm(g) ** 2 for g in grads[1:] if g is not None)
+        layer.weight_grad_norm = math.sqrt(main_grad_norm**2 + others)
         layer.grad_to_weight_ratio = _ratio(layer.weight_grad_norm, layer.weight_norm)
 
 
@@ -311,6 +312,7 @@ def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradie
             index=number, name=base.name, kind=" → ".join(record.module_type for record in row),
             module_type=base.module_type, activation=None if last.activation is None else last.activation.name,
             activation_name=last.name if len(row) == 2 else None, output=last.output,
+            activation_params={} if last.activation is None else dict(last.activation.params),
             pre_activation=base.output if len(row) == 2 else None, input_std=base.input_std,
             saturated_fraction=last.saturated_fraction, symmetric_units=base.symmetric_units,
             grad_output_norm=last.grad_norm, grad_output_std=last.grad_std,

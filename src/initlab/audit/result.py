@@ -66,6 +66,7 @@ class LayerReport:
         kind: ``"Linear → ReLU"``, ``"Conv2d"``, ``"F.gelu"``...
         module_type: class name of the (first) module.
         activation: canonical activation name ending the layer, if any.
+        activation_params: its parameters (e.g. ``{"negative_slope": 0.2}``).
         activation_name: module name of that activation.
         output: distribution of the layer's output (after the activation).
         pre_activation: distribution before the activation (None without one).
@@ -92,6 +93,7 @@ class LayerReport:
     activation: str | None
     activation_name: str | None
     output: Summary
+    activation_params: dict[str, float] = field(default_factory=dict)
     pre_activation: Summary | None = None
     input_std: float | None = None
     gain: float | None = None

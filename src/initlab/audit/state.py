@@ -17,6 +17,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from initlab.audit.statistics import single_threaded
+
 
 def _tensors(model: nn.Module) -> list[torch.Tensor]:
     named = list(model.named_parameters(remove_duplicate=True)) + list(model.named_buffers(remove_duplicate=True))
@@ -39,7 +41,8 @@ def _cuda_devices(tensors: list[torch.Tensor]) -> list[int]:
 def preserved(model: nn.Module, seed: int) -> Iterator[None]:
     """Run the body, then put ``model`` back bit for bit (see the module docstring)."""
     tensors = _tensors(model)
-    snapshot = [tensor.detach().clone() for tensor in tensors]
+    with single_threaded():
+        snapshot = [tensor.detach().clone() for tensor in tensors]
     modes = [(module, module.training) for module in model.modules()]
     parameters = list(model.parameters())
     flags = [(parameter, parameter.requires_grad) for parameter in parameters]
@@ -51,7 +54,7 @@ def preserved(model: nn.Module, seed: int) -> Iterator[None]:
                     parameter.requires_grad_(True)
             yield
         finally:
-            with torch.no_grad():
+            with torch.no_grad(), single_threaded():
                 for tensor, saved in zip(tensors, snapshot):
                     if not _bits_equal(tensor.detach(), saved):
                         tensor.detach().copy_(saved)

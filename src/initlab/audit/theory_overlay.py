@@ -70,10 +70,13 @@ class MLPLayer:
     activation: str | None
 
 
+def _mean_square(tensor: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(tensor.detach(), dtype=torch.float64)) ** 2 / tensor.numel()
+
+
 def _weight_variances(module: nn.Linear) -> tuple[float, float]:
-    weight = module.weight.detach().to(torch.float64)
-    sigma_w2 = float(weight.pow(2).mean()) * weight.shape[1]
-    sigma_b2 = 0.0 if module.bias is None else float(module.bias.detach().to(torch.float64).pow(2).mean())
+    sigma_w2 = _mean_square(module.weight) * module.weight.shape[1]
+    sigma_b2 = 0.0 if module.bias is None else _mean_square(module.bias)
     return sigma_w2, sigma_b2
 
 

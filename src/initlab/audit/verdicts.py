@@ -41,7 +41,7 @@ class Recommendation:
 
 def recommend(layer: LayerReport) -> Recommendation:
     """The scheme suited to the activation ending ``layer`` (see the module docstring)."""
-    activation = get_activation(layer.activation) if layer.activation else None
+    activation = get_activation(layer.activation, **layer.activation_params) if layer.activation else None
     family = activation.family if activation is not None else "linear"
     if family == "relu":
         slope = float(activation.params.get("negative_slope", 0.0))

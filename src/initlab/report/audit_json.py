@@ -19,7 +19,7 @@ that does not apply is ``null``; non-finite floats are written as the strings
       "notes": [str, ...],                    what was skipped and why
       "layers": [{                            execution order
           "index": int (1-based), "name": str, "kind": str, "module_type": str,
-          "activation": str|null, "activation_name": str|null,
+          "activation": str|null, "activation_params": {name: number}, "activation_name": str|null,
           "output": Summary, "pre_activation": Summary|null,
           "input_std", "gain", "reference_ratio", "saturated_fraction",
           "dead_units": int|null, "units": int|null, "symmetric_units": int|null,

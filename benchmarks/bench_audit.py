@@ -1,0 +1,122 @@
+"""Cost of ``initlab.audit`` (statistics only, ``jacobian=False``) against one plain
+forward+backward pass of the same model on the same batch, measured in the same process.
+
+Models: a ResNet-18-shaped convnet built by hand (BasicBlocks [2, 2, 2, 2], widths
+64-512, BatchNorm, in-place ReLU) on a 32x3x64x64 batch, and a depth-50 width-256 ReLU MLP
+on a 256x256 batch. The baseline back-propagates a random cotangent with
+``torch.autograd.grad`` w.r.t. every parameter, as the audit does. Each figure is the
+median of ``REPEATS`` timed runs after a warm-up run.
+
+Targets (issue 5): ``audit_over_fwd_bwd_resnet <= 2`` and ``audit_over_fwd_bwd_mlp <= 2``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from initlab.audit import audit
+
+REPEATS = 5
+TARGET = 2.0
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (He et al. 2016): two 3x3 convs with BatchNorm, identity or 1x1 shortcut."""
+
+    def __init__(self, channels_in: int, channels_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels_in, channels_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels_out, channels_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels_out)
+        self.downsample = None
+        if stride != 1 or channels_in != channels_out:
+            self.downsample = nn.Sequential(nn.Conv2d(channels_in, channels_out, 1, stride, bias=False),
+                                            nn.BatchNorm2d(channels_out))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+def resnet18(classes: int = 1000) -> nn.Module:
+    """ResNet-18 layout: stem, 4 stages of 2 basic blocks (64, 128, 256, 512), pooling, Linear."""
+    layers: list[nn.Module] = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                               nn.MaxPool2d(3, 2, 1)]
+    channels = 64
+    for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        layers += [BasicBlock(channels, width, stride), BasicBlock(width, width, 1)]
+        channels = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, classes)]
+    return nn.Sequential(*layers)
+
+
+def deep_mlp(depth: int = 50, width: int = 256) -> nn.Module:
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(width, 10))
+
+
+def forward_backward(model: nn.Module, batch: torch.Tensor) -> None:
+    output = model(batch)
+    cotangent = torch.randn_like(output)
+    torch.autograd.grad(output, list(model.parameters()), grad_outputs=cotangent)
+
+
+def median_seconds(run) -> float:
+    run()  # warm-up
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(model: nn.Module, batch: torch.Tensor) -> tuple[float, float]:
+    baseline = median_seconds(lambda: forward_backward(model, batch))
+    audited = median_seconds(lambda: audit(model, batch, jacobian=False))
+    return baseline, audited
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    resnet, images = resnet18().train(), torch.randn(32, 3, 64, 64)
+    mlp, rows = deep_mlp(), torch.randn(256, 256)
+    resnet_base, resnet_audit = measure(resnet, images)
+    mlp_base, mlp_audit = measure(mlp, rows)
+    ratios = {"audit_over_fwd_bwd_resnet": resnet_audit / resnet_base, "audit_over_fwd_bwd_mlp": mlp_audit / mlp_base}
+    try:
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        torch_version = None
+    print(f"resnet18 32x3x64x64: fwd+bwd {resnet_base:.3f} s, audit {resnet_audit:.3f} s; "
+          f"mlp 50x256 on 256x256: fwd+bwd {mlp_base:.4f} s, audit {mlp_audit:.4f} s")
+    print(json.dumps({
+        "benchmark": "audit",
+        "machine": {"cores": os.cpu_count(), "torch": torch_version, "threads": torch.get_num_threads()},
+        "figures": {
+            "resnet_fwd_bwd_s": round(resnet_base, 4), "resnet_audit_s": round(resnet_audit, 4),
+            "mlp_fwd_bwd_s": round(mlp_base, 5), "mlp_audit_s": round(mlp_audit, 5),
+            **{name: round(value, 3) for name, value in ratios.items()},
+        },
+        "targets": {
+            name: {"value": round(value, 3), "op": "<=", "threshold": TARGET, "met": bool(value <= TARGET)}
+            for name, value in ratios.items()
+        },
+    }))
+
+
+if __name__ == "__main__":
+    main()

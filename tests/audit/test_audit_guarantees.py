@@ -1,0 +1,189 @@
+"""The audit leaves the model bit-identical, removes its hooks, works under no_grad and on
+every supported architecture, and rejects bad input with a clear InitlabError (issue 5, sec. 3 and 6)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from initlab.audit import Thresholds, audit
+from initlab.errors import InitlabError
+from models_for_audit import (
+    IN_FEATURES, Conv1dNet, ConvNet, DictOutput, Recurrent, ResNet, Transformer, batch, mlp, normal_init,
+)
+
+
+def snapshot(model: nn.Module) -> dict:
+    """Everything the audit promises to keep: tensors (as raw bits), modes, flags, grads."""
+    tensors = {name: t.detach().clone() for name, t in model.state_dict(keep_vars=True).items()}
+    return {
+        "tensors": tensors,
+        "training": {name: m.training for name, m in model.named_modules()},
+        "requires_grad": {name: p.requires_grad for name, p in model.named_parameters()},
+        "grad": {name: None if p.grad is None else p.grad.clone() for name, p in model.named_parameters()},
+    }
+
+
+def assert_identical(before: dict, model: nn.Module) -> None:
+    after = snapshot(model)
+    assert before["tensors"].keys() == after["tensors"].keys()
+    for name, tensor in before["tensors"].items():
+        other = after["tensors"][name]
+        assert tensor.dtype == other.dtype and tensor.shape == other.shape, name
+        if tensor.is_floating_point():
+            bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[tensor.element_size()]
+            assert torch.equal(tensor.view(bits), other.view(bits)), name
+        else:
+            assert torch.equal(tensor, other), name
+    assert before["training"] == after["training"]
+    assert before["requires_grad"] == after["requires_grad"]
+    for name, grad in before["grad"].items():
+        assert (grad is None) == (after["grad"][name] is None), name
+        if grad is not None:
+            assert torch.equal(grad, after["grad"][name]), name
+
+
+def assert_no_hooks(model: nn.Module) -> None:
+    for name, module in model.named_modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks, name
+        assert not module._backward_hooks, name
+
+
+ARCHITECTURES = {
+    "mlp": (lambda: mlp(4, 32, nn.ReLU, normal_init(0.2)), lambda: batch(16)),
+    "conv2d_bn": (ConvNet, lambda: torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))),
+    "conv1d_bn": (Conv1dNet, lambda: torch.randn(8, 4, 16, generator=torch.Generator().manual_seed(0))),
+    "resnet": (ResNet, lambda: torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))),
+    "transformer": (Transformer, lambda: torch.randn(4, 7, 16, generator=torch.Generator().manual_seed(0))),
+    "gru_lstm_tuple": (Recurrent, lambda: torch.randn(4, 5, 6, generator=torch.Generator().manual_seed(0))),
+}
+
+EXPECTED_KINDS = {
+    "mlp": {"Linear → ReLU", "Linear"},
+    "conv2d_bn": {"Conv2d", "BatchNorm2d → ReLU", "MaxPool2d", "Linear"},
+    "conv1d_bn": {"Conv1d", "BatchNorm1d → GELU"},
+    "resnet": {"Conv2d", "BatchNorm2d → ReLU", "ReLU"},  # the second ReLU follows the addition
+    "transformer": {"MultiheadAttention", "Linear → F.relu", "LayerNorm"},
+    "gru_lstm_tuple": {"GRU", "LSTM", "Linear"},
+}
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_model_is_bit_identical_after_the_audit(architecture, mode):
+    build, make_batch = ARCHITECTURES[architecture]
+    torch.manual_seed(0)
+    model = build().train(mode == "train")
+    x = make_batch()
+    before = snapshot(model)
+    rng_before = torch.get_rng_state()
+    report = audit(model, x)
+    assert_identical(before, model)
+    assert torch.equal(rng_before, torch.get_rng_state())
+    assert_no_hooks(model)
+    kinds = {layer.kind for layer in report.layers}
+    assert EXPECTED_KINDS[architecture] <= kinds, kinds
+    assert all(layer.grad_output_norm is not None for layer in report.layers)
+
+
+def test_batchnorm_running_statistics_would_change_without_the_guarantee():
+    # the check above can fail: a train-mode forward does move the running statistics
+    model = ConvNet().train()
+    x = ARCHITECTURES["conv2d_bn"][1]()
+    before = model.features[1].running_mean.clone()
+    audit(model, x, jacobian=False)
+    assert torch.equal(before, model.features[1].running_mean)
+    model(x)
+    assert not torch.equal(before, model.features[1].running_mean)
+
+
+def test_frozen_parameters_stay_frozen_and_grads_stay_untouched():
+    model = mlp(3, 16, nn.Tanh, normal_init(0.3))
+    model[0].weight.requires_grad_(False)
+    model[2].weight.grad = torch.full_like(model[2].weight, 7.0)
+    before = snapshot(model)
+    report = audit(model, batch(8), jacobian=False)
+    assert_identical(before, model)
+    assert report.layers[0].weight_grad_norm is not None  # measured although frozen
+
+
+def test_hooks_are_removed_and_state_restored_when_the_model_raises():
+    class Exploder(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom inside the model")
+
+    model = nn.Sequential(nn.Linear(IN_FEATURES, 8), nn.BatchNorm1d(8), nn.ReLU(), Exploder())
+    before = snapshot(model)
+    with pytest.raises(InitlabError, match=r"boom inside the model") as error:
+        audit(model, batch(8))
+    assert "'3'" in str(error.value) and "(8, 40)" in str(error.value)
+    assert_no_hooks(model)
+    assert_identical(before, model)  # BatchNorm ran before the failure: its statistics are restored
+
+
+def test_works_inside_no_grad_and_inference_mode():
+    model = mlp(3, 16, nn.Tanh, normal_init(0.3))
+    with torch.no_grad():
+        report = audit(model, batch(8), jacobian=False)
+    assert all(layer.grad_output_norm is not None and layer.grad_output_norm > 0 for layer in report.layers)
+    with torch.inference_mode():
+        x = batch(8)
+        inference_report = audit(model, x, jacobian=False)
+    assert inference_report.layers[0].weight_grad_norm == pytest.approx(report.layers[0].weight_grad_norm)
+
+
+def test_nan_in_the_batch_is_an_error_naming_the_batch():
+    x = batch(8)
+    x[3, 5] = float("nan")
+    with pytest.raises(InitlabError, match=r"batch \(shape \(8, 40\)\) holds 1 NaN/inf"):
+        audit(mlp(2, 8, nn.ReLU, normal_init(0.3)), x)
+
+
+def test_batch_of_the_wrong_shape_repeats_the_shape():
+    with pytest.raises(InitlabError, match=r"batch shape \(8, 41\)"):
+        audit(mlp(2, 8, nn.ReLU, normal_init(0.3)), torch.randn(8, 41))
+
+
+def test_dict_outputs_need_output_fn_and_tuples_default_to_the_first_tensor():
+    model = DictOutput()
+    with pytest.raises(InitlabError, match=r"dict with keys \['hidden', 'logits'\].*output_fn"):
+        audit(model, batch(8))
+    report = audit(model, batch(8), output_fn=lambda out: out["logits"])
+    assert report.jacobian.output_dim == 5
+    tuple_report = audit(Recurrent(), torch.randn(4, 5, 6))
+    assert tuple_report.jacobian.output_dim == 4  # the logits, first element of the tuple
+
+
+def test_loss_backward_uses_the_target():
+    model = mlp(2, 16, nn.ReLU, normal_init(0.3))
+    x, target = batch(16), torch.arange(16) % 10
+    report = audit(model, x, target=target, loss_fn=nn.functional.cross_entropy, jacobian=False)
+    assert report.backward == "loss"
+    logits = model(x)
+    logits.retain_grad()
+    nn.functional.cross_entropy(logits, target).backward()
+    assert report.layers[-1].grad_output_norm == pytest.approx(float(logits.grad.norm()), rel=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"target": torch.zeros(8)}, r"target was given without loss_fn"),
+    ({"loss_fn": nn.functional.mse_loss}, r"loss_fn was given without target"),
+    ({"jacobian": "yes"}, r"jacobian='yes' is invalid"),
+    ({"seed": 1.5}, r"seed=1.5 is invalid"),
+    ({"output_fn": 3}, r"output_fn=3 is invalid"),
+])
+def test_bad_arguments_name_the_argument(kwargs, message):
+    with pytest.raises(InitlabError, match=message):
+        audit(mlp(2, 8, nn.ReLU, normal_init(0.3)), batch(8), **kwargs)
+
+
+def test_bad_model_batch_and_thresholds():
+    with pytest.raises(InitlabError, match=r"model='not a model' is invalid; expected a torch.nn.Module"):
+        audit("not a model", batch(8))
+    with pytest.raises(InitlabError, match=r"batch=\[1, 2\] is invalid"):
+        audit(mlp(2, 8, nn.ReLU, normal_init(0.3)), [1, 2])
+    with pytest.raises(InitlabError, match=r"vanishing_ratio=2 .* expected vanishing_ratio < 1 < exploding_ratio"):
+        Thresholds(vanishing_ratio=2)
+    with pytest.raises(InitlabError, match=r"dead_fraction_max=-1 is invalid"):
+        Thresholds(dead_fraction_max=-1)
