@@ -13,12 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-import initlab
 from initlab.audit import SCHEMA_VERSION, AuditReport, audit
 from initlab.cli import main
 from initlab.errors import InitlabError
 from initlab.report.audit_json import read_audit_json
-from models_for_audit import batch, mlp, normal_init, scheme_init
+from models_for_audit import batch, mlp, normal_init
 
 HOSTILE = "<script>alert(1)</script>"
 

@@ -17,7 +17,6 @@ All handles are removed by :meth:`Capture.close`, which the caller runs in ``fin
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
