@@ -334,7 +334,20 @@ def _add_audit(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=handler)
 
 
-_REGISTRARS: list[Registrar] = [_add_gain, _add_theory, _add_run, _add_runs, _add_plan, _add_audit]
+def _add_tour(subparsers: argparse._SubParsersAction) -> None:
+    from initlab.report.tour_command import add_tour_parser
+
+    add_tour_parser(subparsers)
+
+
+def _add_report(subparsers: argparse._SubParsersAction) -> None:
+    from initlab.report.tour_command import add_report_parser
+
+    add_report_parser(subparsers)
+
+
+_REGISTRARS: list[Registrar] = [_add_gain, _add_theory, _add_run, _add_runs, _add_plan, _add_audit,
+                                _add_tour, _add_report]
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

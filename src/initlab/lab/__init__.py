@@ -11,6 +11,7 @@ Typical use::
 """
 
 from initlab.lab.claims import ClaimResult, evaluate_claim, known_claims, register_claim
+import initlab.lab.study_claims  # noqa: F401,E402  (registers the built-in studies' claims)
 from initlab.lab.config import (
     METRICS, Run, RunConfig, StudyConfig, code_version, expand, group_key, load_study, run_key,
 )

@@ -1,0 +1,626 @@
+"""The claims of the built-in studies: checks computed from stored run rows, never hard-coded.
+
+Each claim is registered with :func:`initlab.lab.claims.register_claim` as a
+``validate(params)`` / ``check(params, rows)`` pair; ``rows`` are the store's
+run rows of one study (``{"key", "status", "config", "point", "summary"}``).
+Every check reads only the *final summaries* the store keeps (a value "at
+initialisation" comes from runs with ``training.steps = 0``), averages over
+seeds, and returns a :class:`~initlab.lab.claims.ClaimResult` whose ``holds``
+is the conjunction of named conditions; ``values["conditions"]`` lists each
+condition with its measured numbers, so a report can show exactly why a
+claim holds or fails.
+
+The claims and their sources:
+
+* ``symmetry``: zero / constant weights leave one distinct unit per layer.
+* ``depth_signal``: small weights make the forward signal and the
+  back-propagated gradient vanish with depth; Xavier + tanh and He + ReLU
+  keep both (Glorot & Bengio 2010; He et al. 2015), and the measured
+  pre-activation std follows the mean-field prediction
+  ``q^{l+1} = sigma_w^2 E[phi(sqrt(q^l) z)^2] + sigma_b^2`` (Poole et al. 2016).
+* ``saturation``: large weights saturate tanh and slow learning.
+* ``pairing``: He suits ReLU and Xavier suits tanh — not the reverse
+  (He, Zhang, Ren & Sun 2015, sec. 2.2 and fig. 3: a 30-layer ReLU net with
+  Xavier init does not learn).
+* ``regularization``: an L2 penalty shrinks the weights and the train/test gap.
+* ``bias``: zero biases train as well as constant or random ones.
+* ``glorot_table``: the ordering of Glorot & Bengio (2010), Table 1.
+* ``edge_of_chaos``: deep tanh nets train only near the critical
+  ``sigma_w^2`` (Schoenholz, Gilmer, Ganguli & Sohl-Dickstein 2017).
+* ``lsuv``: LSUV trains as well as the best standard init (Mishkin & Matas 2016).
+* ``orthogonal_depth``: with orthogonal init the learning time of a deep
+  linear network does not grow with depth (Saxe, McClelland & Ganguli 2014).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from initlab.errors import InitlabError
+from initlab.lab.claims import ClaimResult, register_claim
+
+Rows = Sequence[Mapping[str, Any]]
+
+GLOROT_BENGIO_TABLE1 = {
+    "columns": ("Shapeset", "MNIST", "CIFAR-10", "ImageNet"),
+    "rows": {
+        ("softsign", "standard"): (16.27, 1.64, 55.78, 69.14),
+        ("softsign", "normalized"): (16.06, 1.72, 53.8, 68.13),
+        ("tanh", "standard"): (27.15, 1.76, 55.9, 70.58),
+        ("tanh", "normalized"): (15.60, 1.64, 52.92, 68.57),
+        ("sigmoid", "standard"): (82.61, 2.21, 57.28, 70.66),
+    },
+}
+"""Test error (%) of 5-hidden-layer networks, Glorot & Bengio (2010), Table 1 ("N" = normalized init)."""
+
+
+# ------------------------------------------------------------------ row access
+def config_value(row: Mapping[str, Any], path: str) -> Any:
+    """The value at the dotted ``path`` (``"model.depth"``) of a row's resolved config."""
+    node: Any = row["config"]
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def init_label(row: Mapping[str, Any]) -> str:
+    """A short name of a run's weight initialisation: ``lsuv``, a preset's label or the scheme name."""
+    model = row["config"]["model"]
+    if model.get("lsuv"):
+        return "lsuv"
+    scheme = model["weight_init"]
+    if scheme == "auto":
+        return "auto"
+    return scheme.get("label") or scheme["scheme"]
+
+
+def bias_label(row: Mapping[str, Any]) -> str:
+    """``zeros``, ``constant 0.1``, ``normal std 0.1``: the bias init with its argument."""
+    scheme = row["config"]["model"]["bias_init"]
+    arguments = " ".join(f"{key} {value:g}" if isinstance(value, (int, float)) else f"{key} {value}"
+                         for key, value in scheme.items() if key not in ("scheme", "mean", "label"))
+    return f"{scheme['scheme']} {arguments}".strip()
+
+
+def sigma_w2(row: Mapping[str, Any]) -> float:
+    """``sigma_w^2 = Var(W) * fan_in`` of a run's hidden-to-hidden weights (square layers)."""
+    from initlab.fans import fans
+    from initlab.schemes import from_dict
+
+    width = config_value(row, "model.width")
+    std = from_dict(row["config"]["model"]["weight_init"]).target_std(fans((width, width)))
+    return float(std) ** 2 * width
+
+
+def finished(rows: Rows) -> list[Mapping[str, Any]]:
+    """Rows of runs that ended (``done`` or ``diverged``); failed runs carry no numbers."""
+    return [row for row in rows if row["status"] in ("done", "diverged")]
+
+
+def group_by(rows: Rows, *keys: Callable[[Mapping[str, Any]], Any]) -> dict[tuple, list]:
+    """Rows grouped by the tuple of ``key(row)`` values (insertion order kept)."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for row in rows:
+        groups[tuple(key(row) for key in keys)].append(row)
+    return dict(groups)
+
+
+def by(path: str) -> Callable[[Mapping[str, Any]], Any]:
+    """A grouping key reading the config value at ``path``."""
+    return lambda row: config_value(row, path)
+
+
+def mean(values: Iterable[Any]) -> float:
+    """Mean of the finite numbers among ``values`` (NaN if none)."""
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return sum(numbers) / len(numbers) if numbers else math.nan
+
+
+def summary_mean(rows: Rows, metric: str) -> float:
+    """Mean over runs of a scalar final metric."""
+    return mean(row["summary"].get(metric) for row in rows)
+
+
+def steps_or_never(row: Mapping[str, Any], metric: str) -> float:
+    """``summary[metric]`` (a step count), or ``inf`` when the target was never reached."""
+    value = row["summary"].get(metric)
+    return math.inf if value is None else float(value)
+
+
+def layer_ratio(values: Sequence[Any], top_over_bottom: bool) -> float:
+    """``values[-1] / values[0]`` (or the inverse); ``inf``/``nan`` kept so a blow-up stays visible."""
+    first, last = (float("nan") if v is None else float(v) for v in (values[0], values[-1]))
+    numerator, denominator = (last, first) if top_over_bottom else (first, last)
+    if denominator == 0:
+        return math.inf if numerator > 0 else math.nan
+    return numerator / denominator
+
+
+def fmt(value: Any) -> str:
+    """A number for a sentence: 3 significant digits, ``never`` for ``inf``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if math.isinf(value):
+        return "never"
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.3g}"
+
+
+class Conditions:
+    """The named conditions of one claim; the claim holds when every one does."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.items: list[dict[str, Any]] = []
+
+    def add(self, text: str, holds: bool, **numbers: Any) -> None:
+        """Record one condition, its truth and the numbers behind it."""
+        self.items.append({"condition": text, "holds": bool(holds), "numbers": numbers})
+
+    def missing(self, what: str) -> None:
+        """A condition that cannot be checked: the study has no runs for ``what``."""
+        self.add(f"runs exist for {what}", False)
+
+    def result(self, **values: Any) -> ClaimResult:
+        holds = bool(self.items) and all(item["holds"] for item in self.items)
+        failed = [item["condition"] for item in self.items if not item["holds"]]
+        detail = "; ".join(f"{item['condition']} [{'yes' if item['holds'] else 'NO'}]"
+                           for item in self.items)
+        if failed:
+            detail += f". Fails: {'; '.join(failed)}"
+        return ClaimResult(self.name, holds, detail, {"conditions": self.items, **values})
+
+
+# ------------------------------------------------------------------ validation
+def _validator(name: str, allowed: Mapping[str, type | tuple[type, ...]],
+               required: Sequence[str] = ()) -> Callable[[Mapping[str, Any]], None]:
+    """A ``validate(params)`` accepting only ``allowed`` keys of the given types."""
+    def validate(params: Mapping[str, Any]) -> None:
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise InitlabError(f"claim.params: unknown key(s) {unknown} for claim {name!r}; "
+                               f"expected some of {sorted(allowed)}.")
+        for key in required:
+            if key not in params:
+                raise InitlabError(f"claim.params.{key} is missing for claim {name!r}; expected "
+                                   f"a value of type {_type_name(allowed[key])}.")
+        for key, value in params.items():
+            kind = allowed[key]
+            if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+                raise InitlabError(f"claim.params.{key}={value!r} is invalid for claim {name!r}; "
+                                   f"expected {_type_name(kind)}.")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not value > 0:
+                raise InitlabError(f"claim.params.{key}={value!r} is invalid for claim {name!r}; "
+                                   f"expected a number > 0.")
+    return validate
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join({"str": "a string", "list": "a list of strings", "float": "a number",
+                        "int": "an integer"}.get(k.__name__, k.__name__) for k in kinds)
+
+
+NUMBER = (int, float)
+
+
+# ------------------------------------------------------------------ symmetry
+def check_symmetry(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
+    """Zero/constant weights: one distinct unit per hidden layer; random: ``width`` distinct units.
+
+    A layer whose units start identical gets identical gradients
+    (dL/dW_j = delta_j h^T with equal delta_j for equal units), so no
+    gradient step can separate them: the count of distinct units stays 1.
+    """
+    conditions = Conditions("symmetry")
+    groups = group_by(finished(rows), init_label)
+    accuracy = {label[0]: summary_mean(members, "test_accuracy") for label, members in groups.items()}
+    units = {label[0]: [row["summary"].get("distinct_units") for row in members]
+             for label, members in groups.items()}
+    random_label = params["random"]
+    for label in [*params["symmetric"], random_label]:
+        if (label,) not in groups:
+            conditions.missing(f"weight_init {label}")
+    if conditions.items:
+        return conditions.result(accuracy=accuracy, distinct_units=units)
+    for label in params["symmetric"]:
+        counts = units[label]
+        conditions.add(f"{label}: 1 distinct unit in every hidden layer after training",
+                       all(count is not None and all(c == 1 for c in count) for count in counts),
+                       distinct_units=counts[0])
+    widths = [config_value(row, "model.width") for row in groups[(random_label,)]]
+    conditions.add(f"{random_label}: every unit distinct ({widths[0]} per layer)",
+                   all(count is not None and all(c == width for c in count)
+                       for count, width in zip(units[random_label], widths)),
+                   distinct_units=units[random_label][0])
+    best_symmetric = max(accuracy[label] for label in params["symmetric"])
+    conditions.add(f"{random_label} test accuracy {fmt(accuracy[random_label])} > best symmetric "
+                   f"{fmt(best_symmetric)}", accuracy[random_label] > best_symmetric,
+                   random=accuracy[random_label], symmetric=best_symmetric)
+    return conditions.result(accuracy=accuracy, distinct_units=units)
+
+
+# -------------------------------------------------------------- depth signal
+def theory_preact_std(row: Mapping[str, Any], first_preact_std: float) -> list[float] | None:
+    """Mean-field prediction of the pre-activation std of every hidden layer of a run.
+
+    Starts from the measured ``q^0`` (the first hidden layer's pre-activation
+    variance, fed by the data) and iterates the q-map
+    ``q^{l+1} = sigma_w^2 E_z[phi(sqrt(q^l) z)^2] + sigma_b^2``, z ~ N(0, 1)
+    (Poole et al. 2016; Schoenholz et al. 2017), with ``sigma_w^2`` of the
+    hidden weights and ``sigma_b^2 = 0`` (zero biases). None when the theory
+    has no answer (e.g. the variance grows without bound in floating point).
+    """
+    from initlab.theory import MeanField
+
+    depth = config_value(row, "model.depth")
+    if depth < 2 or not (math.isfinite(first_preact_std) and first_preact_std > 0):
+        return None
+    try:
+        field = MeanField(config_value(row, "model.activation"), sigma_w2(row), 0.0)
+        q = field.propagate(depth - 1, q0=first_preact_std ** 2).q
+    except (InitlabError, OverflowError, FloatingPointError):
+        return None
+    return [math.sqrt(value) if math.isfinite(value) and value >= 0 else math.nan for value in q]
+
+
+def _within_factor(measured: Sequence[float], predicted: Sequence[float], factor: float) -> bool:
+    pairs = [(m, p) for m, p in zip(measured, predicted)]
+    return bool(pairs) and all(m is not None and p > 0 and m > 0 and 1 / factor <= m / p <= factor
+                               for m, p in pairs)
+
+
+def check_depth_signal(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
+    """Vanishing with small weights; preserved signal for Xavier+tanh and He+ReLU; theory agrees.
+
+    Ratios per run: forward ``act_std[last] / act_std[first]`` and backward
+    ``backprop_norm[first] / backprop_norm[last]`` (how much of the gradient
+    at the top reaches the first layer). ``vanish_below`` bounds a vanishing
+    ratio, ``keep_within`` a preserved one (both ways), ``theory_factor`` the
+    measured / predicted pre-activation std at every layer.
+    """
+    vanish, keep, factor = (params.get("vanish_below", 1e-3), params.get("keep_within", 10.0),
+                            params.get("theory_factor", 2.0))
+    conditions = Conditions("depth_signal")
+    groups = group_by(finished(rows), by("model.activation"), init_label)
+    ratios = {f"{activation}/{label}": {
+        "forward": [layer_ratio(row["summary"]["act_std"], True) for row in members],
+        "backward": [layer_ratio(row["summary"]["backprop_norm"], False) for row in members],
+    } for (activation, label), members in groups.items()}
+
+    def need(activation: str, label: str) -> dict | None:
+        key = f"{activation}/{label}"
+        if key not in ratios:
+            conditions.missing(key)
+            return None
+        return ratios[key]
+
+    def worst(values: list[float], largest: bool) -> float:
+        clean = [v if math.isfinite(v) else (math.inf if largest else -math.inf) for v in values]
+        return max(clean) if largest else min(clean)
+
+    for activation in ("tanh", "relu"):
+        found = need(activation, "small_random")
+        if found:
+            value = worst(found["forward"], True)
+            conditions.add(f"small init, {activation}: forward std ratio last/first {fmt(value)} < "
+                           f"{vanish:g} (vanishes)", value < vanish, ratio=value)
+    for activation in ("tanh", "sigmoid", "relu"):
+        found = need(activation, "small_random")
+        if found:
+            value = worst(found["backward"], True)
+            conditions.add(f"small init, {activation}: gradient ratio first/last {fmt(value)} < "
+                           f"{vanish:g} (vanishes)", value < vanish, ratio=value)
+    for activation, label in (("tanh", "glorot_normal"), ("relu", "he_normal")):
+        found = need(activation, label)
+        if found:
+            values = found["forward"] + found["backward"]
+            low, high = worst(values, False), worst(values, True)
+            conditions.add(f"{label} + {activation}: forward and gradient ratios in "
+                           f"[{fmt(low)}, {fmt(high)}] within a factor {keep:g} (kept)",
+                           1 / keep <= low and high <= keep, low=low, high=high)
+    found = need("relu", "glorot_normal")
+    if found:
+        value = worst(found["forward"], True)
+        conditions.add(f"glorot_normal + relu: forward ratio {fmt(value)} < {vanish:g} (Xavier "
+                       f"loses a deep ReLU net's signal)", value < vanish, ratio=value)
+    found = need("relu", "large_random")
+    if found:
+        value = worst(found["forward"], False)
+        conditions.add(f"large init, relu: forward ratio {fmt(value)} > {1 / vanish:g} (explodes)",
+                       value > 1 / vanish, ratio=value)
+    theory = {}
+    for activation, label in (("tanh", "glorot_normal"), ("relu", "he_normal")):
+        for row in groups.get((activation, label), []):
+            measured = row["summary"]["preact_std"]
+            predicted = theory_preact_std(row, measured[0])
+            agree = predicted is not None and _within_factor(measured, predicted, factor)
+            theory.setdefault(f"{activation}/{label}", []).append(agree)
+        if f"{activation}/{label}" in theory:
+            conditions.add(f"{label} + {activation}: measured pre-activation std within a factor "
+                           f"{factor:g} of mean-field theory at every layer",
+                           all(theory[f"{activation}/{label}"]))
+    return conditions.result(ratios=ratios)
+
+
+# ---------------------------------------------------------------- saturation
+def mean_saturation(row: Mapping[str, Any]) -> float:
+    """Mean over hidden layers of the saturated fraction of a run."""
+    return mean(row["summary"].get("saturated_fraction") or [])
+
+
+def check_saturation(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
+    """Large init saturates (at init) and learns slower (steps to the target accuracy) than Xavier.
+
+    Saturated: ``|tanh(z)| > 0.99`` (lab's ``SATURATION_MARGIN``), where
+    ``tanh'(z) = 1 - tanh(z)^2 < 0.02``.
+    """
+    activation, large, reference = params["activation"], params["large"], params["reference"]
+    conditions = Conditions("saturation")
+    runs = [row for row in finished(rows) if config_value(row, "model.activation") == activation]
+    at_init = group_by([row for row in runs if config_value(row, "training.steps") == 0], init_label)
+    trained = group_by([row for row in runs if config_value(row, "training.steps") > 0], init_label)
+    for label in (large, reference):
+        if (label,) not in at_init:
+            conditions.missing(f"{activation}/{label} at initialisation (training.steps = 0)")
+        if (label,) not in trained:
+            conditions.missing(f"{activation}/{label} trained (training.steps > 0)")
+    if conditions.items:
+        return conditions.result()
+    saturation = {label: mean(mean_saturation(row) for row in at_init[(label,)]) for label in (large, reference)}
+    conditions.add(f"{large}: saturated fraction at init {fmt(saturation[large])} > "
+                   f"{params['saturated_above']:g}", saturation[large] > params["saturated_above"],
+                   value=saturation[large])
+    conditions.add(f"{reference}: saturated fraction at init {fmt(saturation[reference])} < "
+                   f"{params['healthy_below']:g}", saturation[reference] < params["healthy_below"],
+                   value=saturation[reference])
+    steps = {label: [steps_or_never(row, "steps_to_target_accuracy") for row in trained[(label,)]]
+             for label in (large, reference)}
+    target = config_value(trained[(reference,)][0], "training.target_accuracy")
+    slowest_reference, fastest_large = max(steps[reference]), min(steps[large])
+    conditions.add(f"steps to {target:g} test accuracy: {reference} {fmt(slowest_reference)} (slowest "
+                   f"run) < {large} {fmt(fastest_large)} (fastest run)",
+                   slowest_reference < fastest_large, reference=slowest_reference, large=fastest_large)
+    return conditions.result(saturation=saturation, steps=steps)
+
+
+# ------------------------------------------------------------------- pairing
+def check_pairing(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
+    """He + ReLU learns at depth ``deep`` and Xavier + ReLU stalls; Xavier + tanh learns at every
+    depth and generalises at least as well as He + tanh at depth ``tanh_depth``.
+
+    "Stalls": final train loss >= ``stall_fraction`` * ln(classes) (chance
+    level); "learns": <= ``learn_fraction`` * ln(classes). The tanh
+    comparison at the other depths is reported in ``values`` (not part of the
+    verdict): He init does not break tanh the way Xavier breaks deep ReLU.
+    """
+    deep, shallow, classes = params["deep"], params["tanh_depth"], params.get("classes", 10)
+    chance = math.log(classes)
+    stall, learn = params.get("stall_fraction", 0.95) * chance, params.get("learn_fraction", 0.8) * chance
+    conditions = Conditions("pairing")
+    groups = group_by(finished(rows), by("model.activation"), init_label, by("model.depth"))
+    loss = {f"{a}/{i}/{d}": summary_mean(m, "train_loss") for (a, i, d), m in groups.items()}
+    accuracy = {f"{a}/{i}/{d}": summary_mean(m, "test_accuracy") for (a, i, d), m in groups.items()}
+    tanh_depths = sorted({d for (a, _, d) in groups if a == "tanh"})
+    needed = [f"relu/{init}/{deep}" for init in ("glorot_normal", "he_normal")]
+    needed += [f"tanh/{init}/{shallow}" for init in ("glorot_normal", "he_normal")]
+    for key in needed:
+        if key not in loss:
+            conditions.missing(key)
+    if conditions.items:
+        return conditions.result(train_loss=loss, test_accuracy=accuracy)
+    xavier_relu, he_relu = loss[f"relu/glorot_normal/{deep}"], loss[f"relu/he_normal/{deep}"]
+    conditions.add(f"depth {deep}, Xavier + ReLU stalls: train loss {fmt(xavier_relu)} >= "
+                   f"{fmt(stall)} (ln {classes} = {fmt(chance)} is chance)", xavier_relu >= stall,
+                   loss=xavier_relu)
+    conditions.add(f"depth {deep}, He + ReLU learns: train loss {fmt(he_relu)} <= {fmt(learn)}",
+                   he_relu <= learn, loss=he_relu)
+    xavier_tanh = [loss.get(f"tanh/glorot_normal/{depth}", math.nan) for depth in tanh_depths]
+    conditions.add("Xavier + tanh learns at every depth: train loss "
+                   + ", ".join(f"{fmt(v)} (depth {d})" for v, d in zip(xavier_tanh, tanh_depths))
+                   + f" <= {fmt(learn)}", all(v <= learn for v in xavier_tanh), losses=xavier_tanh)
+    xavier, he = accuracy[f"tanh/glorot_normal/{shallow}"], accuracy[f"tanh/he_normal/{shallow}"]
+    conditions.add(f"depth {shallow}, Xavier + tanh test accuracy {fmt(xavier)} >= He + tanh's {fmt(he)}",
+                   xavier >= he, xavier=xavier, he=he)
+    return conditions.result(train_loss=loss, test_accuracy=accuracy, chance_loss=chance,
+                             tanh_depths=tanh_depths)
+
+
+# ------------------------------------------------------------ regularization
+def check_regularization(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
+    """The final weight norm falls as lambda grows, and the train/test gap at the largest lambda
+    is below the gap without penalty."""
+    conditions = Conditions("regularization")
+    groups = group_by(finished(rows), by("training.l2"))
+    lambdas = sorted(key[0] for key in groups)
+    norm = {l2: summary_mean(groups[(l2,)], "weight_norm") for l2 in lambdas}
+    gap = {l2: summary_mean(groups[(l2,)], "train_test_gap") for l2 in lambdas}
+    accuracy = {l2: summary_mean(groups[(l2,)], "test_accuracy") for l2 in lambdas}
+    if len(lambdas) < 2 or lambdas[0] != 0:
+        conditions.missing("lambda = 0 and at least one lambda > 0")
+        return conditions.result()
+    norms = [norm[l2] for l2 in lambdas]
+    conditions.add("weight norm falls as lambda grows: " + " > ".join(fmt(v) for v in norms),
+                   all(a > b for a, b in zip(norms, norms[1:])), norms=norms)
+    largest = lambdas[-1]
+    conditions.add(f"train-test gap at lambda {largest:g} ({fmt(gap[largest])}) < gap without "
+                   f"penalty ({fmt(gap[0.0])})", gap[largest] < gap[0.0])
+    return conditions.result(lambdas=lambdas, weight_norm=norm, gap=gap, test_accuracy=accuracy)
+
+
+# ---------------------------------------------------------------------- bias
+def check_bias(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
+    """For each activation, zero biases reach a test accuracy within ``tolerance`` of the best bias init."""
+    tolerance = params.get("tolerance", 0.02)
+    conditions = Conditions("bias")
+    groups = group_by(finished(rows), by("model.activation"), bias_label)
+    accuracy = {f"{a}/{b}": summary_mean(m, "test_accuracy") for (a, b), m in groups.items()}
+    for activation in sorted({a for a, _ in groups}):
+        scores = {b: accuracy[f"{a}/{b}"] for a, b in groups if a == activation}
+        if "zeros" not in scores or len(scores) < 2:
+            conditions.missing(f"{activation} with zero and non-zero biases")
+            continue
+        best_label = max(scores, key=scores.get)
+        conditions.add(f"{activation}: zero bias {fmt(scores['zeros'])} >= best ({best_label}) "
+                       f"{fmt(scores[best_label])} - {tolerance:g}",
+                       scores["zeros"] >= scores[best_label] - tolerance, zero=scores["zeros"],
+                       best=scores[best_label])
+    if not groups:
+        conditions.missing("any bias init")
+    return conditions.result(test_accuracy=accuracy)
+
+
+# -------------------------------------------------------------- glorot table
+def check_glorot_table(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
+    """Test errors ordered as in Glorot & Bengio (2010), Table 1: tanh normalized < tanh standard,
+    and sigmoid the worst of all."""
+    standard, normalized = params.get("standard", "variance_scaling"), params.get("normalized", "glorot_uniform")
+    names = {standard: "standard", normalized: "normalized"}
+    conditions = Conditions("glorot_table")
+    groups = group_by([row for row in finished(rows) if init_label(row) in names],
+                      by("model.activation"), lambda row: names[init_label(row)])
+    error = {f"{a}/{i}": 100 * (1 - summary_mean(m, "test_accuracy")) for (a, i), m in groups.items()}
+    for key in ("tanh/standard", "tanh/normalized", "sigmoid/standard"):
+        if key not in error:
+            conditions.missing(key)
+    if conditions.items:
+        return conditions.result(test_error=error)
+    conditions.add(f"tanh: normalized error {fmt(error['tanh/normalized'])}% < standard "
+                   f"{fmt(error['tanh/standard'])}% (paper: 15.60 < 27.15 on Shapeset)",
+                   error["tanh/normalized"] < error["tanh/standard"])
+    others = {key: value for key, value in error.items() if not key.startswith("sigmoid/")}
+    best_other = max(others, key=others.get)
+    sigmoid = min(value for key, value in error.items() if key.startswith("sigmoid/"))
+    conditions.add(f"sigmoid is the worst: its best error {fmt(sigmoid)}% >= every other "
+                   f"(highest: {best_other} {fmt(others[best_other])}%)",
+                   sigmoid >= others[best_other])
+    return conditions.result(test_error=error, paper=_paper_table())
+
+
+def _paper_table() -> dict[str, Any]:
+    return {"columns": list(GLOROT_BENGIO_TABLE1["columns"]),
+            "rows": {f"{a}/{i}": list(v) for (a, i), v in GLOROT_BENGIO_TABLE1["rows"].items()}}
+
+
+# ------------------------------------------------------------- edge of chaos
+def trainable_depth(sigma_w2_value: float, sigma_b2: float, activation: str = "tanh") -> float:
+    """``6 xi_c``, the depth up to which a network at (sigma_w^2, sigma_b^2) trains
+    (Schoenholz et al. 2017, sec. 5)."""
+    from initlab.theory import MeanField
+
+    return MeanField(activation, sigma_w2_value, sigma_b2).trainable_depth(6.0)
+
+
+def check_edge_of_chaos(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
+    """At every depth >= ``min_depth`` the best train accuracy is at a grid sigma_w^2 next to the
+    critical one, and it beats both ends of the sweep by ``margin``.
+
+    "Next to": the grid value nearest the critical sigma_w^2 or one of its
+    two neighbours in the sorted grid.
+    """
+    from initlab.theory import critical_sigma_w2
+
+    sigma_b2, min_depth, margin = params["sigma_b2"], params["min_depth"], params.get("margin", 0.05)
+    conditions = Conditions("edge_of_chaos")
+    runs = finished(rows)
+    activation = config_value(runs[0], "model.activation") if runs else "tanh"
+    critical = critical_sigma_w2(activation, sigma_b2)
+    groups = group_by(runs, lambda row: round(sigma_w2(row), 6), by("model.depth"))
+    accuracy = {(w, d): summary_mean(m, "train_accuracy") for (w, d), m in groups.items()}
+    grid = sorted({w for w, _ in accuracy})
+    depths = sorted({d for _, d in accuracy if d >= min_depth})
+    if not grid or not depths:
+        conditions.missing(f"depths >= {min_depth}")
+        return conditions.result(critical=critical)
+    nearest = min(range(len(grid)), key=lambda i: abs(math.log(grid[i] / critical)))
+    allowed = set(grid[max(0, nearest - 1):nearest + 2])
+    for depth in depths:
+        column = {w: accuracy[(w, depth)] for w in grid if (w, depth) in accuracy}
+        best = max(column, key=column.get)
+        ends = max(column[grid[0]], column[grid[-1]]) if grid[0] in column and grid[-1] in column else math.nan
+        conditions.add(f"depth {depth}: best sigma_w^2 = {best:g} (train accuracy {fmt(column[best])}) "
+                       f"is next to the critical {critical:.3g} and beats the ends ({fmt(ends)}) by "
+                       f">= {margin:g}", best in allowed and column[best] >= ends + margin,
+                       best=best, accuracy=column[best], ends=ends)
+    predicted = {w: trainable_depth(w, sigma_b2, activation) for w in grid}
+    return conditions.result(critical=critical, trainable_depth=predicted,
+                             accuracy={f"{w:g}/{d}": a for (w, d), a in accuracy.items()})
+
+
+# ---------------------------------------------------------------------- lsuv
+def check_lsuv(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
+    """For each architecture, LSUV's test accuracy is within ``tolerance`` of the best other init."""
+    tolerance = params.get("tolerance", 0.02)
+    conditions = Conditions("lsuv")
+    groups = group_by(finished(rows), by("model.kind"), init_label)
+    accuracy = {f"{k}/{i}": summary_mean(m, "test_accuracy") for (k, i), m in groups.items()}
+    for kind in sorted({k for k, _ in groups}):
+        scores = {i: accuracy[f"{k}/{i}"] for k, i in groups if k == kind}
+        others = {i: v for i, v in scores.items() if i != "lsuv"}
+        if "lsuv" not in scores or not others:
+            conditions.missing(f"{kind} with LSUV and another init")
+            continue
+        best = max(others, key=others.get)
+        conditions.add(f"{kind}: LSUV {fmt(scores['lsuv'])} >= best other ({best}) "
+                       f"{fmt(others[best])} - {tolerance:g}", scores["lsuv"] >= others[best] - tolerance,
+                       lsuv=scores["lsuv"], best=others[best])
+    if not groups:
+        conditions.missing("any run")
+    return conditions.result(test_accuracy=accuracy)
+
+
+# ---------------------------------------------------------- orthogonal depth
+def check_orthogonal_depth(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
+    """Orthogonal: steps to the loss threshold vary by at most ``flat_ratio`` over depths;
+    Gaussian at the deepest depth needs more than ``flat_ratio`` times orthogonal's steps."""
+    flat = params.get("flat_ratio", 2.0)
+    orthogonal, gaussian = params.get("orthogonal", "orthogonal"), params.get("gaussian", "lecun_normal")
+    conditions = Conditions("orthogonal_depth")
+    groups = group_by(finished(rows), init_label, by("model.depth"))
+    steps = {f"{i}/{d}": mean(steps_or_never(row, "steps_to_target_loss") for row in m)
+             if all(steps_or_never(row, "steps_to_target_loss") < math.inf for row in m) else math.inf
+             for (i, d), m in groups.items()}
+    depths = sorted({d for i, d in groups if i == orthogonal} & {d for i, d in groups if i == gaussian})
+    if len(depths) < 2:
+        conditions.missing(f"{orthogonal} and {gaussian} at two or more depths")
+        return conditions.result(steps=steps)
+    ortho = [steps[f"{orthogonal}/{d}"] for d in depths]
+    spread = max(ortho) / min(ortho) if min(ortho) > 0 else math.inf
+    conditions.add(f"{orthogonal}: steps over depths {', '.join(fmt(v) for v in ortho)} vary by "
+                   f"{fmt(spread)}x <= {flat:g}x (flat)", spread <= flat, steps=ortho)
+    deepest = depths[-1]
+    deep_gauss, deep_ortho = steps[f"{gaussian}/{deepest}"], steps[f"{orthogonal}/{deepest}"]
+    conditions.add(f"depth {deepest}: {gaussian} needs {fmt(deep_gauss)} steps > {flat:g} x "
+                   f"{orthogonal}'s {fmt(deep_ortho)}", deep_gauss > flat * deep_ortho)
+    return conditions.result(steps=steps, depths=depths)
+
+
+# ------------------------------------------------------------------ register
+CLAIMS: dict[str, tuple[Callable, Callable]] = {
+    "symmetry": (_validator("symmetry", {"symmetric": list, "random": str}, ("symmetric", "random")),
+                 check_symmetry),
+    "depth_signal": (_validator("depth_signal", {"vanish_below": NUMBER, "keep_within": NUMBER,
+                                                 "theory_factor": NUMBER}), check_depth_signal),
+    "saturation": (_validator("saturation", {"activation": str, "large": str, "reference": str,
+                                             "saturated_above": NUMBER, "healthy_below": NUMBER},
+                              ("activation", "large", "reference", "saturated_above", "healthy_below")),
+                   check_saturation),
+    "pairing": (_validator("pairing", {"deep": int, "tanh_depth": int, "classes": int,
+                                       "stall_fraction": NUMBER, "learn_fraction": NUMBER},
+                           ("deep", "tanh_depth")), check_pairing),
+    "regularization": (_validator("regularization", {}), check_regularization),
+    "bias": (_validator("bias", {"tolerance": NUMBER}), check_bias),
+    "glorot_table": (_validator("glorot_table", {"standard": str, "normalized": str}), check_glorot_table),
+    "edge_of_chaos": (_validator("edge_of_chaos", {"sigma_b2": NUMBER, "min_depth": int, "margin": NUMBER},
+                                 ("sigma_b2", "min_depth")), check_edge_of_chaos),
+    "lsuv": (_validator("lsuv", {"tolerance": NUMBER}), check_lsuv),
+    "orthogonal_depth": (_validator("orthogonal_depth", {"flat_ratio": NUMBER, "orthogonal": str,
+                                                         "gaussian": str}), check_orthogonal_depth),
+}
+"""claim name -> (validate, check) of every built-in study's claim."""
+
+for _name, (_validate, _check) in CLAIMS.items():
+    register_claim(_name, _validate, _check)

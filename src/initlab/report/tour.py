@@ -1,0 +1,154 @@
+"""The tour's outputs, rendered from the result store: the claim table (terminal, HTML, Markdown),
+one HTML page per study, ``index.html`` and ``summary.md``; and the tour's progress bar.
+
+:func:`render_studies` never trains: it reads each study's runs from the store, computes
+the claim with the study's check and writes the pages, so ``initlab report`` and a
+second ``initlab tour`` only re-render.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence, TextIO
+
+from initlab.lab.config import StudyConfig
+from initlab.report import study_text
+from initlab.report.html import escape, page_html
+from initlab.report.markdown import tour_markdown
+from initlab.report.study_html import CSS, StudyPage, study_page, write_study_html
+
+INDEX_CSS = CSS + """
+table#claims td { vertical-align: top; } td.verdict-holds { color: #1b6b2a; font-weight: 700; }
+td.verdict-fails { color: #9b1c1c; font-weight: 700; }
+"""
+
+
+def load_pages(studies: Sequence[StudyConfig], store) -> list[StudyPage]:
+    """Each study's stored rows (with histories) and its claim computed from them."""
+    from initlab.lab.tour import claim_from_store, with_histories
+
+    pages = []
+    for study in studies:
+        rows = with_histories(store.runs(study=study.name), store)
+        pages.append(study_page(study, rows, claim_from_store(study, store)))
+    return pages
+
+
+def claim_table(pages: Sequence[StudyPage]) -> list[dict[str, Any]]:
+    """One row per study (number, study, claim, evidence, verdict, link), from stored results."""
+    from initlab.lab.tour import BUILTIN_STUDIES
+
+    return [{"number": BUILTIN_STUDIES.index(page.name) + 1, "study": page.name, "stored_as": page.stored_as,
+             "claim": study_text.short_claim(page.name),
+             "evidence": study_text.evidence(page.name, page.claim),
+             "verdict": "holds" if page.claim.holds else "does not hold",
+             "link": f"{page.name}.html", "runs": len(page.rows)} for page in pages]
+
+
+def index_html(table: Sequence[Mapping[str, Any]], heading: str, note: str = "") -> str:
+    """The tour index page: the claim table with a link to each study's page."""
+    body = []
+    for row in table:
+        kind = "holds" if row["verdict"] == "holds" else "fails"
+        body.append(
+            f"<tr><td>{row['number']}</td><td class=\"text\"><a href=\"{escape(row['link'])}\">"
+            f"{escape(row['study'])}</a></td><td class=\"text\">{escape(row['claim'])}</td>"
+            f"<td class=\"text\">{escape(row['evidence'])}</td><td class=\"text verdict-{kind}\">"
+            f"{escape(row['verdict'])}</td><td>{row['runs']}</td></tr>")
+    table_text = ("<table id=\"claims\"><thead><tr><th>#</th><th class=\"text\">study</th>"
+                  "<th class=\"text\">claim</th><th class=\"text\">measured evidence</th>"
+                  "<th class=\"text\">verdict</th><th>runs</th></tr></thead><tbody>"
+                  + "".join(body) + "</tbody></table>")
+    intro = ("<p>Each row is a classic claim about initialization, tested on real data by training "
+             "real networks. The verdict is computed from the stored runs by the study's check; "
+             "follow a link for the figures, the numbers and an explanation.</p>")
+    extra = f'<p class="muted">{escape(note)}</p>' if note else ""
+    return page_html(heading, f"<h1>{escape(heading)}</h1>{intro}{table_text}{extra}", css=INDEX_CSS)
+
+
+def render_studies(studies: Sequence[StudyConfig], store, out_dir: str | Path, *, heading: str,
+                   note: str = "") -> list[dict[str, Any]]:
+    """Write every study's page, ``index.html`` and ``summary.md`` into ``out_dir``; the claim table."""
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    pages = load_pages(studies, store)
+    for page in pages:
+        write_study_html(page, directory)
+    table = claim_table(pages)
+    (directory / "index.html").write_text(index_html(table, heading, note), encoding="utf-8")
+    (directory / "summary.md").write_text(tour_markdown(pages, table, heading), encoding="utf-8")
+    return table
+
+
+def print_claim_table(table: Sequence[Mapping[str, Any]], stream: TextIO | None = None, *,
+                      width: int = 140) -> None:
+    """The claim table in the terminal (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream or sys.stdout, width=width)
+    rich_table = Table(title="initlab tour: the claims, measured", show_lines=True)
+    for column, style in (("#", "right"), ("study", "left"), ("claim", "left"),
+                          ("measured evidence", "left"), ("verdict", "left")):
+        rich_table.add_column(column, justify=style, overflow="fold")
+    for row in table:
+        colour = "green" if row["verdict"] == "holds" else "red"
+        rich_table.add_row(str(row["number"]), row["study"], row["claim"], row["evidence"],
+                           f"[{colour}]{row['verdict']}[/{colour}]")
+    console.print(rich_table)
+
+
+class TourProgress:
+    """One progress display over all the tour's runs (a rich bar on a TTY, lines otherwise).
+
+    Implements the runner's progress protocol (``start``/``advance``/``note``/``finish``
+    per study); the bar's total is the number of runs of every study together.
+    """
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.total, self.done, self.study = total, 0, ""
+        self.started = time.monotonic()
+        self.bar = None
+        if self.stream.isatty():
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self.bar = Progress(TextColumn("[bold]tour"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
+                                console=Console(file=self.stream))
+            self.task = self.bar.add_task("", total=total)
+            self.bar.start()
+
+    def start(self, study: str, total: int, done: int) -> None:
+        self.study = study
+        self._move(done, f"{study}: {total - done} run(s) to train, {done} stored")
+
+    def advance(self, result: dict[str, Any], description: str) -> None:
+        self._move(1, f"{self.study}: {result.get('status', '?')} {description}", line=False)
+
+    def _move(self, count: int, text: str, line: bool = True) -> None:
+        self.done += count
+        if self.bar is not None:
+            self.bar.update(self.task, advance=count, description=text)
+        elif line:
+            elapsed = time.monotonic() - self.started
+            print(f"[tour {self.done}/{self.total} runs, {elapsed:.0f} s] {text}", file=self.stream, flush=True)
+
+    def note(self, message: str) -> None:
+        print(f"[{self.study}] {message}", file=self.stream, flush=True)
+
+    def finish(self) -> None:
+        """Per study: nothing (the bar runs across studies; see :meth:`close`)."""
+        if self.bar is None:
+            elapsed = time.monotonic() - self.started
+            print(f"[tour {self.done}/{self.total} runs, {elapsed:.0f} s] {self.study} done",
+                  file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Stop the bar."""
+        if self.bar is not None:
+            self.bar.stop()
