@@ -389,11 +389,13 @@ class _Recorder(TorchFunctionMode):
 
 @contextlib.contextmanager
 def preserved(model: nn.Module) -> Iterator[None]:
-    """Run code on ``model`` and restore its buffers, the CPU RNG state and the MHA fast path."""
+    """Run code on ``model`` and restore its buffers, the RNG states (CPU and the model's
+    CUDA devices) and the MHA fast-path switch."""
     saved = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
     fastpath = torch.backends.mha.get_fastpath_enabled() if hasattr(torch.backends, "mha") else None
     try:
-        with torch.random.fork_rng(devices=[]):
+        cuda = sorted({tensor.device.index or 0 for tensor in model.parameters() if tensor.device.type == "cuda"})
+        with torch.random.fork_rng(devices=cuda):
             if fastpath is not None:
                 torch.backends.mha.set_fastpath_enabled(False)
             yield
