@@ -56,7 +56,7 @@ from initlab.errors import InitlabError, bad_value
 from initlab.nn.apply import check_model, apply_plan
 from initlab.nn.discover import call_model, describe_input, preserved
 from initlab.nn.plan import Plan, Rule
-from initlab.nn.record import InitRecord, text_table
+from initlab.nn.record import InitRecord, text_table, variance_mean
 from initlab.schemes import orthogonal, zeros
 
 _FITTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
@@ -202,7 +202,7 @@ class _Fitter:
         if fit.order < 0:
             fit.order, self.order = self.order, self.order + 1
         primary = output[0] if isinstance(output, tuple) else output
-        variance, mean = _stats(primary)
+        variance, mean = variance_mean(primary)
         fit.variance, fit.mean = variance, mean
         if not (math.isfinite(variance) and variance > 0):
             fit.status = "unfittable"
@@ -242,18 +242,13 @@ class _Fitter:
         weight.mul_(scale)
         self.last_scale = scale
         fitted = fitted.to(output.dtype)
-        return (fitted, *_stats(fitted))
+        return (fitted, *variance_mean(fitted))
 
 
 def _weight_and_bias(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(module, nn.MultiheadAttention):
         return module.out_proj.weight, module.out_proj.bias
     return module.weight, module.bias
-
-
-def _stats(tensor: torch.Tensor) -> tuple[float, float]:
-    variance, mean = torch.var_mean(tensor.detach().float())
-    return float(variance), float(mean)
 
 
 def _exact_scale(z: torch.Tensor, bias: torch.Tensor | None) -> float:

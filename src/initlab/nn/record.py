@@ -212,30 +212,36 @@ def _moments(flat: torch.Tensor) -> tuple[float, float]:
     return total, squares
 
 
-def measure(tensor: torch.Tensor) -> tuple[float | None, float | None, list[float]]:
-    """(std, mean, probe values) of a tensor, cheaply (see :func:`_moments`).
+def variance_mean(tensor: torch.Tensor) -> tuple[float, float]:
+    """Unbiased variance and mean of all elements of a non-empty tensor, cheaply.
 
-    std is the unbiased sample std. From sums, Var = (sum(x^2) - n mean^2) / (n - 1) loses
-    digits when |mean| is not small next to the RMS; then (|mean| > 1% of the RMS: biases,
-    norm weights, small tensors in practice) a two-pass std in float64 is used.
+    From the sums of :func:`_moments`, Var = (sum(x^2) - n mean^2) / (n - 1); that loses
+    digits when |mean| is not small next to the RMS, so then (|mean| > 1% of the RMS:
+    biases, norm weights, offsets) a two-pass variance in float64 is used instead.
     """
     with torch.no_grad():
         data = tensor.detach()
-        count = data.numel()
-        if count == 0:
-            return None, None, []
         data = data.float() if data.dtype in (torch.float16, torch.bfloat16) else data
         flat = data.reshape(-1)
+        count = flat.numel()
         total, squares = _moments(flat)
         mean = total / count
         if count == 1:
-            std = 0.0
-        elif mean * mean > 1e-4 * squares / count:
-            std = float(flat.double().std())
-        else:
-            std = math.sqrt(max(squares - count * mean * mean, 0.0) / (count - 1))
-        probes = flat[torch.tensor(probe_positions(count), device=flat.device)].tolist()
-        return std, mean, probes
+            return 0.0, mean
+        if mean * mean > 1e-4 * squares / count:
+            return float(flat.double().var()), mean
+        return max(squares - count * mean * mean, 0.0) / (count - 1), mean
+
+
+def measure(tensor: torch.Tensor) -> tuple[float | None, float | None, list[float]]:
+    """(std, mean, probe values) of a tensor (None, None, [] when it is empty); see :func:`variance_mean`."""
+    count = tensor.numel()
+    if count == 0:
+        return None, None, []
+    variance, mean = variance_mean(tensor)
+    flat = tensor.detach().reshape(-1)
+    probes = flat[torch.tensor(probe_positions(count), device=flat.device)].float().tolist()
+    return math.sqrt(variance), mean, probes
 
 
 # ------------------------------------------------------------------ verify
