@@ -15,6 +15,7 @@ other buffers are not touched.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -220,9 +221,9 @@ def _check_materialised(assignments: list[Assignment]) -> None:
 
 
 def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise bad_value("init_", "seed", seed, "an integer")
-    return seed
+    return int(seed)
 
 
 def plan_model(model: nn.Module, plan: Any = AUTO, *, example_input: Any = None) -> tuple[list[Assignment], Discovery | None]:
