@@ -68,7 +68,9 @@ def test_reduced_sizes_keep_the_claim_and_every_compared_axis(name, size):
     assert reduced.name == f"{name}.{size}" and base_name(reduced.name) == name
     assert reduced.claim.name == full.claim.name
     assert set(reduced.grid) == set(full.grid)
-    assert len(reduced.cases) == len(full.cases)
+    if size == "tour":
+        assert len(reduced.cases) == len(full.cases)
+    assert len(reduced.cases) >= min(len(full.cases), 2)
     assert len(expand(reduced)) <= len(expand(full))
 
 
@@ -207,3 +209,28 @@ def test_edge_of_chaos_uses_the_theory_critical_point(tiny_store):
 def test_missing_runs_make_a_claim_fail_rather_than_pass():
     result = evaluate_claim("orthogonal_depth", {}, [])
     assert not result.holds and "runs exist for" in result.detail
+
+
+def test_pairing_report_calls_the_common_statement_backwards_only_when_measured(tiny_store):
+    from initlab.report.study_text import verdict_sentence
+
+    rows = _rows(tiny_store, "pairing")
+    params = builtin_study("pairing", "tiny").claim.params
+    measured = copy.deepcopy(rows)
+    for row in measured:
+        model = row["config"]["model"]
+        if model["activation"] == "relu" and model["depth"] == 6:
+            row["summary"]["train_loss"] = 2.30 if init_label(row) == "glorot_normal" else 1.2
+        if model["activation"] == "tanh":
+            row["summary"]["train_loss"] = 1.0
+            row["summary"]["test_accuracy"] = 0.6 if init_label(row) == "glorot_normal" else 0.5
+    holding = evaluate_claim("pairing", params, measured)
+    assert holding.holds
+    sentence = verdict_sentence("pairing", holding)
+    assert "\"He suits tanh, Xavier suits ReLU\"" in sentence and "is backwards" in sentence
+    assert "2.3" in sentence and "1.2" in sentence
+    for row in measured:
+        if row["config"]["model"]["activation"] == "relu" and init_label(row) == "glorot_normal":
+            row["summary"]["train_loss"] = 0.9
+    failing = evaluate_claim("pairing", params, measured)
+    assert not failing.holds and "is backwards" not in verdict_sentence("pairing", failing)

@@ -48,6 +48,14 @@ TOUR_STUDIES = BUILTIN_STUDIES[:8]
 
 SIZES = ("full", "tour", "tiny")
 
+def _lsuv_cases(mlp: tuple[int, int], cnn: tuple[int, int]) -> list[dict[str, Any]]:
+    """The lsuv study's cases (4 inits x 2 architectures) with (depth, width) per architecture."""
+    inits = [{"model.weight_init": "glorot_normal"}, {"model.weight_init": "he_normal"},
+             {"model.weight_init": "orthogonal"}, {"model.weight_init": "orthogonal", "model.lsuv": True}]
+    return [{"model.kind": kind, "model.depth": depth, "model.width": width, **init}
+            for kind, (depth, width) in (("mlp", mlp), ("cnn1d", cnn)) for init in inits]
+
+
 _SCALES = [{"scheme": "variance_scaling", "scale": scale, "mode": "fan_in", "distribution": "normal"}
            for scale in (1.0, 1.25, 1.76, 2.5, 4.0)]
 
@@ -63,7 +71,7 @@ REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
         "glorot-table": {"training.steps": 1500, "model.width": 128, "grid": {"training.seed": [0]}},
         "edge-of-chaos": {"model.width": 64, "grid": {"model.depth": [10, 40, 90], "model.weight_init": _SCALES}},
         "lsuv": {"training.steps": 500, "grid": {"training.seed": [0]}},
-        "orthogonal-depth": {"grid": {"training.seed": [0]}},
+        "orthogonal-depth": {"training.steps": 400, "grid": {"training.seed": [0]}},
     },
     "tiny": {
         "symmetry": {"dataset.n_train": 512, "dataset.n_test": 256, "model.width": 16,
@@ -90,15 +98,17 @@ REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
                           "training.steps": 30, "training.log_every": 30, "training.batch_size": 64,
                           "grid": {"model.depth": [4, 8], "model.weight_init": _SCALES[::2]},
                           "claim.params.min_depth": 8},
-        "lsuv": {"dataset.n_train": 512, "dataset.n_test": 256, "model.depth": 3, "model.width": 8,
+        "lsuv": {"dataset.n_train": 512, "dataset.n_test": 256, "cases": _lsuv_cases((3, 8), (2, 8)),
                  "training.steps": 30, "training.log_every": 30, "training.batch_size": 64,
                  "training.probe_size": 64, "grid": {"training.seed": [0]}},
         "orthogonal-depth": {"dataset.n_train": 512, "dataset.n_test": 256, "model.width": 16,
-                             "training.steps": 60, "training.log_every": 20, "training.batch_size": 64,
-                             "grid": {"model.depth": [2, 6], "training.seed": [0]}},
+                             "training.steps": 60, "training.log_every": 10, "training.batch_size": 64,
+                             "cases": [{"model.depth": 2, "training.lr": 0.02},
+                                       {"model.depth": 8, "training.lr": 0.005}],
+                             "grid": {"training.seed": [0]}},
     },
 }
-"""Per size, per study: dotted ``SECTION.FIELD`` values to set, and ``grid`` axes to replace."""
+"""Per size, per study: dotted ``SECTION.FIELD`` values to set, ``grid`` axes and ``cases`` to replace."""
 
 
 # --------------------------------------------------------------- the files

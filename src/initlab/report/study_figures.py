@@ -131,10 +131,11 @@ def depth_signal_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
     groups = group_by(finished(rows), lambda r: config_value(r, "model.activation"), init_label)
     activations = sorted({key[0] for key in groups}, key=["tanh", "sigmoid", "relu"].index)
     result = []
-    panels = (("act_std", "activation std per layer", "std of phi(z_l)"),
-              ("backprop_norm", "back-propagated gradient per layer", "||dL/dz_l||"),
-              ("preact_std", "pre-activation std: measured (solid) vs mean-field theory (dashed)", "std of z_l"))
-    for metric, what, ylabel in panels:
+    panels = (("act_std", "activation std per layer", "std of phi(z_l)", "activation std"),
+              ("backprop_norm", "back-propagated gradient per layer", "||dL/dz_l||", "gradient ||dL/dz_l||"),
+              ("preact_std", "pre-activation std: measured (solid) vs mean-field theory (dashed)", "std of z_l",
+               "pre-activation std"))
+    for metric, what, ylabel, short in panels:
         figure, axes_row = plt.subplots(1, len(activations), figsize=(4.2 * len(activations), 3.6),
                                         squeeze=False)
         for axes, activation in zip(axes_row[0], activations):
@@ -148,7 +149,7 @@ def depth_signal_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
                     if theory:
                         axes.plot(*_positive(range(1, len(theory) + 1), theory), "--",
                                   color=line.get_color(), lw=1)
-            axes.set(yscale="log", xlabel="hidden layer", ylabel=ylabel, title=f"{activation}: {what.split(':')[0]}")
+            axes.set(yscale="log", xlabel="hidden layer", ylabel=ylabel, title=f"{activation}: {short}")
         _finish(figure, axes_row[0])
         result.append(Figure(figure, f"{what.capitalize()} at initialisation (float64, log scale; mean over "
                                      f"seeds). Points that are 0, infinite or NaN are not drawn.",
@@ -160,7 +161,7 @@ def depth_signal_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
                 values = _layer_mean(members, "grad_norm")
                 axes.plot(*_positive(range(1, len(values) + 1), values), label=name_of(label))
         axes.set(yscale="log", xlabel="weight layer (output last)", ylabel="||dL/dW_l||",
-                 title=f"{activation}: weight-gradient norm")
+                 title=f"{activation}: ||dL/dW_l||")
     _finish(figure, axes_row[0])
     result.append(Figure(figure, "Weight-gradient norms per layer: for ReLU they stay flat at any scale and "
                                  "hide the vanishing/exploding signal shown above.",

@@ -78,8 +78,9 @@ EXPLANATIONS = {
         "He initialisation sets Var(W) = 2/fan_in because a ReLU zeroes half of its inputs, "
         "halving the signal's second moment at every layer; the factor 2 restores it. Xavier's "
         "Var(W) = 2/(fan_in + fan_out) = 1/fan_in for square layers is right for tanh, which is "
-        "linear with slope 1 near zero, but with ReLU it halves the signal at every layer: after "
-        "30 layers it is 2^-15 ~ 3e-5 of its size, the output is nearly constant and the loss "
+        "linear with slope 1 near zero, but with ReLU it halves the signal's second moment at every "
+        "layer: after 30 layers its std is 2^-15 ~ 3e-5 of the input's, the output is nearly "
+        "constant and the loss "
         "stays at chance, ln 10 = 2.303 (He et al. 2015, fig. 3 shows the same for their 30-layer "
         "net)."
     ),
@@ -208,10 +209,15 @@ def _evidence_keyed(key: str, label: str) -> Callable[[dict], str]:
 
 
 def _evidence_glorot(values: dict) -> str:
-    error = values.get("test_error", {})
-    return "test error %: " + ", ".join(
-        f"{key.replace('/normalized', ' N').replace('/standard', '')} {fmt(value)}"
-        for key, value in sorted(error.items(), key=lambda item: item[1]))
+    error, paper = values.get("test_error", {}), values.get("paper", {}).get("rows", {})
+
+    def cell(key: str) -> str:
+        name = key.replace("/normalized", " N").replace("/standard", "")
+        quoted = paper.get(key)
+        return f"{name} {fmt(error[key])}" + (f" ({quoted[0]:g})" if quoted else "")
+
+    return "test error % ours (paper, Shapeset): " + ", ".join(
+        cell(key) for key in sorted(error, key=error.get))
 
 
 def _evidence_edge(values: dict) -> str:
