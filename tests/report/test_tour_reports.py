@@ -61,12 +61,14 @@ def test_tour_prints_the_claim_table_with_the_stored_verdicts(tiny_tour):
     assert re.search(r"tour: \d+ runs \(\d+ trained by this call", printed)
 
 
-def test_second_tour_trains_nothing_and_renders_the_same_verdicts(tiny_tour, tmp_path):
+def test_second_tour_trains_nothing_redraws_nothing_and_prints_the_same_verdicts(tiny_tour):
     store_path, out, first = tiny_tour
     runs_before = sqlite3.connect(store_path).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-    status, printed = _run_cli(["tour", "--size", "tiny", "--store", str(store_path), "--out", str(tmp_path)])
+    pages = {name: (out / f"{name}.html").stat().st_mtime_ns for name in BUILTIN_STUDIES}
+    status, printed = _run_cli(["tour", "--size", "tiny", "--store", str(store_path), "--out", str(out)])
     assert status == 0
     assert "(0 trained by this call" in printed
+    assert {name: (out / f"{name}.html").stat().st_mtime_ns for name in BUILTIN_STUDIES} == pages
     assert sqlite3.connect(store_path).execute("SELECT COUNT(*) FROM runs").fetchone()[0] == runs_before
     verdicts = lambda text: re.findall(r"(does not hold|holds)", text)  # noqa: E731
     assert verdicts(printed) == verdicts(first)

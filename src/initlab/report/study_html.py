@@ -9,6 +9,8 @@ re-renders from the store.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,9 +154,32 @@ def study_html(page: StudyPage, *, index_link: str | None = "index.html") -> str
     return page_html(f"initlab study: {page.title}", "".join(parts), css=CSS)
 
 
-def write_study_html(page: StudyPage, directory: str | Path) -> Path:
-    """Write ``<directory>/<study>.html``; the path written."""
+RENDERER_VERSION = "1"
+"""Bumped when a page's content changes for the same stored runs (invalidates :func:`fingerprint`)."""
+
+
+def fingerprint(page: StudyPage) -> str:
+    """SHA-256 (16 hex digits) of what a page shows: its runs (key, status, finish time), the claim
+    result, the study config and :data:`RENDERER_VERSION`."""
+    payload = json.dumps({
+        "runs": sorted((row["key"], row["status"], row["finished_at"]) for row in page.rows),
+        "claim": page.claim.to_dict(), "study": page.study.model_dump(mode="json"),
+        "renderer": RENDERER_VERSION,
+    }, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def write_study_html(page: StudyPage, directory: str | Path, *, force: bool = True) -> Path:
+    """Write ``<directory>/<study>.html``; the path written.
+
+    With ``force=False`` a page whose file already carries this page's
+    :func:`fingerprint` is left as it is (nothing it shows has changed), so a
+    second tour does not redraw its figures.
+    """
     target = Path(directory) / f"{page.name}.html"
+    mark = f"<!-- initlab-fingerprint: {fingerprint(page)} -->"
+    if not force and target.is_file() and mark in target.read_text(encoding="utf-8"):
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(study_html(page), encoding="utf-8")
+    target.write_text(study_html(page).replace("<body>", f"<body>{mark}", 1), encoding="utf-8")
     return target

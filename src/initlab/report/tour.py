@@ -69,13 +69,17 @@ def index_html(table: Sequence[Mapping[str, Any]], heading: str, note: str = "")
 
 
 def render_studies(studies: Sequence[StudyConfig], store, out_dir: str | Path, *, heading: str,
-                   note: str = "") -> list[dict[str, Any]]:
-    """Write every study's page, ``index.html`` and ``summary.md`` into ``out_dir``; the claim table."""
+                   note: str = "", force: bool = True) -> list[dict[str, Any]]:
+    """Write every study's page, ``index.html`` and ``summary.md`` into ``out_dir``; the claim table.
+
+    ``force=False`` keeps study pages whose stored runs and claim have not changed
+    (see :func:`initlab.report.study_html.write_study_html`).
+    """
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     pages = load_pages(studies, store)
     for page in pages:
-        write_study_html(page, directory)
+        write_study_html(page, directory, force=force)
     table = claim_table(pages)
     (directory / "index.html").write_text(index_html(table, heading, note), encoding="utf-8")
     (directory / "summary.md").write_text(tour_markdown(pages, table, heading), encoding="utf-8")

@@ -78,7 +78,7 @@ def run_tour(args: argparse.Namespace) -> int:
         wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
         note = (f"{sum(o.runs for o in outcomes)} runs ({trained} trained by this call, the rest read from "
                 f"{args.store}); this call took {wall:.0f} s wall, {cpu:.0f} s CPU.")
-        table = render_studies(studies, store, out_dir, heading=_heading(size), note=note)
+        table = render_studies(studies, store, out_dir, heading=_heading(size), note=note, force=False)
         failed = sum(row["status"] == "failed" for study in studies for row in store.runs(study=study.name))
     print_claim_table(table, sys.stdout)
     print(f"reports: {out_dir / 'index.html'} (and {out_dir / 'summary.md'})")
