@@ -56,8 +56,8 @@ EXPLANATIONS = {
         "layers almost nothing is left, and the gradient shrinks the same way on its way back "
         "(the computation runs in float64: in float32 these numbers underflow to 0). Near zero "
         "the sigmoid is almost linear, so a network with tiny weights also loses its "
-        "non-linearity; its output std stays near 0.02 only because sigmoid(0) = 0.5 feeds the "
-        "same constant into every layer. Xavier (Var W = 2/(fan_in + fan_out), Glorot & Bengio "
+        "non-linearity; its output std does not shrink with depth only because sigmoid(0) = 0.5 "
+        "feeds the same constant into every layer, while its gradient still vanishes. Xavier (Var W = 2/(fan_in + fan_out), Glorot & Bengio "
         "2010) keeps tanh's factor near 1; He (Var W = 2/fan_in, He et al. 2015) compensates for "
         "ReLU zeroing half its inputs. The dashed curves are mean-field theory's prediction "
         "q^{l+1} = sigma_w^2 E[phi(sqrt(q^l) z)^2] (Poole et al. 2016), started from the measured "
@@ -87,9 +87,10 @@ EXPLANATIONS = {
     "regularization": (
         "The L2 penalty (lambda/2) sum ||W||^2 adds lambda W to every weight gradient, a constant "
         "pull towards zero. Started from large N(0, 1) weights, the unpenalised network keeps "
-        "enormous weights and fits its training set far better than the test set; the penalty "
-        "shrinks the weights by orders of magnitude and with them the train/test gap. Too large a "
-        "lambda costs accuracy on both sets (underfitting)."
+        "enormous weights and fits its training set (almost) perfectly, noise included, but not "
+        "the test set; the penalty shrinks the weights by orders of magnitude and with them the "
+        "train/test gap. A large enough lambda also stops the network from fitting every training "
+        "example (its train accuracy drops): the trade-off between fitting and generalising."
     ),
     "bias": (
         "Symmetry is broken by the random weights, so biases do not need to be random. A zero "
