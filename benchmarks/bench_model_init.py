@@ -12,8 +12,8 @@ dimensions (what GPT-2's ``_init_weights`` does for Linear and Embedding
 weights), biases and LayerNorms left alone. initlab: ``init_`` with the
 GPT-2 plan (N(0, 0.02^2) weights, zero biases, unit LayerNorm weights): a
 superset of the baseline's work, plus the record (one std/mean pass per
-tensor). Median of 3 timed runs each, after one warm-up run. The auto plan
-(activations found by torch.fx) is timed too, as a figure.
+tensor). Best of 5 interleaved timed rounds, after a warm-up. The auto
+plan (activations found by torch.fx) is timed too, as a figure.
 
 Prints, as its last line, the JSON object described in DESIGN.md.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 
 import torch
@@ -81,14 +80,21 @@ def torch_loop(model: nn.Module) -> None:
                 nn.init.normal_(parameter, 0.0, 0.02)
 
 
-def median_seconds(function, runs: int = 3) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
+def best_seconds(functions: dict, repeats: int = 5) -> dict:
+    """Best (minimum) wall time of each function over ``repeats`` interleaved rounds, after a warm-up.
+
+    The minimum is the figure least distorted by other load on a shared machine; interleaving
+    gives every side the same conditions.
+    """
+    for function in functions.values():
         function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    best = {name: float("inf") for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
@@ -97,9 +103,12 @@ def main() -> None:
     model.to_empty(device="cpu")
     model.lm_head.weight = model.wte.weight  # to_empty gives each module its own new tensor: tie again
     parameters = sum(parameter.numel() for parameter in model.parameters())
-    torch_seconds = median_seconds(lambda: torch_loop(model))
-    initlab_seconds = median_seconds(lambda: init_(model, GPT2_PLAN, seed=0))
-    auto_seconds = median_seconds(lambda: init_(model, "auto", seed=0))
+    best = best_seconds({
+        "torch": lambda: torch_loop(model),
+        "initlab": lambda: init_(model, GPT2_PLAN, seed=0),
+        "auto": lambda: init_(model, "auto", seed=0),
+    })
+    torch_seconds, initlab_seconds, auto_seconds = best["torch"], best["initlab"], best["auto"]
     record = init_(model, GPT2_PLAN, seed=0)
     assert not record.untouched, record.untouched
     figures = {
