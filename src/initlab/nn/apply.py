@@ -16,6 +16,7 @@ other buffers are not touched.
 from __future__ import annotations
 
 import numbers
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -285,15 +286,35 @@ def apply_plan(model: nn.Module, plan: Plan, *, seed: int, example_input: Any = 
     assignments, discovery = plan_model(model, plan, example_input=example_input)
     record = _record(assignments, discovery, seed, "initialised")  # checks every scheme before any write
     _check_materialised(assignments)
-    for assignment, row in zip(assignments, record.rows):
-        if assignment.choice.scheme is None:
-            continue
-        _write(assignment, seed)
-        if measure_values:
-            row.measured_std, row.measured_mean, row.probes = measure(assignment.tensor)
+    todo = [(assignment, row) for assignment, row in zip(assignments, record.rows)
+            if assignment.choice.scheme is not None]
+    if measure_values:
+        _write_and_measure(todo, seed)
+    else:
+        for assignment, _ in todo:
+            _write(assignment, seed)
     touched = {id(a.module) for a in assignments if a.choice.scheme is not None}
     record.buffers_reset = _reset_norm_buffers(model, lambda module: plan.default == AUTO or id(module) in touched)
     return record
+
+
+def _write_and_measure(todo: list[tuple[Assignment, Row]], seed: int) -> None:
+    """Write every parameter and record its std, mean and probes.
+
+    The writes run in order in one writer thread (each fill uses the parallel fill pool);
+    this thread measures parameter k while parameter k + 1 is being filled, so the
+    memory-bound measurement hides behind the compute-bound fills.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="initlab-write") as writer:
+        writes = [writer.submit(_write, assignment, seed) for assignment, _ in todo]
+        try:
+            for write, (assignment, row) in zip(writes, todo):
+                write.result()
+                row.measured_std, row.measured_mean, row.probes = measure(assignment.tensor)
+        except BaseException:
+            for write in writes:
+                write.cancel()
+            raise
 
 
 def _write(assignment: Assignment, seed: int) -> None:

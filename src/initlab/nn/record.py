@@ -207,7 +207,8 @@ def _moments(flat: torch.Tensor) -> tuple[float, float]:
     """
     whole = flat.numel() // _ROW * _ROW
     rows, tail = flat[:whole].view(-1, _ROW), flat[whole:].double()
-    total = float(rows.sum(dim=1).double().sum()) + float(tail.sum())
+    row_sums = torch.mv(rows, torch.ones(_ROW, dtype=rows.dtype, device=rows.device))  # BLAS: ~2x sum(dim=1)
+    total = float(row_sums.double().sum()) + float(tail.sum())
     squares = float(torch.linalg.vector_norm(rows, dim=1).double().square().sum()) + float(tail.square().sum())
     return total, squares
 
