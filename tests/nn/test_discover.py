@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -16,6 +17,14 @@ from initlab.nn.discover import discover
 from initlab_nn_models import Decoder, MixedMLP, ResidualBlock, SmallCNN, Swish
 
 SQRT2 = math.sqrt(2.0)
+
+
+def bent_identity(x: torch.Tensor) -> torch.Tensor:
+    """A custom element-wise activation used as a plain function: (sqrt(x^2 + 1) - 1) / 2 + x."""
+    return (torch.sqrt(x * x + 1) - 1) / 2 + x
+
+
+torch.fx.wrap("bent_identity")  # fx records the call instead of tracing through it
 
 
 def forward_gain(name: str) -> float:
@@ -136,6 +145,21 @@ def test_custom_activation_module_uses_its_forward_gain(example_input):
     silu = forward_gain("silu")  # x * sigmoid(x) is SiLU: the same gain, by quadrature of the wrapper
     assert row.gain == pytest.approx(silu, rel=1e-6)
     assert row.target_std == pytest.approx(silu / math.sqrt(10), rel=1e-6)
+
+
+def test_custom_function_marked_for_fx_uses_its_forward_gain():
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.out = nn.Linear(6, 6), nn.Linear(6, 1)
+
+        def forward(self, x):
+            return self.out(bent_identity(self.fc(x)))
+
+    row = preview(Model()).row("fc.weight")
+    assert row.activation == "custom:bent_identity"
+    expected = gain(lambda x: (np.sqrt(x * x + 1) - 1) / 2 + x, criterion="forward")
+    assert row.gain == pytest.approx(expected, rel=1e-6)
 
 
 def test_embedding_prelu_and_custom_parameters():

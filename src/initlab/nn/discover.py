@@ -26,9 +26,11 @@ gating product) before an activation finds none on that path.
 What counts as an activation: any torch activation module or function the
 registry :func:`initlab.activations.get_activation` knows (with its
 parameters: ``negative_slope``, ``alpha``, ``beta``, ``approximate``...),
-other element-wise torch activations (``hardswish``, ``celu``...), and any
-parameter-free custom module that acts element-wise (checked on a probe);
-the latter two are wrapped into numpy callables (custom activations).
+other element-wise torch activations (``hardswish``, ``celu``...), any
+parameter-free custom module that acts element-wise (checked on a probe),
+and, under fx, any element-wise Python function marked with ``torch.fx.wrap``
+(a plain Python function is otherwise traced through and seen as its torch
+operations). The last three are wrapped into numpy callables (custom activations).
 """
 
 from __future__ import annotations
@@ -272,6 +274,24 @@ def classify_function(name: str, constants: tuple, keywords: dict, graph_inputs:
     return "stop", None
 
 
+def _is_user_function(target: Any) -> bool:
+    """A plain Python function that is not torch's (under fx: one marked with ``torch.fx.wrap``)."""
+    module = getattr(target, "__module__", None) or ""
+    return callable(target) and not isinstance(target, str) and not module.startswith(
+        ("torch", "_operator", "operator", "builtins", "math"))
+
+
+def classify_user_function(function: Callable, constants: tuple, keywords: dict) -> tuple[str, Activation | None]:
+    """A user function applied to one graph tensor: a custom activation if it acts element-wise."""
+    bound = functools.partial(function, *constants, **keywords) if constants or keywords else function
+    wrapper = _numpy_wrapper(bound, getattr(function, "__qualname__", type(function).__name__))
+    if wrapper is None:
+        return "stop", None
+    if _is_identity(bound):
+        return "transparent", None
+    return _custom(wrapper)
+
+
 # -------------------------------------------------------------------- fx
 
 
@@ -311,7 +331,10 @@ def fx_graph(model: nn.Module) -> Graph:
             name = _function_name(fx_node.target)
             constants = tuple(arg for arg in fx_node.args[1:] if not isinstance(arg, torch.fx.Node))
             keywords = {k: v for k, v in fx_node.kwargs.items() if not isinstance(v, torch.fx.Node)}
-            role, activation = classify_function(name, constants, keywords, len(inputs))
+            if _is_user_function(fx_node.target) and len(inputs) == 1:
+                role, activation = classify_user_function(fx_node.target, constants, keywords)
+            else:
+                role, activation = classify_function(name, constants, keywords, len(inputs))
             index_of[fx_node] = graph.add(Node(_canonical_op(name), role, inputs, None, activation))
     return graph
 
