@@ -223,6 +223,15 @@ class ModelConfig(_Strict):
                              "installation lacks")
         return value
 
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, value: str) -> str:
+        try:
+            resolve_activation(value)
+        except InitlabError as error:
+            raise ValueError(str(error)) from None
+        return value
+
     @model_validator(mode="after")
     def _canonical_activation(self) -> "ModelConfig":
         try:
@@ -341,7 +350,7 @@ def _field_type(root: type, loc: tuple) -> tuple[type | None, tuple]:
         if tagged:
             current = tagged[0]
             continue
-        if len(options) == 1:
+        if len(options) == 1 and options[0] is not current:
             current = options[0]
             parts.insert(0, part)
             continue
@@ -350,6 +359,18 @@ def _field_type(root: type, loc: tuple) -> tuple[type | None, tuple]:
             return (current if isinstance(current, type) and issubclass(current, BaseModel) else None), tuple(clean)
         current = None
     return (current if isinstance(current, type) and issubclass(current, BaseModel) else None), tuple(clean)
+
+
+def _model_at(root: type, loc: tuple) -> type | None:
+    """The pydantic model found at ``loc`` (the model whose keys an unknown key sits among)."""
+    if not loc:
+        return root
+    holder, _ = _field_type(root, loc)
+    last = loc[-1]
+    if holder is not None and last in holder.model_fields:
+        options = _model_options(holder.model_fields[last].annotation)
+        return options[0] if len(options) == 1 else None
+    return holder
 
 
 def _model_options(annotation: Any) -> list[type]:
@@ -367,7 +388,7 @@ def _describe(error: dict, root: type) -> str:
     value = error.get("input")
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        holder, _ = _field_type(root, error["loc"][:-1]) if len(error["loc"]) > 1 else (root, ())
+        holder = _model_at(root, error["loc"][:-1])
         allowed = ", ".join(holder.model_fields) if holder is not None else "none"
         return f"{path}: unknown key (value {value!r}); allowed keys here: {allowed}."
     if error["type"] == "missing":
@@ -434,7 +455,7 @@ def _check_path(key: str, where: str) -> None:
     if parts[0] == "dataset":
         fields = {name for cls in DATASET_CONFIGS for name in cls.model_fields}
     else:
-        fields = set(RunConfig.model_fields[parts[0]].default_factory().model_fields)
+        fields = set(type(RunConfig.model_fields[parts[0]].default_factory()).model_fields)
     if parts[1] not in fields:
         raise InitlabError(f"{where} is invalid; {parts[0]} has no field {parts[1]!r}; expected one "
                            f"of {', '.join(sorted(fields))}.")

@@ -9,10 +9,13 @@
 * :class:`DaskExecutor`: a Dask ``distributed.Client`` — to an existing
   scheduler (``tcp://HOST:8786``, clusters deployed with Dask's own tools) or
   to a ``LocalCluster`` it starts (``N`` worker processes, one thread
-  each). The scheduler is configured with ``allowed-failures = 0`` for a
-  local cluster, so a worker death surfaces at once as ``KilledWorker`` and
-  the runner's own single retry applies (an external scheduler keeps its own
-  setting and may retry before the runner does).
+  each). A local cluster's scheduler is configured with
+  ``allowed-failures = 0`` (a worker death surfaces at once as
+  ``KilledWorker`` and the runner's own single retry applies) and
+  ``worker-saturation = 1.0`` (a worker holds only the task it runs, so a
+  death is blamed on that task alone). An external scheduler keeps its own
+  settings: it may retry before the runner does, and with queued tasks a
+  death may also fail tasks that were only waiting on that worker.
 
 Each ``submit(fn, *args)`` returns a :class:`concurrent.futures.Future`
 (Dask through ``Client.get_executor()``), so the runner has one code path.
@@ -171,7 +174,8 @@ class DaskExecutor:
                     f"a running Dask scheduler, e.g. tcp://HOST:8786."
                 ) from None
         else:
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                                  "distributed.scheduler.worker-saturation": 1.0}):
                 self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
                                              processes=True, dashboard_address=None)
                 self._client = Client(self._cluster)

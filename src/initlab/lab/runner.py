@@ -136,11 +136,19 @@ class _Driver:
             keys = queue.popleft()
             claimed = self.store.claim(keys)
             self.claimed.update(claimed)
-            self.waiting.update(set(keys) - set(claimed) - self.store.finished_keys(keys))
+            finished = self.store.finished_keys(set(keys) - set(claimed))
+            self.count_others(finished, report)
+            self.waiting.update(set(keys) - set(claimed) - finished)
             if claimed:
                 self.submit(claimed, 1)
                 submitted = True
         return submitted
+
+    def count_others(self, finished: set[str], report: StudyReport) -> None:
+        """Account for runs another process stored."""
+        report.by_other_process += len(finished)
+        for key in sorted(finished):
+            self.progress.advance({"status": "stored by another process"}, describe(self.runs[key]))
 
     def collect(self, report: StudyReport) -> None:
         done, _ = wait(list(self.in_flight), return_when=FIRST_COMPLETED)
@@ -203,9 +211,7 @@ def run_study(study: StudyConfig, store: Store, executor=None, progress: Progres
                 driver.collect(report)
                 continue
             finished = store.finished_keys(driver.waiting)
-            report.by_other_process += len(finished)
-            for _ in finished:
-                progress.advance({"status": "done"}, "stored by another process")
+            driver.count_others(finished, report)
             driver.waiting -= finished
             if not driver.waiting and not queue:
                 break
