@@ -234,3 +234,14 @@ def test_pairing_report_calls_the_common_statement_backwards_only_when_measured(
             row["summary"]["train_loss"] = 0.9
     failing = evaluate_claim("pairing", params, measured)
     assert not failing.holds and "is backwards" not in verdict_sentence("pairing", failing)
+
+
+@pytest.mark.parametrize("activation,kappa", [("linear", 2.0), ("relu", 5.0)])
+def test_finite_width_band_uses_the_fourth_moment_of_the_activation(activation, kappa):
+    from initlab.lab.study_claims import finite_width_band
+
+    row = {"config": {"model": {"activation": activation, "width": 64}}}
+    band = finite_width_band(row, [0.7] * 6, 3.0, 1.0)
+    # E[z^4] / E[z^2]^2 - 1 = 3 - 1 = 2 for a linear unit; (3/2) / (1/2)^2 - 1 = 5 for ReLU
+    expected = [3.0 * 0.5 * math.sqrt(kappa * layer / 64) for layer in range(6)]
+    assert band == pytest.approx(expected, rel=1e-6)
