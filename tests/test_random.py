@@ -178,3 +178,9 @@ def test_bad_seed_and_thread_setting():
         patch.setenv("INITLAB_FILL_THREADS", "zero")
         with pytest.raises(InitlabError, match="INITLAB_FILL_THREADS='zero' is invalid"):
             filled((CHUNK * 3,))
+
+
+def test_parameter_requiring_grad_is_filled_across_threads():
+    parameter = torch.nn.Parameter(torch.empty(3 * CHUNK + 5))
+    normal_(parameter, Stream(0, "p"))
+    assert parameter.requires_grad and torch.equal(parameter.detach(), filled((3 * CHUNK + 5,), Stream(0, "p")))

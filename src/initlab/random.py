@@ -407,7 +407,9 @@ def fill_(
             f"shape {full_shape} selects shape {shard_shape}; expected them to match."
         )
     direct = out.device.type == "cpu" and out.dtype == dtype and out.is_contiguous()
-    buffer = out if direct else torch.empty(shard_shape, dtype=dtype)
+    # detach: the fill threads do not inherit the caller's no_grad mode, and a
+    # Parameter that requires grad must be written as plain storage
+    buffer = out.detach() if direct else torch.empty(shard_shape, dtype=dtype)
     flat = buffer.view(-1)
     if flat.numel() == 0:
         return out
