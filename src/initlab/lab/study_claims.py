@@ -415,7 +415,7 @@ def check_saturation(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
     conditions.add(f"steps to {target:g} test accuracy: {reference} {fmt(slowest_reference)} (slowest "
                    f"run) < {large} {fmt(fastest_large)} (fastest run)",
                    slowest_reference < fastest_large, reference=slowest_reference, large=fastest_large)
-    return conditions.result(saturation=saturation, steps=steps)
+    return conditions.result(saturation=saturation, steps=steps, target_accuracy=target)
 
 
 # ------------------------------------------------------------------- pairing
@@ -575,7 +575,7 @@ def check_edge_of_chaos(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
         conditions.add(f"depth {depth}: best sigma_w^2 = {best:g} (train accuracy {fmt(column[best])}) "
                        f"is next to the critical {critical:.3g} and beats the ends ({fmt(ends)}) by "
                        f">= {margin:g}", best in allowed and column[best] >= ends + margin,
-                       best=best, accuracy=column[best], ends=ends)
+                       depth=depth, best=best, accuracy=column[best], ends=ends)
     predicted = {w: trainable_depth(w, sigma_b2, activation) for w in grid}
     return conditions.result(critical=critical, trainable_depth=predicted,
                              accuracy={f"{w:g}/{d}": a for (w, d), a in accuracy.items()})

@@ -235,12 +235,6 @@ def stored_studies(names: Sequence[str], size: str, store) -> list[StudyConfig]:
     return [study for study in studies if store.runs(study=study.name)]
 
 
-def outcomes_from_store(studies: Sequence[StudyConfig], store) -> list[StudyOutcome]:
-    """Claims of ``studies`` computed from the store alone."""
-    return [StudyOutcome(study, claim_from_store(study, store), len(expand(study)), 0, 0.0)
-            for study in studies]
-
-
 def with_histories(rows: Sequence[Mapping[str, Any]], store) -> list[dict[str, Any]]:
     """Copies of run rows with their logged ``history`` read from the store."""
     import json

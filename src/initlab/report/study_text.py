@@ -182,7 +182,7 @@ def _evidence_saturation(values: dict) -> str:
     parts = [f"saturated at init: N(0,1) {fmt(saturation.get('large_random'))} vs Xavier "
              f"{fmt(saturation.get('glorot_normal'))}"]
     if steps:
-        parts.append("steps to 50% test acc: " + ", ".join(
+        parts.append(f"steps to {fmt(values.get('target_accuracy'))} test acc: " + ", ".join(
             f"{'N(0,1)' if label == 'large_random' else 'Xavier'} {fmt(max(found))}"
             for label, found in steps.items()))
     return "; ".join(parts)
@@ -223,7 +223,8 @@ def _evidence_glorot(values: dict) -> str:
 
 def _evidence_edge(values: dict) -> str:
     conditions = values.get("conditions", [])
-    best = [f"best sigma_w^2 {c['numbers']['best']:g} (acc {fmt(c['numbers']['accuracy'])})"
+    best = [f"depth {c['numbers']['depth']}: best sigma_w^2 {c['numbers']['best']:g} (train acc "
+            f"{fmt(c['numbers']['accuracy'])}, ends {fmt(c['numbers']['ends'])})"
             for c in conditions if "best" in c["numbers"]]
     return f"critical {fmt(values.get('critical'))}; " + "; ".join(best)
 
