@@ -245,3 +245,16 @@ def test_finite_width_band_uses_the_fourth_moment_of_the_activation(activation, 
     # E[z^4] / E[z^2]^2 - 1 = 3 - 1 = 2 for a linear unit; (3/2) / (1/2)^2 - 1 = 5 for ReLU
     expected = [3.0 * 0.5 * math.sqrt(kappa * layer / 64) for layer in range(6)]
     assert band == pytest.approx(expected, rel=1e-6)
+
+
+def test_study_claims_are_registered_by_importing_the_lab_alone(tmp_path):
+    """`initlab run <built-in>.toml` works in a fresh interpreter: initlab.lab registers the claims."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from initlab.lab.config import load_study; "
+            "print(load_study(sys.argv[1]).claim.name)")
+    done = subprocess.run([sys.executable, "-c", code, str(study_file("edge-of-chaos"))],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "edge_of_chaos"
