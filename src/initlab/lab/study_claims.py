@@ -305,6 +305,10 @@ def agrees_with_theory(row: Mapping[str, Any], sigmas: float, floor: float) -> t
     return all(d <= b for d, b in zip(deviations, band)), math.exp(max(deviations))
 
 
+SATURATED_STD = 0.9
+"""A tanh layer whose outputs have std above this sits mostly at +-1 (std of sign(z) is 1)."""
+
+
 def check_depth_signal(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
     """Vanishing with small weights; preserved signal for Xavier+tanh and He+ReLU; theory agrees.
 
@@ -366,6 +370,10 @@ def check_depth_signal(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
         value = worst(found["forward"], False)
         conditions.add(f"large init, relu: forward ratio {fmt(value)} > {1 / vanish:g} (explodes)",
                        value > 1 / vanish, ratio=value)
+    if need("tanh", "large_random"):
+        last = min(row["summary"]["act_std"][-1] for row in groups[("tanh", "large_random")])
+        conditions.add(f"large init, tanh: output std at the last layer {fmt(last)} > {SATURATED_STD:g} "
+                       f"(units pinned at +-1)", last > SATURATED_STD, std=last)
     for activation, label in (("tanh", "glorot_normal"), ("relu", "he_normal")):
         checked = [agrees_with_theory(row, sigmas, factor) for row in groups.get((activation, label), [])]
         if checked:
