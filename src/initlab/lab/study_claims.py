@@ -555,7 +555,9 @@ def trainable_depth(sigma_w2_value: float, sigma_b2: float, activation: str = "t
 
 def check_edge_of_chaos(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
     """At every depth >= ``min_depth`` the best train accuracy is at a grid sigma_w^2 next to the
-    critical one, and it beats both ends of the sweep by ``margin``.
+    critical one, and it beats both ends of the sweep by ``margin``; and a cell trains (train
+    accuracy >= chance + ``margin``) where theory's trainable depth 6 xi_c says it should, in at
+    least the fraction ``agreement`` of the cells.
 
     "Next to": the grid value nearest the critical sigma_w^2 or one of its
     two neighbours in the sorted grid.
@@ -585,6 +587,12 @@ def check_edge_of_chaos(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
                        f">= {margin:g}", best in allowed and column[best] >= ends + margin,
                        depth=depth, best=best, accuracy=column[best], ends=ends)
     predicted = {w: trainable_depth(w, sigma_b2, activation) for w in grid}
+    chance = 1.0 / params.get("classes", 10)
+    agree = [(accuracy[(w, d)] >= chance + margin) == (d <= predicted[w]) for (w, d) in accuracy]
+    share = sum(agree) / len(agree)
+    conditions.add(f"trained (train accuracy >= {chance + margin:.3g}) exactly where depth <= 6 xi_c in "
+                   f"{sum(agree)} of {len(agree)} cells ({share:.0%} >= {params.get('agreement', 0.8):.0%})",
+                   share >= params.get("agreement", 0.8), share=share)
     return conditions.result(critical=critical, trainable_depth=predicted,
                              accuracy={f"{w:g}/{d}": a for (w, d), a in accuracy.items()})
 
@@ -654,7 +662,8 @@ CLAIMS: dict[str, tuple[Callable, Callable]] = {
     "regularization": (_validator("regularization", {}), check_regularization),
     "bias": (_validator("bias", {"tolerance": NUMBER}), check_bias),
     "glorot_table": (_validator("glorot_table", {"standard": str, "normalized": str}), check_glorot_table),
-    "edge_of_chaos": (_validator("edge_of_chaos", {"sigma_b2": NUMBER, "min_depth": int, "margin": NUMBER},
+    "edge_of_chaos": (_validator("edge_of_chaos", {"sigma_b2": NUMBER, "min_depth": int, "margin": NUMBER,
+                                                   "classes": int, "agreement": NUMBER},
                                  ("sigma_b2", "min_depth")), check_edge_of_chaos),
     "lsuv": (_validator("lsuv", {"tolerance": NUMBER}), check_lsuv),
     "orthogonal_depth": (_validator("orthogonal_depth", {"flat_ratio": NUMBER, "orthogonal": str,

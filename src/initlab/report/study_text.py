@@ -226,7 +226,9 @@ def _evidence_edge(values: dict) -> str:
     best = [f"depth {c['numbers']['depth']}: best sigma_w^2 {c['numbers']['best']:g} (train acc "
             f"{fmt(c['numbers']['accuracy'])}, ends {fmt(c['numbers']['ends'])})"
             for c in conditions if "best" in c["numbers"]]
-    return f"critical {fmt(values.get('critical'))}; " + "; ".join(best)
+    agreement = [c["numbers"]["share"] for c in conditions if "share" in c["numbers"]]
+    theory = f"; theory's 6 xi_c right in {agreement[0]:.0%} of cells" if agreement else ""
+    return f"critical {fmt(values.get('critical'))}; " + "; ".join(best) + theory
 
 
 def _evidence_orthogonal(values: dict) -> str:
