@@ -383,7 +383,7 @@ def _model_options(annotation: Any) -> list[type]:
 
 
 def _describe(error: dict, root: type) -> str:
-    owner, loc = _field_type(root, error["loc"])
+    _, loc = _field_type(root, error["loc"])
     path = ".".join(str(part) for part in loc) or "(top level)"
     value = error.get("input")
     message = error["msg"].removeprefix("Value error, ")
@@ -393,7 +393,6 @@ def _describe(error: dict, root: type) -> str:
         return f"{path}: unknown key (value {value!r}); allowed keys here: {allowed}."
     if error["type"] == "missing":
         return f"{path}: required field is missing."
-    del owner
     return f"{path}={value!r} is invalid; {message.rstrip('.')}."
 
 
@@ -477,8 +476,8 @@ def _set_path(data: dict, key: str, value: Any) -> None:
 
 
 def _raw_run(study: StudyConfig) -> dict[str, Any]:
-    dumped = study.model_dump(mode="json", include=set(RUN_SECTIONS))
-    return dumped
+    """The study's base run as plain data (grid values are applied on top)."""
+    return study.model_dump(mode="json", include=set(RUN_SECTIONS))
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-import torch
-
 from initlab.lab.claims import ClaimResult, evaluate_claim
 from initlab.lab.config import Run, RunConfig, StudyConfig, code_version, expand, group_key
 from initlab.lab.executors import InlineExecutor, is_worker_loss
@@ -85,7 +83,6 @@ def train_task(items: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, An
     """Worker entry point: train one group given as plain ``(key, config dict)`` pairs."""
     from initlab.lab.trainer import train_group
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     runs = [(key, RunConfig.model_validate(config)) for key, config in items]
     return [result.to_dict() for result in train_group(runs)]
 
