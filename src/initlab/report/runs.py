@@ -126,7 +126,7 @@ def export_parquet(rows: Sequence[dict[str, Any]], path: str | Path) -> int:
     except ImportError:
         raise InitlabError(
             "runs export: --parquet needs the optional dependency pyarrow, which is not installed; "
-            "install it (pip install pyarrow) or use --csv."
+            "install it (pip install 'initlab[parquet]') or use --csv."
         ) from None
     flat = [flatten(row) for row in rows]
     columns = _columns(flat)
