@@ -12,13 +12,11 @@ Targets (issue 5): ``audit_over_fwd_bwd_resnet <= 2`` and ``audit_over_fwd_bwd_m
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
-import os
 import statistics
 import time
 
 import torch
+from harness import emit, target
 from torch import nn
 
 from initlab.audit import audit
@@ -97,26 +95,13 @@ def main() -> None:
     resnet_base, resnet_audit = measure(resnet, images)
     mlp_base, mlp_audit = measure(mlp, rows)
     ratios = {"audit_over_fwd_bwd_resnet": resnet_audit / resnet_base, "audit_over_fwd_bwd_mlp": mlp_audit / mlp_base}
-    try:
-        torch_version = importlib.metadata.version("torch")
-    except importlib.metadata.PackageNotFoundError:
-        torch_version = None
     print(f"resnet18 32x3x64x64: fwd+bwd {resnet_base:.3f} s, audit {resnet_audit:.3f} s; "
           f"mlp 50x256 on 256x256: fwd+bwd {mlp_base:.4f} s, audit {mlp_audit:.4f} s")
-    print(json.dumps({
-        "benchmark": "audit",
-        "machine": {"cores": os.cpu_count(), "torch": torch_version, "threads": torch.get_num_threads()},
-        "figures": {
-            "resnet_fwd_bwd_s": round(resnet_base, 4), "resnet_audit_s": round(resnet_audit, 4),
-            "mlp_fwd_bwd_s": round(mlp_base, 5), "mlp_audit_s": round(mlp_audit, 5),
-            **{name: round(value, 3) for name, value in ratios.items()},
-        },
-        "targets": {
-            name: {"value": round(value, 3), "op": "<=", "threshold": TARGET, "met": bool(value <= TARGET)}
-            for name, value in ratios.items()
-        },
-    }))
-
+    emit("audit", {
+        "resnet_fwd_bwd_s": round(resnet_base, 4), "resnet_audit_s": round(resnet_audit, 4),
+        "mlp_fwd_bwd_s": round(mlp_base, 5), "mlp_audit_s": round(mlp_audit, 5),
+        **{name: round(value, 3) for name, value in ratios.items()},
+    }, {name: target(value, "<=", TARGET) for name, value in ratios.items()}, threads=torch.get_num_threads())
 
 if __name__ == "__main__":
     main()

@@ -13,15 +13,12 @@ Prints JSON as its last line (format: DESIGN.md, "Conventions").
 from __future__ import annotations
 
 import gc
-import json
-import os
 import time
 
 import torch
+from harness import best_time, emit, target
 
 from initlab.random import Stream, normal_, truncated_normal_
-
-REPEATS = 3
 
 
 def gpt2_small_shapes() -> list[tuple[int, ...]]:
@@ -30,15 +27,6 @@ def gpt2_small_shapes() -> list[tuple[int, ...]]:
     for _ in range(12):
         shapes += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,), (d,), (d,), (4 * d, d), (4 * d,), (d, 4 * d), (d,)]
     return shapes + [(d,), (d,)]
-
-
-def best_time(function) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _status_kib(field: str) -> int:
@@ -85,7 +73,7 @@ def measure(tensors: list[torch.Tensor]) -> dict[str, float]:
         "initlab_normal_s": best_time(ours_normal),
         "torch_normal_s": best_time(torch_normal),
         "initlab_trunc_s": best_time(ours_trunc),
-        "torch_trunc_s": min(time_once(torch_trunc) for _ in range(1)),
+        "torch_trunc_s": time_once(torch_trunc),  # ~10x slower: one run
     }
     figures["extra_bytes_normal"] = peak_extra_bytes(ours_normal)
     figures["extra_bytes_trunc"] = peak_extra_bytes(ours_trunc)
@@ -97,11 +85,6 @@ def time_once(function) -> float:
     start = time.perf_counter()
     function()
     return time.perf_counter() - start
-
-
-def target(value: float, op: str, threshold: float) -> dict:
-    met = value >= threshold if op == ">=" else value <= threshold
-    return {"value": round(value, 4), "op": op, "threshold": threshold, "met": bool(met)}
 
 
 def main() -> None:
@@ -119,18 +102,12 @@ def main() -> None:
     memory = max(
         max(run["extra_bytes_normal"], run["extra_bytes_trunc"]) / run["tensor_bytes"] for run in (small, big)
     )
-    result = {
-        "benchmark": "fill",
-        "machine": {"cores": len(os.sched_getaffinity(0)), "torch": torch.__version__},
-        "figures": {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()},
-        "targets": {
-            "normal_vs_torch": target(normal_ratio, ">=", 1.8),
-            "trunc_vs_torch": target(trunc_ratio, ">=", 10),
-            "trunc_over_own_normal": target(own_ratio, "<=", 1.3),
-            "extra_memory_fraction": target(memory, "<=", 0.05),
-        },
-    }
-    print(json.dumps(result))
+    emit("fill", {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}, {
+        "normal_vs_torch": target(normal_ratio, ">=", 1.8),
+        "trunc_vs_torch": target(trunc_ratio, ">=", 10),
+        "trunc_over_own_normal": target(own_ratio, "<=", 1.3),
+        "extra_memory_fraction": target(memory, "<=", 0.05),
+    })
 
 
 if __name__ == "__main__":

@@ -20,12 +20,11 @@ Prints, as its last line, the JSON object described in DESIGN.md.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import torch
 import torch.nn.functional as F
+from harness import emit, target
 from torch import nn
 
 import initlab
@@ -119,11 +118,8 @@ def main() -> None:
         "speedup_vs_torch_normal": torch_seconds / initlab_seconds,
         "auto_plan_speedup_vs_torch_normal": torch_seconds / auto_seconds,
     }
-    value = figures["speedup_vs_torch_normal"]
-    targets = {"speedup_vs_torch_normal": {"value": value, "op": ">=", "threshold": 1.6, "met": value >= 1.6}}
-    machine = {"cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
-               "torch_threads": torch.get_num_threads()}
-    print(json.dumps({"benchmark": "model_init", "machine": machine, "figures": figures, "targets": targets}))
+    emit("model_init", figures, {"speedup_vs_torch_normal": target(figures["speedup_vs_torch_normal"], ">=", 1.6)},
+         torch_threads=torch.get_num_threads())
 
 
 if __name__ == "__main__":

@@ -21,11 +21,11 @@ waits for a descheduled thread), so the thread count is part of the result.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import torch
+from harness import emit, target
 
 from initlab.lab import RunConfig, TorchModel, train_group
 from initlab.lab.trainer import BatchSampler, as_tensors, dataset_for, initialise_run, model_spec
@@ -105,14 +105,9 @@ def main() -> None:
         "fraction_of_gemm_peak": round(fraction, 3),
         "final_train_loss_mean": round(sum(r.summary["train_loss"] for r in results) / RUNS, 4),
     }
-    targets = {
-        "speedup_vs_sequential": {"value": figures["speedup_vs_sequential"], "op": ">=", "threshold": 4,
-                                  "met": speedup >= 4},
-        "fraction_of_gemm_peak": {"value": figures["fraction_of_gemm_peak"], "op": ">=", "threshold": 0.6,
-                                  "met": fraction >= 0.6},
-    }
-    machine = {"cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()}
-    print(json.dumps({"benchmark": "sweep", "machine": machine, "figures": figures, "targets": targets}))
+    emit("sweep", figures, {"speedup_vs_sequential": target(speedup, ">=", 4),
+                            "fraction_of_gemm_peak": target(fraction, ">=", 0.6)},
+         threads=torch.get_num_threads())
 
 
 if __name__ == "__main__":

@@ -12,26 +12,14 @@ Prints JSON as its last line (format: DESIGN.md, "Conventions"); target
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
-import os
 import time
 
 import numpy as np
+from harness import best_time, emit, target
 
 from initlab.theory import MeanField, phase_diagram
 
-REPEATS = 3
 TARGET_SECONDS = 2.0
-
-
-def best_time(function) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def scalar_loop(weights: np.ndarray, biases: np.ndarray) -> None:
@@ -51,29 +39,14 @@ def main() -> None:
     scalar_loop(sub_w, sub_b)
     per_point = (time.perf_counter() - start) / (sub_w.size * sub_b.size)
     loop_estimate = per_point * weights.size * biases.size
-    try:
-        torch_version = importlib.metadata.version("torch")
-    except importlib.metadata.PackageNotFoundError:
-        torch_version = None
     print(f"phase_diagram tanh 100x100: {vectorised:.3f} s; relu: {relu:.4f} s; "
           f"scalar MeanField loop: {per_point * 1e3:.2f} ms/point (~{loop_estimate:.0f} s for the grid)")
-    print(json.dumps({
-        "benchmark": "theory",
-        "machine": {"cores": os.cpu_count(), "torch": torch_version},
-        "figures": {
-            "phase_diagram_100x100_s": round(vectorised, 4),
-            "phase_diagram_relu_100x100_s": round(relu, 5),
-            "scalar_mean_field_ms_per_point": round(per_point * 1e3, 3),
-            "speedup_vs_scalar_loop": round(loop_estimate / vectorised, 1),
-        },
-        "targets": {
-            "phase_diagram_100x100_s": {
-                "value": round(vectorised, 4), "op": "<=", "threshold": TARGET_SECONDS,
-                "met": bool(vectorised <= TARGET_SECONDS),
-            },
-        },
-    }))
-
+    emit("theory", {
+        "phase_diagram_100x100_s": round(vectorised, 4),
+        "phase_diagram_relu_100x100_s": round(relu, 5),
+        "scalar_mean_field_ms_per_point": round(per_point * 1e3, 3),
+        "speedup_vs_scalar_loop": round(loop_estimate / vectorised, 1),
+    }, {"phase_diagram_100x100_s": target(vectorised, "<=", TARGET_SECONDS)})
 
 if __name__ == "__main__":
     main()

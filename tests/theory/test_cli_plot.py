@@ -1,6 +1,5 @@
 """The `initlab theory` command and the phase-diagram figure."""
 
-import numpy as np
 import pytest
 
 from initlab.cli import main

@@ -12,3 +12,8 @@ from initlab.nn.record import InitRecord, Verification, verify
 from initlab.nn.residual import Residual
 from initlab.nn import init
 from initlab.nn.switch import use_initlab_init
+
+__all__ = [
+    "init_", "preview", "lsuv_", "LSUVRecord", "Plan", "Rule", "InitRecord", "Verification",
+    "verify", "Residual", "init", "use_initlab_init",
+]
