@@ -21,12 +21,12 @@ DESIGN.md, "Conventions").
 from __future__ import annotations
 
 import gc
-import json
 import os
 import resource
 import time
 
 import torch
+from harness import emit, target
 from torch import nn
 
 from initlab.nn import init, use_initlab_init
@@ -93,11 +93,6 @@ def alternate(first, second, repeats: int) -> tuple[float, float, float, float]:
     return min(wall_first), min(wall_second), min(cpu_first), min(cpu_second)
 
 
-def target(value: float, op: str, threshold: float) -> dict:
-    met = value >= threshold if op == ">=" else value <= threshold
-    return {"value": round(value, 4), "op": op, "threshold": threshold, "met": bool(met)}
-
-
 def main() -> None:
     load_at_start = round(os.getloadavg()[0], 2)
     torch.manual_seed(0)
@@ -136,22 +131,17 @@ def main() -> None:
         "orthogonal_initlab_s": orthogonal_initlab,
         "orthogonal_speedup": orthogonal_torch / orthogonal_initlab,
     }
-    result = {
-        "benchmark": "dropin",
-        "machine": {
-            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "torch": torch.__version__,
-            "load_average_1min_at_start": load_at_start,
-            "load_average_1min_at_end": round(os.getloadavg()[0], 2),
-        },
-        "figures": {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()},
-        "targets": {
+    emit(
+        "dropin",
+        {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()},
+        {
             "build_speedup": target(figures["build_speedup"], ">=", 1.6),
             "trunc_speedup": target(figures["trunc_speedup"], ">=", 10),
             "orthogonal_speedup": target(figures["orthogonal_speedup"], ">=", 1.0),
         },
-    }
-    print(json.dumps(result))
+        load_average_1min_at_start=load_at_start,
+        load_average_1min_at_end=round(os.getloadavg()[0], 2),
+    )
 
 
 if __name__ == "__main__":
