@@ -184,3 +184,32 @@ def test_parameter_requiring_grad_is_filled_across_threads():
     parameter = torch.nn.Parameter(torch.empty(3 * CHUNK + 5))
     normal_(parameter, Stream(0, "p"))
     assert parameter.requires_grad and torch.equal(parameter.detach(), filled((3 * CHUNK + 5,), Stream(0, "p")))
+
+
+def test_collected_moments_equal_the_tensor_moments():
+    from initlab.random import collect_moments
+
+    tensor = torch.empty(3 * CHUNK + 77)
+    with collect_moments(tensor) as moments:
+        normal_(tensor, Stream(0, "m"), mean=0.5, std=2.0)
+    exact = tensor.double()
+    assert moments.complete and moments.count == tensor.numel()
+    assert moments.total == pytest.approx(float(exact.sum()), rel=1e-6)
+    assert moments.squares == pytest.approx(float((exact * exact).sum()), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["bfloat16", "shard", "other tensor", "non-contiguous"],
+)
+def test_moments_stay_incomplete_when_the_fill_does_not_write_the_whole_tensor(case):
+    from initlab.random import collect_moments
+
+    tensor = torch.empty(64, 32, dtype=torch.bfloat16 if case == "bfloat16" else torch.float32)
+    target = {"other tensor": torch.empty(64, 32), "non-contiguous": tensor.t()}.get(case, tensor)
+    with collect_moments(tensor) as moments:
+        if case == "shard":
+            normal_(tensor[:32], Stream(), full_shape=(64, 32), index=(slice(0, 32),))
+        else:
+            normal_(target, Stream())
+    assert not moments.complete

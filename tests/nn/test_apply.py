@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import initlab
 from initlab import InitlabError, glorot_normal, he_normal, normal, orthogonal
 from initlab.nn import InitRecord, Plan, Residual, Rule, init_, verify
 
@@ -236,3 +237,20 @@ def test_bad_seed_and_plan():
         init_(MixedMLP(), seed=1.5)
     with pytest.raises(InitlabError, match=r"init_: plan='kaiming' is invalid"):
         init_(MixedMLP(), "kaiming")
+
+
+def test_recorded_std_and_mean_are_the_tensors_own_even_for_post_scaled_schemes():
+    # element-wise fills measure themselves while writing; a scheme that changes the
+    # values after its fill (residual scaling, orthogonal, embeddings with padding)
+    # must be measured afterwards: either way the record holds the tensor's statistics.
+    model = nn.Sequential(nn.Embedding(50, 16, padding_idx=0), nn.Linear(16, 32), nn.ReLU(),
+                          nn.Linear(32, 32), nn.Linear(32, 4))
+    plan = initlab.Plan([initlab.Rule(match="3", weight=initlab.orthogonal())])
+    record = initlab.init_(model, plan, seed=3, residual=initlab.Residual(match="4"))
+    parameters = dict(model.named_parameters())
+    for row in record.rows:
+        if row.measured_std is None:
+            continue
+        values = parameters[row.name].detach().double()
+        assert row.measured_std == pytest.approx(float(values.std()), rel=1e-5, abs=1e-9), row.name
+        assert row.measured_mean == pytest.approx(float(values.mean()), rel=1e-5, abs=1e-7), row.name

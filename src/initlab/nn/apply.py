@@ -31,6 +31,7 @@ from initlab.nn.layers import is_norm, param_layout, role
 from initlab.nn.plan import AUTO, Plan, Rule, as_plan
 from initlab.nn.record import InitRecord, Row, measure
 from initlab.nn.residual import Residual, Scaled
+from initlab.random import Moments, collect_moments
 from initlab.schemes import Scheme, zeros
 
 
@@ -302,31 +303,41 @@ def _write_and_measure(todo: list[tuple[Assignment, Row]], seed: int) -> None:
     """Write every parameter and record its std, mean and probes.
 
     The writes run in order in one writer thread (each fill uses the parallel fill pool);
-    this thread measures parameter k while parameter k + 1 is being filled, so the
-    memory-bound measurement hides behind the compute-bound fills.
+    this thread measures parameter k while parameter k + 1 is being filled. An
+    element-wise fill of a float32 tensor measures it itself, chunk by chunk while
+    the values are in cache (``initlab.random.collect_moments``); only the other
+    tensors are read again here.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="initlab-write") as writer:
         writes = [writer.submit(_write, assignment, seed) for assignment, _ in todo]
         try:
             for write, (assignment, row) in zip(writes, todo):
-                write.result()
-                row.measured_std, row.measured_mean, row.probes = measure(assignment.tensor)
+                moments = write.result()
+                row.measured_std, row.measured_mean, row.probes = measure(assignment.tensor, moments)
         except BaseException:
             for write in writes:
                 write.cancel()
             raise
 
 
-def _write(assignment: Assignment, seed: int) -> None:
+def _write(assignment: Assignment, seed: int) -> Moments | None:
+    """Fill one parameter; returns the moments its fill gathered (None if it changed after)."""
     # detach(): the same storage without autograd tracking, so that the fill pool's
     # threads (where grad mode is on by default) may write views of a Parameter.
-    assignment.choice.scheme.init_(assignment.tensor.detach(), layout=assignment.layout, seed=seed,
-                                   name=assignment.name)
+    tensor, scheme = assignment.tensor.detach(), assignment.choice.scheme
+    moments = None
+    if scheme.single_fill:  # the fill measures the tensor while it writes it
+        with collect_moments(tensor) as moments:
+            scheme.init_(tensor, layout=assignment.layout, seed=seed, name=assignment.name)
+    else:
+        scheme.init_(tensor, layout=assignment.layout, seed=seed, name=assignment.name)
     module = assignment.module
     padding = getattr(module, "padding_idx", None)
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and padding is not None and assignment.name.endswith("weight"):
         with torch.no_grad():
             assignment.tensor[padding].zero_()
+        return None
+    return moments
 
 
 def _reset_norm_buffers(model: nn.Module, covered: Callable[[nn.Module], bool]) -> list[str]:
