@@ -155,12 +155,22 @@ def _round_up(length: int) -> int:
     return -(-length // _BLOCK) * _BLOCK
 
 
-def _normal_kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
-    out.normal_(generator=stream.generator(chunk))
+def normal_kernel(mean: float = 0.0, std: float = 1.0) -> Kernel:
+    """N(mean, std^2) values: torch's Box-Muller with z * std + mean inside the kernel."""
+
+    def kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
+        out.normal_(mean, std, generator=stream.generator(chunk))
+
+    return kernel
 
 
-def _uniform_kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
-    out.uniform_(generator=stream.generator(chunk))
+def uniform_kernel(low: float = 0.0, high: float = 1.0) -> Kernel:
+    """U[low, high) values: torch's 24-bit (float32) / 53-bit (float64) uniforms, scaled in the kernel."""
+
+    def kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
+        out.uniform_(low, high, generator=stream.generator(chunk))
+
+    return kernel
 
 
 _scratch = threading.local()
@@ -511,14 +521,12 @@ def _contiguous_start(full_shape: tuple[int, ...], slices: tuple[slice, ...]) ->
 
 def normal_(out, stream, *, mean=0.0, std=1.0, full_shape=None, index=None) -> torch.Tensor:
     """Fill ``out`` with N(mean, std^2) values of ``stream`` (see the module note)."""
-    kernel = affine_kernel(_normal_kernel, float(mean), float(std))
-    return fill_(out, stream, kernel, full_shape=full_shape, index=index)
+    return fill_(out, stream, normal_kernel(float(mean), float(std)), full_shape=full_shape, index=index)
 
 
 def uniform_(out, stream, *, low=0.0, high=1.0, full_shape=None, index=None) -> torch.Tensor:
     """Fill ``out`` with U[low, high) values of ``stream``."""
-    kernel = affine_kernel(_uniform_kernel, float(low), float(high) - float(low))
-    return fill_(out, stream, kernel, full_shape=full_shape, index=index)
+    return fill_(out, stream, uniform_kernel(float(low), float(high)), full_shape=full_shape, index=index)
 
 
 def truncated_normal_(

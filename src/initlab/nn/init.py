@@ -272,20 +272,6 @@ def draw_seed(generator: torch.Generator | None = None) -> int:
     return int(torch.empty((), dtype=torch.int64, device=device).random_(generator=generator).item())
 
 
-def _normal_kernel(mean: float, std: float) -> _random.Kernel:
-    def kernel(out: Tensor, stream: _random.Stream, chunk: int) -> None:
-        out.normal_(mean, std, generator=stream.generator(chunk))
-
-    return kernel
-
-
-def _uniform_kernel(low: float, high: float) -> _random.Kernel:
-    def kernel(out: Tensor, stream: _random.Stream, chunk: int) -> None:
-        out.uniform_(low, high, generator=stream.generator(chunk))
-
-    return kernel
-
-
 def _stream_fill(tensor: Tensor, kernel: _random.Kernel, generator) -> Tensor:
     """Fill a tensor initlab fills, from a fresh stream seeded by ``generator``."""
     if tensor.numel() == 0:
@@ -303,7 +289,7 @@ def _uniform_fill(tensor: Tensor, a: float, b: float, generator) -> Tensor:
             return tensor.uniform_(a, b, generator=generator)
     # torch's own checks of the bounds for this dtype and of the generator (an empty tensor draws nothing)
     torch.empty(0, dtype=tensor.dtype, device=tensor.device).uniform_(a, b, generator=generator)
-    return _stream_fill(tensor, _uniform_kernel(float(a), float(b)), generator)
+    return _stream_fill(tensor, _random.uniform_kernel(float(a), float(b)), generator)
 
 
 def _normal_fill(tensor: Tensor, mean: float, std: float, generator) -> Tensor:
@@ -312,7 +298,7 @@ def _normal_fill(tensor: Tensor, mean: float, std: float, generator) -> Tensor:
         with torch.no_grad():
             return tensor.normal_(mean, std, generator=generator)
     torch.empty(0, dtype=tensor.dtype, device=tensor.device).normal_(mean, std, generator=generator)
-    return _stream_fill(tensor, _normal_kernel(float(mean), float(std)), generator)
+    return _stream_fill(tensor, _random.normal_kernel(float(mean), float(std)), generator)
 
 
 def _no_function_modes():
@@ -889,7 +875,7 @@ def haar_householder(rows: int, cols: int, seed: int, dtype: torch.dtype, gain: 
     """
     gaussian = torch.empty((rows, cols), dtype=dtype, device="cpu")
     with _no_function_modes():
-        _random.fill_(gaussian, _random.Stream(seed, STREAM_NAME), _normal_kernel(0.0, 1.0), dtype=dtype)
+        _random.fill_(gaussian, _random.Stream(seed, STREAM_NAME), _random.normal_kernel(0.0, 1.0), dtype=dtype)
     with _torch_threads(1):
         lower = gaussian.tril_()
         norms = torch.mul(lower, lower).sum(0).sqrt_()  # |x_k|; 10x faster than vector_norm(dim=0)
@@ -992,10 +978,10 @@ def sparse_(
     stream = _random.Stream(draw_seed(generator), STREAM_NAME)
     with torch.no_grad(), _no_function_modes():
         target = tensor.detach()
-        _random.fill_(target, stream, _normal_kernel(0.0, float(std)), dtype=_values_dtype(tensor))
+        _random.fill_(target, stream, _random.normal_kernel(0.0, float(std)), dtype=_values_dtype(tensor))
         if zeros_per_column:
             keys = torch.empty((rows, cols), dtype=torch.float32, device="cpu")
-            _random.fill_(keys, stream.child("mask"), _uniform_kernel(0.0, 1.0))
+            _random.fill_(keys, stream.child("mask"), _random.uniform_kernel(0.0, 1.0))
             chosen = torch.topk(keys, zeros_per_column, dim=0, largest=False).indices
             target.scatter_(0, chosen.to(tensor.device), 0.0)
     return tensor
