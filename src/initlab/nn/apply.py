@@ -16,7 +16,6 @@ other buffers are not touched.
 from __future__ import annotations
 
 import numbers
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -302,22 +301,14 @@ def apply_plan(model: nn.Module, plan: Plan, *, seed: int, example_input: Any = 
 def _write_and_measure(todo: list[tuple[Assignment, Row]], seed: int) -> None:
     """Write every parameter and record its std, mean and probes.
 
-    The writes run in order in one writer thread (each fill uses the parallel fill pool);
-    this thread measures parameter k while parameter k + 1 is being filled. An
-    element-wise fill of a float32 tensor measures it itself, chunk by chunk while
-    the values are in cache (``initlab.random.collect_moments``); only the other
-    tensors are read again here.
+    Each fill uses the parallel fill pool. An element-wise fill of a float32 tensor
+    measures it itself, chunk by chunk while the values are in cache
+    (``initlab.random.collect_moments``); only the other (mostly small) tensors are
+    read again here, which is cheaper than overlapping the reads with the next fill.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="initlab-write") as writer:
-        writes = [writer.submit(_write, assignment, seed) for assignment, _ in todo]
-        try:
-            for write, (assignment, row) in zip(writes, todo):
-                moments = write.result()
-                row.measured_std, row.measured_mean, row.probes = measure(assignment.tensor, moments)
-        except BaseException:
-            for write in writes:
-                write.cancel()
-            raise
+    for assignment, row in todo:
+        moments = _write(assignment, seed)
+        row.measured_std, row.measured_mean, row.probes = measure(assignment.tensor, moments)
 
 
 def _write(assignment: Assignment, seed: int) -> Moments | None:
