@@ -535,15 +535,30 @@ def truncated_normal_(
     """Fill ``out`` with N(mean, std^2) restricted to ``[mean + low*std, mean + high*std]``.
 
     ``low`` and ``high`` are in units of ``std``. Exact: no value is clamped,
-    except that a value that the cast to ``out``'s dtype rounds past a bound
-    is set to the nearest representable value inside the interval.
+    except that a value that rounding (of ``x * std + mean``, or of the cast to
+    ``out``'s dtype) puts past a bound is set to the nearest representable
+    value inside the interval — per chunk while it is in cache, and once more
+    after a cast.
     """
     kernel, dtype = truncated_kernel(float(low), float(high))
-    kernel = affine_kernel(kernel, float(mean), float(std))
-    fill_(out, stream, kernel, full_shape=full_shape, index=index, dtype=dtype)
     lower, upper = float(mean) + float(low) * float(std), float(mean) + float(high) * float(std)
-    with torch.no_grad():
-        return out.clamp_(inner_bound(lower, out.dtype, up=True), inner_bound(upper, out.dtype, up=False))
+    kernel = _clamped_kernel(affine_kernel(kernel, float(mean), float(std)),
+                             inner_bound(lower, dtype, up=True), inner_bound(upper, dtype, up=False))
+    fill_(out, stream, kernel, full_shape=full_shape, index=index, dtype=dtype)
+    if out.dtype != dtype or out.device.type != "cpu" or not out.is_contiguous():
+        with torch.no_grad():
+            out.clamp_(inner_bound(lower, out.dtype, up=True), inner_bound(upper, out.dtype, up=False))
+    return out
+
+
+def _clamped_kernel(kernel: Kernel, lower: float, upper: float) -> Kernel:
+    """``kernel``'s values limited to [lower, upper] (only rounding can cross them)."""
+
+    def clamped(values: torch.Tensor, chunk_stream: Stream, chunk: int) -> None:
+        kernel(values, chunk_stream, chunk)
+        values.clamp_(lower, upper)
+
+    return clamped
 
 
 def inner_bound(value: float, dtype: torch.dtype, *, up: bool) -> float:
