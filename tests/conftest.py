@@ -207,7 +207,7 @@ class Browser:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Browser:
-    """A headless Chromium page checker (skips when /usr/bin/chromium is absent)."""
+    """A headless Chromium page checker; fails when /usr/bin/chromium is absent (`make test` installs it)."""
     if not CHROMIUM.exists():
-        pytest.skip("browser test needs Debian's chromium at /usr/bin/chromium (run `make browser` to install it)")
+        pytest.fail("browser test needs Debian's chromium at /usr/bin/chromium (run `make browser` to install it)")
     return Browser(tmp_path)

@@ -301,7 +301,7 @@ def _add_plan(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed recorded with the plan")
 
     def handler(args: argparse.Namespace) -> int:
-        from initlab.nn.plan_command import handle
+        from initlab.report.plan_command import handle
 
         return handle(args)
 

@@ -13,7 +13,7 @@ from torch import nn
 from initlab import InitlabError, constant, glorot_uniform, he_normal, lecun_normal, orthogonal, zeros
 from initlab.cli import main
 from initlab.nn import Plan, Residual, Rule, init_
-from initlab.nn.plan_command import load_factory
+from initlab.nn.factory import load_factory
 
 from initlab_nn_models import MixedMLP
 
@@ -160,7 +160,7 @@ def test_cli_plan_toml_is_a_plan_that_reproduces_the_auto_init(model_file, capsy
     assert main(["plan", f"{model_file}:make", "--format", "plan-toml"]) == 0
     plan = Plan.from_toml(capsys.readouterr().out)
     assert plan.strict and len(plan.rules) == 6
-    explicit, auto = load_factory(f"{model_file}:make"), load_factory(f"{model_file}:make")
+    explicit, auto = load_factory(f"{model_file}:make", "test"), load_factory(f"{model_file}:make", "test")
     init_(explicit, plan, seed=0)
     init_(auto, seed=0)
     for a, b in zip(explicit.state_dict().values(), auto.state_dict().values()):

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import special
+from scipy import integrate, optimize, special
 
 from initlab.activations import SELU_ALPHA, SELU_SCALE
 from initlab.errors import InitlabError
@@ -109,10 +109,35 @@ def test_selu_with_lecun_normal_has_unit_fixed_point():
     assert SELU_SCALE == 1.0507009873554805 and SELU_ALPHA == 1.6732632423543772
 
 
+def _gaussian_mean(function) -> float:
+    """E[f(z)], z ~ N(0, 1), by adaptive quadrature on the real line (independent of initlab)."""
+    return integrate.quad(lambda z: function(z) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+                          -np.inf, np.inf, epsabs=1e-14, epsrel=1e-13)[0]
+
+
+def _reference_tanh_critical_sigma_w2(sigma_b2: float) -> float:
+    """sigma_w^2 with chi_1 = sigma_w^2 E[sech^4(sqrt(q*) z)] = 1, q* = sigma_w^2 E[tanh^2(sqrt(q*) z)] + sigma_b^2."""
+
+    def q_star(sigma_w2: float) -> float:
+        return optimize.brentq(
+            lambda q: sigma_w2 * _gaussian_mean(lambda z: math.tanh(math.sqrt(q) * z) ** 2) + sigma_b2 - q,
+            1e-12, 100.0, xtol=1e-15)
+
+    def chi_1_minus_1(sigma_w2: float) -> float:
+        q = q_star(sigma_w2)
+        # sech^4(x) = (2 e^-|x| / (1 + e^-2|x|))^4, without overflow in cosh
+        sech4 = lambda x: (2 * math.exp(-abs(x)) / (1 + math.exp(-2 * abs(x)))) ** 4  # noqa: E731
+        return sigma_w2 * _gaussian_mean(lambda z: sech4(math.sqrt(q) * z)) - 1.0
+
+    return optimize.brentq(chi_1_minus_1, 1.0, 3.0, xtol=1e-13)
+
+
 def test_tanh_critical_point_has_unit_chi_1_and_infinite_depth_scale():
     sigma_w2 = critical_sigma_w2("tanh", 0.05)
-    # Schoenholz et al. (2017), fig. 1: the tanh edge of chaos at sigma_b2 = 0.05 is near 1.76
-    assert 1.74 < sigma_w2 < 1.78
+    # an independent solve with scipy's adaptive quadrature and root finder
+    assert sigma_w2 == pytest.approx(_reference_tanh_critical_sigma_w2(0.05), rel=1e-10)
+    # Schoenholz et al. (2017), fig. 1: the tanh edge of chaos at sigma_b2 = 0.05 is at ~1.76
+    assert round(sigma_w2, 2) == 1.76
     field = MeanField("tanh", sigma_w2, 0.05)
     assert field.chi_1 == pytest.approx(1.0, abs=1e-12)
     assert field.phase == "critical" and field.xi_c == math.inf

@@ -115,8 +115,12 @@ class Scaled(Scheme):
     def to_dict(self) -> dict[str, Any]:
         return {"scheme": self.kind, "base": self.base.to_dict(), "factor": self.factor}
 
-    def _checked_fill(self, out, full_shape, index, layout, stream, name) -> None:
-        self.base._checked_fill(out, full_shape, index, layout, stream, name)
+    @property
+    def fan_based(self) -> bool:  # the base scheme's fans are counted (and checked) as usual
+        return self.base.fan_based
+
+    def _fill(self, out, full_shape, index, layout, fans, stream) -> None:
+        self.base._fill(out, full_shape, index, layout, fans, stream)
         out.mul_(self.factor)
 
 

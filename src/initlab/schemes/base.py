@@ -7,6 +7,7 @@ a float32 CPU tensor) and, where it is defined, ``target_std``.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 @dataclass(frozen=True)
-class Scheme:
+class Scheme(abc.ABC):
     """Base class of every initialization scheme.
 
     Attributes:
@@ -134,8 +135,13 @@ class Scheme:
                 + str(error).removeprefix("fans: ")
             ) from None
 
+    @abc.abstractmethod
     def _fill(self, out, full_shape, index, layout: Layout, fans: Fans | None, stream: Stream) -> None:
-        raise NotImplementedError
+        """Write the values of the shard ``index`` of a ``full_shape`` tensor into ``out``.
+
+        ``fans`` are the full tensor's fans when the scheme is fan-based, else
+        None; ``stream.name`` is the parameter's name (for messages).
+        """
 
 
 def _as_shape(shape, where: str) -> tuple[int, ...]:

@@ -66,15 +66,12 @@ class Orthogonal(Scheme):
             return None
         return self.gain / math.sqrt(max(shape[0], math.prod(shape[1:])))
 
-    def _checked_fill(self, out, full_shape, index, layout, stream, name) -> None:
+    def _fill(self, out, full_shape, index, layout: Layout, fans, stream) -> None:
         if len(full_shape) < 2 or 0 in full_shape:
             raise InitlabError(
-                f"orthogonal cannot initialise {name or 'a tensor'!r} (shape {tuple(full_shape)}): "
+                f"orthogonal cannot initialise {stream.name or 'a tensor'!r} (shape {tuple(full_shape)}): "
                 f"it needs a tensor with 2 or more non-empty dimensions. Use zeros() or constant(value) for biases."
             )
-        super()._checked_fill(out, full_shape, index, layout, stream, name)
-
-    def _fill(self, out, full_shape, index, layout: Layout, fans, stream) -> None:
         blocks = layout.blocks
         if full_shape[0] % blocks:
             raise InitlabError(
