@@ -20,43 +20,10 @@ from harness import emit, target
 from torch import nn
 
 from initlab.audit import audit
+from initlab.lab.reference import resnet18
 
 REPEATS = 5
 TARGET = 2.0
-
-
-class BasicBlock(nn.Module):
-    """ResNet basic block (He et al. 2016): two 3x3 convs with BatchNorm, identity or 1x1 shortcut."""
-
-    def __init__(self, channels_in: int, channels_out: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels_in, channels_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels_out)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(channels_out, channels_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels_out)
-        self.downsample = None
-        if stride != 1 or channels_in != channels_out:
-            self.downsample = nn.Sequential(nn.Conv2d(channels_in, channels_out, 1, stride, bias=False),
-                                            nn.BatchNorm2d(channels_out))
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
-
-
-def resnet18(classes: int = 1000) -> nn.Module:
-    """ResNet-18 layout: stem, 4 stages of 2 basic blocks (64, 128, 256, 512), pooling, Linear."""
-    layers: list[nn.Module] = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-                               nn.MaxPool2d(3, 2, 1)]
-    channels = 64
-    for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-        layers += [BasicBlock(channels, width, stride), BasicBlock(width, width, 1)]
-        channels = width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, classes)]
-    return nn.Sequential(*layers)
 
 
 def deep_mlp(depth: int = 50, width: int = 256) -> nn.Module:

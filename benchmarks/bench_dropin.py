@@ -27,8 +27,8 @@ import time
 
 import torch
 from harness import emit, target
-from torch import nn
 
+from initlab.lab.reference import gpt2_small
 from initlab.nn import init, use_initlab_init
 
 BUILD_REPEATS = 6
@@ -36,20 +36,6 @@ TRUNC_REPEATS = 3
 ORTHOGONAL_REPEATS = 7
 TRUNC_ELEMENTS = 64 * 2**20
 ORTHOGONAL_SIZE = 2048
-
-
-def gpt2_small() -> nn.Module:
-    """GPT-2-small shapes: vocab 50257, context 1024, width 768, 12 heads, 12 blocks."""
-    return nn.ModuleDict(
-        {
-            "wte": nn.Embedding(50257, 768),
-            "wpe": nn.Embedding(1024, 768),
-            "h": nn.ModuleList(
-                nn.TransformerEncoderLayer(768, 12, 3072, batch_first=True, norm_first=True) for _ in range(12)
-            ),
-            "ln_f": nn.LayerNorm(768),
-        }
-    )
 
 
 def cpu_seconds() -> float:

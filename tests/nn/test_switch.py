@@ -11,6 +11,7 @@ import torch.nn.init as torch_init
 from torch import nn
 
 import initlab.nn
+from initlab.lab.reference import gpt2_small, resnet18
 from initlab.nn import init, switch, use_initlab_init
 
 TORCH_ORIGINALS = dict(init.TORCH_FUNCTIONS)
@@ -233,45 +234,6 @@ def test_the_switch_hands_torch_function_subclasses_torchs_own_functions():
 
 
 # --------------------------------------------------------------------------- whole models: same distributions
-
-
-def gpt2_small() -> nn.Module:
-    """GPT-2-small-shaped: vocab 50257, context 1024, width 768, 12 pre-norm blocks (~124M parameters)."""
-    return nn.ModuleDict(
-        {
-            "wte": nn.Embedding(50257, 768),
-            "wpe": nn.Embedding(1024, 768),
-            "h": nn.ModuleList(
-                nn.TransformerEncoderLayer(768, 12, 3072, batch_first=True, norm_first=True) for _ in range(12)
-            ),
-            "ln_f": nn.LayerNorm(768),
-        }
-    )
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, inplanes: int, planes: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = (
-            nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-            if stride != 1 or inplanes != planes
-            else None
-        )
-
-
-def resnet18() -> nn.Module:
-    """ResNet-18-shaped: the layers of torchvision's resnet18 (11.7M parameters), default init."""
-    layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)]
-    inplanes = 64
-    for planes, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
-        layers += [BasicBlock(inplanes, planes, stride), BasicBlock(planes, planes, 1)]
-        inplanes = planes
-    layers.append(nn.Linear(512, 1000))
-    return nn.Sequential(*layers)
 
 
 def assert_same_distributions(plain: nn.Module, switched: nn.Module) -> None:
