@@ -47,6 +47,13 @@ from scipy import special
 
 from initlab.errors import InitlabError
 
+try:
+    from initlab import _kernels
+except ImportError as error:  # the C extension was not built: reported where it is needed
+    _kernels, _KERNELS_IMPORT_ERROR = None, error
+else:
+    _KERNELS_IMPORT_ERROR = None
+
 CHUNK = 1 << 18
 """Elements per counter chunk (a multiple of 16). Changing it changes every value."""
 
@@ -91,6 +98,18 @@ class Stream:
     def child(self, suffix: str) -> "Stream":
         """An independent stream derived from this one (e.g. for a sparsity mask)."""
         return Stream(self.seed, f"{self.name}#{suffix}")
+
+
+def _compiled_kernels():
+    """The ``initlab._kernels`` extension module, or an InitlabError saying how to build it."""
+    if _kernels is None:
+        raise InitlabError(
+            "initlab.random: the compiled kernels (initlab._kernels, from src/initlab/_kernels.c) are "
+            f"missing ({_KERNELS_IMPORT_ERROR}); the truncated-normal rejection sampler needs them. "
+            "Build them by reinstalling initlab from its source tree with a C compiler available: "
+            "`pip install -e .` (or `make install`)."
+        )
+    return _kernels
 
 
 # --------------------------------------------------------------------------- pool
@@ -176,50 +195,58 @@ def uniform_kernel(low: float = 0.0, high: float = 1.0) -> Kernel:
 _scratch = threading.local()
 
 
-def _scratch_buffers(length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-thread float32 and bool work buffers of ``length`` (reused: no page faults)."""
-    if getattr(_scratch, "length", 0) < length:
-        _scratch.length = max(length, CHUNK)
-        _scratch.values = np.empty(_scratch.length, dtype=np.float32)
-        _scratch.mask = np.empty(_scratch.length, dtype=bool)
-    return _scratch.values[:length], _scratch.mask[:length]
+def _position_buffer(length: int) -> np.ndarray:
+    """This thread's int64 work buffer of at least ``length`` (reused: no page faults)."""
+    if getattr(_scratch, "positions", None) is None or _scratch.positions.size < length:
+        _scratch.positions = np.empty(max(length, CHUNK), dtype=np.int64)
+    return _scratch.positions
 
 
-def _outside(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Positions (ascending) of ``values`` outside [low, high], computed in reused buffers."""
-    work, mask = _scratch_buffers(values.size)
-    if low == -high:
-        np.greater(np.abs(values, out=work), high, out=mask)
-    else:
-        np.less(values, low, out=mask)
-        mask |= values > high
-    return np.flatnonzero(mask)
+def _proposal_buffer(length: int) -> torch.Tensor:
+    """This thread's float32 work tensor of at least ``length`` (reused: no allocation)."""
+    if getattr(_scratch, "proposal", None) is None or _scratch.proposal.numel() < length:
+        _scratch.proposal = torch.empty(max(_round_up(length), CHUNK // 8), dtype=torch.float32)
+    return _scratch.proposal
+
+
+def _float32_bound(value: float) -> float:
+    """``value`` rounded to the nearest float32 (the rejection test compares in float32)."""
+    with np.errstate(over="ignore"):
+        return float(np.float32(value))
 
 
 def _rejection_kernel(low: float, high: float) -> Kernel:
-    """Standard normal restricted to [low, high] by rejection (mass >= 1/2).
+    """Standard normal restricted to [low, high] by rejection (mass >= 1/2), in float32.
 
-    A rejected position is refilled with the next accepted value of a second
+    Values outside the bounds (compared in float32, the bounds rounded to
+    float32) are found by the compiled ``initlab._kernels.outside``. A
+    rejected position is refilled with the next accepted value of a second
     per-chunk generator, in position order, so a position's value depends
-    only on the positions before it (the prefix property).
+    only on the positions before it (the prefix property). While ``missing``
+    positions remain, proposals are drawn ``_round_up(int(1.25 * missing) + 16)``
+    at a time.
+
+    Raises:
+        InitlabError: the compiled kernels are not built.
     """
+    kernels = _compiled_kernels()
+    low32, high32 = _float32_bound(low), _float32_bound(high)
 
     def kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
         out.normal_(generator=stream.generator(chunk))
-        rejected = _outside(out.numpy(), low, high)
-        if rejected.size == 0:
-            return
-        redraw = stream.generator(chunk, "redraw")
         values = out.numpy()
+        positions = _position_buffer(values.size)
+        rejected = kernels.outside(values, low32, high32, positions)
+        if rejected == 0:
+            return
+        positions = positions[:rejected]
+        redraw = stream.generator(chunk, "redraw")
         filled = 0
-        while filled < rejected.size:
-            missing = rejected.size - filled
-            proposal = torch.empty(_round_up(int(missing * 1.25) + _BLOCK), dtype=out.dtype)
+        while filled < rejected:
+            size = _round_up(int((rejected - filled) * 1.25) + _BLOCK)
+            proposal = _proposal_buffer(size)[:size]
             proposal.normal_(generator=redraw)
-            candidates = proposal.numpy()
-            accepted = candidates[(candidates >= low) & (candidates <= high)][:missing]
-            values[rejected[filled : filled + accepted.size]] = accepted
-            filled += accepted.size
+            filled += kernels.refill(values, positions, filled, proposal.numpy(), low32, high32)
 
     return kernel
 
@@ -535,15 +562,20 @@ def truncated_normal_(
     """Fill ``out`` with N(mean, std^2) restricted to ``[mean + low*std, mean + high*std]``.
 
     ``low`` and ``high`` are in units of ``std``. Exact: no value is clamped,
-    except that a value that rounding (of ``x * std + mean``, or of the cast to
-    ``out``'s dtype) puts past a bound is set to the nearest representable
-    value inside the interval — per chunk while it is in cache, and once more
-    after a cast.
+    except that a value that rounding (of ``x * std + mean``, of a bound to
+    the generation dtype, or of the cast to ``out``'s dtype) puts past a bound
+    is set to the nearest representable value inside the interval — per chunk
+    while it is in cache, and once more after a cast. The per-chunk pass is
+    skipped when it cannot change anything: ``mean=0``, ``std=1`` and both
+    bounds representable in the generation dtype (the sampler's values then
+    lie within the bounds already).
     """
     kernel, dtype = truncated_kernel(float(low), float(high))
     lower, upper = float(mean) + float(low) * float(std), float(mean) + float(high) * float(std)
-    kernel = _clamped_kernel(affine_kernel(kernel, float(mean), float(std)),
-                             inner_bound(lower, dtype, up=True), inner_bound(upper, dtype, up=False))
+    inner_lower, inner_upper = inner_bound(lower, dtype, up=True), inner_bound(upper, dtype, up=False)
+    kernel = affine_kernel(kernel, float(mean), float(std))
+    if not (float(mean) == 0.0 and float(std) == 1.0 and inner_lower == lower and inner_upper == upper):
+        kernel = _clamped_kernel(kernel, inner_lower, inner_upper)
     fill_(out, stream, kernel, full_shape=full_shape, index=index, dtype=dtype)
     if out.dtype != dtype or out.device.type != "cpu" or not out.is_contiguous():
         with torch.no_grad():
