@@ -213,3 +213,74 @@ def test_moments_stay_incomplete_when_the_fill_does_not_write_the_whole_tensor(c
         else:
             normal_(target, Stream())
     assert not moments.complete
+
+
+def reference_rejection(length, stream, low, high):
+    """Stream values [0, length) of N(0, 1) restricted to [low, high], by rejection in plain numpy.
+
+    Per chunk: the chunk's normal draws; the positions outside the bounds
+    (compared in float32); those positions, in order, take the accepted draws
+    of the chunk's "redraw" generator, drawn _round_up(int(1.25 * missing) + 16)
+    at a time; then the float32 values are limited to the float32 numbers
+    inside the bounds (only a bound that float32 rounds outward can matter).
+    """
+    low32, high32 = np.float32(low), np.float32(high)
+    inner_low = low32 if low32 >= low else np.nextafter(low32, np.float32(np.inf))
+    inner_high = high32 if high32 <= high else np.nextafter(high32, np.float32(-np.inf))
+    pieces = []
+    for chunk in range(-(-length // CHUNK)):
+        size = min(CHUNK, length - chunk * CHUNK)
+        generated = -(-size // 16) * 16
+        values_generator = torch.Generator().manual_seed(stream.chunk_seed(chunk))
+        values = torch.empty(generated).normal_(generator=values_generator).numpy()
+        rejected = np.flatnonzero((values < low32) | (values > high32))
+        redraw = torch.Generator().manual_seed(stream.chunk_seed(chunk, "redraw"))
+        accepted = np.empty(0, dtype=np.float32)
+        while accepted.size < rejected.size:
+            missing = rejected.size - accepted.size
+            proposal = torch.empty(-(-(int(missing * 1.25) + 16) // 16) * 16).normal_(generator=redraw).numpy()
+            inside = proposal[(proposal >= low32) & (proposal <= high32)]
+            accepted = np.concatenate([accepted, inside[:missing]])
+        values[rejected] = accepted
+        pieces.append(np.clip(values[:size], inner_low, inner_high))
+    return np.concatenate(pieces)
+
+
+@pytest.mark.parametrize(
+    "seed, name, low, high",
+    [(0, "w", -2.0, 2.0), (7, "encoder.0.weight", -1.0, 3.0), (-3, "b", -0.7, 0.7), (2**65, "x", -1.0, math.inf)],
+)
+@pytest.mark.parametrize("length", [1, 17, 777, CHUNK + 1037, 2 * CHUNK + 5])
+def test_rejection_sampler_equals_a_plain_numpy_rejection(seed, name, low, high, length):
+    # (-0.7, 0.7) holds 51.6 % of the mass: several proposal rounds, and bounds
+    # float32 cannot represent
+    stream = Stream(seed, name)
+    reference = reference_rejection(length, stream, low, high)
+    assert np.array_equal(filled((length,), stream, truncated_normal_, low=low, high=high).numpy(), reference)
+    wide = filled((length,), stream, truncated_normal_, low=low, high=high).to(torch.float64)
+    double = torch.empty(length, dtype=torch.float64)
+    truncated_normal_(double, stream, low=low, high=high)
+    assert torch.equal(double, wide) and np.array_equal(double.numpy(), reference.astype(np.float64))
+
+
+def test_rejection_sampler_shards_equal_the_numpy_rejection():
+    shape = (3, CHUNK // 5 + 3)
+    stream = Stream(5, "shard")
+    reference = reference_rejection(shape[0] * shape[1], stream, -1.0, 3.0).reshape(shape)
+    for index in [(slice(1, 3), slice(None)), (slice(None), slice(7, 9001, 3)), (2, slice(100, 50_000))]:
+        shard = torch.empty(streams.normalize_index(shape, index)[0])
+        truncated_normal_(shard, stream, low=-1.0, high=3.0, full_shape=shape, index=index)
+        assert np.array_equal(shard.numpy().reshape(-1), reference[index].reshape(-1))
+
+
+def test_missing_compiled_kernels_are_an_error_that_says_how_to_build_them(monkeypatch):
+    monkeypatch.setattr(streams, "_kernels", None)
+    monkeypatch.setattr(streams, "_KERNELS_IMPORT_ERROR", ImportError("No module named 'initlab._kernels'"))
+    with pytest.raises(InitlabError) as caught:
+        truncated_normal_(torch.empty(10), Stream())
+    assert str(caught.value) == (
+        "initlab.random: the compiled kernels (initlab._kernels, from src/initlab/_kernels.c) are missing "
+        "(No module named 'initlab._kernels'); the truncated-normal rejection sampler needs them. Build them by "
+        "reinstalling initlab from its source tree with a C compiler available: `pip install -e .` "
+        "(or `make install`)."
+    )

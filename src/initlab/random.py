@@ -24,6 +24,13 @@ Truncated normals use exact rejection from the normal when the interval
 holds at least half the mass (e.g. +-2 sigma: 95.4 %): rejected positions are
 refilled, in position order, from a second per-chunk generator, so no
 buffer larger than one chunk is ever allocated and no value is clamped.
+Finding the rejected positions and writing the redraws is compiled code
+(``initlab._kernels``, built from ``_kernels.c`` by ``pip install -e .``):
+it compares 64 values at a time into a bit mask and writes only the set
+bits' positions, with the GIL released. In numpy the same step (a compare,
+then ``np.flatnonzero``, whose per-element branch is mispredicted at the
+4.5 % random density of +-2 sigma) cost almost half as much as drawing the
+values; compiled, a +-2 sigma chunk costs about 1.3x a normal one.
 Narrow or far-tail intervals use the inverse CDF in float64 (log-space in
 the tails), which is exact to float64 rounding — unlike the erfinv-and-clamp
 method of ``torch.nn.init.trunc_normal_`` (pytorch/pytorch#155588).
