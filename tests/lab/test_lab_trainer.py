@@ -200,3 +200,15 @@ def test_loss_per_run_matches_torch():
     labels = torch.randint(0, 5, (3, 7))
     expected = torch.stack([torch.nn.functional.cross_entropy(logits[r], labels[r]) for r in range(3)])
     torch.testing.assert_close(loss_per_run(logits, labels, "classification"), expected)
+
+
+def test_eight_plain_sgd_runs_batched_equal_eight_runs_alone_fused_step():
+    # one learning rate for the group: the update is fused into the backward pass
+    schemes = ["glorot_normal", {"scheme": "he_normal"}, {"scheme": "normal", "std": 0.05},
+               {"scheme": "orthogonal"}]
+    configs = [
+        _config(model={"weight_init": schemes[index % 4], "bias_init": {"scheme": "normal", "std": 0.1}},
+                training={"optimizer": "sgd", "seed": index, "lr": 0.05, "l2": 1e-3 * (index % 3)})
+        for index in range(8)
+    ]
+    _assert_matches_reference(configs)

@@ -62,6 +62,7 @@ import torch.nn.functional as F
 
 from initlab.errors import InitlabError
 from initlab.lab.config import LAYER_METRICS, RunConfig, group_key, nn_entry
+from initlab.lab.backprop import MlpBackprop
 from initlab.lab.datasets import Dataset, load_dataset
 from initlab.lab.models import (
     SATURATION_MARGIN, ModelSpec, StackedModel, TorchModel, activation_bounds, is_weight,
@@ -225,6 +226,24 @@ class StackedOptimizer:
                             if is_weight(name) or (biases_too and name.startswith("layers."))}
         self.state = {name: [torch.zeros_like(p) for _ in range(2 if kind == "adam" else 1)]
                       for name, p in params.items()} if kind != "sgd" else {}
+        self._penalised = bool((self.l2 + self.decay).any())
+
+    def single_lr(self) -> float | None:
+        """The learning rate of plain SGD whose runs all share it (the fused step's case), else None."""
+        if self.kind != "sgd" or not bool((self.lr == self.lr[0]).all()):
+            return None
+        return float(self.lr[0])
+
+    @torch.no_grad()
+    def shrink_(self, name: str, param: torch.Tensor) -> None:
+        """``p <- p (1 - lr (l2 + weight_decay))`` for a regularised parameter (fused SGD).
+
+        Equals :meth:`step`'s decay and L2 terms for plain SGD:
+        ``p (1 - lr wd) - lr (g + l2 p) = p (1 - lr (l2 + wd)) - lr g``.
+        """
+        if self._penalised and name in self.regularized:
+            factor = 1.0 - self.lr * (self.l2 + self.decay)
+            param.mul_(factor.view((-1,) + (1,) * (param.dim() - 1)))
 
     def stop(self, runs: list[int]) -> None:
         """Freeze runs (diverged): zero their learning rate, parameters and state."""
@@ -304,6 +323,7 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
     state = _Training(model, configs, dataset.task, keys)
     optimizer = StackedOptimizer(training.optimizer, model.params, configs, dtype)
     samplers = [BatchSampler(config.training.seed, len(x_train), training.batch_size) for config in configs]
+    backprop = MlpBackprop.for_model(model)
     evaluation = _Evaluation(x_train[:training.eval_train_size], y_train[:training.eval_train_size],
                              x_test, y_test, probe_x, probe_y)
     for step in range(training.steps + 1):
@@ -314,14 +334,23 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
         if step == training.steps:
             break
         indices = torch.stack([sampler.next() for sampler in samplers])
-        outputs = model.forward(x_train[indices], train=True)
-        losses = loss_per_run(outputs, y_train[indices], dataset.task)
+        x_batch, y_batch = x_train[indices], y_train[indices]
+        if backprop is not None:
+            losses = backprop.loss(x_batch, y_batch, dataset.task)
+        else:
+            losses = loss_per_run(model.forward(x_batch, train=True), y_batch, dataset.task)
         finite = torch.isfinite(losses)
         all_finite = bool(finite.all())
-        if not all_finite:
-            losses = torch.where(finite, losses, torch.zeros_like(losses))
-        grads = torch.autograd.grad(losses.sum(), list(model.params.values()))
-        grads = dict(zip(model.params, grads))
+        lr = optimizer.single_lr() if backprop is not None and all_finite and not state.stopped else None
+        if lr is not None:
+            backprop.sgd_step_(lr, optimizer.shrink_)
+            continue
+        if backprop is not None:
+            grads = backprop.gradients(finite)
+        else:
+            if not all_finite:
+                losses = torch.where(finite, losses, torch.zeros_like(losses))
+            grads = dict(zip(model.params, torch.autograd.grad(losses.sum(), list(model.params.values()))))
         if not all_finite:
             state.diverge(step, finite, optimizer)
             if not state.active:
