@@ -122,36 +122,88 @@ float32_bound(double value, float *bound, const char *function, const char *argu
 
 /* ------------------------------------------------------------------ loops */
 
-/* Bit j of the result is set when values[j] (j < 64) lies outside [low, high]. */
-static inline uint64_t
-outside_mask64(const float *values, float low, float high)
-{
-    uint64_t mask = 0;
+/*
+ * Bit j of the result is set when values[j] (j < 64) lies outside
+ * [low, high]; *count receives the number of set bits.
+ */
 #ifdef INITLAB_HAVE_SSE2
-    const __m128 lows = _mm_set1_ps(low), highs = _mm_set1_ps(high);
-    for (int j = 0; j < 64; j += 4) {
-        __m128 four = _mm_loadu_ps(values + j);
-        __m128 out = _mm_or_ps(_mm_cmplt_ps(four, lows), _mm_cmpgt_ps(four, highs));
-        mask |= (uint64_t)_mm_movemask_ps(out) << j;
-    }
-#else
-    for (int j = 0; j < 64; j++) {
-        mask |= (uint64_t)((values[j] < low) | (values[j] > high)) << j;
-    }
-#endif
-    return mask;
+static inline __m128i
+outside4(const float *values, __m128 lows, __m128 highs)
+{
+    __m128 four = _mm_loadu_ps(values);
+    return _mm_castps_si128(_mm_or_ps(_mm_cmplt_ps(four, lows), _mm_cmpgt_ps(four, highs)));
 }
 
+static inline uint64_t
+outside_mask64(const float *values, __m128 lows, __m128 highs, int *count)
+{
+    const __m128i zero = _mm_setzero_si128();
+    __m128i minus_counts = zero;
+    uint64_t mask = 0;
+    for (int j = 0; j < 64; j += 16) {
+        /* 16 flags as bytes (0 or -1), packed in order, then 16 mask bits */
+        __m128i first = _mm_packs_epi32(outside4(values + j, lows, highs),
+                                        outside4(values + j + 4, lows, highs));
+        __m128i second = _mm_packs_epi32(outside4(values + j + 8, lows, highs),
+                                         outside4(values + j + 12, lows, highs));
+        __m128i flags = _mm_packs_epi16(first, second);
+        minus_counts = _mm_sub_epi8(minus_counts, flags);
+        mask |= (uint64_t)(uint16_t)_mm_movemask_epi8(flags) << j;
+    }
+    /* the bit count without a POPCNT instruction (not in baseline x86-64) */
+    __m128i sums = _mm_sad_epu8(minus_counts, zero);
+    *count = _mm_cvtsi128_si32(sums) + _mm_cvtsi128_si32(_mm_unpackhi_epi64(sums, sums));
+    return mask;
+}
+#else
+static inline uint64_t
+outside_mask64(const float *values, float low, float high, int *count)
+{
+    uint64_t mask = 0;
+    int flags = 0;
+    for (int j = 0; j < 64; j++) {
+        int flag = (values[j] < low) | (values[j] > high);
+        mask |= (uint64_t)flag << j;
+        flags += flag;
+    }
+    *count = flags;
+    return mask;
+}
+#endif
+
+/*
+ * Write the positions of values outside [low, high], ascending, to
+ * positions[0:count] and return count; positions[count:length] may be
+ * overwritten with other numbers.
+ */
 static Py_ssize_t
 outside_positions(const float *values, Py_ssize_t length, float low, float high, int64_t *positions)
 {
+#ifdef INITLAB_HAVE_SSE2
+    const __m128 lows = _mm_set1_ps(low), highs = _mm_set1_ps(high);
+#else
+    const float lows = low, highs = high;
+#endif
     Py_ssize_t count = 0, start = 0;
     for (; start + 64 <= length; start += 64) {
-        uint64_t mask = outside_mask64(values + start, low, high);
-        while (mask != 0) {
-            positions[count++] = start + lowest_set_bit(mask);
+        int found;
+        uint64_t mask = outside_mask64(values + start, lows, highs, &found);
+        /*
+         * The first four positions are written whether or not they exist
+         * (a block rarely holds more, so the branch below is predictable;
+         * a loop per set bit mispredicts its exit once per block). The
+         * writes stay below start + 4 <= length: count <= start.
+         */
+        int64_t *out = positions + count;
+        for (int k = 0; k < 4; k++) {
+            out[k] = start + lowest_set_bit(mask | ((uint64_t)1 << 63));
             mask &= mask - 1;
         }
+        for (int k = 4; k < found; k++) {
+            out[k] = start + lowest_set_bit(mask);
+            mask &= mask - 1;
+        }
+        count += found;
     }
     for (; start < length; start++) {
         positions[count] = start;
@@ -166,7 +218,8 @@ PyDoc_STRVAR(outside_doc,
 "outside(values, low, high, positions) -> int\n"
 "\n"
 "Write the positions i (ascending) with values[i] < low or values[i] > high\n"
-"into positions[:count] and return count.\n"
+"into positions[:count] and return count. positions[count:len(values)] may\n"
+"be overwritten too; positions[len(values):] is left alone.\n"
 "\n"
 "Args:\n"
 "    values: one-dimensional C-contiguous float32 buffer.\n"
