@@ -39,6 +39,7 @@ method of ``torch.nn.init.trunc_normal_`` (pytorch/pytorch#155588).
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import math
 import os
@@ -216,6 +217,7 @@ def _proposal_buffer(length: int) -> torch.Tensor:
     return _scratch.proposal
 
 
+@functools.lru_cache(maxsize=256)
 def _float32_bound(value: float) -> float:
     """``value`` rounded to the nearest float32 (the rejection test compares in float32)."""
     with np.errstate(over="ignore"):
@@ -289,14 +291,19 @@ def _inverse_cdf_kernel(low: float, high: float) -> Kernel:
     return kernel
 
 
+@functools.lru_cache(maxsize=256)
+def _normal_mass(low: float, high: float) -> float:
+    """P(low <= Z <= high) for a standard normal Z."""
+    return float(special.ndtr(high) - special.ndtr(low))
+
+
 def truncated_kernel(low: float, high: float) -> tuple[Kernel, torch.dtype]:
     """The exact sampler for a standard normal restricted to [low, high], and its dtype.
 
     Rejection from the normal (float32) when the interval holds at least half
     the mass; otherwise the inverse CDF (float64).
     """
-    mass = special.ndtr(high) - special.ndtr(low)
-    if mass >= _REJECTION_MIN_MASS:
+    if _normal_mass(low, high) >= _REJECTION_MIN_MASS:
         return _rejection_kernel(low, high), torch.float32
     return _inverse_cdf_kernel(low, high), torch.float64
 
@@ -600,6 +607,7 @@ def _clamped_kernel(kernel: Kernel, lower: float, upper: float) -> Kernel:
     return clamped
 
 
+@functools.lru_cache(maxsize=256)
 def inner_bound(value: float, dtype: torch.dtype, *, up: bool) -> float:
     """The representable ``dtype`` value nearest to ``value`` on the inner side.
 
