@@ -30,7 +30,7 @@ it compares 64 values at a time into a bit mask and writes only the set
 bits' positions, with the GIL released. In numpy the same step (a compare,
 then ``np.flatnonzero``, whose per-element branch is mispredicted at the
 4.5 % random density of +-2 sigma) cost almost half as much as drawing the
-values; compiled, a +-2 sigma chunk costs about 1.3x a normal one.
+values; compiled, a +-2 sigma chunk costs 1.2-1.3x a normal one.
 Narrow or far-tail intervals use the inverse CDF in float64 (log-space in
 the tails), which is exact to float64 rounding — unlike the erfinv-and-clamp
 method of ``torch.nn.init.trunc_normal_`` (pytorch/pytorch#155588).
