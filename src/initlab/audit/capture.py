@@ -7,16 +7,25 @@ Activation functions called in a ``forward`` outside any recorded module
 (``F.relu(x)``, ``x.tanh()``) are recorded too, through a
 :class:`torch.overrides.TorchFunctionMode` that is active during the forward pass only.
 
-Forward statistics are computed inside the hook, before a later in-place operation
-(``nn.ReLU(inplace=True)``) can change the tensor. Gradients are read by tensor hooks
-registered on each recorded output; a hook registered before an in-place change
-receives the gradient w.r.t. the value the output had when it was registered.
+Forward statistics. The hook copies the output (one memory pass over a tensor that is
+still in cache) before a later in-place operation (``nn.ReLU(inplace=True)``, ``x +=
+y``) can change it, into a buffer shared by the outputs of the same shape and role
+(same unit axis, activation checks, weight rows); when a buffer is full, and at the end
+of the forward pass (:meth:`Capture.finish_forward`), the statistics of all the outputs
+in it are computed together by the ``*_rows`` functions of
+:mod:`initlab.audit.statistics`: a few vectorised ops per buffer instead of a few per
+output. Buffers hold at most :data:`GROUP_BYTES` each; an output of
+:data:`IMMEDIATE_NUMEL` elements or more is measured in the hook without a copy. Gradients
+are read by tensor hooks registered on each recorded output (one sum and one norm each);
+a hook registered before an in-place change receives the gradient w.r.t. the value the
+output had when it was registered.
 
 All handles are removed by :meth:`Capture.close`, which the caller runs in ``finally``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -51,6 +60,16 @@ _FUNCTIONAL = {
     "relu6": ("relu6", ()), "mish": ("mish", ()), "softplus": ("softplus", ("beta",)), "softsign": ("softsign", ()),
 }
 _ACTIVATION_PARAMETERS = ("alpha", "negative_slope", "min_val", "max_val", "beta", "approximate")
+
+GROUP_BYTES = 8 * 2**20
+"""Size of the buffer holding copies of same-role outputs until their statistics are computed:
+small enough to stay in a core's L2 cache with the layer being run, so that the statistics'
+passes read cached data (a pass over an evicted 256 KB output costs ~5x one over a cached one)."""
+
+IMMEDIATE_NUMEL = 2**20
+"""Outputs with this many elements or more are measured in the hook, one at a time (no copy):
+per-op overhead is negligible next to their memory passes. So is an output of which a
+buffer would hold only one."""
 
 
 def first_tensor(value: Any) -> torch.Tensor | None:
@@ -132,22 +151,46 @@ class Record:
     unit_axis: int | None
     source: int | None
     input_std: float | None
-    output: statistics.Summary
+    output: statistics.Summary | None
     dead: tuple[int, int] | None = None
     saturated_fraction: float | None = None
     duplicate_pairs: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
     symmetric_units: int | None = None
     grad_norm: float | None = None
     grad_std: float | None = None
+    row_key: torch.Tensor | None = field(default=None, repr=False)
 
 
 @dataclass
 class _Origin:
-    """The producer of a tensor: a record index (-1 for the batch) and its std."""
+    """The producer of a tensor: a record index (-1 for the batch, whose std is known)."""
 
     index: int
-    std: float
+    std: float | None
     tensor: torch.Tensor = field(repr=False)
+
+
+@dataclass(frozen=True)
+class _Role:
+    """What is measured on an output besides its summary; outputs of one shape and role
+    share a buffer."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    device: torch.device
+    unit_axis: int
+    dies: bool
+    bounds: tuple[float, float] | None
+    weight_rows: bool
+
+
+class _Group:
+    """Copies of same-role outputs waiting for their statistics."""
+
+    def __init__(self, role: _Role, capacity: int):
+        self.role = role
+        self.buffer = torch.empty((capacity, *role.shape), dtype=role.dtype, device=role.device)
+        self.records: list[Record] = []
 
 
 class _FunctionalActivations(TorchFunctionMode):
@@ -193,6 +236,11 @@ class Capture:
         self._calls: dict[nn.Module, int] = {}
         self._origins: dict[int, _Origin] = {}
         self._handles: list[Any] = []
+        self._groups: dict[_Role, _Group] = {}
+        self._activations: dict[nn.Module, Activation | None] = {}
+        self.weight_moments: dict[int, tuple[float, float]] = {}
+        """``id(parameter) -> (norm, std)`` of the weights of recorded modules, measured in the
+        forward hook while the layer has just read them (:func:`statistics.norm_and_std`)."""
 
     # ---------------------------------------------------------------- set-up
     def __enter__(self) -> "Capture":
@@ -210,6 +258,7 @@ class Capture:
         while self._handles:
             self._handles.pop().remove()
         self._origins.clear()
+        self._groups.clear()
 
     @staticmethod
     def _is_recorded(module: nn.Module) -> bool:
@@ -224,7 +273,19 @@ class Capture:
     def note_batch(self, batch: torch.Tensor) -> None:
         """Register the batch tensor as the origin (-1) of the first layer's input."""
         if batch.is_floating_point():
-            self._origins[id(batch)] = _Origin(-1, float(batch.detach().std()) if batch.numel() > 1 else 0.0, batch)
+            std = statistics.tensor_std(batch) if batch.numel() > 1 else 0.0
+            self._origins[id(batch)] = _Origin(-1, std, batch)
+
+    def finish_forward(self) -> None:
+        """Compute the statistics of the outputs still in buffers, then each record's input std
+        (the std of the output it reads). Run after the forward pass, before the backward pass."""
+        with torch._C.DisableTorchFunction(), statistics.single_threaded():
+            for group in list(self._groups.values()):
+                self._flush(group)
+            self._groups.clear()
+        for record in self.records:
+            if record.input_std is None and record.source is not None and record.source >= 0:
+                record.input_std = self.records[record.source].output.std
 
     # ---------------------------------------------------------------- hooks
     def _pre_hook(self, module: nn.Module, recorded: bool):
@@ -246,7 +307,9 @@ class Capture:
             call = self._calls.get(module, 0) + 1
             self._calls[module] = call
             name = self._names[module] + (f"#{call}" if call > 1 else "")
-            self.record(module, name, type(module).__name__, module_activation(module), first_tensor(inputs),
+            if module not in self._activations:
+                self._activations[module] = module_activation(module)
+            self.record(module, name, type(module).__name__, self._activations[module], first_tensor(inputs),
                         output_tensor, first_call=call == 1)
             return None
         return hook
@@ -270,48 +333,103 @@ class Capture:
         origin = self._origins.get(id(input_tensor)) if input_tensor is not None else None
         if origin is not None and origin.tensor is not input_tensor:
             origin = None
-        record = self._forward_record(module, name, module_type, activation, input_tensor, output,
-                                      origin, first_call)
-        self.records.append(record)
-        self._origins[id(output)] = _Origin(record.index, record.output.std, output)
-        if output.requires_grad:
-            output.register_hook(self._gradient_hook(record))
-
-    def _forward_record(self, module, name, module_type, activation, input_tensor, output, origin, first_call):
-        summary = statistics.summarize(output)
         axis = unit_axis_of(module)
         if axis is None and origin is not None and origin.index >= 0:
             axis = self.records[origin.index].unit_axis
         axis = -1 if axis is None else axis
         if origin is not None:
-            input_std = origin.std
+            input_std = origin.std  # None for a record's output: set by finish_forward
         elif input_tensor is not None and input_tensor.is_floating_point() and input_tensor.numel() > 1:
-            input_std = float(input_tensor.detach().std())
+            input_std = statistics.tensor_std(input_tensor)
         else:
             input_std = None
         record = Record(
             index=len(self.records), name=name, module_type=module_type, module=module, first_call=first_call,
             activation=activation, unit_axis=axis, source=None if origin is None else origin.index,
-            input_std=input_std, output=summary,
+            input_std=input_std, output=None,
         )
-        if _can_die(activation):
-            record.dead = statistics.dead_units(output, axis)
-        if activation is not None and activation.bounds is not None:
-            record.saturated_fraction = statistics.saturated_fraction(
-                output, activation.bounds, self.thresholds.saturation_margin)
-        if has_weight_rows(module) and output.ndim >= 2 and module.weight.shape[0] == output.shape[axis]:
-            vectors = statistics.unit_vectors(output, axis)
-            record.duplicate_pairs = statistics.duplicate_pairs(
-                vectors, module.weight, module.bias, self.thresholds.symmetry_rtol, self.seed)
-            record.symmetric_units = len(record.duplicate_pairs[0])
-        return record
+        self.records.append(record)
+        self._origins[id(output)] = _Origin(record.index, None, output)
+        if output.requires_grad:
+            output.register_hook(self._gradient_hook(record))
+        if first_call and module is not None:
+            for parameter_name, parameter in module.named_parameters(recurse=False):
+                if "weight" in parameter_name and id(parameter) not in self.weight_moments:
+                    self.weight_moments[id(parameter)] = statistics.norm_and_std(parameter)
+        self._measure(record, output.detach())
+
+    def _measure(self, record: Record, output: torch.Tensor) -> None:
+        """Copy ``output`` into the buffer of its role (measured when full), or measure it now."""
+        module, activation = record.module, record.activation
+        dtype = torch.float32 if output.dtype in (torch.float16, torch.bfloat16) else output.dtype
+        role = _Role(
+            shape=tuple(output.shape), dtype=dtype, device=output.device, unit_axis=record.unit_axis,
+            dies=_can_die(activation), bounds=None if activation is None else activation.bounds,
+            weight_rows=(has_weight_rows(module) and output.ndim >= 2
+                         and module.weight.shape[0] == output.shape[record.unit_axis]),
+        )
+        if role.weight_rows:  # the weight's share of the symmetry sort key, while the weight is in cache
+            width = math.prod(module.weight.shape[1:]) + (module.bias is not None)
+            columns = statistics.unit_vector_length(role.shape, role.unit_axis)
+            direction = statistics.projection_direction(columns, width, self.seed, dtype)
+            record.row_key = statistics.row_key(module.weight, module.bias, direction)
+        numel = output.numel()
+        capacity = GROUP_BYTES // max(1, numel * torch.finfo(dtype).bits // 8)
+        if numel >= IMMEDIATE_NUMEL or numel == 0 or capacity < 2:
+            self._measure_stack(role, [record], output.to(dtype).unsqueeze(0))
+            return
+        group = self._groups.get(role)
+        if group is None:
+            group = self._groups[role] = _Group(role, capacity)
+        group.buffer[len(group.records)].copy_(output)
+        group.records.append(record)
+        if len(group.records) == group.buffer.shape[0]:
+            self._flush(group)
+
+    def _flush(self, group: _Group) -> None:
+        if group.records:
+            self._measure_stack(group.role, group.records, group.buffer[: len(group.records)])
+            group.records = []
+
+    def _measure_stack(self, role: _Role, records: list[Record], stack: torch.Tensor) -> None:
+        """Statistics of the outputs ``stack[k]`` of ``records[k]``, all of one role."""
+        count = len(records)
+        rows = stack.reshape(count, -1)
+        for record, summary in zip(records, statistics.summarize_rows(rows)):
+            record.output = summary
+        if role.dies:
+            if len(role.shape) < 2:
+                dead = [(0, 0)] * count
+            else:
+                maxima = statistics.unit_maxima_rows(stack, role.unit_axis)
+                units = maxima.shape[1]
+                dead = [(int(n), units) for n in (maxima <= 0).sum(dim=1).tolist()]
+            for record, value in zip(records, dead):
+                record.dead = value
+        if role.bounds is not None:
+            numel = rows.shape[1]
+            counts = statistics.saturated_counts(rows, role.bounds, self.thresholds.saturation_margin)
+            for record, near in zip(records, counts):
+                record.saturated_fraction = near / numel if numel else float("nan")
+        if role.weight_rows:
+            vectors = statistics.unit_vectors_rows(stack, role.unit_axis)
+            scales = None  # the vectors' largest magnitude: the output's when they hold all of it
+            if vectors[0].numel() == rows.shape[1] and not any(record.output.non_finite for record in records):
+                scales = [max(-record.output.min, record.output.max) for record in records]
+            pairs = statistics.duplicate_pairs_rows(
+                vectors, [record.module.weight for record in records], [record.module.bias for record in records],
+                self.thresholds.symmetry_rtol, self.seed, scales, [record.row_key for record in records])
+            for record, found in zip(records, pairs):
+                record.duplicate_pairs = found
+                record.symmetric_units = len(found[0])
+                record.row_key = None
 
     def _gradient_hook(self, record: Record):
         def hook(gradient: torch.Tensor):
             with statistics.single_threaded():
                 gradient = gradient.detach()
                 record.grad_norm, record.grad_std = statistics.norm_and_std(gradient)
-                if record.duplicate_pairs is not None:
+                if record.duplicate_pairs is not None and len(record.duplicate_pairs[0]):
                     vectors = statistics.unit_vectors(gradient, record.unit_axis)
                     record.symmetric_units = statistics.pairs_still_equal(
                         vectors, *record.duplicate_pairs, self.thresholds.symmetry_rtol)

@@ -22,7 +22,7 @@ from initlab.audit import jacobian as jacobian_module
 from initlab.audit.capture import NORMALIZING, Capture, Record, first_tensor
 from initlab.audit.result import AuditReport, LayerReport
 from initlab.audit.state import preserved
-from initlab.audit.statistics import norm_and_std, single_threaded, vector_norm
+from initlab.audit.statistics import norm_and_std, single_threaded, tensor_std, vector_norm
 from initlab.audit.theory_overlay import PASS_THROUGH, MLPLayer, plain_mlp_activation, predict
 from initlab.audit.thresholds import Thresholds
 from initlab.audit.verdicts import assess
@@ -90,10 +90,11 @@ def audit(
             for leaf in leaves:
                 capture.note_batch(leaf)
             output = _run_model(model, args, kwargs, capture, batch)
+            capture.finish_forward()
             selected = _select_output(output, output_fn)
             gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes)
         with single_threaded():
-            layers = _layers(capture.records, leaves, gradients)
+            layers = _layers(capture.records, leaves, gradients, capture.weight_moments)
             assess(layers, limits)
             theory = _theory(layers, capture.records, batch, notes)
         spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
@@ -282,14 +283,18 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def _weight_figures(layer: LayerReport, record: Record, gradients: Gradients) -> None:
+def _weight_figures(layer: LayerReport, record: Record, gradients: Gradients,
+                    moments: Mapping[int, tuple[float, float]]) -> None:
+    """Weight norm/std (from ``moments``, ``id(parameter) -> (norm, std)``, when measured
+    during the forward pass), weight-gradient norm/std and their ratio."""
     weights = _own_weights(record.module) if record.first_call else []
     if not weights:
         return
     _, main = weights[0]
     layer.weight_shape = list(main.shape)
-    main_norm, layer.weight_std = norm_and_std(main)
-    layer.weight_norm = math.sqrt(main_norm**2 + sum(vector_norm(p) ** 2 for _, p in weights[1:]))
+    main_norm, layer.weight_std = moments.get(id(main)) or norm_and_std(main)
+    layer.weight_norm = math.sqrt(main_norm**2 + sum(
+        (moments[id(p)][0] if id(p) in moments else vector_norm(p)) ** 2 for _, p in weights[1:]))
     grads = [gradients.parameters.get(id(p)) for _, p in weights]
     if grads[0] is not None:
         main_grad_norm, layer.weight_grad_std = norm_and_std(grads[0])
@@ -298,9 +303,10 @@ def _weight_figures(layer: LayerReport, record: Record, gradients: Gradients) ->
         layer.grad_to_weight_ratio = _ratio(layer.weight_grad_norm, layer.weight_norm)
 
 
-def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradients) -> list[LayerReport]:
+def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradients,
+            moments: Mapping[int, tuple[float, float]] | None = None) -> list[LayerReport]:
     """One :class:`LayerReport` per row, with gains, reference ratios and gradient growth."""
-    reference = float(leaves[0].detach().std()) if leaves and leaves[0].numel() > 1 else None
+    reference = tensor_std(leaves[0]) if leaves and leaves[0].numel() > 1 else None
     grad_norms = {record.index: record.grad_norm for record in records}
     grad_norms[-1] = gradients.input_norm
     layers = []
@@ -324,7 +330,7 @@ def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradie
         layer.grad_input_norm = None if base.source is None else grad_norms.get(base.source)
         layer.grad_growth = _ratio(layer.grad_input_norm, layer.grad_output_norm)
         layer.grad_ratio = _ratio(layer.grad_input_norm, gradients.output_norm)
-        _weight_figures(layer, base, gradients)
+        _weight_figures(layer, base, gradients, moments or {})
         layers.append(layer)
     return layers
 

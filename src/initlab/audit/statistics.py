@@ -8,6 +8,7 @@ Percentiles and histograms use an evenly strided subsample of at most
 
 from __future__ import annotations
 
+import functools
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,26 +105,27 @@ def std_mean(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.sqrt(torch.dot(centred, centred) / (flat.numel() - 1)), mean
 
 
-def _strided_subsample(flat: torch.Tensor, limit: int) -> torch.Tensor:
-    step = max(1, math.ceil(flat.numel() / limit))
-    return flat[::step]
+def _sorted_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Each row sorted ascending, on the CPU (numpy's vectorised sort: ~20x torch.sort here)."""
+    dtype = torch.float32 if rows.dtype in (torch.float16, torch.bfloat16) else rows.dtype
+    return torch.from_numpy(np.sort(rows.detach().to("cpu", dtype).numpy(), axis=1))
 
 
-def _sorted(values: torch.Tensor) -> torch.Tensor:
-    """``values`` sorted ascending, on the CPU (numpy's vectorised sort: ~20x torch.sort here)."""
-    dtype = torch.float32 if values.dtype in (torch.float16, torch.bfloat16) else values.dtype
-    return torch.from_numpy(np.sort(values.detach().to("cpu", dtype).numpy()))
-
-
-def _interpolated_percentiles(ordered: torch.Tensor) -> dict[str, float]:
-    """Percentiles of sorted values by linear interpolation (numpy's default method)."""
-    last = ordered.numel() - 1
+def _percentile_picks(count: int) -> tuple[list[int], list[int], list[float]]:
+    """For :data:`PERCENTILES` of ``count`` sorted values: lower and upper indices and weights
+    of numpy's default linear interpolation."""
+    last = count - 1
     positions = [p / 100 * last for p in PERCENTILES]
     lower = [math.floor(x) for x in positions]
-    picked = ordered[torch.tensor(lower + [min(i + 1, last) for i in lower])].tolist()
+    upper = [min(i + 1, last) for i in lower]
+    return lower, upper, [x - i for x, i in zip(positions, lower)]
+
+
+def _percentiles_from(picked: list[float], picks: tuple[list[int], list[int], list[float]]) -> dict[str, float]:
     count = len(PERCENTILES)
+    fractions = picks[2]
     return {
-        f"p{p:g}": picked[k] + (positions[k] - lower[k]) * (picked[count + k] - picked[k])
+        f"p{p:g}": picked[k] + fractions[k] * (picked[count + k] - picked[k])
         for k, p in enumerate(PERCENTILES)
     }
 
@@ -135,42 +137,129 @@ def _empty_summary(numel: int, non_finite: int) -> Summary:
 
 
 def summarize(tensor: torch.Tensor) -> Summary:
-    """Mean, std, min, max, rms, percentiles and a histogram of ``tensor``'s finite values.
-
-    A few vectorised passes (:func:`std_mean`, ``aminmax``); NaN/inf are filtered out only
-    when the mean or std shows that there are some.
-    """
+    """Mean, std, min, max, rms, percentiles and a histogram of ``tensor``'s finite values
+    (:func:`summarize_rows` on one row)."""
     values = tensor.detach()
     if not values.is_floating_point():
         values = values.float()
-    flat = values.reshape(-1)
-    numel = flat.numel()
+    elif values.dtype in (torch.float16, torch.bfloat16):
+        values = values.float()
+    return summarize_rows(values.reshape(1, -1))[0]
+
+
+def row_moments(rows: torch.Tensor) -> tuple[list[float], list[float]]:
+    """``(sums, norms)``: the sum and the Euclidean norm of each row of a 2-D tensor
+    (Python floats). Squares are summed by BLAS ``dot``, row by row: as accurate as the
+    two-pass :func:`std_mean`, where float32 ``torch.linalg.vector_norm`` drifts by ~1e-5
+    relative over a million values."""
+    sums = rows.sum(dim=1)
+    squares = torch.stack([torch.dot(row, row) for row in rows])
+    return sums.tolist(), squares.sqrt().tolist()
+
+
+def std_from_moments(total: float, norm: float, count: int) -> tuple[float, float] | None:
+    """``(std, mean)`` (Bessel) from the sum and the norm of ``count`` values, or None when
+    that formula loses precision and the two-pass :func:`std_mean` must be used instead.
+
+    ``(n - 1) std^2 = ||x||^2 - n mean^2``: the subtraction cancels digits when the mean
+    dominates the second moment, so the formula is used only while ``mean^2 <= std^2``
+    (ReLU outputs: ``mean^2 ~ 0.47 std^2``), where its relative error stays within a few
+    float32 roundings of the sums; constant-like tensors take the two-pass route.
+    """
+    if count < 2 or not (math.isfinite(total) and math.isfinite(norm)):
+        return None
+    mean = total / count
+    square = norm * norm
+    if not math.isfinite(square) or 2.0 * count * mean * mean > square:
+        return None
+    variance = (square - count * mean * mean) / (count - 1)
+    return math.sqrt(max(variance, 0.0)), mean
+
+
+def _histograms(ordered: torch.Tensor) -> torch.Tensor:
+    """``HISTOGRAM_BINS`` counts per row of sorted, finite, non-constant rows, equal to
+    ``torch.histc(row, bins, min=row[0], max=row[-1])``: histc puts ``x`` in bin
+    ``int((x - min) * bins / (max - min))`` (float arithmetic, the maximum in the last
+    bin); that position is monotone in ``x``, so on sorted rows the counts are differences
+    of :func:`torch.searchsorted` positions of the bin numbers."""
+    low, high = ordered[:, :1], ordered[:, -1:]
+    position = torch.sub(ordered, low).mul_(HISTOGRAM_BINS).div_(high - low)
+    bins = torch.arange(1, HISTOGRAM_BINS, dtype=position.dtype).expand(len(ordered), -1).contiguous()
+    below = torch.searchsorted(position, bins)  # values in bins < b
+    edges = torch.cat([torch.zeros(len(ordered), 1, dtype=below.dtype), below,
+                       torch.full((len(ordered), 1), ordered.shape[1], dtype=below.dtype)], dim=1)
+    return edges[:, 1:] - edges[:, :-1]
+
+
+def summarize_rows(rows: torch.Tensor, *, two_pass: bool = False) -> list[Summary]:
+    """:class:`Summary` of each row of a 2-D floating tensor (e.g. the flattened outputs of
+    layers of one shape, stacked), with a handful of vectorised ops for all rows.
+
+    Sums and norms give mean and std (:func:`std_from_moments`, else the two-pass
+    :func:`std_mean`), ``amin``/``amax`` the range; percentiles and histogram come from one
+    sort (numpy's) of each row's evenly strided subsample of at most :data:`SUBSAMPLE`
+    values. A row holding NaN/inf (its sum is not finite) is summarised over its finite
+    values on its own, with the two-pass std (``two_pass=True``).
+    """
+    count, numel = rows.shape
+    if count == 0:
+        return []
     if numel == 0:
-        return _empty_summary(0, 0)
-    std, mean = std_mean(flat)
-    non_finite = 0
-    if not (math.isfinite(float(mean)) and math.isfinite(float(std))):
-        finite_mask = torch.isfinite(flat)
-        flat = flat[finite_mask]
-        non_finite = numel - flat.numel()
-        if flat.numel() == 0:
-            return _empty_summary(numel, non_finite)
-        std, mean = std_mean(flat)
-    low, high = torch.aminmax(flat)
-    count = flat.numel()
-    mean_value, std_value, low_value, high_value = torch.stack([mean, std, low, high]).tolist()
-    if count == 1:
-        std_value = 0.0
-    rms = math.sqrt(max(mean_value**2 + std_value**2 * (count - 1) / count, 0.0))
-    ordered = _sorted(_strided_subsample(flat, SUBSAMPLE))
-    first, last = ordered[[0, -1]].tolist()
-    counts = torch.histc(ordered, bins=HISTOGRAM_BINS, min=first, max=last)
-    edges = torch.linspace(first, last, HISTOGRAM_BINS + 1, dtype=torch.float64)
-    return Summary(
-        numel=numel, non_finite=non_finite, mean=mean_value, std=std_value, min=low_value, max=high_value,
-        rms=rms, percentiles=_interpolated_percentiles(ordered),
-        histogram_counts=[int(c) for c in counts.tolist()], histogram_edges=edges.tolist(),
-    )
+        return [_empty_summary(0, 0) for _ in range(count)]
+    summaries: list[Summary | None] = [None] * count
+    if two_pass:
+        moments: list[tuple[float, float] | None] = [None] * count
+    else:
+        sums, norms = row_moments(rows)
+        moments = [std_from_moments(total, norm, numel) for total, norm in zip(sums, norms)]
+        for row, total in enumerate(sums):
+            if not math.isfinite(total):  # NaN/inf inside (or a float overflow of the sum)
+                summaries[row] = _summarize_non_finite(rows[row])
+    regular = [row for row in range(count) if summaries[row] is None]
+    if not regular:
+        return summaries  # type: ignore[return-value]
+    block = rows if len(regular) == count else rows[regular]
+    lows, highs = block.amin(dim=1).tolist(), block.amax(dim=1).tolist()
+    step = max(1, math.ceil(numel / SUBSAMPLE))
+    ordered = _sorted_rows(block[:, ::step])
+    picks = _percentile_picks(ordered.shape[1])
+    picked = ordered[:, picks[0] + picks[1]].tolist()
+    ends = ordered[:, [0, -1]]
+    constant = (ends[:, 0] == ends[:, 1]).tolist()
+    counts = _histograms(ordered).tolist() if not all(constant) else [None] * len(regular)
+    firsts, lasts = ends[:, 0].tolist(), ends[:, 1].tolist()
+    for position, row in enumerate(regular):
+        moment = moments[row]
+        if moment is None:
+            std_tensor, mean_tensor = std_mean(rows[row])
+            moment = tuple(torch.stack([std_tensor, mean_tensor]).tolist())
+        std_value, mean_value = moment
+        if numel == 1:
+            std_value = 0.0
+        histogram = counts[position]
+        first, last = firsts[position], lasts[position]
+        if constant[position]:
+            histogram = [int(c) for c in torch.histc(ordered[position], bins=HISTOGRAM_BINS, min=first,
+                                                      max=last).tolist()]
+        summaries[row] = Summary(
+            numel=numel, non_finite=0, mean=mean_value, std=std_value, min=lows[position], max=highs[position],
+            rms=math.sqrt(max(mean_value**2 + std_value**2 * (numel - 1) / numel, 0.0)),
+            percentiles=_percentiles_from(picked[position], picks),
+            histogram_counts=histogram,
+            histogram_edges=torch.linspace(first, last, HISTOGRAM_BINS + 1, dtype=torch.float64).tolist(),
+        )
+    return summaries  # type: ignore[return-value]
+
+
+def _summarize_non_finite(row: torch.Tensor) -> Summary:
+    """Summary of the finite values of a row that holds NaN/inf (counted in ``non_finite``)."""
+    numel = row.numel()
+    finite = row[torch.isfinite(row)]
+    if finite.numel() == 0:
+        return _empty_summary(numel, numel)
+    summary = summarize_rows(finite.reshape(1, -1), two_pass=True)[0]
+    return Summary(numel, numel - finite.numel(), summary.mean, summary.std, summary.min, summary.max, summary.rms,
+                   summary.percentiles, summary.histogram_counts, summary.histogram_edges)
 
 
 def unit_reduce_dims(ndim: int, unit_axis: int) -> list[int]:
@@ -269,19 +358,167 @@ def pairs_still_equal(vectors: torch.Tensor, first: torch.Tensor, second: torch.
     return int((_neighbour_gaps(vectors, first, second) <= rtol * scale).sum())
 
 
+def unit_maxima_rows(stack: torch.Tensor, unit_axis: int) -> torch.Tensor:
+    """``(layers, units)``: each unit's largest value, for a stack ``(layers, *shape)`` of
+    outputs of one shape (``unit_axis`` counts in ``shape``)."""
+    ndim = stack.ndim - 1
+    axis = unit_axis % ndim
+    return stack.amax(dim=[dim + 1 for dim in range(ndim) if dim != axis])
+
+
+def saturated_counts(rows: torch.Tensor, bounds: tuple[float, float], margin: float) -> list[int]:
+    """Per row of a 2-D tensor: how many values lie within ``margin * (upper - lower)`` of a
+    bound (see :func:`saturated_fraction`)."""
+    lower, upper = bounds
+    width = margin * (upper - lower)
+    near = (rows <= lower + width) | (rows >= upper - width)
+    return near.sum(dim=1).tolist()
+
+
+def unit_vectors_rows(stack: torch.Tensor, unit_axis: int, columns: int = SYMMETRY_COLUMNS) -> torch.Tensor:
+    """``(layers, units, m)``: :func:`unit_vectors` of every output in a stack ``(layers, *shape)``
+    (the same samples and positions, in the same order), as views where possible."""
+    layers = stack.shape[0]
+    ndim = stack.ndim - 1
+    axis = unit_axis % ndim
+    units = stack.shape[axis + 1]
+    if axis == ndim - 1:
+        rows = stack.reshape(layers, -1, units)
+        return rows[:, :: max(1, math.ceil(rows.shape[1] / columns))].transpose(1, 2)
+    per_sample = stack.movedim(axis + 1, 2).flatten(3) if ndim > 2 else stack.unsqueeze(-1)
+    samples, positions = per_sample.shape[1], per_sample.shape[3]
+    side = max(1, int(math.sqrt(columns)))
+    picked = per_sample[:, :: max(1, math.ceil(samples / side)), :, :: max(1, math.ceil(positions / side))]
+    return picked.transpose(1, 2).reshape(layers, units, -1)
+
+
+PREFILTER_COLUMNS = 8
+"""Columns compared on every neighbour pair before the full comparison (see :func:`duplicate_pairs_rows`)."""
+
+
+def unit_vector_length(shape: tuple[int, ...], unit_axis: int, columns: int = SYMMETRY_COLUMNS) -> int:
+    """``m``, the length of each unit's vector in :func:`unit_vectors` of a tensor of ``shape``."""
+    ndim = len(shape)
+    axis = unit_axis % ndim
+    units = shape[axis]
+    if axis == ndim - 1:
+        rows = math.prod(shape) // units if units else 0
+        return len(range(0, rows, max(1, math.ceil(rows / columns))))
+    others = [size for dim, size in enumerate(shape) if dim != axis]
+    samples = others[0]
+    positions = math.prod(others[1:]) if ndim > 2 else 1
+    side = max(1, int(math.sqrt(columns)))
+    return (len(range(0, samples, max(1, math.ceil(samples / side))))
+            * len(range(0, positions, max(1, math.ceil(positions / side)))))
+
+
+@functools.lru_cache(maxsize=64)
+def projection_direction(columns: int, width: int, seed: int, dtype: torch.dtype) -> torch.Tensor:
+    """The random direction of :func:`duplicate_pairs` for ``m = columns`` output values and
+    weight rows (bias included) of ``width`` values: the output part first (cached; read only)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(columns + width, generator=generator).to(dtype)
+
+
+def row_key(weight: torch.Tensor, bias: torch.Tensor | None, direction: torch.Tensor) -> torch.Tensor:
+    """``(units,)``: each unit's weight row and bias projected on the weight part of ``direction``
+    (its last ``weight row + bias`` values)."""
+    units = weight.shape[0]
+    rows = weight.detach().reshape(units, -1).to(direction.dtype)
+    width = rows.shape[1]
+    start = direction.numel() - width - (bias is not None)
+    key = rows @ direction[start: start + width]
+    if bias is not None:
+        key = key + bias.detach().to(direction.dtype) * direction[-1]
+    return key
+
+
+def duplicate_pairs_rows(vectors: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor | None],
+                         rtol: float, seed: int = 0, scales: list[float] | None = None,
+                         row_keys: list[torch.Tensor] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`duplicate_pairs` for a stack of layers: ``vectors`` ``(layers, units, m)`` from
+    :func:`unit_vectors_rows`, one weight (and bias or None) per layer.
+
+    Same pairs as :func:`duplicate_pairs` layer by layer, with the sort and the output
+    comparison done for all layers at once. A neighbour pair can only have equal outputs
+    if its first :data:`PREFILTER_COLUMNS` columns are equal, so those are compared on
+    every pair and all ``m`` columns only on the pairs that pass (an exact shortcut: the
+    largest gap over all columns is at least the one over a few of them); weight rows are
+    compared only for pairs with equal outputs.
+
+    Args:
+        scales: each layer's largest magnitude in ``vectors``, when already known.
+        row_keys: each layer's :func:`row_key`, when already computed (e.g. while the
+            weight was in cache).
+    """
+    layers, units, columns = vectors.shape
+    empty = torch.zeros(0, dtype=torch.long)
+    if units < 2:
+        return [(empty, empty)] * layers
+    dtype = vectors.dtype
+    keys = torch.empty(layers, units, dtype=dtype)
+    for layer, (weight, bias) in enumerate(zip(weights, biases)):
+        width = math.prod(weight.shape[1:]) + (bias is not None)
+        direction = projection_direction(columns, width, seed, dtype)
+        key = row_keys[layer] if row_keys is not None else row_key(weight, bias, direction)
+        torch.add(key, vectors[layer] @ direction[:columns], out=keys[layer])
+    order = torch.argsort(keys, dim=1)
+    if columns == 0:
+        same = torch.ones(layers, units - 1, dtype=torch.bool)
+        scales = [0.0] * layers
+    else:
+        if scales is None:
+            scales = torch.maximum(vectors.amax(dim=(1, 2)), vectors.amin(dim=(1, 2)).neg()).tolist()
+        limits = rtol * torch.tensor(scales, dtype=dtype)[:, None]
+        head = vectors[:, :, :PREFILTER_COLUMNS]
+        ordered_head = torch.gather(head, 1, order[:, :, None].expand(-1, -1, head.shape[2]))
+        same = (ordered_head[:, 1:] - ordered_head[:, :-1]).abs().amax(dim=2) <= limits
+    found = same.any(dim=1).tolist()
+    results = []
+    for layer in range(layers):
+        if not found[layer]:
+            results.append((empty, empty))
+            continue
+        first, second = order[layer, :-1][same[layer]], order[layer, 1:][same[layer]]
+        if columns > PREFILTER_COLUMNS:
+            keep = _neighbour_gaps(vectors[layer], first, second) <= rtol * scales[layer]
+            first, second = first[keep], second[keep]
+        if len(first):
+            rows = weights[layer].detach().reshape(units, -1).to(dtype)
+            if biases[layer] is not None:
+                rows = torch.cat([rows, biases[layer].detach().reshape(units, 1).to(dtype)], dim=1)
+            keep = _neighbour_gaps(rows, first, second) <= rtol * float(rows.abs().max())
+            first, second = first[keep], second[keep]
+        results.append((first, second) if len(first) else (empty, empty))
+    return results
+
+
 def norm_and_std(tensor: torch.Tensor) -> tuple[float, float]:
-    """Euclidean norm and std (Bessel) of all elements from :func:`std_mean`:
+    """Euclidean norm and std (Bessel) of all elements: one sum and one norm
+    (:func:`std_from_moments`), else the two-pass :func:`std_mean` with
     ``||x||^2 = (n - 1) std^2 + n mean^2`` (a float64 norm when that is not finite)."""
     count = tensor.numel()
     if count < 2:
         value = float(tensor.detach().reshape(-1)[0]) if count else 0.0
         return abs(value), 0.0
-    std, mean = std_mean(tensor.detach())
+    values = tensor.detach().reshape(-1)
+    if values.dtype in (torch.float16, torch.bfloat16):
+        values = values.float()
+    norm = math.sqrt(float(torch.dot(values, values)))
+    moment = std_from_moments(float(values.sum()), norm, count)
+    if moment is not None:
+        return norm, moment[0]
+    std, mean = std_mean(values)
     std_value, mean_value = torch.stack([std, mean]).tolist()
     norm = math.sqrt((count - 1) * std_value**2 + count * mean_value**2)
     if not math.isfinite(norm):  # inf values (std is NaN then) or a float32 overflow of std
         norm = vector_norm(tensor)
     return norm, std_value
+
+
+def tensor_std(tensor: torch.Tensor) -> float:
+    """Std (Bessel) of all elements of a floating tensor (:func:`norm_and_std`)."""
+    return norm_and_std(tensor)[1]
 
 
 def vector_norm(tensor: torch.Tensor) -> float:

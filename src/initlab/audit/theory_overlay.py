@@ -15,6 +15,7 @@ the model's own weights (so layers may differ), each step being
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -71,7 +72,14 @@ class MLPLayer:
 
 
 def _mean_square(tensor: torch.Tensor) -> float:
-    return float(torch.linalg.vector_norm(tensor.detach(), dtype=torch.float64)) ** 2 / tensor.numel()
+    """``mean(x^2)`` by a BLAS dot in the tensor's precision (float64 if that overflows)."""
+    flat = tensor.detach().reshape(-1)
+    if flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()
+    square = float(torch.dot(flat, flat))
+    if not math.isfinite(square):
+        square = float(torch.linalg.vector_norm(flat, dtype=torch.float64)) ** 2
+    return square / flat.numel()
 
 
 def _weight_variances(module: nn.Linear) -> tuple[float, float]:

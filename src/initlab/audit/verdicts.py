@@ -214,7 +214,6 @@ def _growth_finding(kind: str, direction: str, layer: LayerReport, limits: Thres
     if gain_value is None or not math.isfinite(gain_value):
         return None
     what = "signal" if direction == "forward" else "gradient"
-    advice = _init_advice(layer)
     context = trend.phrase()
     context = f"; {context}" if context else ""
     if kind == "exploding" and gain_value > limits.layer_gain_max:
@@ -222,7 +221,7 @@ def _growth_finding(kind: str, direction: str, layer: LayerReport, limits: Thres
         return _finding(
             kind, layer, direction, f"{what}_gain={gain_value:.3g} > layer_gain_max={limits.layer_gain_max}",
             gain_value, limits.layer_gain_max,
-            f"{describe(layer)} multiplies the {what} by ×{number(gain_value)}{way}", advice)
+            f"{describe(layer)} multiplies the {what} by ×{number(gain_value)}{way}", _init_advice(layer))
     if ratio is None or not math.isfinite(ratio):
         return None
     contribution = limits.contribution_factor
@@ -230,12 +229,12 @@ def _growth_finding(kind: str, direction: str, layer: LayerReport, limits: Thres
         rule = (f"{what}_ratio={ratio:.3g} > exploding_ratio={limits.exploding_ratio} and "
                 f"{what}_gain={gain_value:.3g} > contribution_factor={contribution}")
         return _finding(kind, layer, direction, rule, ratio, limits.exploding_ratio,
-                        f"{describe(layer)} {_level(layer, direction, ratio)}{context}", advice)
+                        f"{describe(layer)} {_level(layer, direction, ratio)}{context}", _init_advice(layer))
     if kind == "vanishing" and ratio < limits.vanishing_ratio and gain_value < 1 / contribution:
         rule = (f"{what}_ratio={ratio:.3g} < vanishing_ratio={limits.vanishing_ratio} and "
                 f"{what}_gain={gain_value:.3g} < 1/contribution_factor={1 / contribution:.3g}")
         return _finding(kind, layer, direction, rule, ratio, limits.vanishing_ratio,
-                        f"{describe(layer)} {_level(layer, direction, ratio)}{context}", advice)
+                        f"{describe(layer)} {_level(layer, direction, ratio)}{context}", _init_advice(layer))
     return None
 
 
