@@ -58,9 +58,9 @@ from initlab.errors import InitlabError
 try:
     from initlab import _kernels
 except ImportError as error:  # the C extension was not built: reported where it is needed
-    _kernels, _KERNELS_IMPORT_ERROR = None, error
+    _kernels, _KERNELS_IMPORT_ERROR = None, str(error)
 else:
-    _KERNELS_IMPORT_ERROR = None
+    _KERNELS_IMPORT_ERROR = ""
 
 CHUNK = 1 << 18
 """Elements per counter chunk (a multiple of 16). Changing it changes every value."""
