@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -107,9 +108,13 @@ def predict(layers: list[MLPLayer], activation: str, q_input: float) -> TheoryOv
         InitlabError: the theory rejects a layer's ``sigma_w2`` (e.g. all-zero weights).
     """
     from initlab.theory import MeanField
+    from initlab.theory.mean_field import check_sigma_b2, check_sigma_w2
 
     variances = [_weight_variances(layer.module) for layer in layers]
     predicted: list[float] = []
+    # q_map of MeanField(phi, sigma_w2, sigma_b2) is sigma_w2 * E[phi(sqrt(q) z)^2] + sigma_b2: one
+    # field with sigma_w2 = 1, sigma_b2 = 0 gives the expectation for every layer (one quadrature set-up).
+    second_moment = None
     for position, (sigma_w2, sigma_b2) in enumerate(variances):
         if position == 0:
             predicted.append(sigma_w2 * q_input + sigma_b2)
@@ -119,7 +124,10 @@ def predict(layers: list[MLPLayer], activation: str, q_input: float) -> TheoryOv
                 f"theory overlay: sigma_w2={sigma_w2!r} of layer {layers[position].index} is invalid; "
                 "expected > 0 (mean-field theory needs random weights)."
             )
-        predicted.append(float(MeanField(activation, sigma_w2, sigma_b2).q_map(predicted[-1])))
+        sigma_w2, sigma_b2 = check_sigma_w2("MeanField", sigma_w2), check_sigma_b2("MeanField", sigma_b2)
+        if second_moment is None:
+            second_moment = MeanField(activation, 1.0, 0.0).q_map
+        predicted.append(float(sigma_w2 * np.asarray(second_moment(predicted[-1])) + sigma_b2))
     return TheoryOverlay(
         activation=activation, layers=[layer.index for layer in layers],
         sigma_w2=[v[0] for v in variances], sigma_b2=[v[1] for v in variances], q_input=q_input,
