@@ -35,6 +35,8 @@ gradient tensors, sums bias gradients over the batch and copies transposes.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import torch
@@ -76,48 +78,49 @@ def _output_rules(name: str, params: dict) -> tuple[Activation, Derivative] | No
 
 
 class MlpBackprop:
-    """Forward, loss and backward of a stacked plain MLP by hand, with reused buffers.
+    """Forward, loss and backward of a stacked plain MLP by hand, its runs split over threads.
 
     Use :meth:`for_model` (None when the model needs autograd), then per
     step :meth:`loss` followed by either :meth:`sgd_step_` or
-    :meth:`gradients`.
+    :meth:`gradients`. The runs are cut into ``parts`` contiguous slices,
+    each computed by its own thread with one torch thread (runs never
+    interact, so this is exact): one core per part, no fork and join of
+    torch's thread pool inside every small kernel, and a part's tensors stay
+    in its core's cache. On a machine whose other cores are busy this
+    matters most: a 2-thread torch kernel waits for its descheduled half,
+    whereas parts only wait once per step.
     """
 
-    def __init__(self, model: StackedModel, rules: tuple[Activation, Derivative]) -> None:
-        spec = model.spec
-        self.model, (self.activation, self.derivative) = model, rules
-        self.names = [f"layers.{layer}" for layer in range(spec.num_layers)]
-        self.weights = [model.params[f"{name}.weight"] for name in self.names]
-        self.biases = [model.params.get(f"{name}.bias") for name in self.names]
-        self.inputs: list[torch.Tensor] = []
-        self.delta: torch.Tensor | None = None
-        self._buffers: dict[tuple, torch.Tensor] = {}
+    def __init__(self, model: StackedModel, rules: tuple[Activation, Derivative], parts: int) -> None:
+        runs = model.runs
+        edges = [runs * part // parts for part in range(parts + 1)]
+        self.names = list(model.params)
+        self.parts = [_Part(model, slice(low, high), rules) for low, high in zip(edges, edges[1:])]
+        self._grads: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def for_model(cls, model: StackedModel) -> "MlpBackprop | None":
-        """The fast path for ``model``, or None when its architecture needs autograd."""
+    def for_model(cls, model: StackedModel, parts: int | None = None) -> "MlpBackprop | None":
+        """The fast path for ``model`` (``parts``: default torch's thread count), or None."""
         spec = model.spec
         if spec.kind != "mlp" or spec.norm != "none":
             return None
         rules = _output_rules(spec.activation, dict(spec.activation_params))
-        return None if rules is None else cls(model, rules)
+        if rules is None:
+            return None
+        parts = torch.get_num_threads() if parts is None else parts
+        return cls(model, rules, max(1, min(parts, model.runs)))
 
-    def _buffer(self, role: str, index: int, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        key = (role, index, shape)
-        buffer = self._buffers.get(key)
-        if buffer is None:
-            buffer = self._buffers[key] = torch.empty(shape, dtype=like.dtype)
-        return buffer
+    def _map(self, work: Callable[["_Part"], object]) -> list:
+        if len(self.parts) == 1:
+            return [work(self.parts[0])]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            futures = [_executor(len(self.parts)).submit(work, part) for part in self.parts]
+            return [future.result() for future in futures]
+        finally:
+            torch.set_num_threads(threads)
 
-    def _ones(self, delta: torch.Tensor) -> torch.Tensor:
-        """``(R, 1, B)`` ones: ``1^T delta`` as a batched product."""
-        shape = (delta.shape[0], 1, delta.shape[1])
-        ones = self._buffers.get(("ones", shape))
-        if ones is None:
-            ones = self._buffers[("ones", shape)] = torch.ones(shape, dtype=delta.dtype)
-        return ones
-
-    @torch.no_grad()
     def loss(self, x: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
         """Each run's mean loss on its batch ``x`` (R, B, ...); keeps what backward needs.
 
@@ -125,6 +128,66 @@ class MlpBackprop:
         Regression: mean squared error over the batch and outputs,
         ``dL/dout = 2 (out - y) / (B * outputs)``.
         """
+        return torch.cat(self._map(lambda part: part.loss(x[part.runs], targets[part.runs], task)))
+
+    def gradients(self, finite: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``name -> dL/dparam`` (stacked) for the batch of the last :meth:`loss`.
+
+        Runs whose loss is not ``finite`` contribute no gradient at the output
+        (their other gradients may be NaN; the trainer zeroes stopped runs).
+        The returned tensors are reused by the next call.
+        """
+        if not self._grads:
+            self._grads = {name: torch.empty_like(param) for name, param in self.parts[0].model.params.items()}
+        self._map(lambda part: part.gradients(finite[part.runs],
+                                              {name: grad[part.runs] for name, grad in self._grads.items()}))
+        return self._grads
+
+    def sgd_step_(self, lr: float, shrink: Callable[[str, torch.Tensor, slice], None]) -> None:
+        """Plain SGD with one learning rate, fused into the backward pass.
+
+        ``shrink(name, param, runs)`` applies the L2 / weight-decay factor of
+        runs ``runs`` to a slice of a parameter in place before its step.
+        """
+        self._map(lambda part: part.sgd_step_(lr, shrink))
+
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < workers:  # noqa: SLF001 - grow on demand
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="initlab-backprop")
+        return _pool
+
+
+class _Part:
+    """One contiguous slice of runs: views of the stacked parameters and reused buffers."""
+
+    def __init__(self, model: StackedModel, runs: slice, rules: tuple[Activation, Derivative]) -> None:
+        self.runs, (self.activation, self.derivative) = runs, rules
+        self.model = model
+        count = model.spec.num_layers
+        self.names = [f"layers.{layer}" for layer in range(count)]
+        self.weights = [model.params[f"{name}.weight"][runs] for name in self.names]
+        self.biases = [None if model.params.get(f"{name}.bias") is None else model.params[f"{name}.bias"][runs]
+                       for name in self.names]
+        self.inputs: list[torch.Tensor] = []
+        self.delta: torch.Tensor | None = None
+        self._buffers: dict[tuple, torch.Tensor] = {}
+
+    def _buffer(self, role: str, index: int, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        key = (role, index, shape)
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = (torch.ones if role == "ones" else torch.empty)(shape, dtype=like.dtype)
+        return buffer
+
+    @torch.no_grad()
+    def loss(self, x: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
         runs, batch = x.shape[:2]
         h = x.reshape(runs, batch, -1)
         self.inputs = [h]
@@ -152,41 +215,29 @@ class MlpBackprop:
         return losses
 
     @torch.no_grad()
-    def gradients(self, finite: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``name -> dL/dparam`` (stacked) for the batch of the last :meth:`loss`.
-
-        Runs whose loss is not ``finite`` contribute no gradient at the output
-        (their other gradients may be NaN; the trainer zeroes stopped runs).
-        """
+    def gradients(self, finite: torch.Tensor, grads: dict[str, torch.Tensor]) -> None:
         if not bool(finite.all()):
             self.delta[~finite] = 0.0
-        grads: dict[str, torch.Tensor] = {}
 
         def record(layer: int, delta: torch.Tensor, inputs: torch.Tensor) -> None:
             name = self.names[layer]
-            grads[f"{name}.weight"] = torch.bmm(delta.transpose(1, 2), inputs)
+            torch.bmm(delta.transpose(1, 2), inputs, out=grads[f"{name}.weight"])
             if self.biases[layer] is not None:
-                grads[f"{name}.bias"] = delta.sum(dim=1)
+                torch.sum(delta, dim=1, out=grads[f"{name}.bias"])
 
         self._backward(record)
-        return {name: grads[name] for name in self.model.params}
 
     @torch.no_grad()
-    def sgd_step_(self, lr: float, shrink: Callable[[str, torch.Tensor], None]) -> None:
-        """Plain SGD with one learning rate, fused into the backward pass.
-
-        ``shrink(name, param)`` applies the L2 / weight-decay factor to a
-        parameter in place before its gradient step.
-        """
-
+    def sgd_step_(self, lr: float, shrink: Callable[[str, torch.Tensor, slice], None]) -> None:
         def update(layer: int, delta: torch.Tensor, inputs: torch.Tensor) -> None:
             name = self.names[layer]
             weight, bias = self.weights[layer], self.biases[layer]
-            shrink(f"{name}.weight", weight)
+            shrink(f"{name}.weight", weight, self.runs)
             weight.baddbmm_(delta.transpose(1, 2), inputs, alpha=-lr)
             if bias is not None:
-                shrink(f"{name}.bias", bias)
-                bias.unsqueeze(1).baddbmm_(self._ones(delta), delta, alpha=-lr)
+                shrink(f"{name}.bias", bias, self.runs)
+                ones = self._buffer("ones", 0, (delta.shape[0], 1, delta.shape[1]), delta)
+                bias.unsqueeze(1).baddbmm_(ones, delta, alpha=-lr)
 
         self._backward(update)
 

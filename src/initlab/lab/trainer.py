@@ -235,14 +235,14 @@ class StackedOptimizer:
         return float(self.lr[0])
 
     @torch.no_grad()
-    def shrink_(self, name: str, param: torch.Tensor) -> None:
-        """``p <- p (1 - lr (l2 + weight_decay))`` for a regularised parameter (fused SGD).
+    def shrink_(self, name: str, param: torch.Tensor, runs: slice = slice(None)) -> None:
+        """``p <- p (1 - lr (l2 + weight_decay))`` for runs ``runs`` of a regularised parameter (fused SGD).
 
         Equals :meth:`step`'s decay and L2 terms for plain SGD:
         ``p (1 - lr wd) - lr (g + l2 p) = p (1 - lr (l2 + wd)) - lr g``.
         """
         if self._penalised and name in self.regularized:
-            factor = 1.0 - self.lr * (self.l2 + self.decay)
+            factor = 1.0 - self.lr[runs] * (self.l2[runs] + self.decay[runs])
             param.mul_(factor.view((-1,) + (1,) * (param.dim() - 1)))
 
     def stop(self, runs: list[int]) -> None:
