@@ -9,6 +9,11 @@ own mini-batches from its own seeded sampler, and the optimisers update all
 runs with per-run hyper-parameters in a handful of tensor operations. Runs
 never interact, so each one's numbers equal those of training it alone up to
 floating-point rounding (the tests check this against a plain PyTorch loop).
+Plain MLPs whose activation's derivative follows from its output (tanh,
+sigmoid, relu, leaky_relu, linear) skip autograd: :mod:`initlab.lab.backprop`
+computes their backward pass by hand, splits the runs over torch's threads
+and, for plain SGD with one learning rate, folds the update into the
+weight-gradient product.
 
 Performance pitfall measured while building this: holding all layers in one
 stacked ``(layers, runs, ...)`` tensor and indexing ``W[l]`` inside the
