@@ -1,9 +1,11 @@
 """``initlab.audit(model, batch)``: one forward and one backward pass with hooks, then verdicts.
 
-Cost. One forward and one backward pass of the model plus, per recorded call, a handful
-of reductions over its output and gradient (mean/std, min/max, a 64k-value subsample
-for percentiles, per-unit maxima, a projection for symmetry) and a snapshot of the
-parameters and buffers: ``benchmarks/bench_audit.py`` measures the total against one
+Cost. One forward and one backward pass of the model plus: per recorded call, one copy of
+its output into a buffer shared with same-shaped outputs, whose statistics (sums and
+dots for mean/std, min/max, a 16k-value subsample sorted once for percentiles and
+histogram, per-unit maxima, a projection for symmetry) are computed a buffer at a time
+(:mod:`initlab.audit.capture`); a sum and a dot of its gradient; and a snapshot of the
+parameters and buffers. ``benchmarks/bench_audit.py`` measures the total against one
 plain forward+backward pass (target <= 2x with ``jacobian=False``). The Jacobian, when
 asked, adds one forward pass and ``m`` (exact) or ``2 x 32`` (Lanczos) backward passes
 per analysed sample.

@@ -106,9 +106,15 @@ def std_mean(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _sorted_rows(rows: torch.Tensor) -> torch.Tensor:
-    """Each row sorted ascending, on the CPU (numpy's vectorised sort: ~20x torch.sort here)."""
+    """A copy of ``rows`` with each row sorted ascending, on the CPU (numpy's vectorised sort,
+    ~20x torch.sort here, in place on one contiguous copy)."""
     dtype = torch.float32 if rows.dtype in (torch.float16, torch.bfloat16) else rows.dtype
-    return torch.from_numpy(np.sort(rows.detach().to("cpu", dtype).numpy(), axis=1))
+    copy = rows.detach().to("cpu", dtype)
+    if copy.data_ptr() == rows.data_ptr():
+        copy = copy.clone(memory_format=torch.contiguous_format)
+    copy = copy.contiguous()
+    copy.numpy().sort(axis=1)
+    return copy
 
 
 def _percentile_picks(count: int) -> tuple[list[int], list[int], list[float]]:
@@ -176,14 +182,16 @@ def std_from_moments(total: float, norm: float, count: int) -> tuple[float, floa
     return math.sqrt(max(variance, 0.0)), mean
 
 
-def _histograms(ordered: torch.Tensor) -> torch.Tensor:
+def _histograms(ordered: torch.Tensor, *, in_place: bool = False) -> torch.Tensor:
     """``HISTOGRAM_BINS`` counts per row of sorted, finite, non-constant rows, equal to
     ``torch.histc(row, bins, min=row[0], max=row[-1])``: histc puts ``x`` in bin
     ``int((x - min) * bins / (max - min))`` (float arithmetic, the maximum in the last
     bin); that position is monotone in ``x``, so on sorted rows the counts are differences
-    of :func:`torch.searchsorted` positions of the bin numbers."""
-    low, high = ordered[:, :1], ordered[:, -1:]
-    position = torch.sub(ordered, low).mul_(HISTOGRAM_BINS).div_(high - low)
+    of :func:`torch.searchsorted` positions of the bin numbers. ``in_place``: overwrite
+    ``ordered`` with those positions instead of allocating them."""
+    low, high = ordered[:, :1].clone(), ordered[:, -1:].clone()
+    position = ordered.sub_(low) if in_place else torch.sub(ordered, low)
+    position.mul_(HISTOGRAM_BINS).div_(high - low)
     bins = torch.arange(1, HISTOGRAM_BINS, dtype=position.dtype).expand(len(ordered), -1).contiguous()
     below = torch.searchsorted(position, bins)  # values in bins < b
     edges = torch.cat([torch.zeros(len(ordered), 1, dtype=below.dtype), below,
@@ -191,7 +199,7 @@ def _histograms(ordered: torch.Tensor) -> torch.Tensor:
     return edges[:, 1:] - edges[:, :-1]
 
 
-def summarize_rows(rows: torch.Tensor, *, two_pass: bool = False) -> list[Summary]:
+def summarize_rows(rows: torch.Tensor, *, two_pass: bool = False, highs: list[float] | None = None) -> list[Summary]:
     """:class:`Summary` of each row of a 2-D floating tensor (e.g. the flattened outputs of
     layers of one shape, stacked), with a handful of vectorised ops for all rows.
 
@@ -199,7 +207,8 @@ def summarize_rows(rows: torch.Tensor, *, two_pass: bool = False) -> list[Summar
     :func:`std_mean`), ``amin``/``amax`` the range; percentiles and histogram come from one
     sort (numpy's) of each row's evenly strided subsample of at most :data:`SUBSAMPLE`
     values. A row holding NaN/inf (its sum is not finite) is summarised over its finite
-    values on its own, with the two-pass std (``two_pass=True``).
+    values on its own, with the two-pass std (``two_pass=True``). ``highs``: each row's
+    maximum when already known (e.g. from per-unit maxima).
     """
     count, numel = rows.shape
     if count == 0:
@@ -219,15 +228,17 @@ def summarize_rows(rows: torch.Tensor, *, two_pass: bool = False) -> list[Summar
     if not regular:
         return summaries  # type: ignore[return-value]
     block = rows if len(regular) == count else rows[regular]
-    lows, highs = block.amin(dim=1).tolist(), block.amax(dim=1).tolist()
+    lows = block.amin(dim=1).tolist()
+    highs = block.amax(dim=1).tolist() if highs is None else [highs[row] for row in regular]
     step = max(1, math.ceil(numel / SUBSAMPLE))
     ordered = _sorted_rows(block[:, ::step])
     picks = _percentile_picks(ordered.shape[1])
     picked = ordered[:, picks[0] + picks[1]].tolist()
     ends = ordered[:, [0, -1]]
-    constant = (ends[:, 0] == ends[:, 1]).tolist()
-    counts = _histograms(ordered).tolist() if not all(constant) else [None] * len(regular)
     firsts, lasts = ends[:, 0].tolist(), ends[:, 1].tolist()
+    constant = [first == last for first, last in zip(firsts, lasts)]
+    constant_rows = {position: ordered[position].clone() for position, same in enumerate(constant) if same}
+    counts = _histograms(ordered, in_place=True).tolist() if not all(constant) else [None] * len(regular)
     for position, row in enumerate(regular):
         moment = moments[row]
         if moment is None:
@@ -239,7 +250,7 @@ def summarize_rows(rows: torch.Tensor, *, two_pass: bool = False) -> list[Summar
         histogram = counts[position]
         first, last = firsts[position], lasts[position]
         if constant[position]:
-            histogram = [int(c) for c in torch.histc(ordered[position], bins=HISTOGRAM_BINS, min=first,
+            histogram = [int(c) for c in torch.histc(constant_rows[position], bins=HISTOGRAM_BINS, min=first,
                                                       max=last).tolist()]
         summaries[row] = Summary(
             numel=numel, non_finite=0, mean=mean_value, std=std_value, min=lows[position], max=highs[position],
