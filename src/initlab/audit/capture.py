@@ -68,7 +68,7 @@ GROUP_BYTES = 8 * 2**20
 each vectorised op then serves many outputs (measured on a 50-layer MLP: 1 MB buffers ~8 %
 slower, 32 MB no faster)."""
 
-IMMEDIATE_NUMEL = 2**20
+IMMEDIATE_NUMEL = statistics.LARGE_NUMEL
 """Outputs with this many elements or more are measured in the hook, one at a time (no copy):
 per-op overhead is negligible next to their memory passes. So is an output of which a
 buffer would hold only one."""
@@ -239,7 +239,6 @@ class Capture:
         self._origins: dict[int, _Origin] = {}
         self._handles: list[Any] = []
         self._groups: dict[_Role, _Group] = {}
-        self._threads = torch.get_num_threads()
         self._activations: dict[nn.Module, Activation | None] = {}
         self.weight_moments: dict[int, tuple[float, float]] = {}
         """``id(parameter) -> (norm, std)`` of the weights of recorded modules, measured in the
@@ -379,7 +378,8 @@ class Capture:
         numel = output.numel()
         capacity = GROUP_BYTES // max(1, numel * torch.finfo(dtype).bits // 8)
         if numel >= IMMEDIATE_NUMEL or numel == 0 or capacity < 2:
-            self._measure_stack(role, [record], output.to(dtype).unsqueeze(0))
+            with statistics.shared_threads(numel >= IMMEDIATE_NUMEL):
+                self._measure_stack(role, [record], output.to(dtype).unsqueeze(0))
             return
         group = self._groups.get(role)
         if group is None:
@@ -391,12 +391,8 @@ class Capture:
 
     def _flush(self, group: _Group) -> None:
         if group.records:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(self._threads)  # a buffer's reductions are large enough to share
-            try:
+            with statistics.shared_threads():
                 self._measure_stack(group.role, group.records, group.buffer[: len(group.records)])
-            finally:
-                torch.set_num_threads(threads)
             group.records = []
 
     def _measure_stack(self, role: _Role, records: list[Record], stack: torch.Tensor) -> None:
@@ -436,7 +432,7 @@ class Capture:
 
     def _gradient_hook(self, record: Record):
         def hook(gradient: torch.Tensor):
-            with statistics.single_threaded():
+            with statistics.single_threaded(), statistics.shared_threads(gradient.numel() >= IMMEDIATE_NUMEL):
                 gradient = gradient.detach()
                 record.grad_norm, record.grad_std = statistics.norm_and_std(gradient)
                 if record.duplicate_pairs is not None and len(record.duplicate_pairs[0]):

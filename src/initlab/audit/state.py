@@ -18,7 +18,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from initlab.audit.statistics import single_threaded
+from initlab.audit.statistics import LARGE_NUMEL, shared_threads, single_threaded
 
 
 def _tensors(model: nn.Module) -> list[torch.Tensor]:
@@ -62,7 +62,10 @@ def preserved(model: nn.Module, seed: int) -> Iterator[None]:
     """Run the body, then put ``model`` back bit for bit (see the module docstring)."""
     tensors = _tensors(model)
     with single_threaded():
-        snapshot = [tensor.detach().clone() for tensor in tensors]
+        snapshot = []
+        for tensor in tensors:
+            with shared_threads(tensor.numel() >= LARGE_NUMEL):
+                snapshot.append(tensor.detach().clone())
     modes = [(module, module.training) for module in model.modules()]
     parameters = list(model.parameters())
     flags = [(parameter, parameter.requires_grad) for parameter in parameters]

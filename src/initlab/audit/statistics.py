@@ -40,11 +40,35 @@ def single_threaded() -> Iterator[None]:
     two busy cores). The model's own forward and backward passes keep every thread.
     """
     previous = torch.get_num_threads()
+    _CALLER_THREADS.append(previous)
     torch.set_num_threads(1)
     try:
         yield
     finally:
+        _CALLER_THREADS.pop()
         torch.set_num_threads(previous)
+
+
+LARGE_NUMEL = 2**20
+"""Reductions over this many elements or more run on the caller's threads (:func:`shared_threads`)."""
+
+_CALLER_THREADS: list[int] = []
+
+
+@contextmanager
+def shared_threads(large: bool = True) -> Iterator[None]:
+    """Inside :func:`single_threaded`: when ``large``, run on the intra-op threads the caller had
+    (as the model's own passes do): a reduction over megabytes splits well, unlike the many
+    small per-layer ones that :func:`single_threaded` is for."""
+    if not large or not _CALLER_THREADS:
+        yield
+        return
+    current = torch.get_num_threads()
+    torch.set_num_threads(_CALLER_THREADS[0])
+    try:
+        yield
+    finally:
+        torch.set_num_threads(current)
 
 
 @dataclass(frozen=True)
@@ -228,8 +252,12 @@ def summarize_rows(rows: torch.Tensor, *, two_pass: bool = False, highs: list[fl
     if not regular:
         return summaries  # type: ignore[return-value]
     block = rows if len(regular) == count else rows[regular]
-    lows = block.amin(dim=1).tolist()
-    highs = block.amax(dim=1).tolist() if highs is None else [highs[row] for row in regular]
+    if highs is not None:
+        lows, highs = block.amin(dim=1).tolist(), [highs[row] for row in regular]
+    elif len(block) <= 8:  # one aminmax pass per long row beats amin + amax over the rows
+        lows, highs = torch.stack([torch.stack(torch.aminmax(row)) for row in block]).T.tolist()
+    else:
+        lows, highs = block.amin(dim=1).tolist(), block.amax(dim=1).tolist()
     step = max(1, math.ceil(numel / SUBSAMPLE))
     ordered = _sorted_rows(block[:, ::step])
     picks = _percentile_picks(ordered.shape[1])
@@ -512,15 +540,16 @@ def norm_and_std(tensor: torch.Tensor) -> tuple[float, float]:
     if count < 2:
         value = float(tensor.detach().reshape(-1)[0]) if count else 0.0
         return abs(value), 0.0
-    values = tensor.detach().reshape(-1)
-    if values.dtype in (torch.float16, torch.bfloat16):
-        values = values.float()
-    norm = math.sqrt(float(torch.dot(values, values)))
-    moment = std_from_moments(float(values.sum()), norm, count)
-    if moment is not None:
-        return norm, moment[0]
-    std, mean = std_mean(values)
-    std_value, mean_value = torch.stack([std, mean]).tolist()
+    with shared_threads(count >= LARGE_NUMEL):
+        values = tensor.detach().reshape(-1)
+        if values.dtype in (torch.float16, torch.bfloat16):
+            values = values.float()
+        norm = math.sqrt(float(torch.dot(values, values)))
+        moment = std_from_moments(float(values.sum()), norm, count)
+        if moment is not None:
+            return norm, moment[0]
+        std, mean = std_mean(values)
+        std_value, mean_value = torch.stack([std, mean]).tolist()
     norm = math.sqrt((count - 1) * std_value**2 + count * mean_value**2)
     if not math.isfinite(norm):  # inf values (std is NaN then) or a float32 overflow of std
         norm = vector_norm(tensor)
