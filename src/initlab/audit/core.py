@@ -98,7 +98,8 @@ def audit(
         with single_threaded():
             layers = _layers(capture.records, leaves, gradients, capture.weight_moments)
             assess(layers, limits)
-            theory = _theory(layers, capture.records, batch, notes)
+            weight_norms = {key: norm for key, (norm, _) in capture.weight_moments.items()}
+            theory = _theory(layers, capture.records, batch, notes, weight_norms)
         spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
     return AuditReport(
         model=type(model).__name__, batch_shape=list(_first_shape(batch)), backward=gradients.kind, seed=seed,
@@ -354,7 +355,8 @@ def _mlp_chain(layers: list[LayerReport], records: list[Record]) -> list[MLPLaye
     return chain
 
 
-def _theory(layers: list[LayerReport], records: list[Record], batch: Any, notes: list[str]):
+def _theory(layers: list[LayerReport], records: list[Record], batch: Any, notes: list[str],
+            weight_norms: Mapping[int, float] | None = None):
     if not isinstance(batch, torch.Tensor) or not batch.is_floating_point():
         return None
     chain = _mlp_chain(layers, records)
@@ -363,7 +365,7 @@ def _theory(layers: list[LayerReport], records: list[Record], batch: Any, notes:
         return None
     q_input = float(batch.detach().to(torch.float64).pow(2).mean())
     try:
-        return predict(chain, activation, q_input)
+        return predict(chain, activation, q_input, weight_norms)
     except ImportError as error:
         notes.append(f"theory overlay skipped: initlab.theory is not available ({error})")
     except InitlabError as error:

@@ -1,6 +1,9 @@
 """Statistics of one tensor, computed in a few passes over it (no rendering, no verdicts).
 
-Everything here reads detached tensors and returns plain Python numbers or lists.
+Everything here reads detached tensors and returns plain Python numbers or lists. The
+``*_rows`` functions take a stack of same-shaped layer outputs (one per row) and give, for
+each, the figures of the one-tensor function of the same name with a handful of vectorised
+ops for the whole stack: the capture measures outputs a buffer at a time with them.
 Percentiles and histograms use an evenly strided subsample of at most
 ``SUBSAMPLE`` finite values, which puts the p-th percentile within about
 ``sqrt(p (1 - p) / SUBSAMPLE)`` in probability (0.4 % for the median) of the full tensor's.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -83,8 +84,9 @@ def _mean_square(tensor: torch.Tensor) -> float:
     return square / flat.numel()
 
 
-def _weight_variances(module: nn.Linear) -> tuple[float, float]:
-    sigma_w2 = _mean_square(module.weight) * module.weight.shape[1]
+def _weight_variances(module: nn.Linear, weight_norm: float | None = None) -> tuple[float, float]:
+    mean_square = _mean_square(module.weight) if weight_norm is None else weight_norm**2 / module.weight.numel()
+    sigma_w2 = mean_square * module.weight.shape[1]
     sigma_b2 = 0.0 if module.bias is None else _mean_square(module.bias)
     return sigma_w2, sigma_b2
 
@@ -100,8 +102,12 @@ def plain_mlp_activation(layers: list[MLPLayer]) -> str | None:
     return hidden.pop()
 
 
-def predict(layers: list[MLPLayer], activation: str, q_input: float) -> TheoryOverlay:
+def predict(layers: list[MLPLayer], activation: str, q_input: float,
+            weight_norms: Mapping[int, float] | None = None) -> TheoryOverlay:
     """Mean-field ``q^l`` for the chain ``layers`` (see the module docstring).
+
+    ``weight_norms``: ``id(weight) -> ||W||`` already measured (the audit's forward hooks),
+    used for ``sigma_w2`` instead of another pass over the weight.
 
     Raises:
         ImportError: ``initlab.theory`` is not installed.
@@ -110,7 +116,8 @@ def predict(layers: list[MLPLayer], activation: str, q_input: float) -> TheoryOv
     from initlab.theory import MeanField
     from initlab.theory.mean_field import check_sigma_b2, check_sigma_w2
 
-    variances = [_weight_variances(layer.module) for layer in layers]
+    norms = weight_norms or {}
+    variances = [_weight_variances(layer.module, norms.get(id(layer.module.weight))) for layer in layers]
     predicted: list[float] = []
     # q_map of MeanField(phi, sigma_w2, sigma_b2) is sigma_w2 * E[phi(sqrt(q) z)^2] + sigma_b2: one
     # field with sigma_w2 = 1, sigma_b2 = 0 gives the expectation for every layer (one quadrature set-up).
