@@ -89,3 +89,19 @@ def test_duplicate_pairs_rows_find_the_pairs_of_duplicate_pairs():
         single = statistics.duplicate_pairs(outputs[layer], weights[layer], biases[layer], rtol=1e-9)
         assert sorted(zip(first.tolist(), second.tolist())) == sorted(zip(single[0].tolist(), single[1].tolist()))
     assert [len(first) for first, _ in batched] == [2, 0, 1, 0]
+
+
+def test_report_does_not_depend_on_how_outputs_are_buffered(monkeypatch):
+    from torch import nn
+
+    from initlab.audit import audit, capture
+
+    torch.manual_seed(0)
+    model = nn.Sequential(*[nn.Sequential(nn.Linear(16 + i % 3, 16 + (i + 1) % 3), nn.ReLU()) for i in range(9)])
+    batch = torch.randn(64, 16, generator=torch.Generator().manual_seed(4))
+    default = audit(model, batch, jacobian=False).to_json()
+    monkeypatch.setattr(capture, "GROUP_BYTES", 3 * 64 * 18 * 4)  # buffers of 2-3 outputs
+    monkeypatch.setattr(capture, "PENDING_BYTES", 10_000)  # and frequent flushes of part-filled ones
+    assert audit(model, batch, jacobian=False).to_json() == default
+    monkeypatch.setattr(capture, "GROUP_BYTES", 0)  # every output measured on its own, no copy
+    assert audit(model, batch, jacobian=False).to_json() == default

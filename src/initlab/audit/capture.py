@@ -68,6 +68,9 @@ GROUP_BYTES = 8 * 2**20
 each vectorised op then serves many outputs (measured on a 50-layer MLP: 1 MB buffers ~8 %
 slower, 32 MB no faster)."""
 
+PENDING_BYTES = 64 * 2**20
+"""Bound on the output copies waiting in all buffers together: past it, every buffer is measured."""
+
 IMMEDIATE_NUMEL = statistics.LARGE_NUMEL
 """Outputs with this many elements or more are measured in the hook, one at a time (no copy):
 per-op overhead is negligible next to their memory passes. So is an output of which a
@@ -239,6 +242,7 @@ class Capture:
         self._origins: dict[int, _Origin] = {}
         self._handles: list[Any] = []
         self._groups: dict[_Role, _Group] = {}
+        self._pending_bytes = 0
         self._activations: dict[nn.Module, Activation | None] = {}
         self.weight_moments: dict[int, tuple[float, float]] = {}
         """``id(parameter) -> (norm, std)`` of the weights of recorded modules, measured in the
@@ -386,13 +390,18 @@ class Capture:
             group = self._groups[role] = _Group(role, capacity)
         group.buffer[len(group.records)].copy_(output)
         group.records.append(record)
+        self._pending_bytes += group.buffer[0].numel() * group.buffer.element_size()
         if len(group.records) == group.buffer.shape[0]:
             self._flush(group)
+        if self._pending_bytes > PENDING_BYTES:  # many part-filled buffers (many output shapes)
+            for pending in self._groups.values():
+                self._flush(pending)
 
     def _flush(self, group: _Group) -> None:
         if group.records:
             with statistics.shared_threads():
                 self._measure_stack(group.role, group.records, group.buffer[: len(group.records)])
+            self._pending_bytes -= len(group.records) * group.buffer[0].numel() * group.buffer.element_size()
             group.records = []
 
     def _measure_stack(self, role: _Role, records: list[Record], stack: torch.Tensor) -> None:
