@@ -7,8 +7,7 @@ other by a plain PyTorch loop (``nn.Module`` + ``torch.optim.SGD``, the same
 data order). The batched side keeps only the train loss, evaluated on 512
 examples at steps 0 and 300 (its cost is included in its time). These
 runs take the trainer's fast path (:mod:`initlab.lab.backprop`: backward by
-hand, runs split over the threads, the SGD update fused into the gradient
-product).
+hand, the SGD update fused into the gradient product).
 
 Figures: wall times, ``speedup_vs_sequential`` = sequential / batched, the
 training GFLOP/s of each (6 * multiply-adds * examples), the ``torch.mm``

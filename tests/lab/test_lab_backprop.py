@@ -41,13 +41,11 @@ def _autograd(model, x, y, task):
 ])
 @pytest.mark.parametrize("task", ["classification", "regression"])
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("parts", [1, 2, 3])
-def test_gradients_equal_autograd(activation, params, task, bias, parts):
+def test_gradients_equal_autograd(activation, params, task, bias):
     model = _model(activation, params=params, bias=bias)
     x, y = _batch(task)
     expected_losses, expected = _autograd(model, x, y, task)
-    backprop = MlpBackprop.for_model(model, parts=parts)
-    assert len(backprop.parts) == parts
+    backprop = MlpBackprop.for_model(model)
     losses = backprop.loss(x, y, task)
     torch.testing.assert_close(losses, expected_losses, rtol=1e-12, atol=1e-12)
     grads = backprop.gradients(torch.isfinite(losses))
@@ -76,31 +74,20 @@ def _configs(**training):
 
 
 @pytest.mark.parametrize("training", [{}, {"l2": 0.05}, {"weight_decay": 0.2}, {"l2": 0.01, "regularize_biases": True}])
-@pytest.mark.parametrize("parts", [1, 2])
-def test_fused_sgd_step_equals_gradient_step(training, parts):
+def test_fused_sgd_step_equals_gradient_step(training):
     fused, reference = _model("tanh"), _model("tanh")
     x, y = _batch("classification")
     configs = _configs(**training)
     configs[2] = configs[2].model_copy(update={"training": configs[2].training.model_copy(
         update={"l2": 0.0, "weight_decay": 0.0})})
     optimizers = [StackedOptimizer("sgd", model.params, configs, torch.float64) for model in (fused, reference)]
-    backprop = MlpBackprop.for_model(fused, parts=parts)
+    backprop = MlpBackprop.for_model(fused)
     backprop.loss(x, y, "classification")
     backprop.sgd_step_(optimizers[0].single_lr(), optimizers[0].shrink_)
     _, grads = _autograd(reference, x, y, "classification")
     optimizers[1].step(grads)
     for name, param in reference.params.items():
         torch.testing.assert_close(fused.params[name], param, rtol=1e-12, atol=1e-12)
-
-
-def test_parts_share_the_threads_and_restore_torchs_thread_count():
-    model = _model("tanh")
-    threads = torch.get_num_threads()
-    backprop = MlpBackprop.for_model(model, parts=8)
-    assert [part.runs for part in backprop.parts] == [slice(0, 1), slice(1, 2), slice(2, 3)]
-    x, y = _batch("classification")
-    backprop.loss(x, y, "classification")
-    assert torch.get_num_threads() == threads
 
 
 def test_single_lr_only_for_plain_sgd_with_one_learning_rate():

@@ -35,8 +35,6 @@ gradient tensors, sums bias gradients over the batch and copies transposes.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import torch
@@ -78,106 +76,35 @@ def _output_rules(name: str, params: dict) -> tuple[Activation, Derivative] | No
 
 
 class MlpBackprop:
-    """Forward, loss and backward of a stacked plain MLP by hand, its runs split over threads.
+    """Forward, loss and backward of a stacked plain MLP by hand, with reused buffers.
 
     Use :meth:`for_model` (None when the model needs autograd), then per
     step :meth:`loss` followed by either :meth:`sgd_step_` or
-    :meth:`gradients`. The runs are cut into ``parts`` contiguous slices,
-    each computed by its own thread with one torch thread (runs never
-    interact, so this is exact): one core per part, no fork and join of
-    torch's thread pool inside every small kernel, and a part's tensors stay
-    in its core's cache. On a machine whose other cores are busy this
-    matters most: a 2-thread torch kernel waits for its descheduled half,
-    whereas parts only wait once per step.
+    :meth:`gradients`. Kernels run on torch's intra-op threads. (Splitting
+    the runs over Python threads with one torch thread each was measured
+    too: about 8 % slower on an idle 2-core machine, though far less hurt
+    when the other core is busy.)
     """
 
-    def __init__(self, model: StackedModel, rules: tuple[Activation, Derivative], parts: int) -> None:
-        runs = model.runs
-        edges = [runs * part // parts for part in range(parts + 1)]
-        self.names = list(model.params)
-        self.parts = [_Part(model, slice(low, high), rules) for low, high in zip(edges, edges[1:])]
+    def __init__(self, model: StackedModel, rules: tuple[Activation, Derivative]) -> None:
+        spec = model.spec
+        self.model, (self.activation, self.derivative) = model, rules
+        self.names = [f"layers.{layer}" for layer in range(spec.num_layers)]
+        self.weights = [model.params[f"{name}.weight"] for name in self.names]
+        self.biases = [model.params.get(f"{name}.bias") for name in self.names]
+        self.inputs: list[torch.Tensor] = []
+        self.delta: torch.Tensor | None = None
+        self._buffers: dict[tuple, torch.Tensor] = {}
         self._grads: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def for_model(cls, model: StackedModel, parts: int | None = None) -> "MlpBackprop | None":
-        """The fast path for ``model`` (``parts``: default torch's thread count), or None."""
+    def for_model(cls, model: StackedModel) -> "MlpBackprop | None":
+        """The fast path for ``model``, or None when its architecture needs autograd."""
         spec = model.spec
         if spec.kind != "mlp" or spec.norm != "none":
             return None
         rules = _output_rules(spec.activation, dict(spec.activation_params))
-        if rules is None:
-            return None
-        parts = torch.get_num_threads() if parts is None else parts
-        return cls(model, rules, max(1, min(parts, model.runs)))
-
-    def _map(self, work: Callable[["_Part"], object]) -> list:
-        if len(self.parts) == 1:
-            return [work(self.parts[0])]
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            futures = [_executor(len(self.parts)).submit(work, part) for part in self.parts]
-            return [future.result() for future in futures]
-        finally:
-            torch.set_num_threads(threads)
-
-    def loss(self, x: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
-        """Each run's mean loss on its batch ``x`` (R, B, ...); keeps what backward needs.
-
-        Classification: cross-entropy, ``dL/dlogits = (softmax - onehot) / B``.
-        Regression: mean squared error over the batch and outputs,
-        ``dL/dout = 2 (out - y) / (B * outputs)``.
-        """
-        return torch.cat(self._map(lambda part: part.loss(x[part.runs], targets[part.runs], task)))
-
-    def gradients(self, finite: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``name -> dL/dparam`` (stacked) for the batch of the last :meth:`loss`.
-
-        Runs whose loss is not ``finite`` contribute no gradient at the output
-        (their other gradients may be NaN; the trainer zeroes stopped runs).
-        The returned tensors are reused by the next call.
-        """
-        if not self._grads:
-            self._grads = {name: torch.empty_like(param) for name, param in self.parts[0].model.params.items()}
-        self._map(lambda part: part.gradients(finite[part.runs],
-                                              {name: grad[part.runs] for name, grad in self._grads.items()}))
-        return self._grads
-
-    def sgd_step_(self, lr: float, shrink: Callable[[str, torch.Tensor, slice], None]) -> None:
-        """Plain SGD with one learning rate, fused into the backward pass.
-
-        ``shrink(name, param, runs)`` applies the L2 / weight-decay factor of
-        runs ``runs`` to a slice of a parameter in place before its step.
-        """
-        self._map(lambda part: part.sgd_step_(lr, shrink))
-
-
-_pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool._max_workers < workers:  # noqa: SLF001 - grow on demand
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="initlab-backprop")
-        return _pool
-
-
-class _Part:
-    """One contiguous slice of runs: views of the stacked parameters and reused buffers."""
-
-    def __init__(self, model: StackedModel, runs: slice, rules: tuple[Activation, Derivative]) -> None:
-        self.runs, (self.activation, self.derivative) = runs, rules
-        self.model = model
-        count = model.spec.num_layers
-        self.names = [f"layers.{layer}" for layer in range(count)]
-        self.weights = [model.params[f"{name}.weight"][runs] for name in self.names]
-        self.biases = [None if model.params.get(f"{name}.bias") is None else model.params[f"{name}.bias"][runs]
-                       for name in self.names]
-        self.inputs: list[torch.Tensor] = []
-        self.delta: torch.Tensor | None = None
-        self._buffers: dict[tuple, torch.Tensor] = {}
+        return None if rules is None else cls(model, rules)
 
     def _buffer(self, role: str, index: int, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         key = (role, index, shape)
@@ -188,6 +115,12 @@ class _Part:
 
     @torch.no_grad()
     def loss(self, x: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
+        """Each run's mean loss on its batch ``x`` (R, B, ...); keeps what backward needs.
+
+        Classification: cross-entropy, ``dL/dlogits = (softmax - onehot) / B``.
+        Regression: mean squared error over the batch and outputs,
+        ``dL/dout = 2 (out - y) / (B * outputs)``.
+        """
         runs, batch = x.shape[:2]
         h = x.reshape(runs, batch, -1)
         self.inputs = [h]
@@ -215,9 +148,18 @@ class _Part:
         return losses
 
     @torch.no_grad()
-    def gradients(self, finite: torch.Tensor, grads: dict[str, torch.Tensor]) -> None:
+    def gradients(self, finite: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``name -> dL/dparam`` (stacked) for the batch of the last :meth:`loss`.
+
+        Runs whose loss is not ``finite`` contribute no gradient at the output
+        (their other gradients may be NaN; the trainer zeroes stopped runs).
+        The returned tensors are reused by the next call.
+        """
         if not bool(finite.all()):
             self.delta[~finite] = 0.0
+        if not self._grads:
+            self._grads = {name: torch.empty_like(param) for name, param in self.model.params.items()}
+        grads = self._grads
 
         def record(layer: int, delta: torch.Tensor, inputs: torch.Tensor) -> None:
             name = self.names[layer]
@@ -226,16 +168,23 @@ class _Part:
                 torch.sum(delta, dim=1, out=grads[f"{name}.bias"])
 
         self._backward(record)
+        return grads
 
     @torch.no_grad()
-    def sgd_step_(self, lr: float, shrink: Callable[[str, torch.Tensor, slice], None]) -> None:
+    def sgd_step_(self, lr: float, shrink: Callable[[str, torch.Tensor], None]) -> None:
+        """Plain SGD with one learning rate, fused into the backward pass.
+
+        ``shrink(name, param)`` applies the L2 / weight-decay factor to a
+        parameter in place before its gradient step.
+        """
+
         def update(layer: int, delta: torch.Tensor, inputs: torch.Tensor) -> None:
             name = self.names[layer]
             weight, bias = self.weights[layer], self.biases[layer]
-            shrink(f"{name}.weight", weight, self.runs)
+            shrink(f"{name}.weight", weight)
             weight.baddbmm_(delta.transpose(1, 2), inputs, alpha=-lr)
             if bias is not None:
-                shrink(f"{name}.bias", bias, self.runs)
+                shrink(f"{name}.bias", bias)
                 ones = self._buffer("ones", 0, (delta.shape[0], 1, delta.shape[1]), delta)
                 bias.unsqueeze(1).baddbmm_(ones, delta, alpha=-lr)
 

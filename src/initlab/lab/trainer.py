@@ -11,9 +11,8 @@ never interact, so each one's numbers equal those of training it alone up to
 floating-point rounding (the tests check this against a plain PyTorch loop).
 Plain MLPs whose activation's derivative follows from its output (tanh,
 sigmoid, relu, leaky_relu, linear) skip autograd: :mod:`initlab.lab.backprop`
-computes their backward pass by hand, splits the runs over torch's threads
-and, for plain SGD with one learning rate, folds the update into the
-weight-gradient product.
+computes their backward pass by hand and, for plain SGD with one learning
+rate, folds the update into the weight-gradient product.
 
 Performance pitfall measured while building this: holding all layers in one
 stacked ``(layers, runs, ...)`` tensor and indexing ``W[l]`` inside the
@@ -240,14 +239,14 @@ class StackedOptimizer:
         return float(self.lr[0])
 
     @torch.no_grad()
-    def shrink_(self, name: str, param: torch.Tensor, runs: slice = slice(None)) -> None:
-        """``p <- p (1 - lr (l2 + weight_decay))`` for runs ``runs`` of a regularised parameter (fused SGD).
+    def shrink_(self, name: str, param: torch.Tensor) -> None:
+        """``p <- p (1 - lr (l2 + weight_decay))`` for a regularised parameter (fused SGD).
 
         Equals :meth:`step`'s decay and L2 terms for plain SGD:
         ``p (1 - lr wd) - lr (g + l2 p) = p (1 - lr (l2 + wd)) - lr g``.
         """
         if self._penalised and name in self.regularized:
-            factor = 1.0 - self.lr[runs] * (self.l2[runs] + self.decay[runs])
+            factor = 1.0 - self.lr * (self.l2 + self.decay)
             param.mul_(factor.view((-1,) + (1,) * (param.dim() - 1)))
 
     def stop(self, runs: list[int]) -> None:
