@@ -123,3 +123,15 @@ def test_non_finite_run_gets_no_output_gradient_and_others_are_exact():
     _, expected = _autograd(model, x, y, "classification")
     for name in expected:
         torch.testing.assert_close(grads[name][[0, 2]], expected[name][[0, 2]], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_evaluation_outputs_equal_the_models_forward(activation, bias):
+    model = _model(activation, bias=bias)
+    backprop = MlpBackprop.for_model(model)
+    for count in (7, 11, 7):  # buffers per shape, reused
+        x = torch.randn(count, 1, 5, dtype=torch.float64).unsqueeze(0).expand(RUNS, count, 1, 5)
+        with torch.no_grad():
+            expected = model.forward(x, train=False)
+        torch.testing.assert_close(backprop.outputs(x), expected, rtol=1e-12, atol=1e-12)

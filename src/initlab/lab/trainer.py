@@ -58,7 +58,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -324,10 +324,10 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
         initialise_run(model, run, config, probe_x)
     for param in model.params.values():
         param.requires_grad_(True)
-    state = _Training(model, configs, dataset.task, keys)
+    backprop = MlpBackprop.for_model(model)
+    state = _Training(model, configs, dataset.task, keys, None if backprop is None else backprop.outputs)
     optimizer = StackedOptimizer(training.optimizer, model.params, configs, dtype)
     samplers = [BatchSampler(config.training.seed, len(x_train), training.batch_size) for config in configs]
-    backprop = MlpBackprop.for_model(model)
     evaluation = _Evaluation(x_train[:training.eval_train_size], y_train[:training.eval_train_size],
                              x_test, y_test, probe_x, probe_y)
     for step in range(training.steps + 1):
@@ -397,8 +397,10 @@ class _Evaluation:
 class _Training:
     """Bookkeeping of a group: histories, divergence, targets."""
 
-    def __init__(self, model: StackedModel, configs: Sequence[RunConfig], task: str, keys) -> None:
+    def __init__(self, model: StackedModel, configs: Sequence[RunConfig], task: str, keys,
+                 outputs: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.model, self.configs, self.task, self.keys = model, configs, task, list(keys)
+        self.outputs = outputs or (lambda x: model.forward(x, train=False))
         self.keep = set(configs[0].metrics.keep)
         self.histories: list[dict[str, list]] = [{"step": []} for _ in configs]
         self.diverged_at: list[int | None] = [None] * len(configs)
@@ -417,7 +419,7 @@ class _Training:
         optimizer.stop(self.stopped)
 
     def log(self, step: int, evaluation: _Evaluation) -> None:
-        metrics = _metrics(self.model, evaluation, self.task, self.keep, self.bounds)
+        metrics = _metrics(self.model, self.outputs, evaluation, self.task, self.keep, self.bounds)
         for run in self.active:
             loss = metrics["train_loss"][run]
             if not math.isfinite(loss):
@@ -462,13 +464,16 @@ def _first_step(history, metric, target, reached) -> int | None:
 
 
 # ----------------------------------------------------------------- metrics
-def _metrics(model: StackedModel, data: _Evaluation, task: str, keep: set[str],
-             bounds) -> dict[str, list]:
-    """Every metric for every run at the current parameters: name -> list over runs."""
+def _metrics(model: StackedModel, outputs: Callable[[torch.Tensor], torch.Tensor], data: _Evaluation,
+             task: str, keep: set[str], bounds) -> dict[str, list]:
+    """Every metric for every run at the current parameters: name -> list over runs.
+
+    ``outputs`` maps inputs ``(R, N, ...)`` to the model's evaluation-mode outputs.
+    """
     metrics: dict[str, list] = {}
     with torch.no_grad():
         for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
-            loss, accuracy = _evaluate(model, x, y, task)
+            loss, accuracy = _evaluate(outputs, model.runs, x, y, task)
             metrics[f"{split}_loss"] = loss
             metrics[f"{split}_{'accuracy' if task == 'classification' else 'mse'}"] = (
                 accuracy if task == "classification" else loss)
@@ -487,13 +492,13 @@ def _run_norms(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().reshape(tensor.shape[0], -1).norm(dim=1)
 
 
-def _evaluate(model: StackedModel, x: torch.Tensor, y: torch.Tensor, task: str):
-    runs = model.runs
+def _evaluate(forward: Callable[[torch.Tensor], torch.Tensor], runs: int, x: torch.Tensor, y: torch.Tensor,
+              task: str):
     loss_sum = torch.zeros(runs, dtype=torch.float64)
     correct = torch.zeros(runs, dtype=torch.float64)
     for start in range(0, len(x), _EVAL_CHUNK):
         x_chunk, y_chunk = x[start:start + _EVAL_CHUNK], y[start:start + _EVAL_CHUNK]
-        outputs = model.forward(x_chunk.unsqueeze(0).expand(runs, *x_chunk.shape), train=False)
+        outputs = forward(x_chunk.unsqueeze(0).expand(runs, *x_chunk.shape))
         targets = y_chunk.unsqueeze(0).expand(runs, *y_chunk.shape)
         loss_sum += loss_per_run(outputs, targets, task).double() * len(x_chunk)
         if task == "classification":
