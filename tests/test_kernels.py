@@ -1,5 +1,10 @@
 """initlab._kernels: the compiled loops of the truncated-normal rejection sampler."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -104,3 +109,68 @@ def test_refill_stops_at_a_bad_position_after_writing_the_ones_before_it():
     with pytest.raises(ValueError, match=r"positions\[1\]=4 is outside values"):
         _kernels.refill(values, np.array([2, 4, 1], dtype=np.int64), 0, np.ones(3, dtype=np.float32), -2.0, 2.0)
     np.testing.assert_array_equal(values, [0, 0, 1, 0])
+
+
+OUTSIDE_CASES = """
+import json, sys
+import numpy as np
+from initlab import _kernels
+
+def cases():
+    rng = np.random.default_rng(7)
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, -2.0, 2.0, -2.0000002, 2.0000002], dtype=np.float32)
+    for length in [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 1000, 4099, 1 << 18]:
+        values = rng.standard_normal(length, dtype=np.float32)
+        values[rng.integers(0, max(length, 1), size=length // 7)] = rng.choice(special, size=length // 7)
+        for low, high in [(-2.0, 2.0), (-1.0, 3.0), (-np.inf, 0.5), (-0.25, np.inf), (-0.0078125, 0.0078125)]:
+            yield values, low, high
+
+found = []
+for values, low, high in cases():
+    positions = np.empty(values.size, dtype=np.int64)
+    count = _kernels.outside(values, low, high, positions)
+    found.append(positions[:count].tolist())
+print(json.dumps({"implementation": _kernels.outside_implementation, "found": found}))
+"""
+
+
+def run_outside_cases(portable: bool) -> dict:
+    env = {key: value for key, value in os.environ.items() if key != "INITLAB_KERNELS_PORTABLE"}
+    if portable:
+        env["INITLAB_KERNELS_PORTABLE"] = "1"
+    result = subprocess.run([sys.executable, "-c", OUTSIDE_CASES], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def test_outside_implementation_in_use_equals_the_portable_one():
+    # outside() is chosen at import: AVX-512F where the CPU has it (and POPCNT),
+    # else SSE2 on x86-64, else plain C; INITLAB_KERNELS_PORTABLE=1 forces the
+    # portable one, so both run here on the same inputs (NaN, +-inf, -0, values
+    # at and one ulp past the bounds, every block-length remainder).
+    dispatched, portable = run_outside_cases(portable=False), run_outside_cases(portable=True)
+    assert portable["implementation"] in ("sse2", "portable")
+    if {"avx512f", "popcnt"} <= cpu_flags():
+        assert dispatched["implementation"] == "avx512f"
+    assert dispatched["implementation"] == _kernels.outside_implementation
+    assert len(dispatched["found"]) == len(portable["found"]) == 14 * 5
+    for index, (ours, theirs) in enumerate(zip(dispatched["found"], portable["found"])):
+        assert ours == theirs, f"case {index}"
+
+
+def test_outside_ignores_nan_like_numpy():
+    values = np.array([np.nan, 3.0, -np.inf, np.inf, 0.0] * 20, dtype=np.float32)
+    positions = np.empty(values.size, dtype=np.int64)
+    count = _kernels.outside(values, -2.0, 2.0, positions)
+    np.testing.assert_array_equal(positions[:count], reference_outside(values, -2.0, 2.0))

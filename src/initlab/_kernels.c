@@ -6,8 +6,9 @@
  * comparison pass followed by np.flatnonzero, whose branch per element is
  * mispredicted at that random density: together they cost about half as
  * much as generating the values. Here one pass compares 64 values at a
- * time into a bit mask (SSE2 compares where available) and writes the
- * positions of the set bits only, so the branches are few and predictable.
+ * time into a bit mask (SSE2 compares where available, AVX-512F ones when
+ * the CPU has them, chosen at import) and writes the positions of the set
+ * bits only, so the branches are few and predictable.
  *
  * Only the buffer protocol is used (no numpy C API, so building needs no
  * numpy headers). Loops run with the GIL released: chunks are filled by a
@@ -21,11 +22,22 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__SSE2__) || defined(_M_X64)
 #include <emmintrin.h>
 #define INITLAB_HAVE_SSE2 1
+#endif
+
+/*
+ * An AVX-512F version of outside(), compiled for that target alone (no
+ * global -march flag: the module still loads on any x86-64) and chosen at
+ * import time when the CPU has AVX-512F and POPCNT.
+ */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define INITLAB_HAVE_AVX512_DISPATCH 1
 #endif
 
 #if defined(_MSC_VER)
@@ -176,6 +188,40 @@ outside_mask64(const float *values, float low, float high, int *count)
  * positions[0:count] and return count; positions[count:length] may be
  * overwritten with other numbers.
  */
+
+/*
+ * Write start + j for the `found` set bits j of `mask`, ascending, to
+ * out[0:found]. The first four are written whether or not they exist (a
+ * 64-value block rarely holds more, so the branch below is predictable; a
+ * loop per set bit mispredicts its exit once per block). Called with
+ * out = positions + count, count <= start, so the writes stay below
+ * start + 4 <= length.
+ */
+static inline void
+write_positions64(int64_t *out, Py_ssize_t start, uint64_t mask, int found)
+{
+    for (int k = 0; k < 4; k++) {
+        out[k] = start + lowest_set_bit(mask | ((uint64_t)1 << 63));
+        mask &= mask - 1;
+    }
+    for (int k = 4; k < found; k++) {
+        out[k] = start + lowest_set_bit(mask);
+        mask &= mask - 1;
+    }
+}
+
+/* The positions of the last length % 64 values, one at a time. */
+static inline Py_ssize_t
+outside_tail(const float *values, Py_ssize_t start, Py_ssize_t length, float low, float high,
+             int64_t *positions, Py_ssize_t count)
+{
+    for (; start < length; start++) {
+        positions[count] = start;
+        count += (values[start] < low) | (values[start] > high);
+    }
+    return count;
+}
+
 static Py_ssize_t
 outside_positions(const float *values, Py_ssize_t length, float low, float high, int64_t *positions)
 {
@@ -188,28 +234,76 @@ outside_positions(const float *values, Py_ssize_t length, float low, float high,
     for (; start + 64 <= length; start += 64) {
         int found;
         uint64_t mask = outside_mask64(values + start, lows, highs, &found);
-        /*
-         * The first four positions are written whether or not they exist
-         * (a block rarely holds more, so the branch below is predictable;
-         * a loop per set bit mispredicts its exit once per block). The
-         * writes stay below start + 4 <= length: count <= start.
-         */
-        int64_t *out = positions + count;
-        for (int k = 0; k < 4; k++) {
-            out[k] = start + lowest_set_bit(mask | ((uint64_t)1 << 63));
-            mask &= mask - 1;
-        }
-        for (int k = 4; k < found; k++) {
-            out[k] = start + lowest_set_bit(mask);
-            mask &= mask - 1;
-        }
+        write_positions64(positions + count, start, mask, found);
         count += found;
     }
-    for (; start < length; start++) {
-        positions[count] = start;
-        count += (values[start] < low) | (values[start] > high);
+    return outside_tail(values, start, length, low, high, positions, count);
+}
+
+#ifdef INITLAB_HAVE_AVX512_DISPATCH
+/*
+ * outside_positions with AVX-512F compares: two per 16 values give 16 mask
+ * bits directly (SSE2 needs eight compares, three packs and a movemask),
+ * POPCNT counts them; positions are written as above. Same results as the
+ * portable version (a NaN compares false both ways; positions ascend).
+ * Measured per 2^18 values (one thread): ~25 us against ~37 us with SSE2.
+ * Writing positions by compress instructions (vpcompressq, two per 16
+ * values) was slower (~35 us): their throughput, not the compares, bound it.
+ */
+__attribute__((target("avx512f,popcnt")))
+static Py_ssize_t
+outside_positions_avx512(const float *values, Py_ssize_t length, float low, float high,
+                         int64_t *positions)
+{
+    const __m512 lows = _mm512_set1_ps(low), highs = _mm512_set1_ps(high);
+    Py_ssize_t count = 0, start = 0;
+    for (; start + 64 <= length; start += 64) {
+        uint64_t mask = 0;
+        for (int j = 0; j < 4; j++) {
+            __m512 sixteen = _mm512_loadu_ps(values + start + 16 * j);
+            __mmask16 flags = _mm512_cmp_ps_mask(sixteen, lows, _CMP_LT_OQ) |
+                              _mm512_cmp_ps_mask(sixteen, highs, _CMP_GT_OQ);
+            mask |= (uint64_t)flags << (16 * j);
+        }
+        int found = __builtin_popcountll(mask);
+        write_positions64(positions + count, start, mask, found);
+        count += found;
     }
-    return count;
+    return outside_tail(values, start, length, low, high, positions, count);
+}
+#endif
+
+typedef Py_ssize_t (*outside_function)(const float *, Py_ssize_t, float, float, int64_t *);
+
+/* The outside_positions in use, and its name (the module's outside_implementation). */
+static outside_function outside_in_use = outside_positions;
+static const char *outside_in_use_name =
+#ifdef INITLAB_HAVE_SSE2
+    "sse2";
+#else
+    "portable";
+#endif
+
+/*
+ * Choose outside_in_use once, at import: AVX-512F when the CPU has it,
+ * unless the environment variable INITLAB_KERNELS_PORTABLE is set to a
+ * non-empty value (so the portable version can be run and compared on any
+ * machine, as the tests do).
+ */
+static void
+choose_outside(void)
+{
+#ifdef INITLAB_HAVE_AVX512_DISPATCH
+    const char *portable = getenv("INITLAB_KERNELS_PORTABLE");
+    if (portable != NULL && portable[0] != '\0') {
+        return;
+    }
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt")) {
+        outside_in_use = outside_positions_avx512;
+        outside_in_use_name = "avx512f";
+    }
+#endif
 }
 
 /* ------------------------------------------------------------------ functions */
@@ -265,8 +359,8 @@ kernels_outside(PyObject *module, PyObject *args)
     }
     Py_ssize_t count;
     Py_BEGIN_ALLOW_THREADS
-    count = outside_positions((const float *)values.buf, length, low32, high32,
-                              (int64_t *)positions.buf);
+    count = outside_in_use((const float *)values.buf, length, low32, high32,
+                           (int64_t *)positions.buf);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&values);
     PyBuffer_Release(&positions);
@@ -379,7 +473,13 @@ PyDoc_STRVAR(module_doc,
 "outside() finds the positions of the values outside the bounds (64 values\n"
 "per branch-free bit-mask step instead of numpy's mispredicted per-element\n"
 "branch in flatnonzero); refill() writes accepted redraws at those\n"
-"positions in order. Both release the GIL and validate every buffer.");
+"positions in order. Both release the GIL and validate every buffer.\n"
+"\n"
+"outside_implementation names the version of outside() chosen at import:\n"
+"'avx512f' when the CPU has AVX-512F (x86-64), else 'sse2' (x86-64) or\n"
+"'portable'. Setting the environment variable INITLAB_KERNELS_PORTABLE to a\n"
+"non-empty value before the import keeps the portable one (results are the\n"
+"same; the tests compare the two).");
 
 static struct PyModuleDef kernels_module = {
     PyModuleDef_HEAD_INIT, "initlab._kernels", module_doc, -1, kernels_methods, NULL, NULL, NULL, NULL,
@@ -388,5 +488,12 @@ static struct PyModuleDef kernels_module = {
 PyMODINIT_FUNC
 PyInit__kernels(void)
 {
-    return PyModule_Create(&kernels_module);
+    choose_outside();
+    PyObject *module = PyModule_Create(&kernels_module);
+    if (module != NULL &&
+        PyModule_AddStringConstant(module, "outside_implementation", outside_in_use_name) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }
