@@ -221,7 +221,7 @@ def reference_rejection(length, stream, low, high):
     Per chunk: the chunk's normal draws; the positions outside the bounds
     (compared in float32); those positions, in order, take the accepted draws
     of the chunk's "redraw" generator, drawn _round_up(int(1.25 * missing) + 16)
-    at a time; then the float32 values are limited to the float32 numbers
+    at a time (initlab draws other lengths: the values must not depend on it); then the float32 values are limited to the float32 numbers
     inside the bounds (only a bound that float32 rounds outward can matter).
     """
     low32, high32 = np.float32(low), np.float32(high)
@@ -261,6 +261,37 @@ def test_rejection_sampler_equals_a_plain_numpy_rejection(seed, name, low, high,
     double = torch.empty(length, dtype=torch.float64)
     truncated_normal_(double, stream, low=low, high=high)
     assert torch.equal(double, wide) and np.array_equal(double.numpy(), reference.astype(np.float64))
+
+
+@pytest.mark.parametrize("low, high", [(-2.0, 2.0), (-0.7, 0.7)])
+def test_rejection_sampler_values_do_not_depend_on_the_proposal_length(monkeypatch, low, high):
+    # initlab draws one round of proposals per chunk almost always; with 16 at a
+    # time every chunk takes hundreds of rounds, and the values must not change
+    # (the reference draws int(1.25 * missing) + 16 at a time)
+    stream = Stream(11, "rounds")
+    length = CHUNK + 4099
+    rounds = []
+
+    def sixteen(missing, acceptance):
+        rounds.append(missing)
+        return 16
+
+    monkeypatch.setattr(streams, "_proposal_length", sixteen)
+    values = filled((length,), stream, truncated_normal_, low=low, high=high).numpy()
+    assert len(rounds) > 100
+    assert np.array_equal(values, reference_rejection(length, stream, low, high))
+
+
+@pytest.mark.parametrize("acceptance", [0.5, 0.8427, 0.9545])
+@pytest.mark.parametrize("missing", [1, 3, 40, 1000, 11_916, 126_877])
+def test_proposal_length_is_a_block_multiple_that_leaves_six_standard_deviations(missing, acceptance):
+    length = streams._proposal_length(missing, acceptance)
+    assert length % 16 == 0 and length >= 16
+    # accepted count ~ Binomial(length, acceptance); a second round needs it below
+    # missing: 6 standard deviations out (normal approximation 1e-9), exactly:
+    assert stats.binom.cdf(missing - 1, length, acceptance) < 1e-8
+    # and not much more than needed: the 6 sd margin, one block and the rounding
+    assert length <= (missing + 6 * math.sqrt(missing * (1 - acceptance))) / acceptance + 32
 
 
 def test_rejection_sampler_shards_equal_the_numpy_rejection():
