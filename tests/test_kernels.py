@@ -1,6 +1,7 @@
 """initlab._kernels: the compiled loops of the truncated-normal rejection sampler."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -174,3 +175,182 @@ def test_outside_ignores_nan_like_numpy():
     positions = np.empty(values.size, dtype=np.int64)
     count = _kernels.outside(values, -2.0, 2.0, positions)
     np.testing.assert_array_equal(positions[:count], reference_outside(values, -2.0, 2.0))
+
+
+# ------------------------------------------------------------------ audit statistics: moments, histogram
+
+
+def reference_moments(values, units, inner, low, high, step):
+    """numpy's figures for moments(): float64 sums, NaN-ignoring range and unit maxima."""
+    finite_or_inf = values[~np.isnan(values)]
+    wide = values.astype(np.float64)
+    by_unit = values.reshape(-1, units, inner).transpose(1, 0, 2).reshape(units, -1)
+    unit_maxima = np.array([np.nanmax(row) if not np.all(np.isnan(row)) else -np.inf for row in by_unit],
+                           dtype=np.float32) if values.size else np.full(units, -np.inf, dtype=np.float32)
+    near = (values <= np.float32(low)) | (values >= np.float32(high))
+    with np.errstate(invalid="ignore"):  # inf - inf in the sums of the special cases
+        total, squares = wide.sum(), (wide * wide).sum()
+    return {
+        "nan": int(np.isnan(values).sum()), "inf": int(np.isinf(values).sum()),
+        "total": total, "squares": squares,
+        "minimum": float(finite_or_inf.min()) if finite_or_inf.size else np.inf,
+        "maximum": float(finite_or_inf.max()) if finite_or_inf.size else -np.inf,
+        "saturated": int(near.sum()), "unit_maxima": unit_maxima, "subsample": values[::step],
+    }
+
+
+@pytest.mark.parametrize("outer, units, inner", [(0, 3, 1), (1, 1, 1), (3, 5, 1), (256, 37, 1), (7, 3, 50),
+                                                 (4, 16, 9), (2, 1, 1029)])
+@pytest.mark.parametrize("special", [False, True])
+def test_moments_match_numpy(outer, units, inner, special):
+    rng = np.random.default_rng(outer * 1000 + units + inner)
+    values = (rng.standard_normal(outer * units * inner, dtype=np.float32) * 3).astype(np.float32)
+    if special and values.size:
+        where = rng.integers(0, values.size, size=max(1, values.size // 9))
+        values[where] = rng.choice(np.array([np.nan, np.inf, -np.inf, 0.99, -0.99], dtype=np.float32), size=where.size)
+    low, high = float(np.float32(-0.99)), float(np.float32(0.99))
+    step = max(1, values.size // 11)
+    maxima = np.full(units, 7.0, dtype=np.float32)
+    subsample = np.full(len(range(0, values.size, step)) + 2, 5.0, dtype=np.float32)
+    nans, infs, total, squares, minimum, maximum, near = _kernels.moments(
+        values, units, inner, low, high, maxima, step, subsample)
+    expected = reference_moments(values, units, inner, low, high, step)
+    assert (nans, infs, near) == (expected["nan"], expected["inf"], expected["saturated"])
+    assert (minimum, maximum) == (expected["minimum"], expected["maximum"])
+    np.testing.assert_array_equal(maxima, expected["unit_maxima"])
+    np.testing.assert_array_equal(subsample[:-2], expected["subsample"])
+    assert np.all(subsample[-2:] == 5.0)  # nothing written past ceil(len / step)
+    if nans == 0 and infs == 0:
+        # double sums of float32 values in 8 interleaved partial sums: a few double roundings
+        scale = np.abs(values.astype(np.float64)).sum() if values.size else 0.0
+        assert abs(total - expected["total"]) <= 1e-13 * scale
+        assert abs(squares - expected["squares"]) <= 1e-13 * expected["squares"]
+    else:
+        assert math.isnan(total) or math.isinf(minimum) or math.isinf(maximum)
+
+
+def test_moments_without_optional_outputs_or_limits_counts_nothing_saturated():
+    values = np.array([1.0, -1.0, 2.0, np.inf], dtype=np.float32)
+    assert _kernels.moments(values, 1, 1, -np.inf, np.inf, None, 1, None) == (0, 1, np.inf, np.inf, -1.0, np.inf, 0)
+    values[3] = 0.5
+    result = _kernels.moments(values, 2, 1, -1.0, 2.0, None, 3, None)
+    assert result == (0, 0, 2.5, 6.25, -1.0, 2.0, 2)
+
+
+def test_histogram_equals_torch_histc_on_sorted_values():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    cases = [rng.standard_normal(n, dtype=np.float32) for n in (2, 17, 1000, 16384)]
+    cases += [np.floor(rng.random(4000, dtype=np.float32) * 40) / 40 * 7 - 2,  # values on bin edges
+              np.maximum(rng.standard_normal(5000, dtype=np.float32), 0) * 3,  # ReLU zeros
+              rng.standard_normal(3000, dtype=np.float32) * 1e4 + 3e4]
+    for values in cases:
+        ordered = np.sort(values.astype(np.float32))
+        for bins in (1, 7, 40):
+            counts = np.full(bins, -1, dtype=np.int64)
+            low, high = _kernels.histogram(ordered, counts)
+            assert (low, high) == (float(ordered[0]), float(ordered[-1]))
+            expected = torch.histc(torch.from_numpy(ordered), bins=bins, min=low, max=high).long().numpy()
+            np.testing.assert_array_equal(counts, expected)
+
+
+def test_histogram_of_equal_values_leaves_zero_counts():
+    counts = np.full(5, 3, dtype=np.int64)
+    assert _kernels.histogram(np.full(9, 2.5, dtype=np.float32), counts) == (2.5, 2.5)
+    np.testing.assert_array_equal(counts, 0)
+
+
+def call_moments(values=None, units=1, inner=1, low=-np.inf, high=np.inf, maxima=None, step=1, subsample=None):
+    values = np.zeros(8, dtype=np.float32) if values is None else values
+    return _kernels.moments(values, units, inner, low, high, maxima, step, subsample)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: call_moments(values=np.zeros(8)), TypeError,
+         "moments: values must be a one-dimensional float32 buffer, got format 'd'"),
+        (lambda: call_moments(values=np.zeros((2, 4), dtype=np.float32)), TypeError,
+         "moments: values must be a one-dimensional float32 buffer, got format 'f' (item size 4) with 2 dimension(s)"),
+        (lambda: call_moments(values=np.zeros(16, dtype=np.float32)[::2]), TypeError,
+         "moments: values must be a readable C-contiguous float32 buffer (e.g. a numpy array), got numpy.ndarray"),
+        (lambda: call_moments(maxima=np.zeros(1)), TypeError,
+         "moments: unit_maxima must be a one-dimensional float32 buffer, got format 'd'"),
+        (lambda: call_moments(maxima=np.frombuffer(bytes(4), dtype=np.float32)), TypeError,
+         "moments: unit_maxima must be a writable C-contiguous float32 buffer"),
+        (lambda: call_moments(subsample=[0.0] * 8), TypeError,
+         "moments: subsample must be a writable C-contiguous float32 buffer (e.g. a numpy array), got list"),
+        (lambda: call_moments(units=3), ValueError,
+         "moments: values has 8 items, not a multiple of units * inner = 3 * 1"),
+        (lambda: call_moments(units=2, inner=3), ValueError,
+         "moments: values has 8 items, not a multiple of units * inner = 2 * 3"),
+        (lambda: call_moments(inner=0), ValueError, "moments: units=1, inner=0, step=1; expected each >= 1"),
+        (lambda: call_moments(step=0), ValueError, "moments: units=1, inner=1, step=0; expected each >= 1"),
+        (lambda: call_moments(units=2, maxima=np.zeros(3, dtype=np.float32)), ValueError,
+         "moments: unit_maxima has 3 items; expected units = 2"),
+        (lambda: call_moments(step=3, subsample=np.zeros(2, dtype=np.float32)), ValueError,
+         "moments: subsample has 2 items; expected at least ceil(8 / step=3) = 3"),
+        (lambda: call_moments(low=0.1), ValueError,
+         "moments: low=0.1 is not a float32 value; expected a bound rounded to float32 first (numpy.float32(low))"),
+        (lambda: call_moments(high=float("nan")), ValueError, "moments: high=nan is not a float32 value"),
+        (lambda: _kernels.histogram(np.zeros(4), np.zeros(2, dtype=np.int64)), TypeError,
+         "histogram: values must be a one-dimensional float32 buffer, got format 'd'"),
+        (lambda: _kernels.histogram(np.zeros(4, dtype=np.float32), np.zeros(2, dtype=np.int32)), TypeError,
+         "histogram: counts must be a one-dimensional int64 buffer, got format 'i'"),
+        (lambda: _kernels.histogram(np.zeros(0, dtype=np.float32), np.zeros(2, dtype=np.int64)), ValueError,
+         "histogram: values has 0 items and counts 2; expected at least one of each"),
+        (lambda: _kernels.histogram(np.zeros(3, dtype=np.float32), np.zeros(0, dtype=np.int64)), ValueError,
+         "histogram: values has 3 items and counts 0; expected at least one of each"),
+        (lambda: _kernels.histogram(np.array([1, 0, 2, 1], dtype=np.float32), np.zeros(2, dtype=np.int64)),
+         ValueError, "histogram: values are not sorted ascending (2 neighbour pairs out of order or NaN)"),
+        (lambda: _kernels.histogram(np.array([0, np.nan, 1], dtype=np.float32), np.zeros(2, dtype=np.int64)),
+         ValueError, "histogram: values are not sorted ascending (2 neighbour pairs out of order or NaN)"),
+        (lambda: _kernels.histogram(np.array([0, 1, np.inf], dtype=np.float32), np.zeros(2, dtype=np.int64)),
+         ValueError, "histogram: values run from a finite value to inf; expected finite values"),
+    ],
+)
+def test_bad_moments_and_histogram_arguments_raise(call, error, message):
+    with pytest.raises(error) as caught:
+        call()
+    assert str(caught.value).startswith(message)
+
+
+MOMENTS_CASES = """
+import json
+import math
+import numpy as np
+from initlab import _kernels
+
+rng = np.random.default_rng(5)
+special = np.array([np.nan, np.inf, -np.inf, -0.0, 1e30, -1e-30], dtype=np.float32)
+found = []
+for outer, units, inner in [(1, 1, 1), (1, 7, 1), (9, 8, 1), (5, 3, 17), (64, 33, 1), (3, 2, 4099)]:
+    for with_special in (False, True):
+        values = rng.standard_normal(outer * units * inner, dtype=np.float32)
+        if with_special:
+            values[rng.integers(0, values.size, size=max(1, values.size // 7))] = rng.choice(special)
+        maxima = np.empty(units, dtype=np.float32)
+        result = _kernels.moments(values, units, inner, -1.5, 1.5, maxima, 3, np.empty(values.size, dtype=np.float32))
+        found.append([repr(item) for item in result] + [maxima.tobytes().hex()])
+print(json.dumps({"implementation": _kernels.moments_implementation, "found": found}))
+"""
+
+
+def test_moments_implementation_in_use_equals_the_portable_one():
+    # The AVX-512F blocks keep the same 8 lanes as the SSE2 / plain C ones and sum them in the
+    # same order (a float32 value's square is exact in double, so FMA changes nothing): equal bits.
+    env = {key: value for key, value in os.environ.items() if key != "INITLAB_KERNELS_PORTABLE"}
+    runs = []
+    for portable in (False, True):
+        if portable:
+            env["INITLAB_KERNELS_PORTABLE"] = "1"
+        result = subprocess.run([sys.executable, "-c", MOMENTS_CASES], env=dict(env), capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        runs.append(json.loads(result.stdout.splitlines()[-1]))
+    dispatched, portable_run = runs
+    assert portable_run["implementation"] in ("sse2", "portable")
+    if "avx512f" in cpu_flags():
+        assert dispatched["implementation"] == "avx512f"
+    assert dispatched["implementation"] == _kernels.moments_implementation
+    assert len(dispatched["found"]) == 12
+    assert dispatched["found"] == portable_run["found"]

@@ -1,6 +1,7 @@
 /*
  * initlab._kernels: compiled inner loops of initlab.random's truncated-normal
- * rejection sampler.
+ * rejection sampler (outside, refill) and of initlab.audit's per-layer
+ * statistics (moments, histogram; see "audit statistics" below).
  *
  * Finding the ~4.5 % of normal draws outside +-2 sigma is, in numpy, a
  * comparison pass followed by np.flatnonzero, whose branch per element is
@@ -461,25 +462,487 @@ done:
     return PyLong_FromSsize_t(filled);
 }
 
+/* ------------------------------------------------------------------ audit statistics */
+
+/*
+ * Running figures of one pass over float32 values: sum and sum of squares
+ * in double, and the range (NaN ignored), in MOMENT_LANES independent lanes
+ * (value i of a block goes to lane i % MOMENT_LANES) so that consecutive
+ * values are not added on one dependency chain and SIMD registers hold the
+ * lanes; the lanes are summed once at the end, in the same order by every
+ * implementation, so all give the same result. (A float32 value's square
+ * is exact in double, so fused and separate multiply-adds agree too.)
+ * NaN/inf need no test per value: they make the sum NaN or the range
+ * infinite, and are counted afterwards only when that happens.
+ */
+#define MOMENT_LANES 8
+
+typedef struct {
+    double sum[MOMENT_LANES];
+    double squares[MOMENT_LANES];
+    float minimum[MOMENT_LANES];
+    float maximum[MOMENT_LANES];
+} moment_lanes;
+
+static void
+moment_lanes_init(moment_lanes *lanes)
+{
+    for (int j = 0; j < MOMENT_LANES; j++) {
+        lanes->sum[j] = 0.0;
+        lanes->squares[j] = 0.0;
+        lanes->minimum[j] = INFINITY;
+        lanes->maximum[j] = -INFINITY;
+    }
+}
+
+/* One value into lane j; *largest keeps the block's maximum (the order of minps/maxps). */
+static inline void
+moment_lane_add(moment_lanes *lanes, int j, float value, float *largest)
+{
+    double wide = (double)value;
+    lanes->sum[j] += wide;
+    lanes->squares[j] += wide * wide;
+    lanes->minimum[j] = value < lanes->minimum[j] ? value : lanes->minimum[j];
+    lanes->maximum[j] = value > lanes->maximum[j] ? value : lanes->maximum[j];
+    *largest = value > *largest ? value : *largest;
+}
+
+/*
+ * Add the whole blocks of MOMENT_LANES values of values[0:length] to the
+ * lanes, raise *largest to their maximum, and return how many were added.
+ */
+typedef Py_ssize_t (*moment_blocks_function)(moment_lanes *, const float *, Py_ssize_t, float *);
+
+static Py_ssize_t
+moment_blocks_portable(moment_lanes *lanes, const float *values, Py_ssize_t length, float *largest)
+{
+    Py_ssize_t blocks = length / MOMENT_LANES * MOMENT_LANES;
+#ifdef INITLAB_HAVE_SSE2
+    /* Two registers of four float lanes, four of two double lanes. */
+    __m128d sum[4], squares[4];
+    __m128 minimum[2], maximum[2], block_max[2];
+    for (int k = 0; k < 4; k++) {
+        sum[k] = _mm_loadu_pd(lanes->sum + 2 * k);
+        squares[k] = _mm_loadu_pd(lanes->squares + 2 * k);
+    }
+    for (int k = 0; k < 2; k++) {
+        minimum[k] = _mm_loadu_ps(lanes->minimum + 4 * k);
+        maximum[k] = _mm_loadu_ps(lanes->maximum + 4 * k);
+        block_max[k] = _mm_set1_ps(-INFINITY);
+    }
+    for (Py_ssize_t i = 0; i < blocks; i += MOMENT_LANES) {
+        for (int k = 0; k < 2; k++) {
+            __m128 value = _mm_loadu_ps(values + i + 4 * k);
+            __m128d low_half = _mm_cvtps_pd(value), high_half = _mm_cvtps_pd(_mm_movehl_ps(value, value));
+            sum[2 * k] = _mm_add_pd(sum[2 * k], low_half);
+            sum[2 * k + 1] = _mm_add_pd(sum[2 * k + 1], high_half);
+            squares[2 * k] = _mm_add_pd(squares[2 * k], _mm_mul_pd(low_half, low_half));
+            squares[2 * k + 1] = _mm_add_pd(squares[2 * k + 1], _mm_mul_pd(high_half, high_half));
+            minimum[k] = _mm_min_ps(value, minimum[k]);
+            block_max[k] = _mm_max_ps(value, block_max[k]);
+        }
+    }
+    float block_largest[MOMENT_LANES];
+    for (int k = 0; k < 2; k++) {
+        maximum[k] = _mm_max_ps(block_max[k], maximum[k]);
+        _mm_storeu_ps(lanes->minimum + 4 * k, minimum[k]);
+        _mm_storeu_ps(lanes->maximum + 4 * k, maximum[k]);
+        _mm_storeu_ps(block_largest + 4 * k, block_max[k]);
+    }
+    for (int k = 0; k < 4; k++) {
+        _mm_storeu_pd(lanes->sum + 2 * k, sum[k]);
+        _mm_storeu_pd(lanes->squares + 2 * k, squares[k]);
+    }
+    for (int j = 0; j < MOMENT_LANES; j++) {
+        *largest = block_largest[j] > *largest ? block_largest[j] : *largest;
+    }
+#else
+    for (Py_ssize_t i = 0; i < blocks; i += MOMENT_LANES) {
+        for (int j = 0; j < MOMENT_LANES; j++) {
+            moment_lane_add(lanes, j, values[i + j], largest);
+        }
+    }
+#endif
+    return blocks;
+}
+
+#ifdef INITLAB_HAVE_AVX512_DISPATCH
+/* The same lanes in one 256-bit float and two 512-bit double registers (AVX-512F). */
+__attribute__((target("avx512f")))
+static Py_ssize_t
+moment_blocks_avx512(moment_lanes *lanes, const float *values, Py_ssize_t length, float *largest)
+{
+    Py_ssize_t blocks = length / MOMENT_LANES * MOMENT_LANES;
+    __m512d sum = _mm512_loadu_pd(lanes->sum), squares = _mm512_loadu_pd(lanes->squares);
+    __m256 minimum = _mm256_loadu_ps(lanes->minimum), maximum = _mm256_loadu_ps(lanes->maximum);
+    __m256 block_max = _mm256_set1_ps(-INFINITY);
+    for (Py_ssize_t i = 0; i < blocks; i += MOMENT_LANES) {
+        __m256 value = _mm256_loadu_ps(values + i);
+        __m512d wide = _mm512_cvtps_pd(value);
+        sum = _mm512_add_pd(sum, wide);
+        squares = _mm512_fmadd_pd(wide, wide, squares);
+        minimum = _mm256_min_ps(value, minimum);
+        block_max = _mm256_max_ps(value, block_max);
+    }
+    maximum = _mm256_max_ps(block_max, maximum);
+    _mm512_storeu_pd(lanes->sum, sum);
+    _mm512_storeu_pd(lanes->squares, squares);
+    _mm256_storeu_ps(lanes->minimum, minimum);
+    _mm256_storeu_ps(lanes->maximum, maximum);
+    float block_largest[MOMENT_LANES];
+    _mm256_storeu_ps(block_largest, block_max);
+    for (int j = 0; j < MOMENT_LANES; j++) {
+        *largest = block_largest[j] > *largest ? block_largest[j] : *largest;
+    }
+    return blocks;
+}
+#endif
+
+static moment_blocks_function moment_blocks_in_use = moment_blocks_portable;
+static const char *moment_blocks_in_use_name =
+#ifdef INITLAB_HAVE_SSE2
+    "sse2";
+#else
+    "portable";
+#endif
+
+/* The AVX-512F blocks when the CPU has them, unless INITLAB_KERNELS_PORTABLE is set (as for outside()). */
+static void
+choose_moments(void)
+{
+#ifdef INITLAB_HAVE_AVX512_DISPATCH
+    const char *portable = getenv("INITLAB_KERNELS_PORTABLE");
+    if (portable != NULL && portable[0] != '\0') {
+        return;
+    }
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+        moment_blocks_in_use = moment_blocks_avx512;
+        moment_blocks_in_use_name = "avx512f";
+    }
+#endif
+}
+
+/* Add values[0:length] to the lanes; return the largest of them (NaN ignored, -inf if none). */
+static float
+moment_lanes_add(moment_lanes *lanes, const float *values, Py_ssize_t length)
+{
+    float largest = -INFINITY;
+    Py_ssize_t i = moment_blocks_in_use(lanes, values, length, &largest);
+    for (int j = 0; i < length; i++, j++) {
+        moment_lane_add(lanes, j, values[i], &largest);
+    }
+    return largest;
+}
+
+/*
+ * Get a one-dimensional C-contiguous buffer like get_vector, or accept None
+ * (view->buf set to NULL, nothing to release).
+ */
+static int
+get_optional_vector(PyObject *object, Py_buffer *view, char kind, const char *function,
+                    const char *argument)
+{
+    if (object == Py_None) {
+        view->buf = NULL;
+        view->shape = NULL;
+        return 0;
+    }
+    return get_vector(object, view, kind, 1, function, argument);
+}
+
+static void
+release_optional(Py_buffer *view)
+{
+    if (view->buf != NULL) {
+        PyBuffer_Release(view);
+    }
+}
+
+PyDoc_STRVAR(moments_doc,
+"moments(values, units, inner, low, high, unit_maxima, step, subsample) -> tuple\n"
+"\n"
+"One pass over a layer output's float32 values, seen as an array of shape\n"
+"(outer, units, inner) (outer = len(values) // (units * inner)), returning\n"
+"(nan_count, inf_count, total, squares, minimum, maximum, saturated):\n"
+"\n"
+"    total, squares: sum(x) and sum(x * x), accumulated in double in 8\n"
+"        interleaved partial sums (more accurate than float32 sums);\n"
+"    minimum, maximum: of the values other than NaN (+inf, -inf if none);\n"
+"    saturated: how many values satisfy x <= low or x >= high (float32\n"
+"        comparisons; 0 without a pass when low and high are -inf and +inf).\n"
+"\n"
+"When unit_maxima is given, unit_maxima[u] receives the largest value of\n"
+"unit u over the outer and inner positions (NaN ignored). When subsample is\n"
+"given, subsample[k] receives values[k * step] for k < ceil(len(values) / step)\n"
+"(the evenly strided subsample values[::step]); later items are left alone.\n"
+"\n"
+"Args:\n"
+"    values: one-dimensional C-contiguous float32 buffer.\n"
+"    units, inner: sizes >= 1 with len(values) a multiple of units * inner.\n"
+"    low, high: saturation limits; each must be a float32 value or +-inf.\n"
+"    unit_maxima: None or a writable float32 buffer of exactly units items.\n"
+"    step: subsample stride >= 1.\n"
+"    subsample: None or a writable float32 buffer of at least\n"
+"        ceil(len(values) / step) items.\n"
+"\n"
+"Raises:\n"
+"    TypeError: a buffer of another type, format or layout.\n"
+"    ValueError: a limit that is not a float32 value, sizes that do not fit\n"
+"        values, or an output buffer of the wrong length.");
+
+static PyObject *
+kernels_moments(PyObject *module, PyObject *args)
+{
+    PyObject *values_object, *maxima_object, *subsample_object;
+    Py_ssize_t units, inner, step;
+    double low, high;
+    float low32, high32;
+    Py_buffer values, maxima, subsample;
+    if (!PyArg_ParseTuple(args, "OnnddOnO:moments", &values_object, &units, &inner, &low, &high,
+                          &maxima_object, &step, &subsample_object)) {
+        return NULL;
+    }
+    if (float32_bound(low, &low32, "moments", "low") < 0 ||
+        float32_bound(high, &high32, "moments", "high") < 0) {
+        return NULL;
+    }
+    if (units < 1 || inner < 1 || step < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "moments: units=%zd, inner=%zd, step=%zd; expected each >= 1", units, inner, step);
+        return NULL;
+    }
+    if (get_vector(values_object, &values, 'f', 0, "moments", "values") < 0) {
+        return NULL;
+    }
+    if (get_optional_vector(maxima_object, &maxima, 'f', "moments", "unit_maxima") < 0) {
+        PyBuffer_Release(&values);
+        return NULL;
+    }
+    if (get_optional_vector(subsample_object, &subsample, 'f', "moments", "subsample") < 0) {
+        PyBuffer_Release(&values);
+        release_optional(&maxima);
+        return NULL;
+    }
+    Py_ssize_t length = values.shape[0];
+    Py_ssize_t picked = length == 0 ? 0 : (length - 1) / step + 1;
+    Py_ssize_t nan_count = 0, inf_count = 0, saturated = 0;
+    double total = 0.0, squares = 0.0;
+    float minimum = INFINITY, maximum = -INFINITY;
+    if (length % units != 0 || (length / units) % inner != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "moments: values has %zd items, not a multiple of units * inner = %zd * %zd",
+                     length, units, inner);
+        goto done;
+    }
+    if (maxima.buf != NULL && maxima.shape[0] != units) {
+        PyErr_Format(PyExc_ValueError,
+                     "moments: unit_maxima has %zd items; expected units = %zd",
+                     maxima.shape[0], units);
+        goto done;
+    }
+    if (subsample.buf != NULL && subsample.shape[0] < picked) {
+        PyErr_Format(PyExc_ValueError,
+                     "moments: subsample has %zd items; expected at least ceil(%zd / step=%zd) = %zd",
+                     subsample.shape[0], length, step, picked);
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const float *data = (const float *)values.buf;
+    float *unit_max = (float *)maxima.buf;
+    moment_lanes lanes;
+    moment_lanes_init(&lanes);
+    if (unit_max == NULL) {
+        moment_lanes_add(&lanes, data, length);
+    }
+    else {
+        Py_ssize_t outer = length / units / inner;
+        for (Py_ssize_t u = 0; u < units; u++) {
+            unit_max[u] = -INFINITY;
+        }
+        for (Py_ssize_t o = 0; o < outer; o++) {
+            const float *row = data + o * units * inner;
+            if (inner == 1) {
+                moment_lanes_add(&lanes, row, units);
+                for (Py_ssize_t u = 0; u < units; u++) {
+                    unit_max[u] = row[u] > unit_max[u] ? row[u] : unit_max[u];
+                }
+            }
+            else {
+                for (Py_ssize_t u = 0; u < units; u++) {
+                    float largest = moment_lanes_add(&lanes, row + u * inner, inner);
+                    unit_max[u] = largest > unit_max[u] ? largest : unit_max[u];
+                }
+            }
+        }
+    }
+    for (int j = 0; j < MOMENT_LANES; j++) {
+        total += lanes.sum[j];
+        squares += lanes.squares[j];
+        minimum = lanes.minimum[j] < minimum ? lanes.minimum[j] : minimum;
+        maximum = lanes.maximum[j] > maximum ? lanes.maximum[j] : maximum;
+    }
+    if (length > 0 && !(isfinite(total) && isfinite(minimum) && isfinite(maximum))) {
+        for (Py_ssize_t i = 0; i < length; i++) {
+            nan_count += isnan(data[i]) != 0;
+            inf_count += isinf(data[i]) != 0;
+        }
+    }
+    if (low32 > -INFINITY || high32 < INFINITY) {
+        for (Py_ssize_t i = 0; i < length; i++) {
+            saturated += (data[i] <= low32) | (data[i] >= high32);
+        }
+    }
+    if (subsample.buf != NULL) {
+        float *target = (float *)subsample.buf;
+        for (Py_ssize_t k = 0; k < picked; k++) {
+            target[k] = data[k * step];
+        }
+    }
+    Py_END_ALLOW_THREADS
+done:
+    PyBuffer_Release(&values);
+    release_optional(&maxima);
+    release_optional(&subsample);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return Py_BuildValue("nnddddn", nan_count, inf_count, total, squares, (double)minimum,
+                         (double)maximum, saturated);
+}
+
+/* ((value - low) * bins) / (high - low) rounded to float32 at each step, as torch does. */
+static inline float
+histogram_position(float value, float low, float scale, float width)
+{
+    return ((value - low) * scale) / width;
+}
+
+PyDoc_STRVAR(histogram_doc,
+"histogram(values, counts) -> (low, high)\n"
+"\n"
+"Count sorted float32 values into len(counts) equal bins from their minimum\n"
+"low = values[0] to their maximum high = values[-1], as torch.histc(values,\n"
+"len(counts), min=low, max=high) does: x goes to bin\n"
+"int(((x - low) * bins) / (high - low)), each operation rounded to float32,\n"
+"the maximum into the last bin. That bin number never decreases along\n"
+"sorted values, so each bin's edge is found by bisection (O(bins log n)).\n"
+"Returns (low, high). When every value is equal (low == high), counts is set\n"
+"to zero: torch.histc's convention for an empty range is the caller's.\n"
+"\n"
+"Args:\n"
+"    values: one-dimensional C-contiguous float32 buffer of finite values\n"
+"        sorted ascending, at least one.\n"
+"    counts: writable one-dimensional C-contiguous int64 buffer, >= 1 item.\n"
+"\n"
+"Raises:\n"
+"    TypeError: a buffer of another type, format or layout.\n"
+"    ValueError: no values or no bins, values not sorted ascending (a NaN\n"
+"        counts as out of order), or an infinite value.");
+
+static PyObject *
+kernels_histogram(PyObject *module, PyObject *args)
+{
+    PyObject *values_object, *counts_object;
+    Py_buffer values, counts;
+    if (!PyArg_ParseTuple(args, "OO:histogram", &values_object, &counts_object)) {
+        return NULL;
+    }
+    if (get_vector(values_object, &values, 'f', 0, "histogram", "values") < 0) {
+        return NULL;
+    }
+    if (get_vector(counts_object, &counts, 'l', 1, "histogram", "counts") < 0) {
+        PyBuffer_Release(&values);
+        return NULL;
+    }
+    Py_ssize_t length = values.shape[0], bins = counts.shape[0], unsorted = 0;
+    const float *data = (const float *)values.buf;
+    float low = 0.0f, high = 0.0f;
+    if (length == 0 || bins == 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "histogram: values has %zd items and counts %zd; expected at least one of each",
+                     length, bins);
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i + 1 < length; i++) {
+        unsorted += !(data[i] <= data[i + 1]);
+    }
+    Py_END_ALLOW_THREADS
+    low = data[0];
+    high = data[length - 1];
+    if (unsorted > 0 || isnan(low) || isnan(high)) {
+        PyErr_Format(PyExc_ValueError,
+                     "histogram: values are not sorted ascending (%zd neighbour pairs out of order "
+                     "or NaN); expected sorted finite values",
+                     unsorted);
+        goto done;
+    }
+    if (!(fabsf(low) <= FLT_MAX && fabsf(high) <= FLT_MAX)) {
+        PyErr_Format(PyExc_ValueError,
+                     "histogram: values run from %s to %s; expected finite values",
+                     low < -FLT_MAX ? "-inf" : "a finite value", high > FLT_MAX ? "inf" : "a finite value");
+        goto done;
+    }
+    int64_t *bin_counts = (int64_t *)counts.buf;
+    for (Py_ssize_t b = 0; b < bins; b++) {
+        bin_counts[b] = 0;
+    }
+    if (high > low) {
+        float width = high - low, scale = (float)bins;
+        /* below[b] = how many values have a position < b + 1, i.e. lie in bins 0..b. */
+        Py_ssize_t previous = 0;
+        for (Py_ssize_t b = 0; b + 1 < bins; b++) {
+            float edge = (float)(b + 1);
+            Py_ssize_t first = previous, last = length;
+            while (first < last) {
+                Py_ssize_t middle = first + (last - first) / 2;
+                if (histogram_position(data[middle], low, scale, width) < edge) {
+                    first = middle + 1;
+                }
+                else {
+                    last = middle;
+                }
+            }
+            bin_counts[b] = first - previous;
+            previous = first;
+        }
+        bin_counts[bins - 1] = length - previous;
+    }
+done:
+    PyBuffer_Release(&values);
+    PyBuffer_Release(&counts);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return Py_BuildValue("dd", (double)low, (double)high);
+}
+
 static PyMethodDef kernels_methods[] = {
     {"outside", kernels_outside, METH_VARARGS, outside_doc},
     {"refill", kernels_refill, METH_VARARGS, refill_doc},
+    {"moments", kernels_moments, METH_VARARGS, moments_doc},
+    {"histogram", kernels_histogram, METH_VARARGS, histogram_doc},
     {NULL, NULL, 0, NULL},
 };
 
 PyDoc_STRVAR(module_doc,
-"Compiled inner loops of initlab.random's truncated-normal rejection sampler.\n"
+"Compiled inner loops of initlab.random's truncated-normal rejection sampler\n"
+"and of initlab.audit's per-layer statistics.\n"
 "\n"
 "outside() finds the positions of the values outside the bounds (64 values\n"
 "per branch-free bit-mask step instead of numpy's mispredicted per-element\n"
 "branch in flatnonzero); refill() writes accepted redraws at those\n"
-"positions in order. Both release the GIL and validate every buffer.\n"
+"positions in order. moments() reads a layer output once for its sums\n"
+"(in double), range, unit maxima, saturated count and strided subsample;\n"
+"histogram() bins a sorted subsample as torch.histc does. All release the\n"
+"GIL and validate every buffer.\n"
 "\n"
-"outside_implementation names the version of outside() chosen at import:\n"
-"'avx512f' when the CPU has AVX-512F (x86-64), else 'sse2' (x86-64) or\n"
-"'portable'. Setting the environment variable INITLAB_KERNELS_PORTABLE to a\n"
-"non-empty value before the import keeps the portable one (results are the\n"
-"same; the tests compare the two).");
+"outside_implementation and moments_implementation name the versions chosen\n"
+"at import: 'avx512f' when the CPU has AVX-512F (x86-64), else 'sse2'\n"
+"(x86-64) or 'portable'. Setting the environment variable\n"
+"INITLAB_KERNELS_PORTABLE to a non-empty value before the import keeps the\n"
+"portable ones (results are the same; the tests compare them).");
 
 static struct PyModuleDef kernels_module = {
     PyModuleDef_HEAD_INIT, "initlab._kernels", module_doc, -1, kernels_methods, NULL, NULL, NULL, NULL,
@@ -489,9 +952,11 @@ PyMODINIT_FUNC
 PyInit__kernels(void)
 {
     choose_outside();
+    choose_moments();
     PyObject *module = PyModule_Create(&kernels_module);
     if (module != NULL &&
-        PyModule_AddStringConstant(module, "outside_implementation", outside_in_use_name) < 0) {
+        (PyModule_AddStringConstant(module, "outside_implementation", outside_in_use_name) < 0 ||
+         PyModule_AddStringConstant(module, "moments_implementation", moment_blocks_in_use_name) < 0)) {
         Py_DECREF(module);
         return NULL;
     }

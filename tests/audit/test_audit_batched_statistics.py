@@ -3,6 +3,7 @@ figures as the one-tensor functions they replace in the capture."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -97,11 +98,104 @@ def test_report_does_not_depend_on_how_outputs_are_buffered(monkeypatch):
     from initlab.audit import audit, capture
 
     torch.manual_seed(0)
+    # float64: float32 CPU outputs are measured in the hook by the compiled kernel, without buffers
     model = nn.Sequential(*[nn.Sequential(nn.Linear(16 + i % 3, 16 + (i + 1) % 3), nn.ReLU()) for i in range(9)])
-    batch = torch.randn(64, 16, generator=torch.Generator().manual_seed(4))
+    model = model.double()
+    batch = torch.randn(64, 16, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     default = audit(model, batch, jacobian=False).to_json()
-    monkeypatch.setattr(capture, "GROUP_BYTES", 3 * 64 * 18 * 4)  # buffers of 2-3 outputs
+    monkeypatch.setattr(capture, "GROUP_BYTES", 3 * 64 * 18 * 8)  # buffers of 2-3 outputs
     monkeypatch.setattr(capture, "PENDING_BYTES", 10_000)  # and frequent flushes of part-filled ones
     assert audit(model, batch, jacobian=False).to_json() == default
     monkeypatch.setattr(capture, "GROUP_BYTES", 0)  # every output measured on its own, no copy
     assert audit(model, batch, jacobian=False).to_json() == default
+
+
+def test_summarize_float32_gives_the_figures_of_summarize_rows():
+    generator = torch.Generator().manual_seed(5)
+    rows = awkward_rows(generator, length=40000)  # > SUBSAMPLE: the strided subsample is used
+    rows[7, :100] = 2.0  # saturated values at the limits
+    limits = statistics.saturation_limits((-2.0, 2.0), 0.005)
+    for row in list(rows) + [rows[8, :1], rows[9, :37]]:
+        summary, maxima, near = statistics.summarize_float32(row.reshape(-1, 8) if row.numel() % 8 == 0 else row,
+                                                             units=8 if row.numel() % 8 == 0 else 1,
+                                                             limits=limits, unit_maxima=True)
+        reference = statistics.summarize_rows(row.reshape(1, -1))[0]
+        assert (summary.numel, summary.non_finite, summary.min, summary.max) == (
+            reference.numel, reference.non_finite, reference.min, reference.max)
+        assert summary.percentiles == reference.percentiles
+        assert summary.histogram_counts == reference.histogram_counts
+        assert summary.histogram_edges == reference.histogram_edges
+        values = row.double().numpy()
+        # double sums: within a few float32 roundings of the float64 reference (float32 sums: 1e-5)
+        assert summary.mean == pytest.approx(values.mean(), rel=1e-6, abs=1e-7 * np.abs(values).max())
+        if row.numel() > 1:
+            assert summary.std == pytest.approx(values.std(ddof=1), rel=1e-6, abs=1e-7 * np.abs(values).max())
+        assert near == statistics.saturated_counts(row.reshape(1, -1), (-2.0, 2.0), 0.005)[0]
+        units = 8 if row.numel() % 8 == 0 else 1
+        np.testing.assert_array_equal(maxima, row.reshape(-1, units).amax(dim=0).numpy())
+    rows[6, 3] = float("nan")
+    assert statistics.summarize_float32(rows[6]) is None  # NaN/inf: summarize_rows' job
+
+
+def test_units_surely_distinct_never_hides_a_pair_duplicate_pairs_rows_finds():
+    generator = torch.Generator().manual_seed(6)
+    rtol = 1e-5
+    checked = {True: 0, False: 0}
+    for trial in range(300):
+        units, columns, fan_in = 12, 9, 5
+        vectors = torch.randn(units, columns, generator=generator)
+        weight, bias = torch.randn(units, fan_in, generator=generator), torch.randn(units, generator=generator)
+        kind = trial % 5
+        if kind >= 1:  # first columns equal (constant-like units), outputs or weights equal too
+            vectors[3, 0] = vectors[7, 0]
+        if kind >= 2:
+            vectors[3] = vectors[7] * (1 + 2e-6 * (kind - 2))
+        if kind >= 3:
+            weight[3], bias[3] = weight[7], bias[7] * (1 + 4e-6 * (kind == 4))
+        if kind == 4:
+            vectors[:, 0] = 0.25  # every unit in one run
+        pairs = statistics.duplicate_pairs_rows(vectors[None], [weight], [bias], rtol)[0]
+        surely = statistics.units_surely_distinct(vectors, weight, bias, rtol)
+        if surely:
+            assert len(pairs[0]) == 0, trial
+        checked[surely] += 1
+    assert checked[True] > 50 and checked[False] > 50  # both answers were exercised
+
+
+def test_compiled_statistics_give_the_report_of_the_torch_ones(monkeypatch):
+    from torch import nn
+
+    from initlab.audit import audit
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(24, 32), nn.Tanh(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32),
+                          nn.ReLU(), nn.Linear(32, 4))
+    with torch.no_grad():
+        model[2].weight[5] = model[2].weight[9]  # a symmetric pair of units
+        model[2].bias[5] = model[2].bias[9]
+        model[4].weight[:, 5] = model[4].weight[:, 9]  # and equal gradients
+        model[4].bias[:3] = -20.0  # dead units
+    batch = torch.randn(48, 24, generator=torch.Generator().manual_seed(7)) * 3  # tanh saturates
+    compiled = json.loads(audit(model, batch, jacobian=False).to_json())
+    monkeypatch.setattr(statistics, "compiled_layout", lambda tensor: False)
+    reference = json.loads(audit(model, batch, jacobian=False).to_json())
+
+    def compare(ours, theirs, path):
+        if isinstance(ours, dict):
+            assert ours.keys() == theirs.keys(), path
+            for key in ours:
+                compare(ours[key], theirs[key], f"{path}.{key}")
+        elif isinstance(ours, list):
+            assert len(ours) == len(theirs), path
+            for index, (mine, other) in enumerate(zip(ours, theirs)):
+                compare(mine, other, f"{path}[{index}]")
+        elif isinstance(ours, float) and isinstance(theirs, float):
+            # double sums against float32 ones: mean, std, norms and what derives from them
+            assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-9) or (math.isnan(ours) and math.isnan(theirs)), path
+        else:
+            assert ours == theirs, path
+
+    compare(compiled, reference, "report")
+    layers = {layer["name"]: layer for layer in compiled["layers"]}
+    assert (layers["2"]["symmetric_units"], layers["4"]["dead_units"]) == (1, 3)
+    assert layers["0"]["saturated_fraction"] > 0.05

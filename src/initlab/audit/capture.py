@@ -7,9 +7,14 @@ Activation functions called in a ``forward`` outside any recorded module
 (``F.relu(x)``, ``x.tanh()``) are recorded too, through a
 :class:`torch.overrides.TorchFunctionMode` that is active during the forward pass only.
 
-Forward statistics. The hook copies the output (one memory pass over a tensor that is
-still in cache) before a later in-place operation (``nn.ReLU(inplace=True)``, ``x +=
-y``) can change it, into a buffer shared by the outputs of the same shape and role
+Forward statistics. A float32, contiguous CPU output (:func:`statistics.compiled_layout`)
+is measured in the hook, in place and before a later in-place operation
+(``nn.ReLU(inplace=True)``, ``x += y``) can change it, by one pass of the compiled kernel
+(:func:`statistics.summarize_float32`: sums in double, range, dead-unit maxima, saturated
+count, subsample) and a sort of its subsample; its symmetry check is usually settled by
+:func:`statistics.units_surely_distinct` (one sort of a column), else run on the output
+itself. Any other output is copied by the hook (one memory pass over a tensor that is
+still in cache) into a buffer shared by the outputs of the same shape and role
 (same unit axis, activation checks, weight rows); when a buffer is full, and at the end
 of the forward pass (:meth:`Capture.finish_forward`), the statistics of all the outputs
 in it are computed together by the ``*_rows`` functions of
@@ -18,7 +23,7 @@ output. Buffers hold at most :data:`GROUP_BYTES` each; an output of
 :data:`IMMEDIATE_NUMEL` elements or more is measured in the hook without a copy. Per-call
 work runs on one intra-op thread (:func:`statistics.single_threaded`); a buffer's
 reductions, each over megabytes, run on the caller's threads like the model. Gradients
-are read by tensor hooks registered on each recorded output (one sum and one norm each);
+are read by tensor hooks registered on each recorded output (:func:`statistics.norm_and_std`);
 a hook registered before an in-place change receives the gradient w.r.t. the value the
 output had when it was registered.
 
@@ -31,6 +36,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -62,6 +68,8 @@ _FUNCTIONAL = {
     "relu6": ("relu6", ()), "mish": ("mish", ()), "softplus": ("softplus", ("beta",)), "softsign": ("softsign", ()),
 }
 _ACTIVATION_PARAMETERS = ("alpha", "negative_slope", "min_val", "max_val", "beta", "approximate")
+
+_NO_UNITS = torch.zeros(0, dtype=torch.long)
 
 GROUP_BYTES = 8 * 2**20
 """Size of the buffer holding copies of same-role outputs until their statistics are computed:
@@ -374,6 +382,9 @@ class Capture:
             weight_rows=(has_weight_rows(module) and output.ndim >= 2
                          and module.weight.shape[0] == output.shape[record.unit_axis]),
         )
+        if statistics.compiled_layout(output):
+            self._measure_compiled(record, role, output)
+            return
         if role.weight_rows:  # the weight's share of the symmetry sort key, while the weight is in cache
             width = math.prod(module.weight.shape[1:]) + (module.bias is not None)
             columns = statistics.unit_vector_length(role.shape, role.unit_axis)
@@ -428,16 +439,56 @@ class Capture:
                 record.saturated_fraction = near / numel if numel else float("nan")
         if role.weight_rows:
             vectors = statistics.unit_vectors_rows(stack, role.unit_axis)
-            scales = None  # the vectors' largest magnitude: the output's when they hold all of it
-            if vectors[0].numel() == rows.shape[1] and not any(record.output.non_finite for record in records):
-                scales = [max(-record.output.min, record.output.max) for record in records]
-            pairs = statistics.duplicate_pairs_rows(
-                vectors, [record.module.weight for record in records], [record.module.bias for record in records],
-                self.thresholds.symmetry_rtol, self.seed, scales, [record.row_key for record in records])
-            for record, found in zip(records, pairs):
-                record.duplicate_pairs = found
-                record.symmetric_units = len(found[0])
-                record.row_key = None
+            self._measure_symmetry(records, vectors, vectors[0].numel() == rows.shape[1])
+
+    def _measure_compiled(self, record: Record, role: _Role, output: torch.Tensor) -> None:
+        """Statistics of one float32 contiguous CPU output, read in place by the compiled
+        kernel in the hook (no copy); NaN/inf sends it to :meth:`_measure_stack`."""
+        measure_units = role.dies and len(role.shape) >= 2
+        units = inner = 1
+        if measure_units:
+            axis = role.unit_axis % len(role.shape)
+            units, inner = role.shape[axis], math.prod(role.shape[axis + 1:])
+        limits = None
+        if role.bounds is not None:
+            limits = statistics.saturation_limits(role.bounds, self.thresholds.saturation_margin)
+        measured = statistics.summarize_float32(output, units=units, inner=inner, limits=limits,
+                                                unit_maxima=measure_units)
+        if measured is None:
+            self._measure_stack(role, [record], output.unsqueeze(0))
+            return
+        record.output, maxima, near = measured
+        if role.dies:
+            record.dead = (int(np.count_nonzero(maxima <= 0)), units) if measure_units else (0, 0)
+        if role.bounds is not None:
+            record.saturated_fraction = near / output.numel()
+        if role.weight_rows:
+            vectors = statistics.unit_vectors_rows(output.unsqueeze(0), role.unit_axis)
+            complete = vectors[0].numel() == output.numel()
+            scale = max(-record.output.min, record.output.max) if complete else None
+            module = record.module
+            if statistics.units_surely_distinct(vectors[0], module.weight, module.bias, self.thresholds.symmetry_rtol,
+                                                scale):
+                record.duplicate_pairs = (_NO_UNITS, _NO_UNITS)
+                record.symmetric_units = 0
+            else:
+                self._measure_symmetry([record], vectors, complete)
+
+    def _measure_symmetry(self, records: list[Record], vectors: torch.Tensor, complete: bool) -> None:
+        """Pairs of identical units of the outputs of ``records`` (summaries known), from their
+        unit vectors ``vectors[k]`` (:func:`statistics.unit_vectors_rows`); ``complete``: the
+        vectors hold every value of the outputs."""
+        scales = None  # the vectors' largest magnitude: the output's when they hold all of it
+        if complete and not any(record.output.non_finite for record in records):
+            scales = [max(-record.output.min, record.output.max) for record in records]
+        pairs = statistics.duplicate_pairs_rows(
+            vectors, [record.module.weight for record in records], [record.module.bias for record in records],
+            self.thresholds.symmetry_rtol, self.seed, scales,
+            None if records[0].row_key is None else [record.row_key for record in records])
+        for record, found in zip(records, pairs):
+            record.duplicate_pairs = found
+            record.symmetric_units = len(found[0])
+            record.row_key = None
 
     def _gradient_hook(self, record: Record):
         def hook(gradient: torch.Tensor):

@@ -7,6 +7,12 @@ ops for the whole stack: the capture measures outputs a buffer at a time with th
 Percentiles and histograms use an evenly strided subsample of at most
 ``SUBSAMPLE`` finite values, which puts the p-th percentile within about
 ``sqrt(p (1 - p) / SUBSAMPLE)`` in probability (0.4 % for the median) of the full tensor's.
+
+A float32, contiguous CPU tensor is measured by the compiled one-pass kernel
+``initlab._kernels.moments`` (:func:`summarize_float32`, and :func:`norm_and_std`): its
+sums are accumulated in double, so its mean, std and norm can differ from the float32
+torch reductions used for other tensors in the last bits (they are the more accurate
+ones); counts, range, percentiles and histograms are the same.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import Iterator
 
 import numpy as np
 import torch
+
+from initlab import _kernels
 
 SUBSAMPLE = 16384
 """Maximum number of values used for percentiles and histograms."""
@@ -207,6 +215,100 @@ def std_from_moments(total: float, norm: float, count: int) -> tuple[float, floa
         return None
     variance = (square - count * mean * mean) / (count - 1)
     return math.sqrt(max(variance, 0.0)), mean
+
+
+DOUBLE_CANCELLATION = 2.0**20
+"""Largest ``n mean^2 / ((n - 1) std^2)`` for which the std is taken from double sums
+(:func:`std_from_double_moments`): the subtraction then loses at most ~20 of double's 53
+bits, far below float32 rounding."""
+
+
+def std_from_double_moments(total: float, squares: float, count: int) -> tuple[float, float] | None:
+    """``(std, mean)`` (Bessel) from the double-precision sum and sum of squares of ``count``
+    values, or None when ``(n - 1) std^2 = sum(x^2) - n mean^2`` cancels too many digits
+    (``n mean^2 > DOUBLE_CANCELLATION (n - 1) std^2``, e.g. a constant-like tensor): use the
+    two-pass :func:`std_mean` then."""
+    if count < 2:
+        return None
+    mean = total / count
+    shift = count * mean * mean
+    centred = squares - shift
+    if shift > DOUBLE_CANCELLATION * centred:
+        return None
+    return math.sqrt(centred / (count - 1)), mean
+
+
+def compiled_layout(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` can be read by the compiled kernels: a non-empty float32, strided,
+    C-contiguous CPU tensor."""
+    return (tensor.dtype == torch.float32 and tensor.device.type == "cpu" and tensor.layout == torch.strided
+            and tensor.numel() > 0 and tensor.is_contiguous())
+
+
+def summarize_float32(tensor: torch.Tensor, *, units: int = 1, inner: int = 1,
+                      limits: tuple[float, float] | None = None,
+                      unit_maxima: bool = False) -> tuple[Summary, np.ndarray | None, int] | None:
+    """:class:`Summary` of a tensor accepted by :func:`compiled_layout`, from one pass of
+    ``_kernels.moments`` over it, or None when it holds NaN/inf (summarise it with
+    :func:`summarize_rows` then).
+
+    Mean and std come from double sums (:func:`std_from_double_moments`, else the two-pass
+    :func:`std_mean`); percentiles and histogram from the sorted strided subsample
+    ``values[::step]`` of :func:`summarize_rows` (same values, same figures).
+
+    Args:
+        tensor: the values, seen as ``(outer, units, inner)`` for the unit maxima.
+        units, inner: unit count and positions per unit and sample (channels-first conv
+            output ``(N, C, H, W)``: ``C`` and ``H * W``; features last: ``F`` and 1).
+        limits: count the values ``<= limits[0]`` or ``>= limits[1]`` (float32 values).
+        unit_maxima: also return each unit's largest value.
+
+    Returns:
+        ``(summary, maxima or None, count within limits (0 without limits))``.
+    """
+    values = tensor.detach().reshape(-1).numpy()
+    numel = values.size
+    step = max(1, math.ceil(numel / SUBSAMPLE))
+    subsample = np.empty(len(range(0, numel, step)), dtype=np.float32)
+    maxima = np.empty(units, dtype=np.float32) if unit_maxima else None
+    low, high = (-math.inf, math.inf) if limits is None else limits
+    nans, infs, total, squares, minimum, maximum, near = _kernels.moments(
+        values, units, inner, low, high, maxima, step, subsample)
+    if nans or infs:
+        return None
+    moment = std_from_double_moments(total, squares, numel)
+    if moment is None:
+        std_tensor, mean_tensor = std_mean(tensor.detach())
+        moment = tuple(torch.stack([std_tensor, mean_tensor]).tolist())
+    std_value, mean_value = moment
+    if numel == 1:
+        std_value, mean_value = 0.0, total
+    subsample.sort()
+    picks = _percentile_picks(subsample.size)
+    picked = subsample[picks[0] + picks[1]].tolist()
+    first, last = float(subsample[0]), float(subsample[-1])
+    if first == last:
+        histogram = [int(c) for c in torch.histc(torch.from_numpy(subsample), bins=HISTOGRAM_BINS, min=first,
+                                                  max=last).tolist()]
+    else:
+        counts = np.empty(HISTOGRAM_BINS, dtype=np.int64)
+        _kernels.histogram(subsample, counts)
+        histogram = counts.tolist()
+    summary = Summary(
+        numel=numel, non_finite=0, mean=mean_value, std=std_value, min=minimum, max=maximum,
+        rms=math.sqrt(max(mean_value**2 + std_value**2 * (numel - 1) / numel, 0.0)),
+        percentiles=_percentiles_from(picked, picks), histogram_counts=histogram,
+        histogram_edges=torch.linspace(first, last, HISTOGRAM_BINS + 1, dtype=torch.float64).tolist(),
+    )
+    return summary, maxima, near
+
+
+def saturation_limits(bounds: tuple[float, float], margin: float) -> tuple[float, float]:
+    """The float32 limits ``lower + width`` and ``upper - width``, ``width = margin * (upper -
+    lower)``, that :func:`saturated_counts` compares float32 values with."""
+    lower, upper = bounds
+    width = margin * (upper - lower)
+    return float(np.float32(lower + width)), float(np.float32(upper - width))
 
 
 def _histograms(ordered: torch.Tensor, *, in_place: bool = False) -> torch.Tensor:
@@ -535,14 +637,84 @@ def duplicate_pairs_rows(vectors: torch.Tensor, weights: list[torch.Tensor], bia
     return results
 
 
+SURELY_DISTINCT_CANDIDATES = 64
+"""Most units compared in full by :func:`units_surely_distinct` before it leaves the answer to
+:func:`duplicate_pairs_rows`."""
+
+
+def units_surely_distinct(vectors: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rtol: float,
+                          scale: float | None = None) -> bool:
+    """Whether :func:`duplicate_pairs_rows` surely finds no pair among the units ``vectors``
+    ``(units, m)`` (finite values) with weight rows ``weight`` and ``bias``: a cheap exact
+    shortcut for the usual case.
+
+    A pair it reports differs by at most ``rtol * scale`` (``scale``: the largest magnitude
+    in ``vectors``, computed when None) in every output column, and by at most ``rtol`` x
+    the largest weight/bias magnitude in its weight row and bias. Sort the first column: such
+    a pair lies in one run of neighbours less than twice that tolerance apart (twice: a
+    margin for float32 rounding). If there is no run, or no two of the (at most
+    :data:`SURELY_DISTINCT_CANDIDATES`) units in runs are within twice the tolerances in
+    every output column and weight, no pair is. Costs a sort of ``units`` values instead of
+    the projection, sort and comparisons of every unit.
+    """
+    units, columns = vectors.shape
+    if units < 2:
+        return True
+    if columns == 0:
+        return False
+    if scale is None:
+        scale = float(vectors.abs().max())
+    limit = 2.0 * rtol * scale
+    first = vectors[:, 0].numpy()
+    order = np.argsort(first, kind="stable")
+    ordered = first[order]
+    close = np.flatnonzero(ordered[1:] - ordered[:-1] <= limit)
+    if close.size == 0:
+        return True
+    candidates = np.unique(np.concatenate([order[close], order[close + 1]]))
+    if candidates.size > SURELY_DISTINCT_CANDIDATES:
+        return False
+    outputs = vectors.numpy()[candidates]
+    near = np.abs(outputs[:, None, :] - outputs[None, :, :]).max(axis=2) <= limit
+    np.fill_diagonal(near, False)
+    if not near.any():
+        return True
+    picked = torch.from_numpy(candidates)
+    rows = weight.detach()[picked].reshape(len(candidates), -1).to(vectors.dtype)
+    weight_scale = largest_magnitude(weight)
+    if bias is not None:
+        rows = torch.cat([rows, bias.detach()[picked].reshape(-1, 1).to(vectors.dtype)], dim=1)
+        weight_scale = max(weight_scale, largest_magnitude(bias))
+    rows = rows.numpy()
+    near &= np.abs(rows[:, None, :] - rows[None, :, :]).max(axis=2) <= 2.0 * rtol * weight_scale
+    return not bool(near.any())
+
+
+def largest_magnitude(tensor: torch.Tensor) -> float:
+    """``max |x|`` over the elements (one compiled pass for :func:`compiled_layout` tensors)."""
+    if compiled_layout(tensor):
+        minimum, maximum = _kernels.moments(
+            tensor.detach().reshape(-1).numpy(), 1, 1, -math.inf, math.inf, None, 1, None)[4:6]
+        return max(-minimum, maximum)
+    return float(tensor.detach().abs().max())
+
+
 def norm_and_std(tensor: torch.Tensor) -> tuple[float, float]:
-    """Euclidean norm and std (Bessel) of all elements: one sum and one norm
-    (:func:`std_from_moments`), else the two-pass :func:`std_mean` with
-    ``||x||^2 = (n - 1) std^2 + n mean^2`` (a float64 norm when that is not finite)."""
+    """Euclidean norm and std (Bessel) of all elements: the double sums of one compiled pass
+    for a tensor accepted by :func:`compiled_layout` (:func:`std_from_double_moments`),
+    otherwise one sum and one norm (:func:`std_from_moments`); else the two-pass
+    :func:`std_mean` with ``||x||^2 = (n - 1) std^2 + n mean^2`` (a float64 norm when that is
+    not finite)."""
     count = tensor.numel()
     if count < 2:
         value = float(tensor.detach().reshape(-1)[0]) if count else 0.0
         return abs(value), 0.0
+    if compiled_layout(tensor):
+        nans, infs, total, squares, *_ = _kernels.moments(
+            tensor.detach().reshape(-1).numpy(), 1, 1, -math.inf, math.inf, None, 1, None)
+        moment = None if nans or infs else std_from_double_moments(total, squares, count)
+        if moment is not None:
+            return math.sqrt(squares), moment[0]
     with shared_threads(count >= LARGE_NUMEL):
         values = tensor.detach().reshape(-1)
         if values.dtype in (torch.float16, torch.bfloat16):
