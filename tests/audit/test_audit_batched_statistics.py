@@ -156,7 +156,9 @@ def test_units_surely_distinct_never_hides_a_pair_duplicate_pairs_rows_finds():
             vectors[:, 0] = 0.25  # every unit in one run
         pairs = statistics.duplicate_pairs_rows(vectors[None], [weight], [bias], rtol)[0]
         surely = statistics.units_surely_distinct(vectors, weight, bias, rtol)
-        if surely:
+        # an upper bound of the weights' magnitude (their norm) instead of the largest one
+        bounded = statistics.units_surely_distinct(vectors, weight, bias, rtol, weight_bound=float(weight.norm()))
+        if surely or bounded:
             assert len(pairs[0]) == 0, trial
         checked[surely] += 1
     assert checked[True] > 50 and checked[False] > 50  # both answers were exercised

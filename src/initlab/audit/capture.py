@@ -467,8 +467,9 @@ class Capture:
             complete = vectors[0].numel() == output.numel()
             scale = max(-record.output.min, record.output.max) if complete else None
             module = record.module
+            moments = self.weight_moments.get(id(module.weight))
             if statistics.units_surely_distinct(vectors[0], module.weight, module.bias, self.thresholds.symmetry_rtol,
-                                                scale):
+                                                scale, None if moments is None else moments[0]):
                 record.duplicate_pairs = (_NO_UNITS, _NO_UNITS)
                 record.symmetric_units = 0
             else:

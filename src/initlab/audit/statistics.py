@@ -643,7 +643,7 @@ SURELY_DISTINCT_CANDIDATES = 64
 
 
 def units_surely_distinct(vectors: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rtol: float,
-                          scale: float | None = None) -> bool:
+                          scale: float | None = None, weight_bound: float | None = None) -> bool:
     """Whether :func:`duplicate_pairs_rows` surely finds no pair among the units ``vectors``
     ``(units, m)`` (finite values) with weight rows ``weight`` and ``bias``: a cheap exact
     shortcut for the usual case.
@@ -656,6 +656,10 @@ def units_surely_distinct(vectors: torch.Tensor, weight: torch.Tensor, bias: tor
     :data:`SURELY_DISTINCT_CANDIDATES`) units in runs are within twice the tolerances in
     every output column and weight, no pair is. Costs a sort of ``units`` values instead of
     the projection, sort and comparisons of every unit.
+
+    Args:
+        weight_bound: an upper bound of the largest weight magnitude (e.g. the weight's
+            norm): a looser weight tolerance only makes the answer False more often.
     """
     units, columns = vectors.shape
     if units < 2:
@@ -666,7 +670,7 @@ def units_surely_distinct(vectors: torch.Tensor, weight: torch.Tensor, bias: tor
         scale = float(vectors.abs().max())
     limit = 2.0 * rtol * scale
     first = vectors[:, 0].numpy()
-    order = np.argsort(first, kind="stable")
+    order = np.argsort(first)
     ordered = first[order]
     close = np.flatnonzero(ordered[1:] - ordered[:-1] <= limit)
     if close.size == 0:
@@ -679,15 +683,22 @@ def units_surely_distinct(vectors: torch.Tensor, weight: torch.Tensor, bias: tor
     np.fill_diagonal(near, False)
     if not near.any():
         return True
-    picked = torch.from_numpy(candidates)
-    rows = weight.detach()[picked].reshape(len(candidates), -1).to(vectors.dtype)
-    weight_scale = largest_magnitude(weight)
+    rows = _picked_rows(weight, candidates)
+    weight_scale = largest_magnitude(weight) if weight_bound is None else weight_bound
     if bias is not None:
-        rows = torch.cat([rows, bias.detach()[picked].reshape(-1, 1).to(vectors.dtype)], dim=1)
+        biases = _picked_rows(bias, candidates)
+        rows = np.concatenate([rows, biases], axis=1)
         weight_scale = max(weight_scale, largest_magnitude(bias))
-    rows = rows.numpy()
     near &= np.abs(rows[:, None, :] - rows[None, :, :]).max(axis=2) <= 2.0 * rtol * weight_scale
     return not bool(near.any())
+
+
+def _picked_rows(tensor: torch.Tensor, picked: np.ndarray) -> np.ndarray:
+    """``tensor``'s rows (first axis) at ``picked``, flattened, as a float64 array."""
+    values = tensor.detach()
+    if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
+        return values.numpy().reshape(values.shape[0], -1)[picked].astype(np.float64)
+    return values[torch.from_numpy(picked)].reshape(len(picked), -1).double().cpu().numpy()
 
 
 def largest_magnitude(tensor: torch.Tensor) -> float:
