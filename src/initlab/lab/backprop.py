@@ -92,6 +92,9 @@ class MlpBackprop:
         self.names = [f"layers.{layer}" for layer in range(spec.num_layers)]
         self.weights = [model.params[f"{name}.weight"] for name in self.names]
         self.biases = [model.params.get(f"{name}.bias") for name in self.names]
+        # views made once (the parameters are updated in place, so they stay valid)
+        self._transposed = [weight.transpose(1, 2) for weight in self.weights]
+        self._bias_rows = [None if bias is None else bias.unsqueeze(1) for bias in self.biases]
         self.inputs: list[torch.Tensor] = []
         self.delta: torch.Tensor | None = None
         self._buffers: dict[tuple, torch.Tensor] = {}
@@ -130,12 +133,14 @@ class MlpBackprop:
             if layer != last:
                 self.inputs.append(h)
         if task == "classification":
-            log_probs = torch.log_softmax(h, dim=2)
-            picked = log_probs.gather(2, targets.unsqueeze(2)).squeeze(2)
+            # log-softmax by hand: torch's kernel is slow over a last dimension of ~10 classes
+            shifted = h - h.amax(dim=2, keepdim=True)
+            exps = shifted.exp()
+            totals = exps.sum(dim=2, keepdim=True)
+            picked = shifted.gather(2, targets.unsqueeze(2)).squeeze(2) - totals.log().squeeze(2)
             losses = -picked.mean(dim=1)
-            delta = log_probs.exp_()
-            delta.scatter_add_(2, targets.unsqueeze(2), torch.full_like(picked, -1.0).unsqueeze(2))
-            self.delta = delta.mul_(1.0 / batch)
+            delta = exps.div_(totals.mul_(batch))
+            self.delta = delta.scatter_add_(2, targets.unsqueeze(2), torch.full_like(picked, -1.0 / batch).unsqueeze(2))
         else:
             difference = h - targets
             losses = difference.pow(2).reshape(runs, -1).mean(dim=1)
@@ -157,11 +162,11 @@ class MlpBackprop:
 
     def _layer(self, layer: int, h: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Layer ``layer``'s output for input ``h``, written into ``out`` (phi applied except at the top)."""
-        weight, bias = self.weights[layer], self.biases[layer]
-        if bias is None:
-            torch.bmm(h, weight.transpose(1, 2), out=out)
+        transposed, bias_row = self._transposed[layer], self._bias_rows[layer]
+        if bias_row is None:
+            torch.bmm(h, transposed, out=out)
         else:
-            torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2), out=out)
+            torch.baddbmm(bias_row, h, transposed, out=out)
         return out if layer == len(self.weights) - 1 else self.activation(out)
 
     @torch.no_grad()
@@ -203,7 +208,7 @@ class MlpBackprop:
             if bias is not None:
                 shrink(f"{name}.bias", bias)
                 ones = self._buffer("ones", 0, (delta.shape[0], 1, delta.shape[1]), delta)
-                bias.unsqueeze(1).baddbmm_(ones, delta, alpha=-lr)
+                self._bias_rows[layer].baddbmm_(ones, delta, alpha=-lr)
 
         self._backward(update)
 
