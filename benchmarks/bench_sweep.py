@@ -68,9 +68,11 @@ def step_products_gflops(repeats: int = 20) -> float:
 
     ``(RUNS, BATCH, WIDTH) x (RUNS, WIDTH, WIDTH)`` in the three layouts a
     step uses (forward ``h W^T``, backward ``delta W`` and the weight update
-    ``W += delta^T h``): the ceiling of any batched trainer built on
-    ``torch.bmm`` for this shape, well below the 1024^3 ``torch.mm`` peak
-    because K = 128 is short.
+    ``W += delta^T h``), on hot operands: the ceiling of any batched trainer
+    built on ``torch.bmm`` for this shape (measured at 0.86-0.97 of the
+    1024^3 ``torch.mm`` peak on 2 cores; a real step also reads 40 MB of
+    activations and weights from beyond L2 and adds the activation, its
+    derivative, the bias and the loss).
     """
     h, delta = torch.randn(RUNS, BATCH, WIDTH), torch.randn(RUNS, BATCH, WIDTH)
     weight, out = torch.randn(RUNS, WIDTH, WIDTH), torch.empty(RUNS, BATCH, WIDTH)
