@@ -32,14 +32,42 @@
 #endif
 
 /*
- * An AVX-512F version of outside(), compiled for that target alone (no
- * global -march flag: the module still loads on any x86-64) and chosen at
- * import time when the CPU has AVX-512F and POPCNT.
+ * AVX-512F versions of outside() and of moments()' blocks, compiled for
+ * that target alone (no global -march flag: the module still loads on any
+ * x86-64) and chosen at import time by avx512_chosen().
  */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define INITLAB_HAVE_AVX512_DISPATCH 1
 #endif
+
+/* Name of the implementation used when AVX-512F is not chosen. */
+#ifdef INITLAB_HAVE_SSE2
+#define INITLAB_BASELINE_NAME "sse2"
+#else
+#define INITLAB_BASELINE_NAME "portable"
+#endif
+
+/*
+ * Whether to use the AVX-512F versions: the CPU has AVX-512F and POPCNT and
+ * the environment variable INITLAB_KERNELS_PORTABLE is unset or empty (so
+ * the baseline versions can be run and compared on any machine, as the
+ * tests do). Asked once, at import.
+ */
+static int
+avx512_chosen(void)
+{
+#ifdef INITLAB_HAVE_AVX512_DISPATCH
+    const char *portable = getenv("INITLAB_KERNELS_PORTABLE");
+    if (portable != NULL && portable[0] != '\0') {
+        return 0;
+    }
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt");
+#else
+    return 0;
+#endif
+}
 
 #if defined(_MSC_VER)
 #include <intrin.h>
@@ -278,34 +306,7 @@ typedef Py_ssize_t (*outside_function)(const float *, Py_ssize_t, float, float, 
 
 /* The outside_positions in use, and its name (the module's outside_implementation). */
 static outside_function outside_in_use = outside_positions;
-static const char *outside_in_use_name =
-#ifdef INITLAB_HAVE_SSE2
-    "sse2";
-#else
-    "portable";
-#endif
-
-/*
- * Choose outside_in_use once, at import: AVX-512F when the CPU has it,
- * unless the environment variable INITLAB_KERNELS_PORTABLE is set to a
- * non-empty value (so the portable version can be run and compared on any
- * machine, as the tests do).
- */
-static void
-choose_outside(void)
-{
-#ifdef INITLAB_HAVE_AVX512_DISPATCH
-    const char *portable = getenv("INITLAB_KERNELS_PORTABLE");
-    if (portable != NULL && portable[0] != '\0') {
-        return;
-    }
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt")) {
-        outside_in_use = outside_positions_avx512;
-        outside_in_use_name = "avx512f";
-    }
-#endif
-}
+static const char *outside_in_use_name = INITLAB_BASELINE_NAME;
 
 /* ------------------------------------------------------------------ functions */
 
@@ -599,29 +600,7 @@ moment_blocks_avx512(moment_lanes *lanes, const float *values, Py_ssize_t length
 #endif
 
 static moment_blocks_function moment_blocks_in_use = moment_blocks_portable;
-static const char *moment_blocks_in_use_name =
-#ifdef INITLAB_HAVE_SSE2
-    "sse2";
-#else
-    "portable";
-#endif
-
-/* The AVX-512F blocks when the CPU has them, unless INITLAB_KERNELS_PORTABLE is set (as for outside()). */
-static void
-choose_moments(void)
-{
-#ifdef INITLAB_HAVE_AVX512_DISPATCH
-    const char *portable = getenv("INITLAB_KERNELS_PORTABLE");
-    if (portable != NULL && portable[0] != '\0') {
-        return;
-    }
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) {
-        moment_blocks_in_use = moment_blocks_avx512;
-        moment_blocks_in_use_name = "avx512f";
-    }
-#endif
-}
+static const char *moment_blocks_in_use_name = INITLAB_BASELINE_NAME;
 
 /* Add values[0:length] to the lanes; return the largest of them (NaN ignored, -inf if none). */
 static float
@@ -948,11 +927,24 @@ static struct PyModuleDef kernels_module = {
     PyModuleDef_HEAD_INIT, "initlab._kernels", module_doc, -1, kernels_methods, NULL, NULL, NULL, NULL,
 };
 
+/* Switch every dispatched loop to its AVX-512F version when avx512_chosen(); once, at import. */
+static void
+choose_implementations(void)
+{
+#ifdef INITLAB_HAVE_AVX512_DISPATCH
+    if (avx512_chosen()) {
+        outside_in_use = outside_positions_avx512;
+        outside_in_use_name = "avx512f";
+        moment_blocks_in_use = moment_blocks_avx512;
+        moment_blocks_in_use_name = "avx512f";
+    }
+#endif
+}
+
 PyMODINIT_FUNC
 PyInit__kernels(void)
 {
-    choose_outside();
-    choose_moments();
+    choose_implementations();
     PyObject *module = PyModule_Create(&kernels_module);
     if (module != NULL &&
         (PyModule_AddStringConstant(module, "outside_implementation", outside_in_use_name) < 0 ||
