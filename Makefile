@@ -1,18 +1,18 @@
 # Two commands do all the set-up on a fresh machine: `make test` and `make demo`.
 # The venv is (re)installed only when the dependency files change: the stamp
-# file's name carries a hash of pyproject.toml, setup.py (the C extension),
-# the extension's source and this Makefile.
+# file's name carries a hash of pyproject.toml, setup.py (the C extensions),
+# their sources and this Makefile.
 PYTHON3 ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
-DEPHASH := $(shell cat pyproject.toml setup.py src/initlab/_kernels.c Makefile | sha256sum | cut -c1-16)
+DEPHASH := $(shell cat pyproject.toml setup.py $(wildcard src/initlab/*.c) Makefile | sha256sum | cut -c1-16)
 STAMP   := $(VENV)/.installed-$(DEPHASH)
 
 .PHONY: test demo bench install browser clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py src/initlab/_kernels.c Makefile
+$(STAMP): pyproject.toml setup.py $(wildcard src/initlab/*.c) Makefile
 	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# exact pin first: a CPU build of this version lies on the machine's disk

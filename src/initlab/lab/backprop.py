@@ -31,15 +31,28 @@ Measured (2 cores, 32 runs of 10x128 tanh, batch 128): a step costs three
 ``bmm`` per layer plus one activation and one derivative pass, about twice
 as fast as autograd over the same stacked model, whose backward writes
 gradient tensors, sums bias gradients over the batch and copies transposes.
+
+For float32 and plain SGD (any learning rate per run, stopped runs
+included) a step runs in :mod:`initlab._trainer` when torch ships MKL
+(:data:`COMPILED_STEP`): the same formulas, but each core takes one run at
+a time through its whole forward pass, loss, backward pass and update, so
+that run's weights and activations stay in that core's L2 cache (about 1.4
+MB for 10x128 at batch 128), while the batched products above stream all
+runs' (~40 MB) three times per step. Its products are torch's own sgemm,
+single-threaded per core; tanh and sigmoid are its own vectorised
+polynomials (within a few float32 ulp). About 1.3x faster than the batched
+products here; evaluation (:meth:`MlpBackprop.outputs`) runs there too.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from initlab import _trainer
 from initlab.lab.models import StackedModel
 
 _aten = torch.ops.aten
@@ -48,6 +61,16 @@ Activation = Callable[[torch.Tensor], torch.Tensor]
 """Applies phi in place and returns its argument."""
 Derivative = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``(dL/dh, h) -> dL/dz`` written into the first argument."""
+
+
+def _bind_torch_blas() -> bool:
+    """Bind :mod:`initlab._trainer` to torch's own BLAS (MKL's sgemm in libtorch_cpu on Linux x86-64)."""
+    library = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+    return library.is_file() and _trainer.bind_blas(str(library))
+
+
+COMPILED_STEP = _bind_torch_blas()
+"""Whether float32 plain-SGD steps and evaluations can run in :mod:`initlab._trainer`."""
 
 
 def _identity(tensor: torch.Tensor) -> torch.Tensor:
@@ -89,6 +112,9 @@ class MlpBackprop:
     def __init__(self, model: StackedModel, rules: tuple[Activation, Derivative]) -> None:
         spec = model.spec
         self.model, (self.activation, self.derivative) = model, rules
+        self.activation_name = spec.activation
+        self.slope = float(dict(spec.activation_params).get("negative_slope", 0.01)) \
+            if spec.activation == "leaky_relu" else 0.0
         self.names = [f"layers.{layer}" for layer in range(spec.num_layers)]
         self.weights = [model.params[f"{name}.weight"] for name in self.names]
         self.biases = [model.params.get(f"{name}.bias") for name in self.names]
@@ -99,6 +125,15 @@ class MlpBackprop:
         self.delta: torch.Tensor | None = None
         self._buffers: dict[tuple, torch.Tensor] = {}
         self._grads: dict[str, torch.Tensor] = {}
+        dtype = self.weights[0].dtype
+        with_biases = [bias is not None for bias in self.biases]
+        self.compiled = COMPILED_STEP and dtype == torch.float32 and (all(with_biases) or not any(with_biases))
+        """Whether :meth:`compiled_sgd_step` and a compiled :meth:`outputs` are available."""
+        if self.compiled:
+            # numpy views of the parameters' memory (updated in place, so the views stay valid)
+            self._weight_arrays = [weight.detach().numpy() for weight in self.weights]
+            self._bias_arrays = [bias.detach().numpy() for bias in self.biases] if all(with_biases) else None
+            self.widths = [self.weights[0].shape[2]] + [weight.shape[1] for weight in self.weights]
 
     @classmethod
     def for_model(cls, model: StackedModel) -> "MlpBackprop | None":
@@ -148,13 +183,51 @@ class MlpBackprop:
         return losses
 
     @torch.no_grad()
+    def compiled_sgd_step(self, x: torch.Tensor, targets: torch.Tensor, task: str, lrs: torch.Tensor,
+                          weight_factors: torch.Tensor, bias_factors: torch.Tensor) -> torch.Tensor:
+        """One plain-SGD step of every run in :mod:`initlab._trainer`; returns each run's loss before it.
+
+        ``W <- f_W W - lr dL/dW`` and ``b <- f_b b - lr dL/db`` per run, with
+        ``lrs``, ``weight_factors`` and ``bias_factors`` (R,) float32 (the
+        factors fold in L2 and weight decay, see
+        :meth:`initlab.lab.trainer.StackedOptimizer.sgd_factors`). A run with
+        lr 0 (stopped) or a non-finite loss is left unchanged. The returned
+        tensor is reused by the next call.
+        """
+        runs, batch = x.shape[:2]
+        inputs = x.reshape(runs, batch, -1).contiguous()
+        labels = targets.contiguous() if task == "classification" else targets.reshape(runs, batch, -1).contiguous()
+        losses = self._buffer("losses", 0, (runs,), inputs)
+        threads = torch.get_num_threads()
+        scratch = self._scratch(threads, batch, training=True)
+        _trainer.train_step(inputs.numpy(), labels.numpy(), self._weight_arrays, self._bias_arrays,
+                            lrs.numpy(), weight_factors.numpy(), bias_factors.numpy(), losses.numpy(),
+                            scratch.numpy(), self.activation_name, self.slope, task, threads)
+        return losses
+
+    def _scratch(self, threads: int, batch: int, training: bool) -> torch.Tensor:
+        """The compiled step's per-thread working memory (reused)."""
+        floats = _trainer.scratch_floats(batch, self.widths, training)
+        return self._buffer("scratch", int(training), (threads, floats), self.weights[0])
+
+    @torch.no_grad()
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The outputs for inputs ``x`` (R, N, ...), as the model's forward, in two reused buffers.
+        """The outputs for inputs ``x`` (R, N, ...), as the model's forward, in reused buffers.
 
         For evaluation (about 2.5x faster than allocating every layer's
-        output); the result is overwritten by the next call.
+        output); the result is overwritten by the next call. Inputs shared
+        by every run (``x`` expanded from one tensor) are read once.
         """
         runs, count = x.shape[:2]
+        if self.compiled:
+            shared = x.stride(0) == 0
+            inputs = (x[:1] if shared else x).reshape(1 if shared else runs, count, -1).contiguous()
+            out = self._buffer("outputs", 0, (runs, count, self.widths[-1]), inputs)
+            threads = torch.get_num_threads()
+            _trainer.forward(inputs.numpy(), self._weight_arrays, self._bias_arrays, out.numpy(),
+                             self._scratch(threads, count, training=False).numpy(),
+                             self.activation_name, self.slope, threads)
+            return out
         h = x.reshape(runs, count, -1)
         for layer, weight in enumerate(self.weights):
             h = self._layer(layer, h, self._buffer("eval", layer % 2, (runs, count, weight.shape[1]), h))

@@ -12,7 +12,9 @@ floating-point rounding (the tests check this against a plain PyTorch loop).
 Plain MLPs whose activation's derivative follows from its output (tanh,
 sigmoid, relu, leaky_relu, linear) skip autograd: :mod:`initlab.lab.backprop`
 computes their backward pass by hand and, for plain SGD with one learning
-rate, folds the update into the weight-gradient product.
+rate, folds the update into the weight-gradient product; in float32 with
+plain SGD, where torch ships MKL, each core trains one run at a time in
+compiled code (:mod:`initlab._trainer`).
 
 Performance pitfall measured while building this: holding all layers in one
 stacked ``(layers, runs, ...)`` tensor and indexing ``W[l]`` inside the
@@ -231,12 +233,22 @@ class StackedOptimizer:
         self.state = {name: [torch.zeros_like(p) for _ in range(2 if kind == "adam" else 1)]
                       for name, p in params.items()} if kind != "sgd" else {}
         self._penalised = bool((self.l2 + self.decay).any())
+        self._biases_regularized = biases_too
 
     def single_lr(self) -> float | None:
         """The learning rate of plain SGD whose runs all share it (the fused step's case), else None."""
         if self.kind != "sgd" or not bool((self.lr == self.lr[0]).all()):
             return None
         return float(self.lr[0])
+
+    def sgd_factors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per run, plain SGD's ``(lr, f_W, f_b)`` for ``p <- f p - lr dL/dp`` (the compiled step).
+
+        ``f = 1 - lr (l2 + weight_decay)`` for regularised parameters (see
+        :meth:`shrink_`), else 1; stopped runs have lr 0 and f 1.
+        """
+        shrink = 1.0 - self.lr * (self.l2 + self.decay)
+        return self.lr, shrink, shrink if self._biases_regularized else torch.ones_like(shrink)
 
     @torch.no_grad()
     def shrink_(self, name: str, param: torch.Tensor) -> None:
@@ -327,6 +339,7 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
     backprop = MlpBackprop.for_model(model)
     state = _Training(model, configs, dataset.task, keys, None if backprop is None else backprop.outputs)
     optimizer = StackedOptimizer(training.optimizer, model.params, configs, dtype)
+    compiled = backprop is not None and backprop.compiled and optimizer.kind == "sgd"
     samplers = [BatchSampler(config.training.seed, len(x_train), training.batch_size) for config in configs]
     evaluation = _Evaluation(x_train[:training.eval_train_size], y_train[:training.eval_train_size],
                              x_test, y_test, probe_x, probe_y)
@@ -339,6 +352,14 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
             break
         indices = torch.stack([sampler.next() for sampler in samplers])
         x_batch, y_batch = x_train[indices], y_train[indices]
+        if compiled:
+            losses = backprop.compiled_sgd_step(x_batch, y_batch, dataset.task, *optimizer.sgd_factors())
+            finite = torch.isfinite(losses)
+            if not bool(finite.all()):
+                state.diverge(step, finite, optimizer)
+                if not state.active:
+                    break
+            continue
         if backprop is not None:
             losses = backprop.loss(x_batch, y_batch, dataset.task)
         else:

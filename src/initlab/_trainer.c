@@ -1,0 +1,971 @@
+/*
+ * initlab._trainer: a training step of R stacked plain MLPs, one run at a
+ * time per core, for initlab.lab.backprop.
+ *
+ * Why: batched products over all R runs (torch.bmm) stream every layer's
+ * weights and activations of all runs (~40 MB for 32 runs of 10x128) through
+ * the caches three times per step, and run ~35 % slower than the same
+ * products on hot operands. One run's whole step (its weights, its kept
+ * activations and two delta buffers: ~1.4 MB for 10x128 at batch 128) fits
+ * in one core's L2, so here each thread takes the next run, and does its
+ * forward pass, loss, backward pass and SGD update before taking another;
+ * the threads never share a run. The matrix products are the single-threaded
+ * sgemm of the BLAS that torch ships (Intel MKL on x86-64 Linux), found with
+ * bind_blas() in torch's already-loaded library; the activation, its
+ * derivative, the bias and the loss are fused loops here (vectorised for
+ * AVX-512F when the CPU has it, chosen at import; the environment variable
+ * INITLAB_KERNELS_PORTABLE keeps the baseline, as for initlab._kernels).
+ *
+ * Formulas per run (row-major, a batch of B rows; Rumelhart, Hinton &
+ * Williams 1986): z_l = h_{l-1} W_l^T + b_l, h_l = phi(z_l) (no phi on the
+ * top layer); the loss is the batch mean of the cross-entropy (labels) or the
+ * mean squared error (targets); delta = dL/dz from the top down, with
+ * dL/dh_{l-1} = delta_l W_l taken before W_l changes; then
+ * W_l <- f_W W_l - lr delta_l^T h_{l-1} (one sgemm with beta = f_W, the
+ * L2/decay shrink factor) and b_l <- f_b b_l - lr 1^T delta_l.
+ *
+ * tanh and sigmoid are computed here, not by libm: tanh(x) for |x| < 0.625 by
+ * an odd polynomial fitted here (least squares in Chebyshev form; under 0.8
+ * ulp in float32 on that interval), else by 1 - 2 / (exp(2|x|) + 1) with
+ * the sign of x; exp by exp(y) = 2^n exp(r), n = round(y / ln 2), the
+ * degree-7 Taylor polynomial of exp(r) on |r| <= ln(2)/2 (truncation < 1e-8
+ * relative). Both within a few ulp of the exact value (tests compare them
+ * with float64 torch).
+ *
+ * Every buffer is checked (format, dimensions, shapes) before the GIL is
+ * released, so a wrong call raises TypeError or ValueError.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <dlfcn.h>
+#include <pthread.h>
+#define INITLAB_HAVE_THREADS_AND_DLOPEN 1
+#endif
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define INITLAB_HAVE_AVX512_DISPATCH 1
+#endif
+
+#define MAX_THREADS 64
+#define MAX_LAYERS 64
+
+/* ------------------------------------------------------------------ BLAS */
+
+/* Fortran-convention sgemm (column-major): C <- alpha op(A) op(B) + beta C. */
+typedef void (*sgemm_function)(const char *, const char *, const int *, const int *, const int *,
+                               const float *, const float *, const int *, const float *, const int *,
+                               const float *, float *, const int *);
+/* MKL's per-thread thread count (C convention); returns the previous one. */
+typedef int (*local_threads_function)(int);
+
+static sgemm_function sgemm;
+static local_threads_function set_local_threads;
+
+/*
+ * Row-major C (rows x cols) <- alpha * op_a(A) op_b(B) + beta * C, where the
+ * row-major operands are read as their column-major transposes. `a_rows_t`
+ * and `b_rows_t` say whether A and B are used transposed in the row-major
+ * product; inner is the shared dimension.
+ */
+static void
+row_major_gemm(int transpose_a, int transpose_b, int rows, int cols, int inner, float alpha,
+               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    /* row-major C = op(A) op(B)  <=>  column-major C^T = op(B)^T op(A)^T */
+    const char *op_b = transpose_b ? "T" : "N";
+    const char *op_a = transpose_a ? "T" : "N";
+    sgemm(op_b, op_a, &cols, &rows, &inner, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
+}
+
+/* ------------------------------------------------------------------ elementwise */
+
+enum activation_kind { ACT_LINEAR, ACT_TANH, ACT_SIGMOID, ACT_RELU, ACT_LEAKY_RELU };
+enum task_kind { TASK_CLASSIFICATION, TASK_REGRESSION };
+
+/*
+ * exp(y) for y in [-104, 88] (2^n exp(r); see the top of the file). 2^n is
+ * applied as two factors 2^(n/2) 2^(n - n/2), each a normal float, so results
+ * below FLT_MIN round once, to the subnormal they are.
+ */
+static inline float
+exp_bounded(float y)
+{
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float shifted = y * 1.44269504088896341f + shifter;
+    float n = shifted - shifter;
+    float r = (y - n * 0.693359375f) - n * -2.12194440e-4f; /* ln 2 split in two parts */
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    int32_t power = bits - 0x4B400000, half = power >> 1;
+    int32_t first = (half + 127) << 23, second = (power - half + 127) << 23;
+    float scale_first, scale_second;
+    memcpy(&scale_first, &first, sizeof scale_first);
+    memcpy(&scale_second, &second, sizeof scale_second);
+    return (p * scale_first) * scale_second;
+}
+
+static inline float
+tanh_float(float x)
+{
+    float a = fabsf(x);
+    float u = a * a;
+    float q = 0.002339352387934923f;
+    q = q * u - 0.008386143483221531f;
+    q = q * u + 0.02178216725587845f;
+    q = q * u - 0.05396093800663948f;
+    q = q * u + 0.13333310186862946f;
+    q = q * u - 0.3333333432674408f;
+    float small = a + a * u * q;
+    float e = exp_bounded(2.0f * (a > 9.0f ? 9.0f : a)); /* a NaN stays NaN */
+    float large = 1.0f - 2.0f / (e + 1.0f);
+    return copysignf(a < 0.625f ? small : large, x);
+}
+
+/* 1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|): no overflow, subnormal tails kept. */
+static inline float
+sigmoid_float(float x)
+{
+    float y = -fabsf(x);
+    y = y < -104.0f ? -104.0f : y; /* a comparison, not fmaxf: a NaN stays NaN */
+    float e = exp_bounded(y);
+    float r = 1.0f / (1.0f + e);
+    return x >= 0.0f ? r : e * r;
+}
+
+/* z[i, j] += bias[j] (when bias) and then phi in place, for `rows` rows of `cols`. */
+static inline __attribute__((always_inline)) void
+bias_and_activation(float *restrict z, const float *restrict bias, int rows, int cols, int kind,
+                    float slope)
+{
+    for (int i = 0; i < rows; i++) {
+        float *restrict row = z + (size_t)i * cols;
+        if (bias != NULL) {
+            for (int j = 0; j < cols; j++) {
+                row[j] += bias[j];
+            }
+        }
+        switch (kind) {
+        case ACT_TANH:
+            for (int j = 0; j < cols; j++) {
+                row[j] = tanh_float(row[j]);
+            }
+            break;
+        case ACT_SIGMOID:
+            for (int j = 0; j < cols; j++) {
+                row[j] = sigmoid_float(row[j]);
+            }
+            break;
+        case ACT_RELU:
+            for (int j = 0; j < cols; j++) {
+                row[j] = row[j] < 0.0f ? 0.0f : row[j];
+            }
+            break;
+        case ACT_LEAKY_RELU:
+            for (int j = 0; j < cols; j++) {
+                row[j] = row[j] < 0.0f ? row[j] * slope : row[j];
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* grad <- grad * phi'(z), phi' read off the output h = phi(z) (slope > 0 for leaky relu). */
+static inline __attribute__((always_inline)) void
+times_derivative(float *restrict grad, const float *restrict h, size_t count, int kind, float slope)
+{
+    switch (kind) {
+    case ACT_TANH:
+        for (size_t i = 0; i < count; i++) {
+            grad[i] *= 1.0f - h[i] * h[i];
+        }
+        break;
+    case ACT_SIGMOID:
+        for (size_t i = 0; i < count; i++) {
+            grad[i] *= h[i] * (1.0f - h[i]);
+        }
+        break;
+    case ACT_RELU:
+        for (size_t i = 0; i < count; i++) {
+            grad[i] = h[i] > 0.0f ? grad[i] : 0.0f;
+        }
+        break;
+    case ACT_LEAKY_RELU:
+        for (size_t i = 0; i < count; i++) {
+            grad[i] = h[i] > 0.0f ? grad[i] : grad[i] * slope;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* bias <- factor * bias - lr * (column sums of delta, rows x cols). */
+static inline __attribute__((always_inline)) void
+bias_step(float *restrict bias, const float *restrict delta, int rows, int cols, float lr, float factor,
+          float *restrict sums)
+{
+    memcpy(sums, delta, sizeof(float) * (size_t)cols);
+    for (int i = 1; i < rows; i++) {
+        const float *restrict row = delta + (size_t)i * cols;
+        for (int j = 0; j < cols; j++) {
+            sums[j] += row[j];
+        }
+    }
+    for (int j = 0; j < cols; j++) {
+        bias[j] = factor * bias[j] - lr * sums[j];
+    }
+}
+
+/*
+ * Mean cross-entropy of the logits' rows (rows x classes) against labels; the
+ * logits are replaced by dL/dlogits = (softmax - onehot) / rows.
+ */
+static float
+cross_entropy_and_delta(float *logits, const int64_t *labels, int rows, int classes)
+{
+    double total = 0.0;
+    for (int i = 0; i < rows; i++) {
+        float *row = logits + (size_t)i * classes;
+        float top = row[0];
+        for (int j = 1; j < classes; j++) {
+            top = row[j] > top ? row[j] : top;
+        }
+        float picked = row[labels[i]] - top;
+        float sum = 0.0f;
+        for (int j = 0; j < classes; j++) {
+            row[j] = expf(row[j] - top);
+            sum += row[j];
+        }
+        total += (double)(logf(sum) - picked);
+        float scale = 1.0f / (sum * (float)rows);
+        for (int j = 0; j < classes; j++) {
+            row[j] *= scale;
+        }
+        row[labels[i]] -= 1.0f / (float)rows;
+    }
+    return (float)(total / rows);
+}
+
+/* Mean squared error of outputs against targets (count values); outputs become dL/doutputs. */
+static float
+squared_error_and_delta(float *outputs, const float *targets, size_t count)
+{
+    double total = 0.0;
+    float scale = 2.0f / (float)count;
+    for (size_t i = 0; i < count; i++) {
+        float difference = outputs[i] - targets[i];
+        total += (double)difference * difference;
+        outputs[i] = difference * scale;
+    }
+    return (float)(total / (double)count);
+}
+
+/* ------------------------------------------------------------------ plans */
+
+typedef struct {
+    int layers, batch, runs, kind, task, training;
+    float slope;
+    const int *widths;        /* widths[0] inputs, widths[l + 1] outputs of layer l */
+    float **weights;          /* layer l: (runs, widths[l + 1], widths[l]) */
+    float **biases;           /* layer l: (runs, widths[l + 1]) or NULL */
+    const float *x;           /* (runs, batch, widths[0]), or (1, batch, widths[0]) shared */
+    Py_ssize_t x_stride;      /* floats from one run's inputs to the next (0: shared) */
+    const int64_t *labels;    /* classification: (runs, batch) */
+    const float *targets;     /* regression: (runs, batch, widths[layers]) */
+    const float *lrs, *weight_factors, *bias_factors; /* (runs) */
+    float *losses;            /* training: (runs) */
+    float *outputs;           /* forward only: (runs, batch, widths[layers]) */
+    float *scratch;           /* (threads, scratch_stride) */
+    Py_ssize_t scratch_stride;
+    int next_run;             /* taken atomically by the threads */
+} plan;
+
+static int
+widest_hidden(const int *widths, int layers)
+{
+    int widest = 1;
+    for (int l = 1; l < layers; l++) {
+        widest = widths[l] > widest ? widths[l] : widest;
+    }
+    return widest;
+}
+
+/* `floats` rounded up to a multiple of 16 (64 bytes). */
+static inline size_t
+padded(size_t floats)
+{
+    return (floats + 15) & ~(size_t)15;
+}
+
+/* Where a training thread's buffers lie in its scratch (see scratch_layout). */
+typedef struct {
+    float *kept[MAX_LAYERS]; /* kept[l]: layer l's output (the top one becomes the first delta) */
+    float *grad[2];          /* dL/dh of a hidden layer, alternately */
+    float *sums;             /* column sums of a delta */
+} buffers;
+
+/*
+ * Lay out one thread's scratch from `base` (NULL: only count) and return its
+ * size in floats. Training keeps every layer's output, two buffers of dL/dh
+ * and the column sums; a forward pass alternates two buffers of the widest
+ * hidden layer. Every buffer starts 64-byte aligned (when base is), so the
+ * BLAS sees the same alignment whichever thread takes a run: results do not
+ * depend on the thread count.
+ */
+static size_t
+scratch_layout(const int *widths, int layers, int batch, int training, float *base, buffers *b)
+{
+    size_t widest = padded((size_t)batch * widest_hidden(widths, layers));
+    if (!training) {
+        return 2 * widest;
+    }
+    size_t offset = 0;
+    for (int l = 0; l < layers; l++) {
+        if (base != NULL) {
+            b->kept[l] = base + offset;
+        }
+        offset += padded((size_t)batch * widths[l + 1]);
+    }
+    if (base != NULL) {
+        b->grad[0] = base + offset;
+        b->grad[1] = base + offset + widest;
+        b->sums = base + offset + 2 * widest;
+    }
+    int widest_output = widest_hidden(widths, layers + 1);
+    return offset + 2 * widest + padded((size_t)widest_output);
+}
+
+static inline __attribute__((always_inline)) float *
+weight_of(const plan *p, int layer, int run)
+{
+    return p->weights[layer] + (size_t)run * p->widths[layer + 1] * p->widths[layer];
+}
+
+static inline __attribute__((always_inline)) float *
+bias_of(const plan *p, int layer, int run)
+{
+    return p->biases[layer] == NULL ? NULL : p->biases[layer] + (size_t)run * p->widths[layer + 1];
+}
+
+/* z <- h W^T + b, then phi unless it is the top layer. */
+static inline __attribute__((always_inline)) void
+layer_forward(const plan *p, int layer, int run, const float *h, float *z)
+{
+    int in = p->widths[layer], out = p->widths[layer + 1];
+    row_major_gemm(0, 1, p->batch, out, in, 1.0f, h, in, weight_of(p, layer, run), in, 0.0f, z, out);
+    bias_and_activation(z, bias_of(p, layer, run), p->batch, out,
+                        layer == p->layers - 1 ? ACT_LINEAR : p->kind, p->slope);
+}
+
+/* One run's forward pass into its rows of p->outputs. */
+static inline __attribute__((always_inline)) void
+forward_run(const plan *p, int run, float *scratch)
+{
+    size_t half = padded((size_t)p->batch * widest_hidden(p->widths, p->layers));
+    const float *h = p->x + (size_t)run * p->x_stride;
+    for (int l = 0; l < p->layers; l++) {
+        float *z = l == p->layers - 1
+            ? p->outputs + (size_t)run * p->batch * p->widths[p->layers]
+            : scratch + (l % 2) * half;
+        layer_forward(p, l, run, h, z);
+        h = z;
+    }
+}
+
+/* One run's forward pass, loss, backward pass and SGD update. */
+static inline __attribute__((always_inline)) void
+train_run(const plan *p, int run, float *scratch)
+{
+    int layers = p->layers, batch = p->batch, top = p->widths[layers];
+    buffers b;
+    scratch_layout(p->widths, layers, batch, 1, scratch, &b);
+    float **kept = b.kept, **grad = b.grad, *sums = b.sums;
+
+    const float *input = p->x + (size_t)run * p->x_stride;
+    for (int l = 0; l < layers; l++) {
+        layer_forward(p, l, run, l == 0 ? input : kept[l - 1], kept[l]);
+    }
+    float *delta = kept[layers - 1];
+    float loss = p->task == TASK_CLASSIFICATION
+        ? cross_entropy_and_delta(delta, p->labels + (size_t)run * batch, batch, top)
+        : squared_error_and_delta(delta, p->targets + (size_t)run * batch * top, (size_t)batch * top);
+    p->losses[run] = loss;
+    float lr = p->lrs[run];
+    if (!isfinite(loss) || lr == 0.0f) {
+        return; /* a diverged or stopped run: the trainer freezes it */
+    }
+    for (int l = layers - 1; l >= 0; l--) {
+        int in = p->widths[l], out = p->widths[l + 1];
+        const float *below = l == 0 ? input : kept[l - 1];
+        float *weight = weight_of(p, l, run), *bias = bias_of(p, l, run);
+        float *next = grad[l % 2];
+        if (l > 0) { /* dL/dh_{l-1} = delta W, with the weights before their update */
+            row_major_gemm(0, 0, batch, in, out, 1.0f, delta, out, weight, in, 0.0f, next, in);
+        }
+        row_major_gemm(1, 0, out, in, batch, -lr, delta, out, below, in, p->weight_factors[run], weight, in);
+        if (bias != NULL) {
+            bias_step(bias, delta, batch, out, lr, p->bias_factors[run], sums);
+        }
+        if (l > 0) {
+            times_derivative(next, below, (size_t)batch * in, p->kind, p->slope);
+            delta = next;
+        }
+    }
+}
+
+/* Take runs until none is left; compiled once per target below (the loops inline into each). */
+static inline __attribute__((always_inline)) void
+work(plan *p, float *scratch)
+{
+    int run;
+    while ((run = __atomic_fetch_add(&p->next_run, 1, __ATOMIC_RELAXED)) < p->runs) {
+        if (p->training) {
+            train_run(p, run, scratch);
+        } else {
+            forward_run(p, run, scratch);
+        }
+    }
+}
+
+static void
+work_portable(plan *p, float *scratch)
+{
+    work(p, scratch);
+}
+
+#ifdef INITLAB_HAVE_AVX512_DISPATCH
+__attribute__((target("avx512f,avx2,fma"))) static void
+work_avx512(plan *p, float *scratch)
+{
+    work(p, scratch);
+}
+#endif
+
+typedef void (*work_function)(plan *, float *);
+static work_function work_in_use = work_portable;
+static const char *work_in_use_name = "portable";
+
+typedef struct {
+    plan *p;
+    float *scratch;
+} worker;
+
+/* A thread's share: MKL single-threaded on this thread, runs taken until none is left. */
+static void *
+work_thread(void *argument)
+{
+    worker *w = argument;
+    int previous = set_local_threads(1);
+    work_in_use(w->p, w->scratch);
+    set_local_threads(previous);
+    return NULL;
+}
+
+/*
+ * Run the plan on `threads` threads, the calling one included. Should a
+ * thread fail to start, the others take its runs (they share one counter).
+ */
+static void
+run_plan(plan *p, int threads)
+{
+    worker workers[MAX_THREADS];
+    for (int t = 0; t < threads; t++) {
+        workers[t].p = p;
+        workers[t].scratch = p->scratch + (size_t)t * p->scratch_stride;
+    }
+#ifdef INITLAB_HAVE_THREADS_AND_DLOPEN
+    pthread_t handles[MAX_THREADS];
+    int started = 1;
+    while (started < threads && pthread_create(&handles[started], NULL, work_thread, &workers[started]) == 0) {
+        started++;
+    }
+    work_thread(&workers[0]);
+    for (int t = 1; t < started; t++) {
+        pthread_join(handles[t], NULL);
+    }
+#else
+    work_thread(&workers[0]);
+#endif
+}
+
+/* ------------------------------------------------------------------ arguments */
+
+/* `object` as a C-contiguous buffer of `ndim` dimensions of float32 ('f') or int64 ('q'). */
+static int
+get_array(PyObject *object, Py_buffer *view, char kind, int ndim, int writable, const char *argument)
+{
+    int flags = PyBUF_FORMAT | PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+    const char *expected = kind == 'f' ? "float32" : "int64";
+    if (PyObject_GetBuffer(object, view, flags) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be a %s C-contiguous %s array, got %.100s", argument,
+                     writable ? "writable" : "readable", expected, Py_TYPE(object)->tp_name);
+        return -1;
+    }
+    const char *format = view->format == NULL ? "B" : view->format;
+    if (format[0] == '@' || format[0] == '=' || format[0] == '<') {
+        format++;
+    }
+    int ok = view->ndim == ndim && format[0] != '\0' && format[1] == '\0' &&
+             (kind == 'f' ? (format[0] == 'f' && view->itemsize == 4)
+                          : ((format[0] == 'l' || format[0] == 'q') && view->itemsize == 8));
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "%s must be a %d-dimensional %s array, got format '%s' with %d dimension(s)",
+                     argument, ndim, expected, view->format == NULL ? "B" : view->format, view->ndim);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* ValueError unless view's shape equals `shape` (ndim entries). */
+static int
+check_shape(const Py_buffer *view, const Py_ssize_t *shape, const char *argument)
+{
+    for (int d = 0; d < view->ndim; d++) {
+        if (view->shape[d] != shape[d]) {
+            PyErr_Format(PyExc_ValueError, "%s has size %zd in dimension %d; expected %zd", argument,
+                         view->shape[d], d, shape[d]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The index of `name` in `names` (count entries), or ValueError naming the argument. */
+static int
+choice(const char *name, const char *const *names, int count, const char *argument, const char *expected)
+{
+    for (int k = 0; k < count; k++) {
+        if (strcmp(name, names[k]) == 0) {
+            return k;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "%s='%.100s' is not supported; expected %s", argument, name, expected);
+    return -1;
+}
+
+/* All buffers a call holds, released together. */
+typedef struct {
+    Py_buffer views[2 * MAX_LAYERS + 8];
+    int count;
+} held;
+
+static void
+release_all(held *h)
+{
+    for (int i = 0; i < h->count; i++) {
+        PyBuffer_Release(&h->views[i]);
+    }
+    h->count = 0;
+}
+
+/* Take an array into `h` (counted only on success). */
+static int
+take(held *h, PyObject *object, char kind, int ndim, int writable, const char *argument, const Py_ssize_t *shape)
+{
+    Py_buffer *view = &h->views[h->count];
+    if (get_array(object, view, kind, ndim, writable, argument) < 0) {
+        return -1;
+    }
+    h->count++;
+    return shape == NULL ? 0 : check_shape(view, shape, argument);
+}
+
+/*
+ * Fill the layer part of `p` from the weights list and biases (list or None):
+ * widths from the weights' shapes (each layer's input = the previous output).
+ */
+static int
+take_layers(held *h, plan *p, int *widths, PyObject *weights, PyObject *biases, int runs)
+{
+    if (!PyList_Check(weights) || PyList_GET_SIZE(weights) < 1 || PyList_GET_SIZE(weights) > MAX_LAYERS) {
+        PyErr_Format(PyExc_TypeError, "weights must be a list of 1 to %d arrays", MAX_LAYERS);
+        return -1;
+    }
+    int layers = (int)PyList_GET_SIZE(weights);
+    if (biases != Py_None && (!PyList_Check(biases) || PyList_GET_SIZE(biases) != layers)) {
+        PyErr_Format(PyExc_TypeError, "biases must be None or a list of %d arrays (one per weight)", layers);
+        return -1;
+    }
+    char argument[64];
+    for (int l = 0; l < layers; l++) {
+        snprintf(argument, sizeof argument, "weights[%d]", l);
+        if (take(h, PyList_GET_ITEM(weights, l), 'f', 3, 1, argument, NULL) < 0) {
+            return -1;
+        }
+        const Py_buffer *view = &h->views[h->count - 1];
+        if (view->shape[0] != runs || view->shape[1] < 1 || view->shape[1] > INT32_MAX / 4 ||
+            (l == 0 && (view->shape[2] < 1 || view->shape[2] > INT32_MAX / 4)) ||
+            (l > 0 && view->shape[2] != widths[l])) {
+            PyErr_Format(PyExc_ValueError, "%s has shape (%zd, %zd, %zd); expected (%d, outputs, %s)", argument,
+                         view->shape[0], view->shape[1], view->shape[2], runs,
+                         l == 0 ? "inputs" : "the previous layer's outputs");
+            return -1;
+        }
+        if (l == 0) {
+            widths[0] = (int)view->shape[2];
+        }
+        widths[l + 1] = (int)view->shape[1];
+        p->weights[l] = view->buf;
+        p->biases[l] = NULL;
+        if (biases != Py_None) {
+            snprintf(argument, sizeof argument, "biases[%d]", l);
+            Py_ssize_t shape[2] = {runs, widths[l + 1]};
+            if (take(h, PyList_GET_ITEM(biases, l), 'f', 2, 1, argument, shape) < 0) {
+                return -1;
+            }
+            p->biases[l] = h->views[h->count - 1].buf;
+        }
+    }
+    p->layers = layers;
+    p->widths = widths;
+    return 0;
+}
+
+static int
+take_options(plan *p, const char *activation, double slope, int threads)
+{
+    static const char *const names[] = {"linear", "tanh", "sigmoid", "relu", "leaky_relu"};
+    p->kind = choice(activation, names, 5, "activation",
+                     "'linear', 'tanh', 'sigmoid', 'relu' or 'leaky_relu'");
+    if (p->kind < 0) {
+        return -1;
+    }
+    if (p->kind == ACT_LEAKY_RELU && !(slope > 0.0)) {
+        PyObject *shown = PyFloat_FromDouble(slope);
+        if (shown != NULL) {
+            PyErr_Format(PyExc_ValueError, "slope=%R is invalid for leaky_relu; expected a positive slope", shown);
+            Py_DECREF(shown);
+        }
+        return -1;
+    }
+    if (threads < 1 || threads > MAX_THREADS) {
+        PyErr_Format(PyExc_ValueError, "threads=%d is invalid; expected 1 to %d", threads, MAX_THREADS);
+        return -1;
+    }
+    if (sgemm == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "no BLAS bound: call bind_blas() first (and check it returned True)");
+        return -1;
+    }
+    p->slope = (float)slope;
+    return 0;
+}
+
+/* The scratch argument: (threads, n) float32 with n at least what one thread needs. */
+static int
+take_scratch(held *h, plan *p, PyObject *scratch, int threads)
+{
+    if (take(h, scratch, 'f', 2, 1, "scratch", NULL) < 0) {
+        return -1;
+    }
+    const Py_buffer *view = &h->views[h->count - 1];
+    Py_ssize_t needed = (Py_ssize_t)scratch_layout(p->widths, p->layers, p->batch, p->training, NULL, NULL);
+    if (view->shape[0] < threads || view->shape[1] < needed) {
+        PyErr_Format(PyExc_ValueError, "scratch has shape (%zd, %zd); expected at least (%d, %zd)",
+                     view->shape[0], view->shape[1], threads, needed);
+        return -1;
+    }
+    p->scratch = view->buf;
+    p->scratch_stride = view->shape[1];
+    return 0;
+}
+
+/* Take the scratch, run the plan without the GIL and release every buffer. */
+static PyObject *
+finish(held *h, plan *p, PyObject *scratch, int threads)
+{
+    if (take_scratch(h, p, scratch, threads) < 0) {
+        release_all(h);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    run_plan(p, threads);
+    Py_END_ALLOW_THREADS
+    release_all(h);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ functions */
+
+PyDoc_STRVAR(train_step_doc,
+"train_step(x, labels, weights, biases, lrs, weight_factors, bias_factors, losses, scratch,\n"
+"           activation, slope, task, threads) -> None\n"
+"\n"
+"One SGD step of R stacked plain MLPs, in place. x: float32 (R, B, inputs);\n"
+"task 'classification': labels int64 (R, B) class indices (cross-entropy);\n"
+"task 'regression': labels float32 (R, B, outputs) targets (mean squared\n"
+"error); weights: list of float32 (R, out, in); biases:\n"
+"None or a list of float32 (R, out); lrs, weight_factors, bias_factors: float32\n"
+"(R,) (a run with lr 0 or a non-finite loss is not updated); losses: float32\n"
+"(R,) receives each run's mean loss before the step; scratch: float32\n"
+"(threads, n), n >= scratch_floats(B, widths, True).");
+
+static PyObject *
+trainer_train_step(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *x, *labels, *weights, *biases, *lrs, *weight_factors, *bias_factors, *losses, *scratch;
+    const char *activation, *task;
+    double slope;
+    int threads;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOsdsi:train_step", &x, &labels, &weights, &biases, &lrs,
+                          &weight_factors, &bias_factors, &losses, &scratch, &activation, &slope, &task,
+                          &threads)) {
+        return NULL;
+    }
+    static const char *const tasks[] = {"classification", "regression"};
+    held h;
+    float *weight_pointers[MAX_LAYERS], *bias_pointers[MAX_LAYERS];
+    int widths[MAX_LAYERS + 1];
+    plan p = {0};
+    p.weights = weight_pointers;
+    p.biases = bias_pointers;
+    p.training = 1;
+    h.count = 0;
+    if (take_options(&p, activation, slope, threads) < 0 || take(&h, x, 'f', 3, 0, "x", NULL) < 0) {
+        goto fail;
+    }
+    p.x = h.views[0].buf;
+    p.runs = (int)h.views[0].shape[0];
+    p.batch = (int)h.views[0].shape[1];
+    if (take_layers(&h, &p, widths, weights, biases, p.runs) < 0) {
+        goto fail;
+    }
+    Py_ssize_t x_shape[3] = {p.runs, p.batch, widths[0]};
+    Py_ssize_t runs_shape[1] = {p.runs};
+    if (check_shape(&h.views[0], x_shape, "x") < 0) {
+        goto fail;
+    }
+    p.x_stride = (Py_ssize_t)p.batch * widths[0];
+    p.task = choice(task, tasks, 2, "task", "'classification' or 'regression'");
+    if (p.task < 0) {
+        goto fail;
+    }
+    if (p.task == TASK_REGRESSION) {
+        Py_ssize_t shape[3] = {p.runs, p.batch, widths[p.layers]};
+        if (take(&h, labels, 'f', 3, 0, "labels", shape) < 0) {
+            goto fail;
+        }
+        p.targets = h.views[h.count - 1].buf;
+    } else {
+        Py_ssize_t shape[2] = {p.runs, p.batch};
+        if (take(&h, labels, 'q', 2, 0, "labels", shape) < 0) {
+            goto fail;
+        }
+        p.labels = h.views[h.count - 1].buf;
+        for (Py_ssize_t i = 0; i < (Py_ssize_t)p.runs * p.batch; i++) {
+            if (p.labels[i] < 0 || p.labels[i] >= widths[p.layers]) {
+                PyErr_Format(PyExc_ValueError, "labels holds %lld at position %zd; expected 0 to %d",
+                             (long long)p.labels[i], i, widths[p.layers] - 1);
+                goto fail;
+            }
+        }
+    }
+    if (take(&h, lrs, 'f', 1, 0, "lrs", runs_shape) < 0 ||
+        take(&h, weight_factors, 'f', 1, 0, "weight_factors", runs_shape) < 0 ||
+        take(&h, bias_factors, 'f', 1, 0, "bias_factors", runs_shape) < 0 ||
+        take(&h, losses, 'f', 1, 1, "losses", runs_shape) < 0) {
+        goto fail;
+    }
+    p.lrs = h.views[h.count - 4].buf;
+    p.weight_factors = h.views[h.count - 3].buf;
+    p.bias_factors = h.views[h.count - 2].buf;
+    p.losses = h.views[h.count - 1].buf;
+    return finish(&h, &p, scratch, threads);
+fail:
+    release_all(&h);
+    return NULL;
+}
+
+PyDoc_STRVAR(forward_doc,
+"forward(x, weights, biases, outputs, scratch, activation, slope, threads) -> None\n"
+"\n"
+"The top-layer outputs of R stacked plain MLPs, written into outputs: float32\n"
+"(R, N, outputs), for inputs x: float32 (R, N, inputs), or (1, N, inputs)\n"
+"shared by every run. weights, biases as for train_step; scratch: float32\n"
+"(threads, n), n >= scratch_floats(N, widths, False).");
+
+static PyObject *
+trainer_forward(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *x, *weights, *biases, *outputs, *scratch;
+    const char *activation;
+    double slope;
+    int threads;
+    if (!PyArg_ParseTuple(args, "OOOOOsdi:forward", &x, &weights, &biases, &outputs, &scratch, &activation,
+                          &slope, &threads)) {
+        return NULL;
+    }
+    held h;
+    float *weight_pointers[MAX_LAYERS], *bias_pointers[MAX_LAYERS];
+    int widths[MAX_LAYERS + 1];
+    plan p = {0};
+    p.weights = weight_pointers;
+    p.biases = bias_pointers;
+    h.count = 0;
+    if (take_options(&p, activation, slope, threads) < 0 || take(&h, x, 'f', 3, 0, "x", NULL) < 0 ||
+        take(&h, outputs, 'f', 3, 1, "outputs", NULL) < 0) {
+        goto fail;
+    }
+    const Py_buffer *x_view = &h.views[0], *out_view = &h.views[1];
+    p.runs = (int)out_view->shape[0];
+    p.batch = (int)out_view->shape[1];
+    if (take_layers(&h, &p, widths, weights, biases, p.runs) < 0) {
+        goto fail;
+    }
+    int shared = x_view->shape[0] == 1;
+    Py_ssize_t x_shape[3] = {shared ? 1 : p.runs, p.batch, widths[0]};
+    Py_ssize_t out_shape[3] = {p.runs, p.batch, widths[p.layers]};
+    if (check_shape(x_view, x_shape, "x") < 0 || check_shape(out_view, out_shape, "outputs") < 0) {
+        goto fail;
+    }
+    p.x = x_view->buf;
+    p.x_stride = shared ? 0 : (Py_ssize_t)p.batch * widths[0];
+    p.outputs = out_view->buf;
+    return finish(&h, &p, scratch, threads);
+fail:
+    release_all(&h);
+    return NULL;
+}
+
+PyDoc_STRVAR(scratch_floats_doc,
+"scratch_floats(batch, widths, training) -> int\n"
+"\n"
+"Floats of scratch one thread needs for train_step (training true) or\n"
+"forward on `batch` rows of MLPs whose layer widths are `widths` (inputs\n"
+"first, outputs last).");
+
+static PyObject *
+trainer_scratch_floats(PyObject *module, PyObject *args)
+{
+    (void)module;
+    int batch, training;
+    PyObject *sequence;
+    if (!PyArg_ParseTuple(args, "iOp:scratch_floats", &batch, &sequence, &training)) {
+        return NULL;
+    }
+    PyObject *items = PySequence_Fast(sequence, "widths must be a sequence of ints");
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+    int widths[MAX_LAYERS + 1];
+    if (batch < 1 || count < 2 || count > MAX_LAYERS + 1) {
+        Py_DECREF(items);
+        return PyErr_Format(PyExc_ValueError,
+                            "scratch_floats(batch=%d, %zd widths) is invalid; expected batch >= 1 and 2 to %d widths",
+                            batch, count, MAX_LAYERS + 1);
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        long width = PyLong_AsLong(PySequence_Fast_GET_ITEM(items, i));
+        if (width < 1 || width > INT32_MAX / 4) {
+            Py_DECREF(items);
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_ValueError, "widths[%zd]=%ld is invalid; expected a positive width", i, width);
+            }
+            return NULL;
+        }
+        widths[i] = (int)width;
+    }
+    Py_DECREF(items);
+    return PyLong_FromSize_t(scratch_layout(widths, (int)count - 1, batch, training, NULL, NULL));
+}
+
+PyDoc_STRVAR(bind_blas_doc,
+"bind_blas(library) -> bool\n"
+"\n"
+"Use the sgemm and MKL's per-thread thread count of `library` (the path of\n"
+"an already-loaded shared library, e.g. torch's libtorch_cpu.so; it is not\n"
+"loaded here). True when both were found; False otherwise (no MKL, or a\n"
+"platform without dlopen), and then train_step and forward refuse to run.");
+
+static PyObject *
+trainer_bind_blas(PyObject *module, PyObject *args)
+{
+    (void)module;
+    const char *library;
+    if (!PyArg_ParseTuple(args, "s:bind_blas", &library)) {
+        return NULL;
+    }
+#ifdef INITLAB_HAVE_THREADS_AND_DLOPEN
+    void *handle = dlopen(library, RTLD_NOW | RTLD_NOLOAD);
+    if (handle != NULL) {
+        void *gemm = dlsym(handle, "sgemm_");
+        void *local = dlsym(handle, "MKL_Set_Num_Threads_Local");
+        if (gemm != NULL && local != NULL) {
+            /* function pointers from dlsym: POSIX guarantees the conversion */
+            memcpy(&sgemm, &gemm, sizeof gemm);
+            memcpy(&set_local_threads, &local, sizeof local);
+            Py_RETURN_TRUE;
+        }
+        dlclose(handle);
+    }
+#else
+    (void)library;
+#endif
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef trainer_methods[] = {
+    {"train_step", trainer_train_step, METH_VARARGS, train_step_doc},
+    {"forward", trainer_forward, METH_VARARGS, forward_doc},
+    {"scratch_floats", trainer_scratch_floats, METH_VARARGS, scratch_floats_doc},
+    {"bind_blas", trainer_bind_blas, METH_VARARGS, bind_blas_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(module_doc,
+"A training step (train_step) and a forward pass (forward) of stacked plain\n"
+"MLPs, one run at a time per thread with the BLAS torch ships (bind_blas).\n"
+"implementation names the elementwise loops chosen at import: 'avx512f' when\n"
+"the CPU has AVX-512F and INITLAB_KERNELS_PORTABLE is unset or empty, else\n"
+"'portable'.");
+
+static struct PyModuleDef trainer_module = {
+    PyModuleDef_HEAD_INIT, "initlab._trainer", module_doc, -1, trainer_methods, NULL, NULL, NULL, NULL,
+};
+
+/* The AVX-512F loops when the CPU has them and INITLAB_KERNELS_PORTABLE is unset or empty. */
+static void
+choose_implementation(void)
+{
+#ifdef INITLAB_HAVE_AVX512_DISPATCH
+    const char *portable = getenv("INITLAB_KERNELS_PORTABLE");
+    __builtin_cpu_init();
+    if ((portable == NULL || portable[0] == '\0') && __builtin_cpu_supports("avx512f")) {
+        work_in_use = work_avx512;
+        work_in_use_name = "avx512f";
+    }
+#endif
+}
+
+PyMODINIT_FUNC
+PyInit__trainer(void)
+{
+    choose_implementation();
+    PyObject *module = PyModule_Create(&trainer_module);
+    if (module != NULL && PyModule_AddStringConstant(module, "implementation", work_in_use_name) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
