@@ -54,7 +54,7 @@
 #endif
 
 #define MAX_THREADS 64
-#define MAX_LAYERS 64
+#define MAX_LAYERS 1024
 
 /* ------------------------------------------------------------------ BLAS */
 
@@ -562,11 +562,24 @@ choice(const char *name, const char *const *names, int count, const char *argume
     return -1;
 }
 
-/* All buffers a call holds, released together. */
+/* All buffers a call holds (at most two per layer and eight more), released together. */
 typedef struct {
-    Py_buffer views[2 * MAX_LAYERS + 8];
+    Py_buffer *views;
     int count;
 } held;
+
+/* Room for every buffer of a call; MemoryError and -1 on failure. */
+static int
+hold_start(held *h)
+{
+    h->count = 0;
+    h->views = PyMem_Calloc(2 * MAX_LAYERS + 8, sizeof(Py_buffer));
+    if (h->views == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
 
 static void
 release_all(held *h)
@@ -574,6 +587,8 @@ release_all(held *h)
     for (int i = 0; i < h->count; i++) {
         PyBuffer_Release(&h->views[i]);
     }
+    PyMem_Free(h->views);
+    h->views = NULL;
     h->count = 0;
 }
 
@@ -739,7 +754,9 @@ trainer_train_step(PyObject *module, PyObject *args)
     p.weights = weight_pointers;
     p.biases = bias_pointers;
     p.training = 1;
-    h.count = 0;
+    if (hold_start(&h) < 0) {
+        return NULL;
+    }
     if (take_options(&p, activation, slope, threads) < 0 || take(&h, x, 'f', 3, 0, "x", NULL) < 0) {
         goto fail;
     }
@@ -821,7 +838,9 @@ trainer_forward(PyObject *module, PyObject *args)
     plan p = {0};
     p.weights = weight_pointers;
     p.biases = bias_pointers;
-    h.count = 0;
+    if (hold_start(&h) < 0) {
+        return NULL;
+    }
     if (take_options(&p, activation, slope, threads) < 0 || take(&h, x, 'f', 3, 0, "x", NULL) < 0 ||
         take(&h, outputs, 'f', 3, 1, "outputs", NULL) < 0) {
         goto fail;
@@ -938,7 +957,7 @@ PyDoc_STRVAR(module_doc,
 "MLPs, one run at a time per thread with the BLAS torch ships (bind_blas).\n"
 "implementation names the elementwise loops chosen at import: 'avx512f' when\n"
 "the CPU has AVX-512F and INITLAB_KERNELS_PORTABLE is unset or empty, else\n"
-"'portable'.");
+"'portable'. max_layers is the most layers a network may have.");
 
 static struct PyModuleDef trainer_module = {
     PyModuleDef_HEAD_INIT, "initlab._trainer", module_doc, -1, trainer_methods, NULL, NULL, NULL, NULL,
@@ -963,7 +982,8 @@ PyInit__trainer(void)
 {
     choose_implementation();
     PyObject *module = PyModule_Create(&trainer_module);
-    if (module != NULL && PyModule_AddStringConstant(module, "implementation", work_in_use_name) < 0) {
+    if (module != NULL && (PyModule_AddStringConstant(module, "implementation", work_in_use_name) < 0 ||
+                           PyModule_AddIntConstant(module, "max_layers", MAX_LAYERS) < 0)) {
         Py_DECREF(module);
         return NULL;
     }

@@ -96,6 +96,29 @@ def test_three_steps_equal_float64_sgd_with_per_run_lr_l2_and_decay(activation, 
         torch.testing.assert_close(single.params[name].double(), param.detach(), rtol=1e-5, atol=2e-6)
 
 
+def test_a_network_deeper_than_64_layers_steps_like_float64_sgd():
+    # the tour's edge-of-chaos study trains depth 90
+    single, double = _models(_spec("tanh", depth=100, width=8), runs=2)
+    backprop = MlpBackprop.for_model(single)
+    assert backprop.compiled
+    x, y = _batch("classification", runs=2)
+    losses = backprop.compiled_sgd_step(
+        x, y, "classification", *StackedOptimizer("sgd", single.params, _configs(runs=2), torch.float32).sgd_factors())
+    expected = _reference_step(double, StackedOptimizer("sgd", double.params, _configs(runs=2), torch.float64), x, y,
+                               "classification")
+    torch.testing.assert_close(losses.double(), expected, rtol=2e-6, atol=2e-6)
+    for name, param in double.params.items():
+        torch.testing.assert_close(single.params[name].double(), param.detach(), rtol=1e-5, atol=2e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(backprop.outputs(x).double(), double.forward(x.double(), train=False),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_networks_beyond_the_layer_limit_take_the_torch_path():
+    model = StackedModel.empty(_spec("tanh", depth=_trainer.max_layers, width=2), 1, torch.float32)
+    assert not MlpBackprop.for_model(model).compiled
+
+
 def test_biases_are_shrunk_only_when_regularised():
     spec = _spec("tanh")
     for regularize_biases in (False, True):
@@ -240,6 +263,7 @@ def test_valid_arguments_run():
     ({"activation": "leaky_relu", "slope": -0.5}, ValueError,
      "slope=-0.5 is invalid for leaky_relu; expected a positive slope"),
     ({"threads": 0}, ValueError, "threads=0 is invalid; expected 1 to 64"),
+    ({"weights": [np.zeros((2, 3, 3), np.float32)] * 1025}, TypeError, "weights must be a list of 1 to 1024 arrays"),
     ({"lrs": np.zeros(3, np.float32)}, ValueError, "lrs has size 3 in dimension 0; expected 2"),
     ({"losses": np.zeros(2, np.float32)[::-1]}, TypeError,
      "losses must be a writable C-contiguous float32 array, got numpy.ndarray"),

@@ -127,7 +127,8 @@ class MlpBackprop:
         self._grads: dict[str, torch.Tensor] = {}
         dtype = self.weights[0].dtype
         with_biases = [bias is not None for bias in self.biases]
-        self.compiled = COMPILED_STEP and dtype == torch.float32 and (all(with_biases) or not any(with_biases))
+        self.compiled = (COMPILED_STEP and dtype == torch.float32 and len(self.weights) <= _trainer.max_layers
+                         and (all(with_biases) or not any(with_biases)))
         """Whether :meth:`compiled_sgd_step` and a compiled :meth:`outputs` are available."""
         if self.compiled:
             # numpy views of the parameters' memory (updated in place, so the views stay valid)
