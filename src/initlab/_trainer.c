@@ -69,10 +69,9 @@ static sgemm_function sgemm;
 static local_threads_function set_local_threads;
 
 /*
- * Row-major C (rows x cols) <- alpha * op_a(A) op_b(B) + beta * C, where the
- * row-major operands are read as their column-major transposes. `a_rows_t`
- * and `b_rows_t` say whether A and B are used transposed in the row-major
- * product; inner is the shared dimension.
+ * Row-major C (rows x cols) <- alpha op(A) op(B) + beta C, op transposing A
+ * (B) when transpose_a (transpose_b); inner is the shared dimension and the
+ * ld* are the row lengths of the stored matrices.
  */
 static void
 row_major_gemm(int transpose_a, int transpose_b, int rows, int cols, int inner, float alpha,
@@ -501,7 +500,7 @@ run_plan(plan *p, int threads)
         pthread_join(handles[t], NULL);
     }
 #else
-    work_thread(&workers[0]);
+    work_in_use(p, workers[0].scratch); /* not reached: bind_blas() binds nothing here */
 #endif
 }
 
