@@ -201,3 +201,25 @@ def test_compiled_statistics_give_the_report_of_the_torch_ones(monkeypatch):
     layers = {layer["name"]: layer for layer in compiled["layers"]}
     assert (layers["2"]["symmetric_units"], layers["4"]["dead_units"]) == (1, 3)
     assert layers["0"]["saturated_fraction"] > 0.05
+
+
+def test_report_does_not_depend_on_how_long_compiled_statistics_wait(monkeypatch):
+    from torch import nn
+
+    from initlab.audit import audit, capture
+
+    torch.manual_seed(0)
+    # float32 CPU outputs: the hook reads each one (kernel pass, unit-vector copy); summaries,
+    # weight norms and symmetry checks wait for the end of the forward pass, or for
+    # PENDING_BYTES of waiting copies. An in-place ReLU changes each Linear output after its hook.
+    model = nn.Sequential(*[nn.Sequential(nn.Linear(16, 16), nn.ReLU(inplace=True)) for _ in range(6)],
+                          nn.Linear(16, 4))
+    with torch.no_grad():
+        model[2][0].weight[3] = model[2][0].weight[5]  # two identical units: the full symmetry check runs
+        model[2][0].bias[3] = model[2][0].bias[5]
+        model[3][0].weight[:, 3] = model[3][0].weight[:, 5]  # read alike by the next layer: equal gradients
+    batch = torch.randn(64, 16, generator=torch.Generator().manual_seed(4))
+    default = audit(model, batch, jacobian=False)
+    assert default.layers[2].symmetric_units == 1
+    monkeypatch.setattr(capture, "PENDING_BYTES", 0)  # every output finished in its own hook
+    assert audit(model, batch, jacobian=False).to_json() == default.to_json()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from initlab.audit import Thresholds, audit
 from initlab.errors import InitlabError
@@ -187,3 +188,72 @@ def test_bad_model_batch_and_thresholds():
         Thresholds(vanishing_ratio=2)
     with pytest.raises(InitlabError, match=r"dead_fraction_max=-1 is invalid"):
         Thresholds(dead_fraction_max=-1)
+
+
+class WritesItsState(nn.Module):
+    """Writes its weight through ``.data`` (no version-counter bump) and a buffer in place
+    during forward, then optionally raises: the restore must not trust version counters."""
+
+    def __init__(self, width: int, fail: bool = False):
+        super().__init__()
+        self.linear = nn.Linear(IN_FEATURES, width)
+        self.register_buffer("calls", torch.zeros(()))
+        self.fail = fail
+
+    def forward(self, x):
+        self.linear.weight.data.mul_(0.5)
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("fails after writing its weight")
+        return self.linear(x)
+
+
+@pytest.mark.parametrize("width", [8, 8192])  # snapshot below and above the background comparison's size
+def test_state_written_through_data_in_forward_is_restored(width):
+    from initlab.audit import state
+
+    model = WritesItsState(width)
+    assert (width * IN_FEATURES * 4 >= state.BACKGROUND_COMPARISON_BYTES) == (width == 8192)
+    version = model.linear.weight._version
+    model(batch(2))
+    assert model.linear.weight._version == version  # .data writes are invisible to the version counter
+    before = snapshot(model)
+    audit(model, batch(8))
+    assert_identical(before, model)
+    failing = WritesItsState(width, fail=True)
+    before = snapshot(failing)
+    with pytest.raises(InitlabError, match=r"fails after writing its weight"):
+        audit(failing, batch(8))
+    assert_identical(before, failing)
+    assert_no_hooks(failing)
+
+
+class PassThrough(TorchFunctionMode):
+    """A mode of the caller's, around the audit."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def test_torch_function_mode_stack_is_restored_even_when_a_recorded_module_raises():
+    class RaisesInside(nn.Module):
+        def forward(self, x):
+            torch.relu(x)
+            raise RuntimeError("boom in a leaf module")
+
+    with PassThrough() as outer:
+        audit(ARCHITECTURES["transformer"][0](), ARCHITECTURES["transformer"][1](), jacobian=False)
+        assert torch._C._len_torch_function_stack() == 1
+        with pytest.raises(InitlabError, match=r"in module '1' .*: boom in a leaf module"):
+            audit(nn.Sequential(nn.Linear(IN_FEATURES, 8), RaisesInside()), batch(8))
+        assert torch._C._len_torch_function_stack() == 1
+        assert torch._C._get_function_stack_at(0) is outer
+    assert torch._C._len_torch_function_stack() == 0
+
+
+def test_activation_modules_with_different_parameters_keep_their_own_activation():
+    model = nn.Sequential(nn.Linear(IN_FEATURES, 16), nn.LeakyReLU(0.1), nn.Linear(16, 16), nn.LeakyReLU(0.3),
+                          nn.Linear(16, 16), nn.LeakyReLU(0.1), nn.Linear(16, 4))
+    report = audit(model, batch(8), jacobian=False)
+    slopes = [layer.activation_params.get("negative_slope") for layer in report.layers[:3]]
+    assert slopes == pytest.approx([0.1, 0.3, 0.1])

@@ -2,16 +2,18 @@
 
 Cost. One forward and one backward pass of the model plus: per recorded call, the
 statistics of its output (sums for mean/std, min/max, a 16k-value subsample sorted once
-for percentiles and histogram, per-unit maxima, a symmetry check) — one pass of a
-compiled kernel in the hook for float32 CPU outputs, else batched over buffers of
-same-shaped outputs (:mod:`initlab.audit.capture`); a sum and a dot of its gradient; and
-a snapshot of the parameters and buffers. ``benchmarks/bench_audit.py`` measures the
-total against one plain forward+backward pass (target <= 2x with ``jacobian=False``):
-met by a ResNet-18 (about 1.6x), not by a 50-layer width-256 MLP whose forward+backward
-takes only ~23 ms (about 3.2x: ~100 records at ~100 us each, plus the snapshot and
-restore, hooks and verdicts, which alone are ~2.2x there). The Jacobian, when asked,
-adds one forward pass and ``m`` (exact) or ``2 x 32`` (Lanczos) backward passes per
-analysed sample.
+for percentiles and histogram, per-unit maxima, a symmetry check) — for float32 CPU
+outputs one pass of a compiled kernel in the hook and the rest in one loop after the
+forward pass, else batched over buffers of same-shaped outputs
+(:mod:`initlab.audit.capture`); a sum and a dot of its gradient; and a snapshot of the
+parameters and buffers, compared with them on a worker thread while the report is built.
+``benchmarks/bench_audit.py`` measures the total against one plain forward+backward pass
+(target <= 2x with ``jacobian=False``): met by a ResNet-18 (about 1.5-1.6x), not by a
+50-layer width-256 MLP whose forward+backward takes only ~20 ms (about 3.1-3.3x on 2
+cores; of its ~62 ms for ~100 records: ~14 ms of output statistics, ~13 ms of hook and
+record plumbing in the forward pass, ~4 ms of gradient statistics, ~4 ms of snapshot and
+restore, ~6 ms of layers, verdicts and theory). The Jacobian, when asked, adds one
+forward pass and ``m`` (exact) or ``2 x 32`` (Lanczos) backward passes per analysed sample.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from initlab.audit import jacobian as jacobian_module
 from initlab.audit.capture import NORMALIZING, Capture, Record, first_tensor
 from initlab.audit.result import AuditReport, LayerReport
 from initlab.audit.state import preserved
-from initlab.audit.statistics import norm_and_std, single_threaded, tensor_std, vector_norm
+from initlab.audit.statistics import non_finite_count, norm_and_std, single_threaded, tensor_std, vector_norm
 from initlab.audit.theory_overlay import PASS_THROUGH, MLPLayer, plain_mlp_activation, predict
 from initlab.audit.thresholds import Thresholds
 from initlab.audit.verdicts import assess
@@ -88,7 +90,7 @@ def audit(
     if not isinstance(limits, Thresholds):
         raise InitlabError(f"audit: thresholds={thresholds!r} is invalid; expected an initlab.audit.Thresholds.")
     notes: list[str] = []
-    with preserved(model, seed), torch.inference_mode(False), torch.enable_grad():
+    with preserved(model, seed) as restorer, torch.inference_mode(False), torch.enable_grad():
         args, kwargs, leaves = _prepare_inputs(batch)
         capture = Capture(model, limits, seed)
         with capture:
@@ -98,12 +100,13 @@ def audit(
             capture.finish_forward()
             selected = _select_output(output, output_fn)
             gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes)
+        spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
+        restorer.compare_in_background()  # the model does not run again
         with single_threaded():
             layers = _layers(capture.records, leaves, gradients, capture.weight_moments)
             assess(layers, limits)
             weight_norms = {key: norm for key, (norm, _) in capture.weight_moments.items()}
             theory = _theory(layers, capture.records, batch, notes, weight_norms)
-        spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
     return AuditReport(
         model=type(model).__name__, batch_shape=list(_first_shape(batch)), backward=gradients.kind, seed=seed,
         layers=layers, jacobian=spectrum, theory=theory, thresholds=limits.to_dict(), notes=notes,
@@ -138,7 +141,7 @@ def _check_arguments(model, batch, target, loss_fn, output_fn, jacobian, seed) -
         raise InitlabError(f"audit: model={_short(model)} is invalid; expected a torch.nn.Module.")
     for name, tensor in _tensors_of(batch):
         if tensor.is_floating_point() or tensor.is_complex():
-            bad = int((~torch.isfinite(tensor)).sum())
+            bad = non_finite_count(tensor)
             if bad:
                 raise InitlabError(
                     f"audit: {name} (shape {tuple(tensor.shape)}) holds {bad} NaN/inf values; expected finite "

@@ -234,27 +234,34 @@ def compiled_layout(tensor: torch.Tensor) -> bool:
             and tensor.numel() > 0 and tensor.is_contiguous())
 
 
-def summarize_float32(tensor: torch.Tensor, *, units: int = 1, inner: int = 1,
-                      limits: tuple[float, float] | None = None,
-                      unit_maxima: bool = False) -> tuple[Summary, np.ndarray | None, int] | None:
-    """:class:`Summary` of a tensor accepted by :func:`compiled_layout`, from one pass of
-    ``_kernels.moments`` over it, or None when it holds NaN/inf (summarise it with
-    :func:`summarize_rows` then).
+@dataclass
+class Float32Pass:
+    """What one pass of ``_kernels.moments`` over a float32 tensor leaves to finish its
+    :class:`Summary` (:func:`summary_from_pass`) without reading the tensor again.
 
-    Mean and std come from double sums (:func:`std_from_double_moments`, else the two-pass
-    :func:`std_mean`); percentiles and histogram from the sorted strided subsample
-    ``values[::step]`` of :func:`summarize_rows` (same values, same figures).
-
-    Args:
-        tensor: the values, seen as ``(outer, units, inner)`` for the unit maxima.
-        units, inner: unit count and positions per unit and sample (channels-first conv
-            output ``(N, C, H, W)``: ``C`` and ``H * W``; features last: ``F`` and 1).
-        limits: count the values ``<= limits[0]`` or ``>= limits[1]`` (float32 values).
-        unit_maxima: also return each unit's largest value.
-
-    Returns:
-        ``(summary, maxima or None, count within limits (0 without limits))``.
+    Attributes:
+        numel, mean, std, min, max: of the tensor (finite values only).
+        subsample: the strided subsample ``values[::step]`` (a private copy, sorted in place
+            by :func:`summary_from_pass`).
+        maxima: each unit's largest value (when asked), else None.
+        near: count of values within the saturation limits (0 without limits).
     """
+
+    numel: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    subsample: np.ndarray
+    maxima: np.ndarray | None
+    near: int
+
+
+def float32_pass(tensor: torch.Tensor, *, units: int = 1, inner: int = 1, limits: tuple[float, float] | None = None,
+                 unit_maxima: bool = False) -> Float32Pass | None:
+    """The part of :func:`summarize_float32` that reads ``tensor``: one pass of
+    ``_kernels.moments`` (and the two-pass :func:`std_mean` when the double sums cancel),
+    or None when it holds NaN/inf. Arguments as :func:`summarize_float32`."""
     values = tensor.detach().reshape(-1).numpy()
     numel = values.size
     step = max(1, math.ceil(numel / SUBSAMPLE))
@@ -272,6 +279,14 @@ def summarize_float32(tensor: torch.Tensor, *, units: int = 1, inner: int = 1,
     std_value, mean_value = moment
     if numel == 1:
         std_value, mean_value = 0.0, total
+    return Float32Pass(numel, mean_value, std_value, minimum, maximum, subsample, maxima, near)
+
+
+def summary_from_pass(measured: Float32Pass) -> Summary:
+    """The :class:`Summary` of a :func:`float32_pass`: percentiles and histogram from its
+    sorted subsample (sorted in place). Reads no tensor: it may run after the tensor changed."""
+    subsample, numel = measured.subsample, measured.numel
+    mean_value, std_value = measured.mean, measured.std
     subsample.sort()
     picks = _percentile_picks(subsample.size)
     picked = subsample[picks[0] + picks[1]].tolist()
@@ -283,13 +298,39 @@ def summarize_float32(tensor: torch.Tensor, *, units: int = 1, inner: int = 1,
         counts = np.empty(HISTOGRAM_BINS, dtype=np.int64)
         _kernels.histogram(subsample, counts)
         histogram = counts.tolist()
-    summary = Summary(
-        numel=numel, non_finite=0, mean=mean_value, std=std_value, min=minimum, max=maximum,
+    return Summary(
+        numel=numel, non_finite=0, mean=mean_value, std=std_value, min=measured.min, max=measured.max,
         rms=math.sqrt(max(mean_value**2 + std_value**2 * (numel - 1) / numel, 0.0)),
         percentiles=_percentiles_from(picked, picks), histogram_counts=histogram,
         histogram_edges=torch.linspace(first, last, HISTOGRAM_BINS + 1, dtype=torch.float64).tolist(),
     )
-    return summary, maxima, near
+
+
+def summarize_float32(tensor: torch.Tensor, *, units: int = 1, inner: int = 1,
+                      limits: tuple[float, float] | None = None,
+                      unit_maxima: bool = False) -> tuple[Summary, np.ndarray | None, int] | None:
+    """:class:`Summary` of a tensor accepted by :func:`compiled_layout`, from one pass of
+    ``_kernels.moments`` over it (:func:`float32_pass`, then :func:`summary_from_pass`), or
+    None when it holds NaN/inf (summarise it with :func:`summarize_rows` then).
+
+    Mean and std come from double sums (:func:`std_from_double_moments`, else the two-pass
+    :func:`std_mean`); percentiles and histogram from the sorted strided subsample
+    ``values[::step]`` of :func:`summarize_rows` (same values, same figures).
+
+    Args:
+        tensor: the values, seen as ``(outer, units, inner)`` for the unit maxima.
+        units, inner: unit count and positions per unit and sample (channels-first conv
+            output ``(N, C, H, W)``: ``C`` and ``H * W``; features last: ``F`` and 1).
+        limits: count the values ``<= limits[0]`` or ``>= limits[1]`` (float32 values).
+        unit_maxima: also return each unit's largest value.
+
+    Returns:
+        ``(summary, maxima or None, count within limits (0 without limits))``.
+    """
+    measured = float32_pass(tensor, units=units, inner=inner, limits=limits, unit_maxima=unit_maxima)
+    if measured is None:
+        return None
+    return summary_from_pass(measured), measured.maxima, measured.near
 
 
 def saturation_limits(bounds: tuple[float, float], margin: float) -> tuple[float, float]:
@@ -729,6 +770,14 @@ def norm_and_std(tensor: torch.Tensor) -> tuple[float, float]:
     if not math.isfinite(norm):  # inf values (std is NaN then) or a float32 overflow of std
         norm = vector_norm(tensor)
     return norm, std_value
+
+
+def non_finite_count(tensor: torch.Tensor) -> int:
+    """How many elements are NaN or infinite (one compiled pass for :func:`compiled_layout` tensors)."""
+    if compiled_layout(tensor):
+        nans, infs = _kernels.moments(tensor.detach().reshape(-1).numpy(), 1, 1, -math.inf, math.inf, None, 1, None)[:2]
+        return nans + infs
+    return int((~torch.isfinite(tensor.detach())).sum())
 
 
 def tensor_std(tensor: torch.Tensor) -> float:
