@@ -141,3 +141,15 @@ def test_functional_activations_in_forward_are_recorded_and_paired():
     assert first.activation_params == {"negative_slope": 0.2}
     # the fix uses He with the slope of the activation actually used: scale 2 / (1 + 0.2^2)
     assert recommend(first).scheme.scale == pytest.approx(2 / 1.04)
+
+
+def test_recommendation_follows_each_layers_activation_and_weight_shape():
+    model = nn.Sequential(nn.Linear(40, 32), nn.LeakyReLU(0.2), nn.Linear(32, 16), nn.LeakyReLU(0.5),
+                          nn.Linear(16, 16), nn.LeakyReLU(0.2), nn.Linear(16, 5))
+    report = audit(model, batch(16), jacobian=False)
+    advice = [recommend(layer) for layer in report.layers]
+    # He with each layer's slope: scale 2 / (1 + a^2); target std sqrt(scale / fan_in)
+    assert [a.scheme.scale for a in advice[:3]] == pytest.approx([2 / 1.04, 2 / 1.25, 2 / 1.04])
+    assert [a.target_std for a in advice[:3]] == pytest.approx(
+        [math.sqrt(2 / 1.04 / 40), math.sqrt(2 / 1.25 / 32), math.sqrt(2 / 1.04 / 16)])
+    assert advice[3].label.startswith("Glorot") and advice[3].target_std == pytest.approx(math.sqrt(2 / (16 + 5)))

@@ -10,6 +10,7 @@ scheme targets for this layer's fans next to the measured weight std.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -41,7 +42,15 @@ class Recommendation:
 
 def recommend(layer: LayerReport) -> Recommendation:
     """The scheme suited to the activation ending ``layer`` (see the module docstring)."""
-    activation = get_activation(layer.activation, **layer.activation_params) if layer.activation else None
+    return _recommendation(layer.activation, tuple(sorted(layer.activation_params.items())),
+                           None if layer.weight_shape is None else tuple(layer.weight_shape), layer.module_type)
+
+
+@functools.lru_cache(maxsize=256)
+def _recommendation(activation_name: str | None, activation_params: tuple, weight_shape: tuple[int, ...] | None,
+                    module_type: str) -> Recommendation:
+    """:func:`recommend` from what it reads of the layer (cached: a deep network's layers share it)."""
+    activation = get_activation(activation_name, **dict(activation_params)) if activation_name else None
     family = activation.family if activation is not None else "linear"
     if family == "relu":
         slope = float(activation.params.get("negative_slope", 0.0))
@@ -55,17 +64,17 @@ def recommend(layer: LayerReport) -> Recommendation:
         scheme = variance_scaling(scale=scale)
         label = (f"variance scaling with the forward gain of {activation.name} "
                  f"(initlab.variance_scaling(scale={scale:.3g}))")
-    return Recommendation(label, scheme, _target_std(scheme, layer))
+    return Recommendation(label, scheme, _target_std(scheme, weight_shape, module_type))
 
 
-def _target_std(scheme: Scheme, layer: LayerReport) -> float | None:
-    if layer.weight_shape is None or len(layer.weight_shape) < 2:
+def _target_std(scheme: Scheme, weight_shape: tuple[int, ...] | None, module_type: str) -> float | None:
+    if weight_shape is None or len(weight_shape) < 2:
         return None
-    if layer.module_type not in _CONV_TYPES and layer.module_type != "Linear":
+    if module_type not in _CONV_TYPES and module_type != "Linear":
         return None
-    layout = "conv" if layer.module_type in _CONV_TYPES else "linear"
+    layout = "conv" if module_type in _CONV_TYPES else "linear"
     try:
-        return scheme.target_std(fans(tuple(layer.weight_shape), layout))
+        return scheme.target_std(fans(weight_shape, layout))
     except InitlabError:
         return None
 
@@ -214,8 +223,6 @@ def _growth_finding(kind: str, direction: str, layer: LayerReport, limits: Thres
     if gain_value is None or not math.isfinite(gain_value):
         return None
     what = "signal" if direction == "forward" else "gradient"
-    context = trend.phrase()
-    context = f"; {context}" if context else ""
     if kind == "exploding" and gain_value > limits.layer_gain_max:
         way = "" if direction == "forward" else " on the way back"
         return _finding(
@@ -229,13 +236,19 @@ def _growth_finding(kind: str, direction: str, layer: LayerReport, limits: Thres
         rule = (f"{what}_ratio={ratio:.3g} > exploding_ratio={limits.exploding_ratio} and "
                 f"{what}_gain={gain_value:.3g} > contribution_factor={contribution}")
         return _finding(kind, layer, direction, rule, ratio, limits.exploding_ratio,
-                        f"{describe(layer)} {_level(layer, direction, ratio)}{context}", _init_advice(layer))
+                        f"{describe(layer)} {_level(layer, direction, ratio)}{_context(trend)}", _init_advice(layer))
     if kind == "vanishing" and ratio < limits.vanishing_ratio and gain_value < 1 / contribution:
         rule = (f"{what}_ratio={ratio:.3g} < vanishing_ratio={limits.vanishing_ratio} and "
                 f"{what}_gain={gain_value:.3g} < 1/contribution_factor={1 / contribution:.3g}")
         return _finding(kind, layer, direction, rule, ratio, limits.vanishing_ratio,
-                        f"{describe(layer)} {_level(layer, direction, ratio)}{context}", _init_advice(layer))
+                        f"{describe(layer)} {_level(layer, direction, ratio)}{_context(trend)}", _init_advice(layer))
     return None
+
+
+def _context(trend: Trends) -> str:
+    """``"; <trend phrase>"``, or nothing without trends (formatted only for a finding)."""
+    phrase = trend.phrase()
+    return f"; {phrase}" if phrase else ""
 
 
 def exploding_forward(layer: LayerReport, limits: Thresholds, trend: Trends) -> Finding | None:
