@@ -208,12 +208,9 @@ class WritesItsState(nn.Module):
         return self.linear(x)
 
 
-@pytest.mark.parametrize("width", [8, 8192])  # snapshot below and above the background comparison's size
+@pytest.mark.parametrize("width", [8, 8192])  # a small weight and a 1.3 MB one
 def test_state_written_through_data_in_forward_is_restored(width):
-    from initlab.audit import state
-
     model = WritesItsState(width)
-    assert (width * IN_FEATURES * 4 >= state.BACKGROUND_COMPARISON_BYTES) == (width == 8192)
     version = model.linear.weight._version
     model(batch(2))
     assert model.linear.weight._version == version  # .data writes are invisible to the version counter

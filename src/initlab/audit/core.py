@@ -6,13 +6,13 @@ for percentiles and histogram, per-unit maxima, a symmetry check) — for float3
 outputs one pass of a compiled kernel in the hook and the rest in one loop after the
 forward pass, else batched over buffers of same-shaped outputs
 (:mod:`initlab.audit.capture`); a sum and a dot of its gradient; and a snapshot of the
-parameters and buffers, compared with them on a worker thread while the report is built.
+parameters and buffers.
 ``benchmarks/bench_audit.py`` measures the total against one plain forward+backward pass
 (target <= 2x with ``jacobian=False``): met by a ResNet-18 (about 1.5-1.6x), not by a
 50-layer width-256 MLP whose forward+backward takes only ~20 ms (about 3.1-3.3x on 2
-cores; of its ~62 ms for ~100 records: ~14 ms of output statistics, ~13 ms of hook and
-record plumbing in the forward pass, ~4 ms of gradient statistics, ~4 ms of snapshot and
-restore, ~6 ms of layers, verdicts and theory). The Jacobian, when asked, adds one
+cores; of its ~63 ms for ~100 records: ~14 ms of output statistics, ~11 ms of hook and
+record plumbing in the forward pass, ~4 ms of gradient statistics, ~5 ms of snapshot and
+restore, ~5 ms of layers, verdicts and theory). The Jacobian, when asked, adds one
 forward pass and ``m`` (exact) or ``2 x 32`` (Lanczos) backward passes per analysed sample.
 """
 
@@ -90,7 +90,7 @@ def audit(
     if not isinstance(limits, Thresholds):
         raise InitlabError(f"audit: thresholds={thresholds!r} is invalid; expected an initlab.audit.Thresholds.")
     notes: list[str] = []
-    with preserved(model, seed) as restorer, torch.inference_mode(False), torch.enable_grad():
+    with preserved(model, seed), torch.inference_mode(False), torch.enable_grad():
         args, kwargs, leaves = _prepare_inputs(batch)
         capture = Capture(model, limits, seed)
         with capture:
@@ -100,13 +100,12 @@ def audit(
             capture.finish_forward()
             selected = _select_output(output, output_fn)
             gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes)
-        spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
-        restorer.compare_in_background()  # the model does not run again
         with single_threaded():
             layers = _layers(capture.records, leaves, gradients, capture.weight_moments)
             assess(layers, limits)
             weight_norms = {key: norm for key, (norm, _) in capture.weight_moments.items()}
             theory = _theory(layers, capture.records, batch, notes, weight_norms)
+        spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
     return AuditReport(
         model=type(model).__name__, batch_shape=list(_first_shape(batch)), backward=gradients.kind, seed=seed,
         layers=layers, jacobian=spectrum, theory=theory, thresholds=limits.to_dict(), notes=notes,

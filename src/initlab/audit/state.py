@@ -3,9 +3,7 @@
 :func:`preserved` snapshots every parameter and buffer (BatchNorm running statistics,
 ``num_batches_tracked``), each module's ``training`` flag and each parameter's
 ``requires_grad``; on exit, also after an exception, it copies back every tensor whose
-bits changed (so untouched tensors keep their version counter; the comparison may start
-earlier, on a worker thread, once the caller says the model will not run again:
-:meth:`Restorer.compare_in_background`), restores the flags, and
+bits changed (so untouched tensors keep their version counter), restores the flags, and
 restores the global torch RNG states (``torch.random.fork_rng``) that dropout may use.
 Inside, floating-point parameters require grad (so weight gradients can be measured)
 and the torch RNG is seeded with ``seed`` (so dropout masks are reproducible).
@@ -14,8 +12,6 @@ and the torch RNG is seeded with ``seed`` (so dropout masks are reproducible).
 from __future__ import annotations
 
 import ctypes
-import os
-import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -61,48 +57,8 @@ def _cuda_devices(tensors: list[torch.Tensor]) -> list[int]:
     return sorted({tensor.device.index or 0 for tensor in tensors if tensor.device.type == "cuda"})
 
 
-class Restorer:
-    """The snapshot of :func:`preserved`: finds the tensors whose bits changed and copies them back."""
-
-    def __init__(self, tensors: list[torch.Tensor], snapshot: list[torch.Tensor]):
-        self._tensors = tensors
-        self._snapshot = snapshot
-        self._changed: list[int] | None = None
-        self._worker: threading.Thread | None = None
-
-    def _compare(self) -> None:
-        self._changed = [index for index, (tensor, saved) in enumerate(zip(self._tensors, self._snapshot))
-                         if not _bits_equal(tensor.detach(), saved)]
-
-    def compare_in_background(self) -> None:
-        """Start comparing every tensor with its snapshot on a worker thread (``memcmp``
-        releases the GIL): the caller promises not to run the model again, so the comparison
-        overlaps its remaining work (building the report). Only when there is another core and
-        enough bytes for the thread to pay (:data:`BACKGROUND_COMPARISON_BYTES`)."""
-        size = sum(saved.numel() * saved.element_size() for saved in self._snapshot)
-        if self._worker is not None or (os.cpu_count() or 1) < 2 or size < BACKGROUND_COMPARISON_BYTES:
-            return
-        self._worker = threading.Thread(target=self._compare, name="initlab-audit-restore", daemon=True)
-        self._worker.start()
-
-    def restore(self) -> None:
-        """Copy back every tensor whose bits changed (untouched tensors keep their version counter)."""
-        if self._worker is not None:
-            self._worker.join()
-            self._worker = None
-        if self._changed is None:
-            self._compare()
-        with torch.no_grad():
-            for index in self._changed:
-                self._tensors[index].detach().copy_(self._snapshot[index])
-
-
-BACKGROUND_COMPARISON_BYTES = 2**20
-"""Snapshots at least this large are compared on a worker thread (:meth:`Restorer.compare_in_background`)."""
-
-
 @contextmanager
-def preserved(model: nn.Module, seed: int) -> Iterator[Restorer]:
+def preserved(model: nn.Module, seed: int) -> Iterator[None]:
     """Run the body, then put ``model`` back bit for bit (see the module docstring)."""
     tensors = _tensors(model)
     with single_threaded():
@@ -110,7 +66,6 @@ def preserved(model: nn.Module, seed: int) -> Iterator[Restorer]:
         for tensor in tensors:
             with shared_threads(tensor.numel() >= LARGE_NUMEL):
                 snapshot.append(tensor.detach().clone())
-    restorer = Restorer(tensors, snapshot)
     modes = [(module, module.training) for module in model.modules()]
     parameters = list(model.parameters())
     flags = [(parameter, parameter.requires_grad) for parameter in parameters]
@@ -120,10 +75,12 @@ def preserved(model: nn.Module, seed: int) -> Iterator[Restorer]:
             for parameter in parameters:
                 if parameter.is_floating_point():
                     parameter.requires_grad_(True)
-            yield restorer
+            yield
         finally:
-            with single_threaded():
-                restorer.restore()
+            with torch.no_grad(), single_threaded():
+                for tensor, saved in zip(tensors, snapshot):
+                    if not _bits_equal(tensor.detach(), saved):
+                        tensor.detach().copy_(saved)
             for module, training in modes:
                 module.training = training
             for parameter, requires_grad in flags:
