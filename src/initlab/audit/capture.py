@@ -408,6 +408,7 @@ class Capture:
         return hook
 
     def _record_call(self, module: nn.Module, inputs: tuple, output: Any) -> None:
+        """Record one call of a recorded module whose output is a floating tensor."""
         output_tensor = first_tensor(output)
         if output_tensor is None or not output_tensor.is_floating_point():
             return
