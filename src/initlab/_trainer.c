@@ -233,20 +233,21 @@ bias_step(float *restrict bias, const float *restrict delta, int rows, int cols,
 }
 
 /*
- * Mean cross-entropy of the logits' rows (rows x classes) against labels; the
- * logits are replaced by dL/dlogits = (softmax - onehot) / rows.
+ * Mean cross-entropy of the logits' rows (rows x classes) against the labels
+ * of the examples `picks`; the logits become dL/dlogits = (softmax - onehot) / rows.
  */
 static float
-cross_entropy_and_delta(float *logits, const int64_t *labels, int rows, int classes)
+cross_entropy_and_delta(float *logits, const int64_t *labels, const int64_t *picks, int rows, int classes)
 {
     double total = 0.0;
     for (int i = 0; i < rows; i++) {
         float *row = logits + (size_t)i * classes;
+        int64_t label = labels[picks[i]];
         float top = row[0];
         for (int j = 1; j < classes; j++) {
             top = row[j] > top ? row[j] : top;
         }
-        float picked = row[labels[i]] - top;
+        float picked = row[label] - top;
         float sum = 0.0f;
         for (int j = 0; j < classes; j++) {
             row[j] = expf(row[j] - top);
@@ -257,23 +258,30 @@ cross_entropy_and_delta(float *logits, const int64_t *labels, int rows, int clas
         for (int j = 0; j < classes; j++) {
             row[j] *= scale;
         }
-        row[labels[i]] -= 1.0f / (float)rows;
+        row[label] -= 1.0f / (float)rows;
     }
     return (float)(total / rows);
 }
 
-/* Mean squared error of outputs against targets (count values); outputs become dL/doutputs. */
+/*
+ * Mean squared error of the outputs (rows x width) against the targets of the
+ * examples `picks`; the outputs become dL/doutputs.
+ */
 static float
-squared_error_and_delta(float *outputs, const float *targets, size_t count)
+squared_error_and_delta(float *outputs, const float *targets, const int64_t *picks, int rows, int width)
 {
     double total = 0.0;
-    float scale = 2.0f / (float)count;
-    for (size_t i = 0; i < count; i++) {
-        float difference = outputs[i] - targets[i];
-        total += (double)difference * difference;
-        outputs[i] = difference * scale;
+    float scale = 2.0f / ((float)rows * (float)width);
+    for (int i = 0; i < rows; i++) {
+        float *row = outputs + (size_t)i * width;
+        const float *target = targets + (size_t)picks[i] * width;
+        for (int j = 0; j < width; j++) {
+            float difference = row[j] - target[j];
+            total += (double)difference * difference;
+            row[j] = difference * scale;
+        }
     }
-    return (float)(total / (double)count);
+    return (float)(total / ((double)rows * width));
 }
 
 /* ------------------------------------------------------------------ plans */
@@ -284,10 +292,12 @@ typedef struct {
     const int *widths;        /* widths[0] inputs, widths[l + 1] outputs of layer l */
     float **weights;          /* layer l: (runs, widths[l + 1], widths[l]) */
     float **biases;           /* layer l: (runs, widths[l + 1]) or NULL */
-    const float *x;           /* (runs, batch, widths[0]), or (1, batch, widths[0]) shared */
-    Py_ssize_t x_stride;      /* floats from one run's inputs to the next (0: shared) */
-    const int64_t *labels;    /* classification: (runs, batch) */
-    const float *targets;     /* regression: (runs, batch, widths[layers]) */
+    const float *x;           /* training: the examples (count, widths[0]); forward: (runs, batch,
+                                 widths[0]), or (1, batch, widths[0]) shared */
+    Py_ssize_t x_stride;      /* forward: floats from one run's inputs to the next (0: shared) */
+    const int64_t *rows;      /* training: (runs, batch), run r's batch is examples rows[r] */
+    const int64_t *labels;    /* classification: (count) */
+    const float *targets;     /* regression: (count, widths[layers]) */
     const float *lrs, *weight_factors, *bias_factors; /* (runs) */
     float *losses;            /* training: (runs) */
     float *outputs;           /* forward only: (runs, batch, widths[layers]) */
@@ -315,6 +325,7 @@ padded(size_t floats)
 
 /* Where a training thread's buffers lie in its scratch (see scratch_layout). */
 typedef struct {
+    float *input;            /* the run's batch of examples */
     float *kept[MAX_LAYERS]; /* kept[l]: layer l's output (the top one becomes the first delta) */
     float *grad[2];          /* dL/dh of a hidden layer, alternately */
     float *sums;             /* column sums of a delta */
@@ -322,8 +333,8 @@ typedef struct {
 
 /*
  * Lay out one thread's scratch from `base` (NULL: only count) and return its
- * size in floats. Training keeps every layer's output, two buffers of dL/dh
- * and the column sums; a forward pass alternates two buffers of the widest
+ * size in floats. Training gathers the run's batch and keeps every layer's
+ * output, two buffers of dL/dh and the column sums; a forward pass alternates two buffers of the widest
  * hidden layer. Every buffer starts 64-byte aligned (when base is), so the
  * BLAS sees the same alignment whichever thread takes a run: results do not
  * depend on the thread count.
@@ -335,7 +346,10 @@ scratch_layout(const int *widths, int layers, int batch, int training, float *ba
     if (!training) {
         return 2 * widest;
     }
-    size_t offset = 0;
+    size_t offset = padded((size_t)batch * widths[0]);
+    if (base != NULL) {
+        b->input = base;
+    }
     for (int l = 0; l < layers; l++) {
         if (base != NULL) {
             b->kept[l] = base + offset;
@@ -397,14 +411,19 @@ train_run(const plan *p, int run, float *scratch)
     scratch_layout(p->widths, layers, batch, 1, scratch, &b);
     float **kept = b.kept, **grad = b.grad, *sums = b.sums;
 
-    const float *input = p->x + (size_t)run * p->x_stride;
+    const int64_t *picks = p->rows + (size_t)run * batch;
+    float *input = b.input;
+    for (int i = 0; i < batch; i++) {
+        memcpy(input + (size_t)i * p->widths[0], p->x + (size_t)picks[i] * p->widths[0],
+               sizeof(float) * (size_t)p->widths[0]);
+    }
     for (int l = 0; l < layers; l++) {
         layer_forward(p, l, run, l == 0 ? input : kept[l - 1], kept[l]);
     }
     float *delta = kept[layers - 1];
     float loss = p->task == TASK_CLASSIFICATION
-        ? cross_entropy_and_delta(delta, p->labels + (size_t)run * batch, batch, top)
-        : squared_error_and_delta(delta, p->targets + (size_t)run * batch * top, (size_t)batch * top);
+        ? cross_entropy_and_delta(delta, p->labels, picks, batch, top)
+        : squared_error_and_delta(delta, p->targets, picks, batch, top);
     p->losses[run] = loss;
     float lr = p->lrs[run];
     if (!isfinite(loss) || lr == 0.0f) {
@@ -530,6 +549,20 @@ get_array(PyObject *object, Py_buffer *view, char kind, int ndim, int writable, 
                      argument, ndim, expected, view->format == NULL ? "B" : view->format, view->ndim);
         PyBuffer_Release(view);
         return -1;
+    }
+    return 0;
+}
+
+/* ValueError unless every one of the `total` row indices lies in [0, count). */
+static int
+check_rows(const int64_t *rows, Py_ssize_t total, Py_ssize_t count)
+{
+    for (Py_ssize_t i = 0; i < total; i++) {
+        if (rows[i] < 0 || rows[i] >= count) {
+            PyErr_Format(PyExc_ValueError, "rows holds %lld at position %zd; expected 0 to %zd (x has %zd rows)",
+                         (long long)rows[i], i, count - 1, count);
+            return -1;
+        }
     }
     return 0;
 }
@@ -720,12 +753,13 @@ finish(held *h, plan *p, PyObject *scratch, int threads)
 /* ------------------------------------------------------------------ functions */
 
 PyDoc_STRVAR(train_step_doc,
-"train_step(x, labels, weights, biases, lrs, weight_factors, bias_factors, losses, scratch,\n"
-"           activation, slope, task, threads) -> None\n"
+"train_step(x, labels, rows, weights, biases, lrs, weight_factors, bias_factors, losses,\n"
+"           scratch, activation, slope, task, threads) -> None\n"
 "\n"
-"One SGD step of R stacked plain MLPs, in place. x: float32 (R, B, inputs);\n"
-"task 'classification': labels int64 (R, B) class indices (cross-entropy);\n"
-"task 'regression': labels float32 (R, B, outputs) targets (mean squared\n"
+"One SGD step of R stacked plain MLPs, in place, run r on the batch of\n"
+"examples rows[r]. x: float32 (N, inputs) examples; rows: int64 (R, B);\n"
+"task 'classification': labels int64 (N,) class indices (cross-entropy);\n"
+"task 'regression': labels float32 (N, outputs) targets (mean squared\n"
 "error); weights: list of float32 (R, out, in); biases:\n"
 "None or a list of float32 (R, out); lrs, weight_factors, bias_factors: float32\n"
 "(R,) (a run with lr 0 or a non-finite loss is not updated); losses: float32\n"
@@ -736,11 +770,11 @@ static PyObject *
 trainer_train_step(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *x, *labels, *weights, *biases, *lrs, *weight_factors, *bias_factors, *losses, *scratch;
+    PyObject *x, *labels, *rows, *weights, *biases, *lrs, *weight_factors, *bias_factors, *losses, *scratch;
     const char *activation, *task;
     double slope;
     int threads;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOsdsi:train_step", &x, &labels, &weights, &biases, &lrs,
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOsdsi:train_step", &x, &labels, &rows, &weights, &biases, &lrs,
                           &weight_factors, &bias_factors, &losses, &scratch, &activation, &slope, &task,
                           &threads)) {
         return NULL;
@@ -756,41 +790,52 @@ trainer_train_step(PyObject *module, PyObject *args)
     if (hold_start(&h) < 0) {
         return NULL;
     }
-    if (take_options(&p, activation, slope, threads) < 0 || take(&h, x, 'f', 3, 0, "x", NULL) < 0) {
+    if (take_options(&p, activation, slope, threads) < 0 || take(&h, x, 'f', 2, 0, "x", NULL) < 0 ||
+        take(&h, rows, 'q', 2, 0, "rows", NULL) < 0) {
         goto fail;
     }
-    p.x = h.views[0].buf;
-    p.runs = (int)h.views[0].shape[0];
-    p.batch = (int)h.views[0].shape[1];
+    const Py_buffer *x_view = &h.views[0], *rows_view = &h.views[1];
+    Py_ssize_t count = x_view->shape[0];
+    p.x = x_view->buf;
+    p.rows = rows_view->buf;
+    p.runs = (int)rows_view->shape[0];
+    p.batch = (int)rows_view->shape[1];
     if (take_layers(&h, &p, widths, weights, biases, p.runs) < 0) {
         goto fail;
     }
-    Py_ssize_t x_shape[3] = {p.runs, p.batch, widths[0]};
+    Py_ssize_t x_shape[2] = {count, widths[0]};
     Py_ssize_t runs_shape[1] = {p.runs};
-    if (check_shape(&h.views[0], x_shape, "x") < 0) {
+    if (check_shape(x_view, x_shape, "x") < 0) {
         goto fail;
     }
-    p.x_stride = (Py_ssize_t)p.batch * widths[0];
+    if (p.batch < 1) {
+        PyErr_SetString(PyExc_ValueError, "rows has no columns; expected a batch of at least one example");
+        goto fail;
+    }
+    if (check_rows(p.rows, (Py_ssize_t)p.runs * p.batch, count) < 0) {
+        goto fail;
+    }
     p.task = choice(task, tasks, 2, "task", "'classification' or 'regression'");
     if (p.task < 0) {
         goto fail;
     }
     if (p.task == TASK_REGRESSION) {
-        Py_ssize_t shape[3] = {p.runs, p.batch, widths[p.layers]};
-        if (take(&h, labels, 'f', 3, 0, "labels", shape) < 0) {
+        Py_ssize_t shape[2] = {count, widths[p.layers]};
+        if (take(&h, labels, 'f', 2, 0, "labels", shape) < 0) {
             goto fail;
         }
         p.targets = h.views[h.count - 1].buf;
     } else {
-        Py_ssize_t shape[2] = {p.runs, p.batch};
-        if (take(&h, labels, 'q', 2, 0, "labels", shape) < 0) {
+        Py_ssize_t shape[1] = {count};
+        if (take(&h, labels, 'q', 1, 0, "labels", shape) < 0) {
             goto fail;
         }
         p.labels = h.views[h.count - 1].buf;
         for (Py_ssize_t i = 0; i < (Py_ssize_t)p.runs * p.batch; i++) {
-            if (p.labels[i] < 0 || p.labels[i] >= widths[p.layers]) {
-                PyErr_Format(PyExc_ValueError, "labels holds %lld at position %zd; expected 0 to %d",
-                             (long long)p.labels[i], i, widths[p.layers] - 1);
+            int64_t label = p.labels[p.rows[i]];
+            if (label < 0 || label >= widths[p.layers]) {
+                PyErr_Format(PyExc_ValueError, "labels holds %lld at row %lld; expected 0 to %d",
+                             (long long)label, (long long)p.rows[i], widths[p.layers] - 1);
                 goto fail;
             }
         }

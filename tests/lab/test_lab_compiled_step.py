@@ -50,11 +50,14 @@ def _models(spec, runs=RUNS, seed=0):
 
 
 def _batch(task, outputs=4, runs=RUNS, seed=1):
+    """Examples, their labels or targets, and each run's batch of rows (R, BATCH) into them."""
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(runs, BATCH, 1, INPUTS, generator=generator)
+    count = 3 * BATCH
+    x = torch.randn(count, 1, INPUTS, generator=generator)
+    rows = torch.randint(0, count, (runs, BATCH), generator=generator)
     if task == "classification":
-        return x, torch.randint(0, outputs, (runs, BATCH), generator=generator)
-    return x, torch.randn(runs, BATCH, outputs, generator=generator)
+        return x, torch.randint(0, outputs, (count,), generator=generator), rows
+    return x, torch.randn(count, outputs, generator=generator), rows
 
 
 def _configs(runs=RUNS, **per_run):
@@ -67,8 +70,9 @@ def _configs(runs=RUNS, **per_run):
     return configs
 
 
-def _reference_step(model, optimizer, x, y, task):
-    """The float64 step: autograd's gradients, then the trainer's optimiser; returns the losses."""
+def _reference_step(model, optimizer, x, y, rows, task):
+    """The float64 step on batches x[rows]: autograd's gradients, then the trainer's optimiser; returns the losses."""
+    x, y = x[rows], y[rows]
     losses = loss_per_run(model.forward(x.double(), train=True), y if task == "classification" else y.double(), task)
     grads = torch.autograd.grad(losses.sum(), list(model.params.values()))
     optimizer.step(dict(zip(model.params, grads)))
@@ -88,9 +92,9 @@ def test_three_steps_equal_float64_sgd_with_per_run_lr_l2_and_decay(activation, 
     backprop = MlpBackprop.for_model(single)
     assert backprop.compiled
     for seed in (1, 2, 3):
-        x, y = _batch(task, seed=seed)
-        losses = backprop.compiled_sgd_step(x, y, task, *compiled_optimizer.sgd_factors())
-        expected = _reference_step(double, reference_optimizer, x, y, task)
+        x, y, rows = _batch(task, seed=seed)
+        losses = backprop.compiled_sgd_step(x, y, rows, task, *compiled_optimizer.sgd_factors())
+        expected = _reference_step(double, reference_optimizer, x, y, rows, task)
         torch.testing.assert_close(losses.double(), expected, rtol=2e-6, atol=2e-6)
     for name, param in double.params.items():
         torch.testing.assert_close(single.params[name].double(), param.detach(), rtol=1e-5, atol=2e-6)
@@ -101,16 +105,17 @@ def test_a_network_deeper_than_64_layers_steps_like_float64_sgd():
     single, double = _models(_spec("tanh", depth=100, width=8), runs=2)
     backprop = MlpBackprop.for_model(single)
     assert backprop.compiled
-    x, y = _batch("classification", runs=2)
+    x, y, rows = _batch("classification", runs=2)
     losses = backprop.compiled_sgd_step(
-        x, y, "classification", *StackedOptimizer("sgd", single.params, _configs(runs=2), torch.float32).sgd_factors())
+        x, y, rows, "classification",
+        *StackedOptimizer("sgd", single.params, _configs(runs=2), torch.float32).sgd_factors())
     expected = _reference_step(double, StackedOptimizer("sgd", double.params, _configs(runs=2), torch.float64), x, y,
-                               "classification")
+                               rows, "classification")
     torch.testing.assert_close(losses.double(), expected, rtol=2e-6, atol=2e-6)
     for name, param in double.params.items():
         torch.testing.assert_close(single.params[name].double(), param.detach(), rtol=1e-5, atol=2e-6)
     with torch.no_grad():
-        torch.testing.assert_close(backprop.outputs(x).double(), double.forward(x.double(), train=False),
+        torch.testing.assert_close(backprop.outputs(x[rows]).double(), double.forward(x[rows].double(), train=False),
                                    rtol=1e-5, atol=1e-6)
 
 
@@ -124,10 +129,11 @@ def test_biases_are_shrunk_only_when_regularised():
     for regularize_biases in (False, True):
         single, double = _models(spec)
         configs = _configs(l2=[0.5] * RUNS, regularize_biases=[regularize_biases] * RUNS)
-        x, y = _batch("classification")
+        x, y, rows = _batch("classification")
         MlpBackprop.for_model(single).compiled_sgd_step(
-            x, y, "classification", *StackedOptimizer("sgd", single.params, configs, torch.float32).sgd_factors())
-        _reference_step(double, StackedOptimizer("sgd", double.params, configs, torch.float64), x, y,
+            x, y, rows, "classification",
+            *StackedOptimizer("sgd", single.params, configs, torch.float32).sgd_factors())
+        _reference_step(double, StackedOptimizer("sgd", double.params, configs, torch.float64), x, y, rows,
                         "classification")
         for name, param in double.params.items():
             torch.testing.assert_close(single.params[name].double(), param.detach(), rtol=1e-5, atol=2e-6)
@@ -142,11 +148,11 @@ def test_stopped_and_non_finite_runs_are_left_unchanged_and_the_others_step():
     optimizer = StackedOptimizer("sgd", single.params, _configs(), torch.float32)
     optimizer.lr[3] = 0.0  # a stopped run
     before = {name: param.detach().clone() for name, param in single.params.items()}
-    x, y = _batch("classification")
-    losses = MlpBackprop.for_model(single).compiled_sgd_step(x, y, "classification", *optimizer.sgd_factors())
+    x, y, rows = _batch("classification")
+    losses = MlpBackprop.for_model(single).compiled_sgd_step(x, y, rows, "classification", *optimizer.sgd_factors())
     assert torch.isfinite(losses).tolist() == [True, False, True, True, True]
     reference = StackedOptimizer("sgd", double.params, _configs(), torch.float64)
-    _reference_step(double, reference, x, y, "classification")
+    _reference_step(double, reference, x, y, rows, "classification")
     for name, param in single.params.items():
         assert torch.equal(param[[1, 3]].isnan(), before[name][[1, 3]].isnan())
         assert torch.equal(param[[1, 3]].nan_to_num(), before[name][[1, 3]].nan_to_num())
@@ -230,9 +236,10 @@ def test_forward_equals_the_float64_model_for_shared_and_per_run_inputs(activati
 
 
 def _arguments(**changes):
-    """Valid train_step arguments for 2 runs of a 3 -> 4 -> 2 tanh MLP, with changes."""
+    """Valid train_step arguments for 2 runs of a 3 -> 4 -> 2 tanh MLP on 5 of 6 examples, with changes."""
     arguments = {
-        "x": np.zeros((2, 5, 3), np.float32), "labels": np.zeros((2, 5), np.int64),
+        "x": np.zeros((6, 3), np.float32), "labels": np.zeros(6, np.int64),
+        "rows": np.arange(10, dtype=np.int64).reshape(2, 5) % 6,
         "weights": [np.zeros((2, 4, 3), np.float32), np.zeros((2, 2, 4), np.float32)],
         "biases": None, "lrs": np.full(2, 0.1, np.float32), "weight_factors": np.ones(2, np.float32),
         "bias_factors": np.ones(2, np.float32), "losses": np.zeros(2, np.float32),
@@ -246,17 +253,19 @@ def _arguments(**changes):
 def test_valid_arguments_run():
     arguments = _arguments()
     _trainer.train_step(*arguments)
-    assert arguments[7].tolist() == pytest.approx([np.log(2.0)] * 2)
+    assert arguments[8].tolist() == pytest.approx([np.log(2.0)] * 2)
 
 
 @pytest.mark.parametrize("changes,error,message", [
-    ({"x": np.zeros((2, 5, 3), np.float64)}, TypeError,
-     "x must be a 3-dimensional float32 array, got format 'd' with 3 dimension(s)"),
-    ({"x": np.zeros((2, 5, 4), np.float32)}, ValueError, "x has size 4 in dimension 2; expected 3"),
+    ({"x": np.zeros((6, 3), np.float64)}, TypeError,
+     "x must be a 2-dimensional float32 array, got format 'd' with 2 dimension(s)"),
+    ({"x": np.zeros((6, 4), np.float32)}, ValueError, "x has size 4 in dimension 1; expected 3"),
+    ({"rows": np.full((2, 5), 6, np.int64)}, ValueError, "rows holds 6 at position 0; expected 0 to 5 (x has 6 rows)"),
+    ({"rows": np.zeros((2, 0), np.int64)}, ValueError, "rows has no columns; expected a batch of at least one example"),
     ({"weights": [np.zeros((2, 4, 3), np.float32), np.zeros((2, 2, 5), np.float32)]}, ValueError,
      "weights[1] has shape (2, 2, 5); expected (2, outputs, the previous layer's outputs)"),
     ({"biases": [np.zeros((2, 4), np.float32)]}, TypeError, "biases must be None or a list of 2 arrays (one per weight)"),
-    ({"labels": np.full((2, 5), 2, np.int64)}, ValueError, "labels holds 2 at position 0; expected 0 to 1"),
+    ({"labels": np.array([0, 0, 0, 2, 0, 0], np.int64)}, ValueError, "labels holds 2 at row 3; expected 0 to 1"),
     ({"task": "ranking"}, ValueError, "task='ranking' is not supported; expected 'classification' or 'regression'"),
     ({"activation": "gelu"}, ValueError,
      "activation='gelu' is not supported; expected 'linear', 'tanh', 'sigmoid', 'relu' or 'leaky_relu'"),
@@ -288,11 +297,11 @@ generator = torch.Generator().manual_seed(0)
 with torch.no_grad():
     for tensor in model.params.values():
         tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.4)
-x = torch.randn(3, 10, 1, 7, generator=generator)
-y = torch.randint(0, 3, (3, 10), generator=generator)
+x = torch.randn(30, 1, 7, generator=generator)
+y = torch.randint(0, 3, (30,), generator=generator)
 backprop = MlpBackprop.for_model(model)
 ones = torch.ones(3)
-losses = backprop.compiled_sgd_step(x, y, "classification", ones * 0.1, ones, ones)
+losses = backprop.compiled_sgd_step(x, y, torch.arange(30).reshape(3, 10), "classification", ones * 0.1, ones, ones)
 print(json.dumps({{"implementation": _trainer.implementation, "losses": losses.tolist(),
                   "params": {{name: p.detach().flatten().tolist() for name, p in model.params.items()}}}}))
 """

@@ -184,10 +184,14 @@ class MlpBackprop:
         return losses
 
     @torch.no_grad()
-    def compiled_sgd_step(self, x: torch.Tensor, targets: torch.Tensor, task: str, lrs: torch.Tensor,
-                          weight_factors: torch.Tensor, bias_factors: torch.Tensor) -> torch.Tensor:
+    def compiled_sgd_step(self, x: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, task: str,
+                          lrs: torch.Tensor, weight_factors: torch.Tensor,
+                          bias_factors: torch.Tensor) -> torch.Tensor:
         """One plain-SGD step of every run in :mod:`initlab._trainer`; returns each run's loss before it.
 
+        Run ``r`` trains on the examples ``x[rows[r]]`` with ``targets[rows[r]]``
+        (the kernel gathers them: a gather by torch between steps would leave
+        torch's worker threads spinning on the cores the step needs).
         ``W <- f_W W - lr dL/dW`` and ``b <- f_b b - lr dL/db`` per run, with
         ``lrs``, ``weight_factors`` and ``bias_factors`` (R,) float32 (the
         factors fold in L2 and weight decay, see
@@ -195,15 +199,15 @@ class MlpBackprop:
         lr 0 (stopped) or a non-finite loss is left unchanged. The returned
         tensor is reused by the next call.
         """
-        runs, batch = x.shape[:2]
-        inputs = x.reshape(runs, batch, -1).contiguous()
-        labels = targets.contiguous() if task == "classification" else targets.reshape(runs, batch, -1).contiguous()
-        losses = self._buffer("losses", 0, (runs,), inputs)
+        runs, batch = rows.shape
+        examples = x.reshape(len(x), -1).contiguous()
+        labels = targets.contiguous() if task == "classification" else targets.reshape(len(targets), -1).contiguous()
+        losses = self._buffer("losses", 0, (runs,), examples)
         threads = torch.get_num_threads()
         scratch = self._scratch(threads, batch, training=True)
-        _trainer.train_step(inputs.numpy(), labels.numpy(), self._weight_arrays, self._bias_arrays,
-                            lrs.numpy(), weight_factors.numpy(), bias_factors.numpy(), losses.numpy(),
-                            scratch.numpy(), self.activation_name, self.slope, task, threads)
+        _trainer.train_step(examples.numpy(), labels.numpy(), rows.contiguous().numpy(), self._weight_arrays,
+                            self._bias_arrays, lrs.numpy(), weight_factors.numpy(), bias_factors.numpy(),
+                            losses.numpy(), scratch.numpy(), self.activation_name, self.slope, task, threads)
         return losses
 
     def _scratch(self, threads: int, batch: int, training: bool) -> torch.Tensor:

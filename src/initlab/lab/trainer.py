@@ -351,15 +351,15 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
         if step == training.steps:
             break
         indices = torch.stack([sampler.next() for sampler in samplers])
-        x_batch, y_batch = x_train[indices], y_train[indices]
         if compiled:
-            losses = backprop.compiled_sgd_step(x_batch, y_batch, dataset.task, *optimizer.sgd_factors())
+            losses = backprop.compiled_sgd_step(x_train, y_train, indices, dataset.task, *optimizer.sgd_factors())
             finite = torch.isfinite(losses)
             if not bool(finite.all()):
                 state.diverge(step, finite, optimizer)
                 if not state.active:
                     break
             continue
+        x_batch, y_batch = x_train[indices], y_train[indices]
         if backprop is not None:
             losses = backprop.loss(x_batch, y_batch, dataset.task)
         else:
