@@ -110,15 +110,21 @@ def test_report_does_not_depend_on_how_outputs_are_buffered(monkeypatch):
     assert audit(model, batch, jacobian=False).to_json() == default
 
 
-def test_summarize_float32_gives_the_figures_of_summarize_rows():
+def _summarize_float32(tensor, **options):
+    """float32_pass then summary_from_pass, as the audit does: (summary, maxima, near) or None."""
+    measured = statistics.float32_pass(tensor, **options)
+    return None if measured is None else (statistics.summary_from_pass(measured), measured.maxima, measured.near)
+
+
+def test_the_compiled_pass_gives_the_figures_of_summarize_rows():
     generator = torch.Generator().manual_seed(5)
     rows = awkward_rows(generator, length=40000)  # > SUBSAMPLE: the strided subsample is used
     rows[7, :100] = 2.0  # saturated values at the limits
     limits = statistics.saturation_limits((-2.0, 2.0), 0.005)
     for row in list(rows) + [rows[8, :1], rows[9, :37]]:
-        summary, maxima, near = statistics.summarize_float32(row.reshape(-1, 8) if row.numel() % 8 == 0 else row,
-                                                             units=8 if row.numel() % 8 == 0 else 1,
-                                                             limits=limits, unit_maxima=True)
+        summary, maxima, near = _summarize_float32(row.reshape(-1, 8) if row.numel() % 8 == 0 else row,
+                                                   units=8 if row.numel() % 8 == 0 else 1,
+                                                   limits=limits, unit_maxima=True)
         reference = statistics.summarize_rows(row.reshape(1, -1))[0]
         assert (summary.numel, summary.non_finite, summary.min, summary.max) == (
             reference.numel, reference.non_finite, reference.min, reference.max)
@@ -134,7 +140,7 @@ def test_summarize_float32_gives_the_figures_of_summarize_rows():
         units = 8 if row.numel() % 8 == 0 else 1
         np.testing.assert_array_equal(maxima, row.reshape(-1, units).amax(dim=0).numpy())
     rows[6, 3] = float("nan")
-    assert statistics.summarize_float32(rows[6]) is None  # NaN/inf: summarize_rows' job
+    assert _summarize_float32(rows[6]) is None  # NaN/inf: summarize_rows' job
 
 
 def test_units_surely_distinct_never_hides_a_pair_duplicate_pairs_rows_finds():

@@ -9,7 +9,7 @@ Percentiles and histograms use an evenly strided subsample of at most
 ``sqrt(p (1 - p) / SUBSAMPLE)`` in probability (0.4 % for the median) of the full tensor's.
 
 A float32, contiguous CPU tensor is measured by the compiled one-pass kernel
-``initlab._kernels.moments`` (:func:`summarize_float32`, and :func:`norm_and_std`): its
+``initlab._kernels.moments`` (:func:`float32_pass`, and :func:`norm_and_std`): its
 sums are accumulated in double, so its mean, std and norm can differ from the float32
 torch reductions used for other tensors in the last bits (they are the more accurate
 ones); counts, range, percentiles and histograms are the same.
@@ -259,9 +259,22 @@ class Float32Pass:
 
 def float32_pass(tensor: torch.Tensor, *, units: int = 1, inner: int = 1, limits: tuple[float, float] | None = None,
                  unit_maxima: bool = False) -> Float32Pass | None:
-    """The part of :func:`summarize_float32` that reads ``tensor``: one pass of
-    ``_kernels.moments`` (and the two-pass :func:`std_mean` when the double sums cancel),
-    or None when it holds NaN/inf. Arguments as :func:`summarize_float32`."""
+    """One pass of ``_kernels.moments`` over a tensor accepted by :func:`compiled_layout`
+    (and the two-pass :func:`std_mean` when the double sums cancel), or None when it holds
+    NaN/inf (summarise it with :func:`summarize_rows` then). :func:`summary_from_pass`
+    finishes its :class:`Summary`.
+
+    Mean and std come from double sums (:func:`std_from_double_moments`); percentiles and
+    histogram from the strided subsample ``values[::step]`` of :func:`summarize_rows` (same
+    values, same figures).
+
+    Args:
+        tensor: the values, seen as ``(outer, units, inner)`` for the unit maxima.
+        units, inner: unit count and positions per unit and sample (channels-first conv
+            output ``(N, C, H, W)``: ``C`` and ``H * W``; features last: ``F`` and 1).
+        limits: count the values ``<= limits[0]`` or ``>= limits[1]`` (float32 values).
+        unit_maxima: also keep each unit's largest value.
+    """
     values = tensor.detach().reshape(-1).numpy()
     numel = values.size
     step = max(1, math.ceil(numel / SUBSAMPLE))
@@ -304,33 +317,6 @@ def summary_from_pass(measured: Float32Pass) -> Summary:
         percentiles=_percentiles_from(picked, picks), histogram_counts=histogram,
         histogram_edges=torch.linspace(first, last, HISTOGRAM_BINS + 1, dtype=torch.float64).tolist(),
     )
-
-
-def summarize_float32(tensor: torch.Tensor, *, units: int = 1, inner: int = 1,
-                      limits: tuple[float, float] | None = None,
-                      unit_maxima: bool = False) -> tuple[Summary, np.ndarray | None, int] | None:
-    """:class:`Summary` of a tensor accepted by :func:`compiled_layout`, from one pass of
-    ``_kernels.moments`` over it (:func:`float32_pass`, then :func:`summary_from_pass`), or
-    None when it holds NaN/inf (summarise it with :func:`summarize_rows` then).
-
-    Mean and std come from double sums (:func:`std_from_double_moments`, else the two-pass
-    :func:`std_mean`); percentiles and histogram from the sorted strided subsample
-    ``values[::step]`` of :func:`summarize_rows` (same values, same figures).
-
-    Args:
-        tensor: the values, seen as ``(outer, units, inner)`` for the unit maxima.
-        units, inner: unit count and positions per unit and sample (channels-first conv
-            output ``(N, C, H, W)``: ``C`` and ``H * W``; features last: ``F`` and 1).
-        limits: count the values ``<= limits[0]`` or ``>= limits[1]`` (float32 values).
-        unit_maxima: also return each unit's largest value.
-
-    Returns:
-        ``(summary, maxima or None, count within limits (0 without limits))``.
-    """
-    measured = float32_pass(tensor, units=units, inner=inner, limits=limits, unit_maxima=unit_maxima)
-    if measured is None:
-        return None
-    return summary_from_pass(measured), measured.maxima, measured.near
 
 
 def saturation_limits(bounds: tuple[float, float], margin: float) -> tuple[float, float]:
