@@ -20,9 +20,14 @@
  * Williams 1986): z_l = h_{l-1} W_l^T + b_l, h_l = phi(z_l) (no phi on the
  * top layer); the loss is the batch mean of the cross-entropy (labels) or the
  * mean squared error (targets); delta = dL/dz from the top down, with
- * dL/dh_{l-1} = delta_l W_l taken before W_l changes; then
- * W_l <- f_W W_l - lr delta_l^T h_{l-1} (one sgemm with beta = f_W, the
- * L2/decay shrink factor) and b_l <- f_b b_l - lr 1^T delta_l.
+ * dL/dh_{l-1} = delta_l W_l taken before W_l changes. Plain SGD folds the
+ * update into the gradient product: W_l <- f_W W_l - lr delta_l^T h_{l-1}
+ * (one sgemm with beta = f_W, the L2/decay shrink factor) and
+ * b_l <- f_b b_l - lr 1^T delta_l. Momentum and Adam take the gradient
+ * g = delta_l^T h_{l-1} (+ l2 W), decay W <- f W, and update as torch's
+ * SGD(momentum) (v <- mu v + g, W <- W - lr v) and Adam (m <- b1 m + (1 - b1) g,
+ * v <- b2 v + (1 - b2) g^2, W <- W - (lr / c1) m / (sqrt(v) / c2 + eps), with
+ * the bias corrections c1 = 1 - b1^t, c2 = sqrt(1 - b2^t)).
  *
  * tanh and sigmoid are computed here, not by libm: tanh(x) for |x| < 0.625 by
  * an odd polynomial fitted here (least squares in Chebyshev form; under 0.8
@@ -87,6 +92,19 @@ row_major_gemm(int transpose_a, int transpose_b, int rows, int cols, int inner, 
 
 enum activation_kind { ACT_LINEAR, ACT_TANH, ACT_SIGMOID, ACT_RELU, ACT_LEAKY_RELU };
 enum task_kind { TASK_CLASSIFICATION, TASK_REGRESSION };
+enum optimizer_kind { OPT_SGD, OPT_MOMENTUM, OPT_ADAM };
+
+/*
+ * Columns of the per-run hyper-parameters (runs, HYPER_COLUMNS). SGD: the
+ * factors are 1 - lr (l2 + weight_decay) (1 for unregularised biases) and
+ * the l2 columns are unused. Momentum and Adam: the factors are
+ * 1 - lr weight_decay and the l2 columns hold l2 (0 for unregularised
+ * biases); BETA1 is the momentum for momentum.
+ */
+enum hyper_column {
+    H_LR, H_WEIGHT_FACTOR, H_BIAS_FACTOR, H_WEIGHT_L2, H_BIAS_L2, H_BETA1, H_BETA2, H_EPS, H_CORRECTION1,
+    H_CORRECTION2, HYPER_COLUMNS
+};
 
 /*
  * exp(y) for y in [-104, 88] (2^n exp(r); see the top of the file). 2^n is
@@ -215,10 +233,9 @@ times_derivative(float *restrict grad, const float *restrict h, size_t count, in
     }
 }
 
-/* bias <- factor * bias - lr * (column sums of delta, rows x cols). */
+/* The column sums of delta (rows x cols) into sums. */
 static inline __attribute__((always_inline)) void
-bias_step(float *restrict bias, const float *restrict delta, int rows, int cols, float lr, float factor,
-          float *restrict sums)
+column_sums(const float *restrict delta, int rows, int cols, float *restrict sums)
 {
     memcpy(sums, delta, sizeof(float) * (size_t)cols);
     for (int i = 1; i < rows; i++) {
@@ -227,8 +244,33 @@ bias_step(float *restrict bias, const float *restrict delta, int rows, int cols,
             sums[j] += row[j];
         }
     }
-    for (int j = 0; j < cols; j++) {
-        bias[j] = factor * bias[j] - lr * sums[j];
+}
+
+/*
+ * One momentum or Adam update of `count` parameters from their gradient
+ * `grad` (see the top of the file); `first`, `second` are the optimiser's
+ * state (second unused by momentum); h is the run's row of hyper-parameters
+ * and `factor`, `l2` the columns for this kind of parameter.
+ */
+static inline __attribute__((always_inline)) void
+stateful_update(int optimizer, float *restrict param, const float *restrict grad, float *restrict first,
+                float *restrict second, size_t count, const float *h, float factor, float l2)
+{
+    float lr = h[H_LR], beta1 = h[H_BETA1];
+    if (optimizer == OPT_MOMENTUM) {
+        for (size_t i = 0; i < count; i++) {
+            float g = grad[i] + l2 * param[i];
+            first[i] = beta1 * first[i] + g;
+            param[i] = factor * param[i] - lr * first[i];
+        }
+        return;
+    }
+    float beta2 = h[H_BETA2], eps = h[H_EPS], step = lr / h[H_CORRECTION1], root = h[H_CORRECTION2];
+    for (size_t i = 0; i < count; i++) {
+        float g = grad[i] + l2 * param[i];
+        first[i] = beta1 * first[i] + (1.0f - beta1) * g;
+        second[i] = beta2 * second[i] + (1.0f - beta2) * (g * g);
+        param[i] = factor * param[i] - step * first[i] / (sqrtf(second[i]) / root + eps);
     }
 }
 
@@ -298,7 +340,9 @@ typedef struct {
     const int64_t *rows;      /* training: (runs, batch), run r's batch is examples rows[r] */
     const int64_t *labels;    /* classification: (count) */
     const float *targets;     /* regression: (count, widths[layers]) */
-    const float *lrs, *weight_factors, *bias_factors; /* (runs) */
+    int optimizer;
+    const float *hyper;       /* training: (runs, HYPER_COLUMNS) */
+    float **state[2][2];      /* state[k][0]: weights' k-th optimiser state per layer, [k][1] biases' */
     float *losses;            /* training: (runs) */
     float *outputs;           /* forward only: (runs, batch, widths[layers]) */
     float *scratch;           /* (threads, scratch_stride) */
@@ -329,12 +373,14 @@ typedef struct {
     float *kept[MAX_LAYERS]; /* kept[l]: layer l's output (the top one becomes the first delta) */
     float *grad[2];          /* dL/dh of a hidden layer, alternately */
     float *sums;             /* column sums of a delta */
+    float *weight_grad;      /* a layer's dL/dW (momentum and Adam) */
 } buffers;
 
 /*
  * Lay out one thread's scratch from `base` (NULL: only count) and return its
  * size in floats. Training gathers the run's batch and keeps every layer's
- * output, two buffers of dL/dh and the column sums; a forward pass alternates two buffers of the widest
+ * output, two buffers of dL/dh, the column sums and one weight gradient; a
+ * forward pass alternates two buffers of the widest
  * hidden layer. Every buffer starts 64-byte aligned (when base is), so the
  * BLAS sees the same alignment whichever thread takes a run: results do not
  * depend on the thread count.
@@ -356,13 +402,18 @@ scratch_layout(const int *widths, int layers, int batch, int training, float *ba
         }
         offset += padded((size_t)batch * widths[l + 1]);
     }
+    size_t sums = padded((size_t)widest_hidden(widths, layers + 1)), largest = 0;
+    for (int l = 0; l < layers; l++) {
+        size_t size = (size_t)widths[l] * widths[l + 1];
+        largest = size > largest ? size : largest;
+    }
     if (base != NULL) {
         b->grad[0] = base + offset;
         b->grad[1] = base + offset + widest;
         b->sums = base + offset + 2 * widest;
+        b->weight_grad = b->sums + sums;
     }
-    int widest_output = widest_hidden(widths, layers + 1);
-    return offset + 2 * widest + padded((size_t)widest_output);
+    return offset + 2 * widest + sums + padded(largest);
 }
 
 static inline __attribute__((always_inline)) float *
@@ -425,7 +476,8 @@ train_run(const plan *p, int run, float *scratch)
         ? cross_entropy_and_delta(delta, p->labels, picks, batch, top)
         : squared_error_and_delta(delta, p->targets, picks, batch, top);
     p->losses[run] = loss;
-    float lr = p->lrs[run];
+    const float *h = p->hyper + (size_t)run * HYPER_COLUMNS;
+    float lr = h[H_LR];
     if (!isfinite(loss) || lr == 0.0f) {
         return; /* a diverged or stopped run: the trainer freezes it */
     }
@@ -437,9 +489,27 @@ train_run(const plan *p, int run, float *scratch)
         if (l > 0) { /* dL/dh_{l-1} = delta W, with the weights before their update */
             row_major_gemm(0, 0, batch, in, out, 1.0f, delta, out, weight, in, 0.0f, next, in);
         }
-        row_major_gemm(1, 0, out, in, batch, -lr, delta, out, below, in, p->weight_factors[run], weight, in);
+        if (p->optimizer == OPT_SGD) {
+            row_major_gemm(1, 0, out, in, batch, -lr, delta, out, below, in, h[H_WEIGHT_FACTOR], weight, in);
+        } else {
+            size_t at = (size_t)run * out * in;
+            row_major_gemm(1, 0, out, in, batch, 1.0f, delta, out, below, in, 0.0f, b.weight_grad, in);
+            stateful_update(p->optimizer, weight, b.weight_grad, p->state[0][0][l] + at,
+                            p->optimizer == OPT_ADAM ? p->state[1][0][l] + at : NULL, (size_t)out * in, h,
+                            h[H_WEIGHT_FACTOR], h[H_WEIGHT_L2]);
+        }
         if (bias != NULL) {
-            bias_step(bias, delta, batch, out, lr, p->bias_factors[run], sums);
+            column_sums(delta, batch, out, sums);
+            if (p->optimizer == OPT_SGD) {
+                for (int j = 0; j < out; j++) {
+                    bias[j] = h[H_BIAS_FACTOR] * bias[j] - lr * sums[j];
+                }
+            } else {
+                size_t at = (size_t)run * out;
+                stateful_update(p->optimizer, bias, sums, p->state[0][1][l] + at,
+                                p->optimizer == OPT_ADAM ? p->state[1][1][l] + at : NULL, (size_t)out, h,
+                                h[H_BIAS_FACTOR], h[H_BIAS_L2]);
+            }
         }
         if (l > 0) {
             times_derivative(next, below, (size_t)batch * in, p->kind, p->slope);
@@ -687,6 +757,43 @@ take_layers(held *h, plan *p, int *widths, PyObject *weights, PyObject *biases, 
     return 0;
 }
 
+/*
+ * The optimiser's state arrays: `states` lists p->optimizer's number of
+ * states (momentum 1, Adam 2), each a list of one array per weight (shaped as
+ * it) followed, with biases, by one per bias.
+ */
+static int
+take_states(held *h, plan *p, PyObject *states, float *pointers[2][2][MAX_LAYERS], int with_biases)
+{
+    int wanted = p->optimizer == OPT_ADAM ? 2 : (p->optimizer == OPT_MOMENTUM ? 1 : 0);
+    int per_state = p->layers * (with_biases ? 2 : 1);
+    if (!PyList_Check(states) || PyList_GET_SIZE(states) != wanted) {
+        PyErr_Format(PyExc_TypeError, "states must be a list of %d list(s) for this optimizer", wanted);
+        return -1;
+    }
+    char argument[64];
+    for (int k = 0; k < wanted; k++) {
+        PyObject *arrays = PyList_GET_ITEM(states, k);
+        if (!PyList_Check(arrays) || PyList_GET_SIZE(arrays) != per_state) {
+            PyErr_Format(PyExc_TypeError, "states[%d] must be a list of %d arrays (one per weight%s)", k, per_state,
+                         with_biases ? ", then one per bias" : "");
+            return -1;
+        }
+        for (int i = 0; i < per_state; i++) {
+            int bias = i >= p->layers, l = bias ? i - p->layers : i;
+            Py_ssize_t shape[3] = {p->runs, p->widths[l + 1], p->widths[l]}; /* a bias: the first two */
+            snprintf(argument, sizeof argument, "states[%d][%d]", k, i);
+            if (take(h, PyList_GET_ITEM(arrays, i), 'f', bias ? 2 : 3, 1, argument, shape) < 0) {
+                return -1;
+            }
+            pointers[k][bias][l] = h->views[h->count - 1].buf;
+        }
+        p->state[k][0] = pointers[k][0];
+        p->state[k][1] = pointers[k][1];
+    }
+    return 0;
+}
+
 static int
 take_options(plan *p, const char *activation, double slope, int threads)
 {
@@ -753,16 +860,20 @@ finish(held *h, plan *p, PyObject *scratch, int threads)
 /* ------------------------------------------------------------------ functions */
 
 PyDoc_STRVAR(train_step_doc,
-"train_step(x, labels, rows, weights, biases, lrs, weight_factors, bias_factors, losses,\n"
-"           scratch, activation, slope, task, threads) -> None\n"
+"train_step(x, labels, rows, weights, biases, optimizer, hyper, states, losses, scratch,\n"
+"           activation, slope, task, threads) -> None\n"
 "\n"
 "One SGD step of R stacked plain MLPs, in place, run r on the batch of\n"
 "examples rows[r]. x: float32 (N, inputs) examples; rows: int64 (R, B);\n"
 "task 'classification': labels int64 (N,) class indices (cross-entropy);\n"
 "task 'regression': labels float32 (N, outputs) targets (mean squared\n"
 "error); weights: list of float32 (R, out, in); biases:\n"
-"None or a list of float32 (R, out); lrs, weight_factors, bias_factors: float32\n"
-"(R,) (a run with lr 0 or a non-finite loss is not updated); losses: float32\n"
+"None or a list of float32 (R, out); optimizer: 'sgd', 'momentum' or 'adam';\n"
+"hyper: float32 (R, 10), per run lr, weight and bias factors, weight and\n"
+"bias l2, beta1 (the momentum), beta2, eps, 1 - beta1^t, sqrt(1 - beta2^t)\n"
+"(a run with lr 0 or a non-finite loss is not updated); states: a list of\n"
+"0 (sgd), 1 (momentum: velocities) or 2 (adam: moments) lists of float32\n"
+"arrays shaped as the weights, then as the biases; losses: float32\n"
 "(R,) receives each run's mean loss before the step; scratch: float32\n"
 "(threads, n), n >= scratch_floats(B, widths, True).");
 
@@ -770,18 +881,18 @@ static PyObject *
 trainer_train_step(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *x, *labels, *rows, *weights, *biases, *lrs, *weight_factors, *bias_factors, *losses, *scratch;
-    const char *activation, *task;
+    PyObject *x, *labels, *rows, *weights, *biases, *hyper, *states, *losses, *scratch;
+    const char *optimizer, *activation, *task;
     double slope;
     int threads;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOsdsi:train_step", &x, &labels, &rows, &weights, &biases, &lrs,
-                          &weight_factors, &bias_factors, &losses, &scratch, &activation, &slope, &task,
-                          &threads)) {
+    if (!PyArg_ParseTuple(args, "OOOOOsOOOOsdsi:train_step", &x, &labels, &rows, &weights, &biases, &optimizer,
+                          &hyper, &states, &losses, &scratch, &activation, &slope, &task, &threads)) {
         return NULL;
     }
     static const char *const tasks[] = {"classification", "regression"};
+    static const char *const optimizers[] = {"sgd", "momentum", "adam"};
     held h;
-    float *weight_pointers[MAX_LAYERS], *bias_pointers[MAX_LAYERS];
+    float *weight_pointers[MAX_LAYERS], *bias_pointers[MAX_LAYERS], *state_pointers[2][2][MAX_LAYERS];
     int widths[MAX_LAYERS + 1];
     plan p = {0};
     p.weights = weight_pointers;
@@ -840,16 +951,17 @@ trainer_train_step(PyObject *module, PyObject *args)
             }
         }
     }
-    if (take(&h, lrs, 'f', 1, 0, "lrs", runs_shape) < 0 ||
-        take(&h, weight_factors, 'f', 1, 0, "weight_factors", runs_shape) < 0 ||
-        take(&h, bias_factors, 'f', 1, 0, "bias_factors", runs_shape) < 0 ||
+    Py_ssize_t hyper_shape[2] = {p.runs, HYPER_COLUMNS};
+    if (take(&h, hyper, 'f', 2, 0, "hyper", hyper_shape) < 0 ||
         take(&h, losses, 'f', 1, 1, "losses", runs_shape) < 0) {
         goto fail;
     }
-    p.lrs = h.views[h.count - 4].buf;
-    p.weight_factors = h.views[h.count - 3].buf;
-    p.bias_factors = h.views[h.count - 2].buf;
+    p.hyper = h.views[h.count - 2].buf;
     p.losses = h.views[h.count - 1].buf;
+    p.optimizer = choice(optimizer, optimizers, 3, "optimizer", "'sgd', 'momentum' or 'adam'");
+    if (p.optimizer < 0 || take_states(&h, &p, states, state_pointers, biases != Py_None) < 0) {
+        goto fail;
+    }
     return finish(&h, &p, scratch, threads);
 fail:
     release_all(&h);

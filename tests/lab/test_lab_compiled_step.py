@@ -60,14 +60,29 @@ def _batch(task, outputs=4, runs=RUNS, seed=1):
     return x, torch.randn(count, outputs, generator=generator), rows
 
 
-def _configs(runs=RUNS, **per_run):
-    """Plain-SGD configs; per_run maps a training field to one value per run."""
+def _configs(runs=RUNS, optimizer="sgd", **per_run):
+    """Configs of one optimiser; per_run maps a training field to one value per run."""
     configs = []
     for run in range(runs):
-        training = {"optimizer": "sgd", "lr": 0.1, **{field: values[run] for field, values in per_run.items()}}
+        training = {"optimizer": optimizer, "lr": 0.1, **{field: values[run] for field, values in per_run.items()}}
         configs.append(RunConfig.model_validate({"dataset": {"name": "mnist1d"}, "model": {"depth": 3, "width": 6},
                                                  "training": training}))
     return configs
+
+
+def _optimizers(single, double, configs):
+    """The stacked optimiser of the configs over the float32 model and over the float64 one."""
+    kind = configs[0].training.optimizer
+    return (StackedOptimizer(kind, single.params, configs, torch.float32),
+            StackedOptimizer(kind, double.params, configs, torch.float64))
+
+
+OPTIMIZERS = {  # per-run hyper-parameters of each optimiser's test
+    "sgd": {"lr": [0.1, 0.05, 0.2, 0.1, 0.3]},
+    "momentum": {"lr": [0.1, 0.05, 0.2, 0.1, 0.3], "momentum": [0.9, 0.5, 0.0, 0.99, 0.9]},
+    "adam": {"lr": [0.01, 0.005, 0.02, 0.01, 0.03], "betas": [(0.9, 0.999), (0.5, 0.9), (0.0, 0.99), (0.9, 0.999),
+                                                              (0.8, 0.95)], "eps": [1e-8, 1e-6, 1e-8, 1e-3, 1e-8]},
+}
 
 
 def _reference_step(model, optimizer, x, y, rows, task):
@@ -82,18 +97,19 @@ def _reference_step(model, optimizer, x, y, rows, task):
 @pytest.mark.parametrize("activation,params", ACTIVATIONS)
 @pytest.mark.parametrize("task", ["classification", "regression"])
 @pytest.mark.parametrize("bias", [True, False])
-def test_three_steps_equal_float64_sgd_with_per_run_lr_l2_and_decay(activation, params, task, bias):
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_three_steps_equal_the_float64_optimiser_with_per_run_settings_l2_and_decay(activation, params, task, bias,
+                                                                                   optimizer):
     spec = _spec(activation, params, bias=bias)
     single, double = _models(spec)
-    configs = _configs(lr=[0.1, 0.05, 0.2, 0.1, 0.3], l2=[0.0, 0.05, 0.0, 0.01, 0.0],
-                       weight_decay=[0.0, 0.0, 0.2, 0.1, 0.0], regularize_biases=[True] * RUNS)
-    compiled_optimizer = StackedOptimizer("sgd", single.params, configs, torch.float32)
-    reference_optimizer = StackedOptimizer("sgd", double.params, configs, torch.float64)
+    configs = _configs(optimizer=optimizer, l2=[0.0, 0.05, 0.0, 0.01, 0.0], weight_decay=[0.0, 0.0, 0.2, 0.1, 0.0],
+                       regularize_biases=[True] * RUNS, **OPTIMIZERS[optimizer])
+    compiled_optimizer, reference_optimizer = _optimizers(single, double, configs)
     backprop = MlpBackprop.for_model(single)
     assert backprop.compiled
     for seed in (1, 2, 3):
         x, y, rows = _batch(task, seed=seed)
-        losses = backprop.compiled_sgd_step(x, y, rows, task, *compiled_optimizer.sgd_factors())
+        losses = backprop.compiled_step(x, y, rows, task, compiled_optimizer)
         expected = _reference_step(double, reference_optimizer, x, y, rows, task)
         torch.testing.assert_close(losses.double(), expected, rtol=2e-6, atol=2e-6)
     for name, param in double.params.items():
@@ -106,11 +122,9 @@ def test_a_network_deeper_than_64_layers_steps_like_float64_sgd():
     backprop = MlpBackprop.for_model(single)
     assert backprop.compiled
     x, y, rows = _batch("classification", runs=2)
-    losses = backprop.compiled_sgd_step(
-        x, y, rows, "classification",
-        *StackedOptimizer("sgd", single.params, _configs(runs=2), torch.float32).sgd_factors())
-    expected = _reference_step(double, StackedOptimizer("sgd", double.params, _configs(runs=2), torch.float64), x, y,
-                               rows, "classification")
+    compiled_optimizer, reference_optimizer = _optimizers(single, double, _configs(runs=2))
+    losses = backprop.compiled_step(x, y, rows, "classification", compiled_optimizer)
+    expected = _reference_step(double, reference_optimizer, x, y, rows, "classification")
     torch.testing.assert_close(losses.double(), expected, rtol=2e-6, atol=2e-6)
     for name, param in double.params.items():
         torch.testing.assert_close(single.params[name].double(), param.detach(), rtol=1e-5, atol=2e-6)
@@ -124,43 +138,53 @@ def test_networks_beyond_the_layer_limit_take_the_torch_path():
     assert not MlpBackprop.for_model(model).compiled
 
 
-def test_biases_are_shrunk_only_when_regularised():
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_biases_are_regularised_only_when_asked(optimizer):
     spec = _spec("tanh")
     for regularize_biases in (False, True):
         single, double = _models(spec)
-        configs = _configs(l2=[0.5] * RUNS, regularize_biases=[regularize_biases] * RUNS)
+        configs = _configs(optimizer=optimizer, l2=[0.5] * RUNS, weight_decay=[0.3] * RUNS,
+                           regularize_biases=[regularize_biases] * RUNS, **OPTIMIZERS[optimizer])
+        compiled_optimizer, reference_optimizer = _optimizers(single, double, configs)
         x, y, rows = _batch("classification")
-        MlpBackprop.for_model(single).compiled_sgd_step(
-            x, y, rows, "classification",
-            *StackedOptimizer("sgd", single.params, configs, torch.float32).sgd_factors())
-        _reference_step(double, StackedOptimizer("sgd", double.params, configs, torch.float64), x, y, rows,
-                        "classification")
+        MlpBackprop.for_model(single).compiled_step(x, y, rows, "classification", compiled_optimizer)
+        _reference_step(double, reference_optimizer, x, y, rows, "classification")
         for name, param in double.params.items():
             torch.testing.assert_close(single.params[name].double(), param.detach(), rtol=1e-5, atol=2e-6)
 
 
-def test_stopped_and_non_finite_runs_are_left_unchanged_and_the_others_step():
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_stopped_and_non_finite_runs_are_left_unchanged_and_the_others_step(optimizer):
     spec = _spec("tanh")
     single, double = _models(spec)
     with torch.no_grad():
         single.params["layers.2.weight"][1] = float("nan")
         double.params["layers.2.weight"][1] = 0.0
-    optimizer = StackedOptimizer("sgd", single.params, _configs(), torch.float32)
-    optimizer.lr[3] = 0.0  # a stopped run
+    compiled, reference = _optimizers(single, double, _configs(optimizer=optimizer, **OPTIMIZERS[optimizer]))
+    compiled.lr[3] = 0.0  # a stopped run
+    for state in compiled.state.values():
+        for tensor in state:
+            tensor.fill_(0.25)  # state left by earlier steps
     before = {name: param.detach().clone() for name, param in single.params.items()}
     x, y, rows = _batch("classification")
-    losses = MlpBackprop.for_model(single).compiled_sgd_step(x, y, rows, "classification", *optimizer.sgd_factors())
+    losses = MlpBackprop.for_model(single).compiled_step(x, y, rows, "classification", compiled)
     assert torch.isfinite(losses).tolist() == [True, False, True, True, True]
-    reference = StackedOptimizer("sgd", double.params, _configs(), torch.float64)
+    for state in reference.state.values():
+        for tensor in state:
+            tensor.fill_(0.25)
     _reference_step(double, reference, x, y, rows, "classification")
     for name, param in single.params.items():
         assert torch.equal(param[[1, 3]].isnan(), before[name][[1, 3]].isnan())
         assert torch.equal(param[[1, 3]].nan_to_num(), before[name][[1, 3]].nan_to_num())
         torch.testing.assert_close(param[[0, 2, 4]].double(), double.params[name][[0, 2, 4]].detach(),
                                    rtol=1e-5, atol=2e-6)
+        for tensor, expected in zip(compiled.state.get(name, []), reference.state.get(name, [])):
+            assert bool((tensor[[1, 3]] == 0.25).all())
+            torch.testing.assert_close(tensor[[0, 2, 4]].double(), expected[[0, 2, 4]], rtol=1e-5, atol=2e-6)
 
 
-def test_results_do_not_depend_on_the_thread_count():
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_results_do_not_depend_on_the_thread_count(optimizer):
     spec = _spec("tanh", depth=4, width=40, inputs=INPUTS)
     results = []
     previous = torch.get_num_threads()
@@ -169,9 +193,9 @@ def test_results_do_not_depend_on_the_thread_count():
             torch.set_num_threads(threads)
             model, _ = _models(spec, runs=8)
             backprop = MlpBackprop.for_model(model)
-            optimizer = StackedOptimizer("sgd", model.params, _configs(runs=8), torch.float32)
-            losses = [backprop.compiled_sgd_step(*_batch("classification", runs=8, seed=seed), "classification",
-                                                 *optimizer.sgd_factors()).clone() for seed in (1, 2)]
+            optimizer_ = StackedOptimizer(optimizer, model.params, _configs(runs=8, optimizer=optimizer), torch.float32)
+            losses = [backprop.compiled_step(*_batch("classification", runs=8, seed=seed), "classification",
+                                             optimizer_).clone() for seed in (1, 2)]
             results.append((losses, {name: param.detach().clone() for name, param in model.params.items()}))
     finally:
         torch.set_num_threads(previous)
@@ -241,8 +265,8 @@ def _arguments(**changes):
         "x": np.zeros((6, 3), np.float32), "labels": np.zeros(6, np.int64),
         "rows": np.arange(10, dtype=np.int64).reshape(2, 5) % 6,
         "weights": [np.zeros((2, 4, 3), np.float32), np.zeros((2, 2, 4), np.float32)],
-        "biases": None, "lrs": np.full(2, 0.1, np.float32), "weight_factors": np.ones(2, np.float32),
-        "bias_factors": np.ones(2, np.float32), "losses": np.zeros(2, np.float32),
+        "biases": None, "optimizer": "sgd", "hyper": np.tile(np.array([0.1, 1, 1, 0, 0, 0, 0, 0, 1, 1], np.float32), (2, 1)),
+        "states": [], "losses": np.zeros(2, np.float32),
         "scratch": np.zeros((1, _trainer.scratch_floats(5, [3, 4, 2], True)), np.float32),
         "activation": "tanh", "slope": 0.0, "task": "classification", "threads": 1,
     }
@@ -273,7 +297,12 @@ def test_valid_arguments_run():
      "slope=-0.5 is invalid for leaky_relu; expected a positive slope"),
     ({"threads": 0}, ValueError, "threads=0 is invalid; expected 1 to 64"),
     ({"weights": [np.zeros((2, 3, 3), np.float32)] * 1025}, TypeError, "weights must be a list of 1 to 1024 arrays"),
-    ({"lrs": np.zeros(3, np.float32)}, ValueError, "lrs has size 3 in dimension 0; expected 2"),
+    ({"hyper": np.zeros((3, 10), np.float32)}, ValueError, "hyper has size 3 in dimension 0; expected 2"),
+    ({"optimizer": "rmsprop"}, ValueError, "optimizer='rmsprop' is not supported; expected 'sgd', 'momentum' or 'adam'"),
+    ({"optimizer": "momentum"}, TypeError, "states must be a list of 1 list(s) for this optimizer"),
+    ({"optimizer": "adam", "states": [[], []]}, TypeError, "states[0] must be a list of 2 arrays (one per weight)"),
+    ({"optimizer": "momentum", "states": [[np.zeros((2, 4, 3), np.float32), np.zeros((2, 2, 3), np.float32)]]},
+     ValueError, "states[0][1] has size 3 in dimension 2; expected 4"),
     ({"losses": np.zeros(2, np.float32)[::-1]}, TypeError,
      "losses must be a writable C-contiguous float32 array, got numpy.ndarray"),
     ({"scratch": np.zeros((1, 8), np.float32)}, ValueError,
@@ -289,7 +318,9 @@ _PORTABLE_SCRIPT = """
 import json, torch
 from initlab import _trainer
 from initlab.lab.backprop import MlpBackprop
+from initlab.lab.config import RunConfig
 from initlab.lab.models import ModelSpec, StackedModel
+from initlab.lab.trainer import StackedOptimizer
 spec = ModelSpec(kind="mlp", depth=2, width=33, activation="{activation}", activation_params=(),
                  input_shape=(1, 7), num_outputs=3, bias=True, norm="none")
 model = StackedModel.empty(spec, 3, torch.float32)
@@ -300,21 +331,27 @@ with torch.no_grad():
 x = torch.randn(30, 1, 7, generator=generator)
 y = torch.randint(0, 3, (30,), generator=generator)
 backprop = MlpBackprop.for_model(model)
-ones = torch.ones(3)
-losses = backprop.compiled_sgd_step(x, y, torch.arange(30).reshape(3, 10), "classification", ones * 0.1, ones, ones)
+config = RunConfig.model_validate({{"dataset": {{"name": "mnist1d"}}, "model": {{"depth": 2, "width": 33}},
+                                   "training": {{"optimizer": "{optimizer}", "lr": 0.01, "l2": 0.01, "eps": 1e-4}}}})
+optimizer = StackedOptimizer("{optimizer}", model.params, [config] * 3, torch.float32)
+for _ in range(2):
+    losses = backprop.compiled_step(x, y, torch.arange(30).reshape(3, 10), "classification", optimizer)
 print(json.dumps({{"implementation": _trainer.implementation, "losses": losses.tolist(),
                   "params": {{name: p.detach().flatten().tolist() for name, p in model.params.items()}}}}))
 """
 
 
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "leaky_relu"])
-def test_portable_loops_agree_with_the_dispatched_ones(activation):
+@pytest.mark.parametrize("activation,optimizer", [("tanh", "adam"), ("sigmoid", "momentum"), ("leaky_relu", "sgd")])
+def test_portable_loops_agree_with_the_dispatched_ones(activation, optimizer):
+    # Adam's eps is 1e-4 here: with 1e-8, a gradient element of rounding size (|g| ~ eps) moves
+    # by lr g / (|g| + eps), so the two builds' rounding (FMA or not) would decide the step.
     results = []
     for portable in (False, True):
         env = {key: value for key, value in os.environ.items() if key != "INITLAB_KERNELS_PORTABLE"}
         if portable:
             env["INITLAB_KERNELS_PORTABLE"] = "1"
-        completed = subprocess.run([sys.executable, "-c", _PORTABLE_SCRIPT.format(activation=activation)],
+        script = _PORTABLE_SCRIPT.format(activation=activation, optimizer=optimizer)
+        completed = subprocess.run([sys.executable, "-c", script],
                                    env=env, capture_output=True, text=True, check=True)
         results.append(json.loads(completed.stdout))
     assert results[1]["implementation"] == "portable"

@@ -32,28 +32,33 @@ Measured (2 cores, 32 runs of 10x128 tanh, batch 128): a step costs three
 as fast as autograd over the same stacked model, whose backward writes
 gradient tensors, sums bias gradients over the batch and copies transposes.
 
-For float32 and plain SGD (any learning rate per run, stopped runs
-included) a step runs in :mod:`initlab._trainer` when torch ships MKL
-(:data:`COMPILED_STEP`): the same formulas, but each core takes one run at
-a time through its whole forward pass, loss, backward pass and update, so
-that run's weights and activations stay in that core's L2 cache (about 1.4
-MB for 10x128 at batch 128), while the batched products above stream all
-runs' (~40 MB) three times per step. Its products are torch's own sgemm,
-single-threaded per core; tanh and sigmoid are its own vectorised
-polynomials (within a few float32 ulp). About 1.3x faster than the batched
-products here; evaluation (:meth:`MlpBackprop.outputs`) runs there too.
+In float32 a step runs in :mod:`initlab._trainer` when torch ships MKL
+(:data:`COMPILED_STEP`), for plain SGD, momentum and Adam alike (per-run
+hyper-parameters, stopped runs included): the same formulas, but each core
+takes one run at a time through its whole forward pass, loss, backward pass
+and update, so that run's weights and activations stay in that core's L2
+cache (about 1.4 MB for 10x128 at batch 128), while the batched products
+above stream all runs' (~40 MB) three times per step. Its products are
+torch's own sgemm, single-threaded per core; tanh and sigmoid are its own
+vectorised polynomials (within a few float32 ulp). About 1.3x faster than
+the batched products here; evaluation (:meth:`MlpBackprop.outputs`) runs
+there too. The torch path above remains for float64 and where no MKL can be
+bound.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
 
 from initlab import _trainer
 from initlab.lab.models import StackedModel
+
+if TYPE_CHECKING:
+    from initlab.lab.trainer import StackedOptimizer
 
 _aten = torch.ops.aten
 
@@ -129,7 +134,7 @@ class MlpBackprop:
         with_biases = [bias is not None for bias in self.biases]
         self.compiled = (COMPILED_STEP and dtype == torch.float32 and len(self.weights) <= _trainer.max_layers
                          and (all(with_biases) or not any(with_biases)))
-        """Whether :meth:`compiled_sgd_step` and a compiled :meth:`outputs` are available."""
+        """Whether :meth:`compiled_step` and a compiled :meth:`outputs` are available."""
         if self.compiled:
             # numpy views of the parameters' memory (updated in place, so the views stay valid)
             self._weight_arrays = [weight.detach().numpy() for weight in self.weights]
@@ -184,18 +189,15 @@ class MlpBackprop:
         return losses
 
     @torch.no_grad()
-    def compiled_sgd_step(self, x: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, task: str,
-                          lrs: torch.Tensor, weight_factors: torch.Tensor,
-                          bias_factors: torch.Tensor) -> torch.Tensor:
-        """One plain-SGD step of every run in :mod:`initlab._trainer`; returns each run's loss before it.
+    def compiled_step(self, x: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, task: str,
+                      optimizer: "StackedOptimizer") -> torch.Tensor:
+        """One optimiser step of every run in :mod:`initlab._trainer`; returns each run's loss before it.
 
         Run ``r`` trains on the examples ``x[rows[r]]`` with ``targets[rows[r]]``
         (the kernel gathers them: a gather by torch between steps would leave
-        torch's worker threads spinning on the cores the step needs).
-        ``W <- f_W W - lr dL/dW`` and ``b <- f_b b - lr dL/db`` per run, with
-        ``lrs``, ``weight_factors`` and ``bias_factors`` (R,) float32 (the
-        factors fold in L2 and weight decay, see
-        :meth:`initlab.lab.trainer.StackedOptimizer.sgd_factors`). A run with
+        torch's worker threads spinning on the cores the step needs). The
+        update is ``optimizer``'s (plain SGD, momentum or Adam, with its per-run
+        hyper-parameters, L2 and weight decay; it counts the step). A run with
         lr 0 (stopped) or a non-finite loss is left unchanged. The returned
         tensor is reused by the next call.
         """
@@ -205,8 +207,12 @@ class MlpBackprop:
         losses = self._buffer("losses", 0, (runs,), examples)
         threads = torch.get_num_threads()
         scratch = self._scratch(threads, batch, training=True)
+        names = [f"{name}.weight" for name in self.names]
+        if self._bias_arrays is not None:
+            names += [f"{name}.bias" for name in self.names]
+        states = [[tensor.numpy() for tensor in state] for state in optimizer.states_for(names)]
         _trainer.train_step(examples.numpy(), labels.numpy(), rows.contiguous().numpy(), self._weight_arrays,
-                            self._bias_arrays, lrs.numpy(), weight_factors.numpy(), bias_factors.numpy(),
+                            self._bias_arrays, optimizer.kind, optimizer.begin_compiled_step().numpy(), states,
                             losses.numpy(), scratch.numpy(), self.activation_name, self.slope, task, threads)
         return losses
 

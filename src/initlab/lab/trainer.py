@@ -12,9 +12,9 @@ floating-point rounding (the tests check this against a plain PyTorch loop).
 Plain MLPs whose activation's derivative follows from its output (tanh,
 sigmoid, relu, leaky_relu, linear) skip autograd: :mod:`initlab.lab.backprop`
 computes their backward pass by hand and, for plain SGD with one learning
-rate, folds the update into the weight-gradient product; in float32 with
-plain SGD, where torch ships MKL, each core trains one run at a time in
-compiled code (:mod:`initlab._trainer`).
+rate, folds the update into the weight-gradient product; in float32, where
+torch ships MKL, each core trains one run at a time in compiled code
+(:mod:`initlab._trainer`, with any of the three optimisers).
 
 Performance pitfall measured while building this: holding all layers in one
 stacked ``(layers, runs, ...)`` tensor and indexing ``W[l]`` inside the
@@ -241,14 +241,34 @@ class StackedOptimizer:
             return None
         return float(self.lr[0])
 
-    def sgd_factors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per run, plain SGD's ``(lr, f_W, f_b)`` for ``p <- f p - lr dL/dp`` (the compiled step).
+    def begin_compiled_step(self) -> torch.Tensor:
+        """Count a step and return its per-run hyper-parameters for :mod:`initlab._trainer`.
 
-        ``f = 1 - lr (l2 + weight_decay)`` for regularised parameters (see
-        :meth:`shrink_`), else 1; stopped runs have lr 0 and f 1.
+        Columns (``(R, 10)``): lr, the weight and bias factors, the weight and
+        bias L2, beta1 (the momentum), beta2, eps and Adam's bias corrections
+        ``1 - beta1^t`` and ``sqrt(1 - beta2^t)``. Plain SGD folds L2 and decay
+        into the factors, ``1 - lr (l2 + weight_decay)`` (see :meth:`shrink_`);
+        momentum and Adam decay by ``1 - lr weight_decay`` and add ``l2 p`` to
+        the gradient, as :meth:`step`. Unregularised biases get factor 1 and
+        L2 0; stopped runs have lr 0.
         """
-        shrink = 1.0 - self.lr * (self.l2 + self.decay)
-        return self.lr, shrink, shrink if self._biases_regularized else torch.ones_like(shrink)
+        self.steps += 1
+        zeros = torch.zeros_like(self.lr)
+        decay = self.l2 + self.decay if self.kind == "sgd" else self.decay
+        factor = 1.0 - self.lr * decay
+        l2 = zeros if self.kind == "sgd" else self.l2
+        biases = self._biases_regularized
+        beta1 = self.momentum if self.kind == "momentum" else self.beta1
+        corrections = (1.0 - self.beta1 ** self.steps, (1.0 - self.beta2 ** self.steps).sqrt())
+        columns = (self.lr, factor, factor if biases else torch.ones_like(factor), l2, l2 if biases else zeros,
+                   beta1, self.beta2, self.eps, *corrections)
+        return torch.stack(columns, dim=1).contiguous()
+
+    def states_for(self, names: list[str]) -> list[list[torch.Tensor]]:
+        """The optimiser's state tensors of the parameters ``names``, state by state
+        (momentum: velocities; Adam: first, then second moments; SGD: none)."""
+        count = {"sgd": 0, "momentum": 1, "adam": 2}[self.kind]
+        return [[self.state[name][k] for name in names] for k in range(count)]
 
     @torch.no_grad()
     def shrink_(self, name: str, param: torch.Tensor) -> None:
@@ -339,7 +359,7 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
     backprop = MlpBackprop.for_model(model)
     state = _Training(model, configs, dataset.task, keys, None if backprop is None else backprop.outputs)
     optimizer = StackedOptimizer(training.optimizer, model.params, configs, dtype)
-    compiled = backprop is not None and backprop.compiled and optimizer.kind == "sgd"
+    compiled = backprop is not None and backprop.compiled
     samplers = [BatchSampler(config.training.seed, len(x_train), training.batch_size) for config in configs]
     evaluation = _Evaluation(x_train[:training.eval_train_size], y_train[:training.eval_train_size],
                              x_test, y_test, probe_x, probe_y)
@@ -352,7 +372,7 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
             break
         indices = torch.stack([sampler.next() for sampler in samplers])
         if compiled:
-            losses = backprop.compiled_sgd_step(x_train, y_train, indices, dataset.task, *optimizer.sgd_factors())
+            losses = backprop.compiled_step(x_train, y_train, indices, dataset.task, optimizer)
             finite = torch.isfinite(losses)
             if not bool(finite.all()):
                 state.diverge(step, finite, optimizer)
