@@ -254,3 +254,33 @@ def test_activation_modules_with_different_parameters_keep_their_own_activation(
     report = audit(model, batch(8), jacobian=False)
     slopes = [layer.activation_params.get("negative_slope") for layer in report.layers[:3]]
     assert slopes == pytest.approx([0.1, 0.3, 0.1])
+
+
+class WritesMixedState(nn.Module):
+    """Parameters and buffers of several dtypes and layouts, all written in forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(IN_FEATURES, 5)
+        self.low = nn.Parameter(torch.randn(3, 7).half())
+        self.register_buffer("count", torch.tensor([3], dtype=torch.int64))
+        self.register_buffer("mask", torch.tensor([True, False, True]))
+        self.register_buffer("precise", torch.randn(5, dtype=torch.float64))
+        self.register_buffer("transposed", torch.randn(4, 6).t())  # not contiguous
+
+    def forward(self, x):
+        self.low.data.add_(1.0)
+        self.count += 1
+        self.mask.logical_not_()
+        self.precise.mul_(3.0)
+        self.transposed.add_(2.0)
+        return self.linear(x) * self.precise.float()
+
+
+def test_state_of_every_dtype_and_layout_is_restored_bit_for_bit():
+    model = WritesMixedState()
+    assert not model.transposed.is_contiguous()
+    before = snapshot(model)
+    audit(model, batch(8))
+    assert_identical(before, model)
+    assert not model.transposed.is_contiguous()
