@@ -75,7 +75,7 @@ def _bind_torch_blas() -> bool:
 
 
 COMPILED_STEP = _bind_torch_blas()
-"""Whether float32 plain-SGD steps and evaluations can run in :mod:`initlab._trainer`."""
+"""Whether float32 training steps (SGD, momentum, Adam) and evaluations can run in :mod:`initlab._trainer`."""
 
 
 def _identity(tensor: torch.Tensor) -> torch.Tensor:
