@@ -863,7 +863,7 @@ PyDoc_STRVAR(train_step_doc,
 "train_step(x, labels, rows, weights, biases, optimizer, hyper, states, losses, scratch,\n"
 "           activation, slope, task, threads) -> None\n"
 "\n"
-"One SGD step of R stacked plain MLPs, in place, run r on the batch of\n"
+"One optimiser step of R stacked plain MLPs, in place, run r on the batch of\n"
 "examples rows[r]. x: float32 (N, inputs) examples; rows: int64 (R, B);\n"
 "task 'classification': labels int64 (N,) class indices (cross-entropy);\n"
 "task 'regression': labels float32 (N, outputs) targets (mean squared\n"

@@ -1,4 +1,4 @@
-"""initlab._trainer: the compiled plain-SGD step and forward pass of stacked float32 MLPs.
+"""initlab._trainer: the compiled training step (SGD, momentum, Adam) and forward pass of stacked float32 MLPs.
 
 References are float64: autograd's gradients and the trainer's own
 optimiser, so a float32 result within float32 tolerance of them is right.
