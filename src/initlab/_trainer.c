@@ -1113,7 +1113,8 @@ PyDoc_STRVAR(module_doc,
 "MLPs, one run at a time per thread with the BLAS torch ships (bind_blas).\n"
 "implementation names the elementwise loops chosen at import: 'avx512f' when\n"
 "the CPU has AVX-512F and INITLAB_KERNELS_PORTABLE is unset or empty, else\n"
-"'portable'. max_layers is the most layers a network may have.");
+"'portable'. max_layers is the most layers a network may have, max_threads\n"
+"the most threads a call may use.");
 
 static struct PyModuleDef trainer_module = {
     PyModuleDef_HEAD_INIT, "initlab._trainer", module_doc, -1, trainer_methods, NULL, NULL, NULL, NULL,
@@ -1139,7 +1140,8 @@ PyInit__trainer(void)
     choose_implementation();
     PyObject *module = PyModule_Create(&trainer_module);
     if (module != NULL && (PyModule_AddStringConstant(module, "implementation", work_in_use_name) < 0 ||
-                           PyModule_AddIntConstant(module, "max_layers", MAX_LAYERS) < 0)) {
+                           PyModule_AddIntConstant(module, "max_layers", MAX_LAYERS) < 0 ||
+                           PyModule_AddIntConstant(module, "max_threads", MAX_THREADS) < 0)) {
         Py_DECREF(module);
         return NULL;
     }

@@ -204,6 +204,16 @@ def test_results_do_not_depend_on_the_thread_count(optimizer):
         assert all(torch.equal(params[name], results[0][1][name]) for name in params)
 
 
+def test_more_torch_threads_than_the_kernel_takes_still_train(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4 * _trainer.max_threads)
+    single, double = _models(_spec("tanh"))
+    compiled_optimizer, reference_optimizer = _optimizers(single, double, _configs())
+    x, y, rows = _batch("classification")
+    losses = MlpBackprop.for_model(single).compiled_step(x, y, rows, "classification", compiled_optimizer)
+    expected = _reference_step(double, reference_optimizer, x, y, rows, "classification")
+    torch.testing.assert_close(losses.double(), expected, rtol=2e-6, atol=2e-6)
+
+
 def _identity_network(activation, params=(), width=64):
     """phi(x) as a network: identity weights around one hidden layer, zero biases."""
     model = StackedModel.empty(_spec(activation, params, depth=1, width=width, outputs=width, inputs=width), 1,

@@ -78,6 +78,12 @@ COMPILED_STEP = _bind_torch_blas()
 """Whether float32 training steps (SGD, momentum, Adam) and evaluations can run in :mod:`initlab._trainer`."""
 
 
+def _kernel_threads(runs: int) -> int:
+    """Threads for a compiled call over ``runs`` runs: torch's thread count, at most one per
+    run and at most what :mod:`initlab._trainer` takes."""
+    return max(1, min(torch.get_num_threads(), runs, _trainer.max_threads))
+
+
 def _identity(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
@@ -205,7 +211,7 @@ class MlpBackprop:
         examples = x.reshape(len(x), -1).contiguous()
         labels = targets.contiguous() if task == "classification" else targets.reshape(len(targets), -1).contiguous()
         losses = self._buffer("losses", 0, (runs,), examples)
-        threads = torch.get_num_threads()
+        threads = _kernel_threads(runs)
         scratch = self._scratch(threads, batch, training=True)
         names = [f"{name}.weight" for name in self.names]
         if self._bias_arrays is not None:
@@ -234,7 +240,7 @@ class MlpBackprop:
             shared = x.stride(0) == 0
             inputs = (x[:1] if shared else x).reshape(1 if shared else runs, count, -1).contiguous()
             out = self._buffer("outputs", 0, (runs, count, self.widths[-1]), inputs)
-            threads = torch.get_num_threads()
+            threads = _kernel_threads(runs)
             _trainer.forward(inputs.numpy(), self._weight_arrays, self._bias_arrays, out.numpy(),
                              self._scratch(threads, count, training=False).numpy(),
                              self.activation_name, self.slope, threads)
