@@ -55,6 +55,7 @@
 #endif
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
 #define INITLAB_HAVE_AVX512_DISPATCH 1
 #endif
 
@@ -153,6 +154,72 @@ tanh_float(float x)
     return copysignf(a < 0.625f ? small : large, x);
 }
 
+/* tanh in place over `count` values (the loop the portable build uses). */
+static void
+tanh_portable(float *values, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        values[i] = tanh_float(values[i]);
+    }
+}
+
+#ifdef INITLAB_HAVE_AVX512_DISPATCH
+/*
+ * tanh_float's formulas on 16 lanes, with 1 / (e + 1) as the AVX-512 reciprocal
+ * estimate (14 bits) refined by one Newton step in residual form,
+ * r + r (1 - d r) (28 bits, one rounding), instead of a division, whose
+ * throughput made tanh ~11 % of a training step of 10x128 tanh MLPs.
+ * min(9, a) keeps a NaN (x86's min returns its second operand).
+ */
+__attribute__((target("avx512f"))) static void
+tanh_avx512(float *values, size_t count)
+{
+    const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f), nine = _mm512_set1_ps(9.0f);
+    const __m512 threshold = _mm512_set1_ps(0.625f), shifter = _mm512_set1_ps(12582912.0f);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    for (size_t i = 0; i < count; i += 16) {
+        size_t left = count - i;
+        __mmask16 lanes = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        __m512 x = _mm512_maskz_loadu_ps(lanes, values + i);
+        __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(x)));
+        __m512 u = _mm512_mul_ps(a, a);
+        __m512 q = _mm512_set1_ps(0.002339352387934923f);
+        q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(-0.008386143483221531f));
+        q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(0.02178216725587845f));
+        q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(-0.05396093800663948f));
+        q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(0.13333310186862946f));
+        q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(-0.3333333432674408f));
+        __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(a, u), q, a);
+        __m512 y = _mm512_mul_ps(two, _mm512_min_ps(nine, a));
+        __m512 shifted = _mm512_fmadd_ps(y, _mm512_set1_ps(1.44269504088896341f), shifter);
+        __m512 n = _mm512_sub_ps(shifted, shifter);
+        __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), y);
+        r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+        __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+        p = _mm512_fmadd_ps(p, r, one);
+        p = _mm512_fmadd_ps(p, r, one);
+        __m512i power = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_set1_epi32(0x4B400000 - 127));
+        __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(power, 23)));
+        __m512 d = _mm512_add_ps(e, one);
+        __m512 inverse = _mm512_rcp14_ps(d);
+        inverse = _mm512_fmadd_ps(inverse, _mm512_fnmadd_ps(d, inverse, one), inverse); /* r + r (1 - d r) */
+        __m512 large = _mm512_fnmadd_ps(two, inverse, one);
+        __m512 result = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, threshold, _CMP_LT_OQ), large, small);
+        result = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(result),
+                                                     _mm512_and_si512(sign, _mm512_castps_si512(x))));
+        _mm512_mask_storeu_ps(values + i, lanes, result);
+    }
+}
+#endif
+
+/* tanh in place: tanh_avx512 when the AVX-512 loops are chosen (choose_implementation). */
+static void (*tanh_in_place)(float *, size_t) = tanh_portable;
+
 /* 1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|): no overflow, subnormal tails kept. */
 static inline float
 sigmoid_float(float x)
@@ -178,9 +245,7 @@ bias_and_activation(float *restrict z, const float *restrict bias, int rows, int
         }
         switch (kind) {
         case ACT_TANH:
-            for (int j = 0; j < cols; j++) {
-                row[j] = tanh_float(row[j]);
-            }
+            tanh_in_place(row, (size_t)cols);
             break;
         case ACT_SIGMOID:
             for (int j = 0; j < cols; j++) {
@@ -1129,6 +1194,7 @@ choose_implementation(void)
     __builtin_cpu_init();
     if ((portable == NULL || portable[0] == '\0') && __builtin_cpu_supports("avx512f")) {
         work_in_use = work_avx512;
+        tanh_in_place = tanh_avx512;
         work_in_use_name = "avx512f";
     }
 #endif
