@@ -7,8 +7,8 @@ other by a plain PyTorch loop (``nn.Module`` + ``torch.optim.SGD``, the same
 data order). The batched side keeps only the train loss, evaluated on 512
 examples at steps 0 and 300 (its cost is included in its time). These
 runs take the trainer's compiled path (:mod:`initlab._trainer` via
-:mod:`initlab.lab.backprop`: each core trains one run at a time, forward,
-backward and update, with torch's MKL sgemm).
+:mod:`initlab.lab.backprop`: each core takes one run at a time through all
+its steps up to the next log, with torch's MKL sgemm).
 
 Figures: wall times, ``speedup_vs_sequential`` = sequential / batched, the
 training GFLOP/s of each (2 FLOPs per multiply-add of the products a step

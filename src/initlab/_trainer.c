@@ -7,9 +7,12 @@
  * the caches three times per step, and run ~35 % slower than the same
  * products on hot operands. One run's whole step (its weights, its kept
  * activations and two delta buffers: ~1.4 MB for 10x128 at batch 128) fits
- * in one core's L2, so here each thread takes the next run, and does its
- * forward pass, loss, backward pass and SGD update before taking another;
- * the threads never share a run. The matrix products are the single-threaded
+ * in one core's L2, so here each thread takes the next run and does its
+ * forward pass, loss, backward pass and update for every step of the call
+ * (the trainer passes all steps up to its next log) before taking another:
+ * the run's weights stay in that core's cache from one step to the next,
+ * and the threads meet once per call, not once per step. They never share a
+ * run. The matrix products are the single-threaded
  * sgemm of the BLAS that torch ships (Intel MKL on x86-64 Linux), found with
  * bind_blas() in torch's already-loaded library; the activation, its
  * derivative, the bias and the loss are fused loops here (vectorised for
@@ -103,9 +106,22 @@ enum optimizer_kind { OPT_SGD, OPT_MOMENTUM, OPT_ADAM };
  * biases); BETA1 is the momentum for momentum.
  */
 enum hyper_column {
-    H_LR, H_WEIGHT_FACTOR, H_BIAS_FACTOR, H_WEIGHT_L2, H_BIAS_L2, H_BETA1, H_BETA2, H_EPS, H_CORRECTION1,
-    H_CORRECTION2, HYPER_COLUMNS
+    H_LR, H_WEIGHT_FACTOR, H_BIAS_FACTOR, H_WEIGHT_L2, H_BIAS_L2, H_BETA1, H_BETA2, H_EPS, HYPER_COLUMNS
 };
+
+/* Adam's step size lr / (1 - beta1^t) and sqrt(1 - beta2^t) at step t (1, 2, ...). */
+typedef struct {
+    float step, root;
+} corrections;
+
+static corrections
+adam_corrections(const float *h, long long t)
+{
+    corrections c;
+    c.step = (float)((double)h[H_LR] / (1.0 - pow((double)h[H_BETA1], (double)t)));
+    c.root = (float)sqrt(1.0 - pow((double)h[H_BETA2], (double)t));
+    return c;
+}
 
 /*
  * exp(y) for y in [-104, 88] (2^n exp(r); see the top of the file). 2^n is
@@ -314,12 +330,13 @@ column_sums(const float *restrict delta, int rows, int cols, float *restrict sum
 /*
  * One momentum or Adam update of `count` parameters from their gradient
  * `grad` (see the top of the file); `first`, `second` are the optimiser's
- * state (second unused by momentum); h is the run's row of hyper-parameters
- * and `factor`, `l2` the columns for this kind of parameter.
+ * state (second unused by momentum); h is the run's row of hyper-parameters,
+ * c Adam's corrections at this step and `factor`, `l2` the columns for this
+ * kind of parameter.
  */
 static inline __attribute__((always_inline)) void
 stateful_update(int optimizer, float *restrict param, const float *restrict grad, float *restrict first,
-                float *restrict second, size_t count, const float *h, float factor, float l2)
+                float *restrict second, size_t count, const float *h, corrections c, float factor, float l2)
 {
     float lr = h[H_LR], beta1 = h[H_BETA1];
     if (optimizer == OPT_MOMENTUM) {
@@ -330,7 +347,7 @@ stateful_update(int optimizer, float *restrict param, const float *restrict grad
         }
         return;
     }
-    float beta2 = h[H_BETA2], eps = h[H_EPS], step = lr / h[H_CORRECTION1], root = h[H_CORRECTION2];
+    float beta2 = h[H_BETA2], eps = h[H_EPS], step = c.step, root = c.root;
     for (size_t i = 0; i < count; i++) {
         float g = grad[i] + l2 * param[i];
         first[i] = beta1 * first[i] + (1.0f - beta1) * g;
@@ -402,13 +419,15 @@ typedef struct {
     const float *x;           /* training: the examples (count, widths[0]); forward: (runs, batch,
                                  widths[0]), or (1, batch, widths[0]) shared */
     Py_ssize_t x_stride;      /* forward: floats from one run's inputs to the next (0: shared) */
-    const int64_t *rows;      /* training: (runs, batch), run r's batch is examples rows[r] */
+    const int64_t *rows;      /* training: (runs, steps, batch), run r's batch at step k is examples rows[r, k] */
+    int steps;                /* training: steps per call */
+    long long first_step;     /* training: the optimiser's step count before the call */
     const int64_t *labels;    /* classification: (count) */
     const float *targets;     /* regression: (count, widths[layers]) */
     int optimizer;
     const float *hyper;       /* training: (runs, HYPER_COLUMNS) */
     float **state[2][2];      /* state[k][0]: weights' k-th optimiser state per layer, [k][1] biases' */
-    float *losses;            /* training: (runs) */
+    float *losses;            /* training: (runs, steps) */
     float *outputs;           /* forward only: (runs, batch, widths[layers]) */
     float *scratch;           /* (threads, scratch_stride) */
     Py_ssize_t scratch_stride;
@@ -518,17 +537,13 @@ forward_run(const plan *p, int run, float *scratch)
     }
 }
 
-/* One run's forward pass, loss, backward pass and SGD update. */
-static inline __attribute__((always_inline)) void
-train_run(const plan *p, int run, float *scratch)
+/* One step of one run: forward pass on the batch `picks`, loss, and (lr > 0, finite loss) backward and update. */
+static inline __attribute__((always_inline)) float
+train_step_of_run(const plan *p, int run, const int64_t *picks, const buffers *b, const float *h, corrections c)
 {
     int layers = p->layers, batch = p->batch, top = p->widths[layers];
-    buffers b;
-    scratch_layout(p->widths, layers, batch, 1, scratch, &b);
-    float **kept = b.kept, **grad = b.grad, *sums = b.sums;
-
-    const int64_t *picks = p->rows + (size_t)run * batch;
-    float *input = b.input;
+    float *const *kept = b->kept;
+    float *input = b->input;
     for (int i = 0; i < batch; i++) {
         memcpy(input + (size_t)i * p->widths[0], p->x + (size_t)picks[i] * p->widths[0],
                sizeof(float) * (size_t)p->widths[0]);
@@ -540,17 +555,15 @@ train_run(const plan *p, int run, float *scratch)
     float loss = p->task == TASK_CLASSIFICATION
         ? cross_entropy_and_delta(delta, p->labels, picks, batch, top)
         : squared_error_and_delta(delta, p->targets, picks, batch, top);
-    p->losses[run] = loss;
-    const float *h = p->hyper + (size_t)run * HYPER_COLUMNS;
     float lr = h[H_LR];
-    if (!isfinite(loss) || lr == 0.0f) {
-        return; /* a diverged or stopped run: the trainer freezes it */
+    if (!isfinite(loss)) {
+        return loss;
     }
     for (int l = layers - 1; l >= 0; l--) {
         int in = p->widths[l], out = p->widths[l + 1];
         const float *below = l == 0 ? input : kept[l - 1];
         float *weight = weight_of(p, l, run), *bias = bias_of(p, l, run);
-        float *next = grad[l % 2];
+        float *next = b->grad[l % 2];
         if (l > 0) { /* dL/dh_{l-1} = delta W, with the weights before their update */
             row_major_gemm(0, 0, batch, in, out, 1.0f, delta, out, weight, in, 0.0f, next, in);
         }
@@ -558,27 +571,60 @@ train_run(const plan *p, int run, float *scratch)
             row_major_gemm(1, 0, out, in, batch, -lr, delta, out, below, in, h[H_WEIGHT_FACTOR], weight, in);
         } else {
             size_t at = (size_t)run * out * in;
-            row_major_gemm(1, 0, out, in, batch, 1.0f, delta, out, below, in, 0.0f, b.weight_grad, in);
-            stateful_update(p->optimizer, weight, b.weight_grad, p->state[0][0][l] + at,
-                            p->optimizer == OPT_ADAM ? p->state[1][0][l] + at : NULL, (size_t)out * in, h,
+            row_major_gemm(1, 0, out, in, batch, 1.0f, delta, out, below, in, 0.0f, b->weight_grad, in);
+            stateful_update(p->optimizer, weight, b->weight_grad, p->state[0][0][l] + at,
+                            p->optimizer == OPT_ADAM ? p->state[1][0][l] + at : NULL, (size_t)out * in, h, c,
                             h[H_WEIGHT_FACTOR], h[H_WEIGHT_L2]);
         }
         if (bias != NULL) {
-            column_sums(delta, batch, out, sums);
+            column_sums(delta, batch, out, b->sums);
             if (p->optimizer == OPT_SGD) {
                 for (int j = 0; j < out; j++) {
-                    bias[j] = h[H_BIAS_FACTOR] * bias[j] - lr * sums[j];
+                    bias[j] = h[H_BIAS_FACTOR] * bias[j] - lr * b->sums[j];
                 }
             } else {
                 size_t at = (size_t)run * out;
-                stateful_update(p->optimizer, bias, sums, p->state[0][1][l] + at,
-                                p->optimizer == OPT_ADAM ? p->state[1][1][l] + at : NULL, (size_t)out, h,
+                stateful_update(p->optimizer, bias, b->sums, p->state[0][1][l] + at,
+                                p->optimizer == OPT_ADAM ? p->state[1][1][l] + at : NULL, (size_t)out, h, c,
                                 h[H_BIAS_FACTOR], h[H_BIAS_L2]);
             }
         }
         if (l > 0) {
             times_derivative(next, below, (size_t)batch * in, p->kind, p->slope);
             delta = next;
+        }
+    }
+    return loss;
+}
+
+/*
+ * All of one run's steps, back to back (its weights stay in this core's
+ * cache from one step to the next). A stopped run (lr 0) is skipped, its
+ * losses reported as 0; a run whose loss is not finite stops there: that
+ * step's update is not made and its later losses are NaN.
+ */
+static inline __attribute__((always_inline)) void
+train_run(const plan *p, int run, float *scratch)
+{
+    buffers b;
+    scratch_layout(p->widths, p->layers, p->batch, 1, scratch, &b);
+    const float *h = p->hyper + (size_t)run * HYPER_COLUMNS;
+    float *losses = p->losses + (size_t)run * p->steps;
+    for (int k = 0; k < p->steps; k++) {
+        if (h[H_LR] == 0.0f) {
+            losses[k] = 0.0f;
+            continue;
+        }
+        corrections c = {0.0f, 1.0f};
+        if (p->optimizer == OPT_ADAM) {
+            c = adam_corrections(h, p->first_step + k + 1);
+        }
+        const int64_t *picks = p->rows + ((size_t)run * p->steps + k) * p->batch;
+        losses[k] = train_step_of_run(p, run, picks, &b, h, c);
+        if (!isfinite(losses[k])) {
+            for (k++; k < p->steps; k++) {
+                losses[k] = NAN;
+            }
         }
     }
 }
@@ -925,22 +971,24 @@ finish(held *h, plan *p, PyObject *scratch, int threads)
 /* ------------------------------------------------------------------ functions */
 
 PyDoc_STRVAR(train_step_doc,
-"train_step(x, labels, rows, weights, biases, optimizer, hyper, states, losses, scratch,\n"
-"           activation, slope, task, threads) -> None\n"
+"train_step(x, labels, rows, weights, biases, optimizer, hyper, step, states, losses,\n"
+"           scratch, activation, slope, task, threads) -> None\n"
 "\n"
-"One optimiser step of R stacked plain MLPs, in place, run r on the batch of\n"
-"examples rows[r]. x: float32 (N, inputs) examples; rows: int64 (R, B);\n"
+"K optimiser steps of R stacked plain MLPs, in place, run r's k-th on the\n"
+"batch of examples rows[r, k] (each thread takes a run and does all its\n"
+"steps). x: float32 (N, inputs) examples; rows: int64 (R, K, B);\n"
 "task 'classification': labels int64 (N,) class indices (cross-entropy);\n"
 "task 'regression': labels float32 (N, outputs) targets (mean squared\n"
 "error); weights: list of float32 (R, out, in); biases:\n"
 "None or a list of float32 (R, out); optimizer: 'sgd', 'momentum' or 'adam';\n"
-"hyper: float32 (R, 10), per run lr, weight and bias factors, weight and\n"
-"bias l2, beta1 (the momentum), beta2, eps, 1 - beta1^t, sqrt(1 - beta2^t)\n"
-"(a run with lr 0 or a non-finite loss is not updated); states: a list of\n"
-"0 (sgd), 1 (momentum: velocities) or 2 (adam: moments) lists of float32\n"
-"arrays shaped as the weights, then as the biases; losses: float32\n"
-"(R,) receives each run's mean loss before the step; scratch: float32\n"
-"(threads, n), n >= scratch_floats(B, widths, True).");
+"hyper: float32 (R, 8), per run lr, weight and bias factors, weight and\n"
+"bias l2, beta1 (the momentum), beta2, eps; step: the optimiser's step count\n"
+"before these (Adam's bias corrections); states: a list of 0 (sgd), 1\n"
+"(momentum: velocities) or 2 (adam: moments) lists of float32 arrays shaped\n"
+"as the weights, then as the biases; losses: float32 (R, K) receives each\n"
+"run's mean loss before each step (a stopped run, lr 0, is skipped: 0; a\n"
+"run stops at a non-finite loss, that step not made: NaN after it);\n"
+"scratch: float32 (threads, n), n >= scratch_floats(B, widths, True).");
 
 static PyObject *
 trainer_train_step(PyObject *module, PyObject *args)
@@ -949,9 +997,10 @@ trainer_train_step(PyObject *module, PyObject *args)
     PyObject *x, *labels, *rows, *weights, *biases, *hyper, *states, *losses, *scratch;
     const char *optimizer, *activation, *task;
     double slope;
+    long long step;
     int threads;
-    if (!PyArg_ParseTuple(args, "OOOOOsOOOOsdsi:train_step", &x, &labels, &rows, &weights, &biases, &optimizer,
-                          &hyper, &states, &losses, &scratch, &activation, &slope, &task, &threads)) {
+    if (!PyArg_ParseTuple(args, "OOOOOsOLOOOsdsi:train_step", &x, &labels, &rows, &weights, &biases, &optimizer,
+                          &hyper, &step, &states, &losses, &scratch, &activation, &slope, &task, &threads)) {
         return NULL;
     }
     static const char *const tasks[] = {"classification", "regression"};
@@ -967,7 +1016,7 @@ trainer_train_step(PyObject *module, PyObject *args)
         return NULL;
     }
     if (take_options(&p, activation, slope, threads) < 0 || take(&h, x, 'f', 2, 0, "x", NULL) < 0 ||
-        take(&h, rows, 'q', 2, 0, "rows", NULL) < 0) {
+        take(&h, rows, 'q', 3, 0, "rows", NULL) < 0) {
         goto fail;
     }
     const Py_buffer *x_view = &h.views[0], *rows_view = &h.views[1];
@@ -975,12 +1024,14 @@ trainer_train_step(PyObject *module, PyObject *args)
     p.x = x_view->buf;
     p.rows = rows_view->buf;
     p.runs = (int)rows_view->shape[0];
-    p.batch = (int)rows_view->shape[1];
+    p.steps = (int)rows_view->shape[1];
+    p.batch = (int)rows_view->shape[2];
+    p.first_step = step;
     if (take_layers(&h, &p, widths, weights, biases, p.runs) < 0) {
         goto fail;
     }
     Py_ssize_t x_shape[2] = {count, widths[0]};
-    Py_ssize_t runs_shape[1] = {p.runs};
+    Py_ssize_t losses_shape[2] = {p.runs, p.steps};
     if (check_shape(x_view, x_shape, "x") < 0) {
         goto fail;
     }
@@ -988,7 +1039,11 @@ trainer_train_step(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "rows has no columns; expected a batch of at least one example");
         goto fail;
     }
-    if (check_rows(p.rows, (Py_ssize_t)p.runs * p.batch, count) < 0) {
+    if (step < 0) {
+        PyErr_Format(PyExc_ValueError, "step=%lld is invalid; expected the optimiser's step count (>= 0)", step);
+        goto fail;
+    }
+    if (check_rows(p.rows, (Py_ssize_t)p.runs * p.steps * p.batch, count) < 0) {
         goto fail;
     }
     p.task = choice(task, tasks, 2, "task", "'classification' or 'regression'");
@@ -1007,7 +1062,7 @@ trainer_train_step(PyObject *module, PyObject *args)
             goto fail;
         }
         p.labels = h.views[h.count - 1].buf;
-        for (Py_ssize_t i = 0; i < (Py_ssize_t)p.runs * p.batch; i++) {
+        for (Py_ssize_t i = 0; i < (Py_ssize_t)p.runs * p.steps * p.batch; i++) {
             int64_t label = p.labels[p.rows[i]];
             if (label < 0 || label >= widths[p.layers]) {
                 PyErr_Format(PyExc_ValueError, "labels holds %lld at row %lld; expected 0 to %d",
@@ -1018,7 +1073,7 @@ trainer_train_step(PyObject *module, PyObject *args)
     }
     Py_ssize_t hyper_shape[2] = {p.runs, HYPER_COLUMNS};
     if (take(&h, hyper, 'f', 2, 0, "hyper", hyper_shape) < 0 ||
-        take(&h, losses, 'f', 1, 1, "losses", runs_shape) < 0) {
+        take(&h, losses, 'f', 2, 1, "losses", losses_shape) < 0) {
         goto fail;
     }
     p.hyper = h.views[h.count - 2].buf;

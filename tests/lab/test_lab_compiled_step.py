@@ -85,6 +85,11 @@ OPTIMIZERS = {  # per-run hyper-parameters of each optimiser's test
 }
 
 
+def _one_step(backprop, x, y, rows, task, optimizer):
+    """One compiled step of every run on its batch ``rows`` (R, B); the losses before it (R,)."""
+    return backprop.compiled_steps(x, y, rows.unsqueeze(1), task, optimizer)[:, 0]
+
+
 def _reference_step(model, optimizer, x, y, rows, task):
     """The float64 step on batches x[rows]: autograd's gradients, then the trainer's optimiser; returns the losses."""
     x, y = x[rows], y[rows]
@@ -109,7 +114,7 @@ def test_three_steps_equal_the_float64_optimiser_with_per_run_settings_l2_and_de
     assert backprop.compiled
     for seed in (1, 2, 3):
         x, y, rows = _batch(task, seed=seed)
-        losses = backprop.compiled_step(x, y, rows, task, compiled_optimizer)
+        losses = _one_step(backprop, x, y, rows, task, compiled_optimizer)
         expected = _reference_step(double, reference_optimizer, x, y, rows, task)
         torch.testing.assert_close(losses.double(), expected, rtol=2e-6, atol=2e-6)
     for name, param in double.params.items():
@@ -123,7 +128,7 @@ def test_a_network_deeper_than_64_layers_steps_like_float64_sgd():
     assert backprop.compiled
     x, y, rows = _batch("classification", runs=2)
     compiled_optimizer, reference_optimizer = _optimizers(single, double, _configs(runs=2))
-    losses = backprop.compiled_step(x, y, rows, "classification", compiled_optimizer)
+    losses = _one_step(backprop, x, y, rows, "classification", compiled_optimizer)
     expected = _reference_step(double, reference_optimizer, x, y, rows, "classification")
     torch.testing.assert_close(losses.double(), expected, rtol=2e-6, atol=2e-6)
     for name, param in double.params.items():
@@ -147,7 +152,7 @@ def test_biases_are_regularised_only_when_asked(optimizer):
                            regularize_biases=[regularize_biases] * RUNS, **OPTIMIZERS[optimizer])
         compiled_optimizer, reference_optimizer = _optimizers(single, double, configs)
         x, y, rows = _batch("classification")
-        MlpBackprop.for_model(single).compiled_step(x, y, rows, "classification", compiled_optimizer)
+        _one_step(MlpBackprop.for_model(single), x, y, rows, "classification", compiled_optimizer)
         _reference_step(double, reference_optimizer, x, y, rows, "classification")
         for name, param in double.params.items():
             torch.testing.assert_close(single.params[name].double(), param.detach(), rtol=1e-5, atol=2e-6)
@@ -167,7 +172,7 @@ def test_stopped_and_non_finite_runs_are_left_unchanged_and_the_others_step(opti
             tensor.fill_(0.25)  # state left by earlier steps
     before = {name: param.detach().clone() for name, param in single.params.items()}
     x, y, rows = _batch("classification")
-    losses = MlpBackprop.for_model(single).compiled_step(x, y, rows, "classification", compiled)
+    losses = _one_step(MlpBackprop.for_model(single), x, y, rows, "classification", compiled)
     assert torch.isfinite(losses).tolist() == [True, False, True, True, True]
     for state in reference.state.values():
         for tensor in state:
@@ -194,7 +199,7 @@ def test_results_do_not_depend_on_the_thread_count(optimizer):
             model, _ = _models(spec, runs=8)
             backprop = MlpBackprop.for_model(model)
             optimizer_ = StackedOptimizer(optimizer, model.params, _configs(runs=8, optimizer=optimizer), torch.float32)
-            losses = [backprop.compiled_step(*_batch("classification", runs=8, seed=seed), "classification",
+            losses = [_one_step(backprop, *_batch("classification", runs=8, seed=seed), "classification",
                                              optimizer_).clone() for seed in (1, 2)]
             results.append((losses, {name: param.detach().clone() for name, param in model.params.items()}))
     finally:
@@ -204,12 +209,67 @@ def test_results_do_not_depend_on_the_thread_count(optimizer):
         assert all(torch.equal(params[name], results[0][1][name]) for name in params)
 
 
+def _stacked_batches(count, runs=RUNS):
+    """Examples, labels and (runs, count, BATCH) rows: the batches of ``count`` steps."""
+    x, y, _ = _batch("classification", runs=runs)
+    rows = torch.stack([_batch("classification", runs=runs, seed=seed)[2] for seed in range(count)], dim=1)
+    return x, y, rows
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_steps_in_one_call_equal_the_same_steps_one_call_each(optimizer):
+    spec = _spec("tanh")
+    x, y, rows = _stacked_batches(4)
+    results = []
+    for together in (True, False):
+        model, _ = _models(spec)
+        backprop = MlpBackprop.for_model(model)
+        stacked = StackedOptimizer(optimizer, model.params, _configs(optimizer=optimizer, **OPTIMIZERS[optimizer]),
+                                   torch.float32)
+        if together:
+            losses = backprop.compiled_steps(x, y, rows, "classification", stacked).clone()
+        else:
+            losses = torch.stack([_one_step(backprop, x, y, rows[:, k], "classification", stacked).clone()
+                                  for k in range(4)], dim=1)
+        assert stacked.steps == 4
+        results.append((losses, {name: param.detach().clone() for name, param in model.params.items()}))
+    (losses, params), (expected_losses, expected) = results
+    assert torch.equal(losses, expected_losses)
+    assert all(torch.equal(params[name], expected[name]) for name in params)
+
+
+def test_a_run_diverging_within_a_call_stops_at_that_step_and_the_others_go_on():
+    spec = _spec("relu")
+    x, y, rows = _stacked_batches(6)
+    results = []
+    for together in (True, False):
+        model, _ = _models(spec)
+        backprop = MlpBackprop.for_model(model)
+        configs = _configs(lr=[0.1, 1e6, 0.1, 0.1, 0.1])  # run 1 overflows within a few steps
+        stacked = StackedOptimizer("sgd", model.params, configs, torch.float32)
+        if together:
+            losses = backprop.compiled_steps(x, y, rows, "classification", stacked).clone()
+        else:  # one step per call, each run stopped by hand at its first non-finite loss
+            losses = torch.empty(RUNS, 6)
+            for k in range(6):
+                losses[:, k] = _one_step(backprop, x, y, rows[:, k], "classification", stacked)
+                stacked.lr[~torch.isfinite(losses[:, k])] = 0.0
+        results.append((losses, {name: param.detach().clone() for name, param in model.params.items()}))
+    (losses, params), (single_losses, expected) = results
+    diverged = int((~torch.isfinite(losses[1])).int().argmax())
+    assert 0 < diverged < 6 and torch.isfinite(losses[1, :diverged]).all() and losses[1, diverged + 1:].isnan().all()
+    assert torch.equal(losses[:, :diverged + 1].nan_to_num(), single_losses[:, :diverged + 1].nan_to_num())
+    assert torch.isfinite(losses[[0, 2, 3, 4]]).all()
+    assert torch.equal(losses[[0, 2, 3, 4]], single_losses[[0, 2, 3, 4]])
+    assert all(torch.equal(params[name].nan_to_num(), expected[name].nan_to_num()) for name in params)
+
+
 def test_more_torch_threads_than_the_kernel_takes_still_train(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4 * _trainer.max_threads)
     single, double = _models(_spec("tanh"))
     compiled_optimizer, reference_optimizer = _optimizers(single, double, _configs())
     x, y, rows = _batch("classification")
-    losses = MlpBackprop.for_model(single).compiled_step(x, y, rows, "classification", compiled_optimizer)
+    losses = _one_step(MlpBackprop.for_model(single), x, y, rows, "classification", compiled_optimizer)
     expected = _reference_step(double, reference_optimizer, x, y, rows, "classification")
     torch.testing.assert_close(losses.double(), expected, rtol=2e-6, atol=2e-6)
 
@@ -273,10 +333,10 @@ def _arguments(**changes):
     """Valid train_step arguments for 2 runs of a 3 -> 4 -> 2 tanh MLP on 5 of 6 examples, with changes."""
     arguments = {
         "x": np.zeros((6, 3), np.float32), "labels": np.zeros(6, np.int64),
-        "rows": np.arange(10, dtype=np.int64).reshape(2, 5) % 6,
+        "rows": np.arange(10, dtype=np.int64).reshape(2, 1, 5) % 6,
         "weights": [np.zeros((2, 4, 3), np.float32), np.zeros((2, 2, 4), np.float32)],
-        "biases": None, "optimizer": "sgd", "hyper": np.tile(np.array([0.1, 1, 1, 0, 0, 0, 0, 0, 1, 1], np.float32), (2, 1)),
-        "states": [], "losses": np.zeros(2, np.float32),
+        "biases": None, "optimizer": "sgd", "hyper": np.tile(np.array([0.1, 1, 1, 0, 0, 0, 0, 0], np.float32), (2, 1)),
+        "step": 0, "states": [], "losses": np.zeros((2, 1), np.float32),
         "scratch": np.zeros((1, _trainer.scratch_floats(5, [3, 4, 2], True)), np.float32),
         "activation": "tanh", "slope": 0.0, "task": "classification", "threads": 1,
     }
@@ -287,15 +347,19 @@ def _arguments(**changes):
 def test_valid_arguments_run():
     arguments = _arguments()
     _trainer.train_step(*arguments)
-    assert arguments[8].tolist() == pytest.approx([np.log(2.0)] * 2)
+    assert arguments[9].ravel().tolist() == pytest.approx([np.log(2.0)] * 2)
 
 
 @pytest.mark.parametrize("changes,error,message", [
     ({"x": np.zeros((6, 3), np.float64)}, TypeError,
      "x must be a 2-dimensional float32 array, got format 'd' with 2 dimension(s)"),
     ({"x": np.zeros((6, 4), np.float32)}, ValueError, "x has size 4 in dimension 1; expected 3"),
-    ({"rows": np.full((2, 5), 6, np.int64)}, ValueError, "rows holds 6 at position 0; expected 0 to 5 (x has 6 rows)"),
-    ({"rows": np.zeros((2, 0), np.int64)}, ValueError, "rows has no columns; expected a batch of at least one example"),
+    ({"rows": np.full((2, 1, 5), 6, np.int64)}, ValueError,
+     "rows holds 6 at position 0; expected 0 to 5 (x has 6 rows)"),
+    ({"rows": np.zeros((2, 1, 0), np.int64)}, ValueError,
+     "rows has no columns; expected a batch of at least one example"),
+    ({"step": -1}, ValueError, "step=-1 is invalid; expected the optimiser's step count (>= 0)"),
+    ({"losses": np.zeros((2, 2), np.float32)}, ValueError, "losses has size 2 in dimension 1; expected 1"),
     ({"weights": [np.zeros((2, 4, 3), np.float32), np.zeros((2, 2, 5), np.float32)]}, ValueError,
      "weights[1] has shape (2, 2, 5); expected (2, outputs, the previous layer's outputs)"),
     ({"biases": [np.zeros((2, 4), np.float32)]}, TypeError, "biases must be None or a list of 2 arrays (one per weight)"),
@@ -307,13 +371,13 @@ def test_valid_arguments_run():
      "slope=-0.5 is invalid for leaky_relu; expected a positive slope"),
     ({"threads": 0}, ValueError, "threads=0 is invalid; expected 1 to 64"),
     ({"weights": [np.zeros((2, 3, 3), np.float32)] * 1025}, TypeError, "weights must be a list of 1 to 1024 arrays"),
-    ({"hyper": np.zeros((3, 10), np.float32)}, ValueError, "hyper has size 3 in dimension 0; expected 2"),
+    ({"hyper": np.zeros((3, 8), np.float32)}, ValueError, "hyper has size 3 in dimension 0; expected 2"),
     ({"optimizer": "rmsprop"}, ValueError, "optimizer='rmsprop' is not supported; expected 'sgd', 'momentum' or 'adam'"),
     ({"optimizer": "momentum"}, TypeError, "states must be a list of 1 list(s) for this optimizer"),
     ({"optimizer": "adam", "states": [[], []]}, TypeError, "states[0] must be a list of 2 arrays (one per weight)"),
     ({"optimizer": "momentum", "states": [[np.zeros((2, 4, 3), np.float32), np.zeros((2, 2, 3), np.float32)]]},
      ValueError, "states[0][1] has size 3 in dimension 2; expected 4"),
-    ({"losses": np.zeros(2, np.float32)[::-1]}, TypeError,
+    ({"losses": np.zeros((2, 1), np.float32)[::-1]}, TypeError,
      "losses must be a writable C-contiguous float32 array, got numpy.ndarray"),
     ({"scratch": np.zeros((1, 8), np.float32)}, ValueError,
      f"scratch has shape (1, 8); expected at least (1, {_trainer.scratch_floats(5, [3, 4, 2], True)})"),
@@ -344,8 +408,7 @@ backprop = MlpBackprop.for_model(model)
 config = RunConfig.model_validate({{"dataset": {{"name": "mnist1d"}}, "model": {{"depth": 2, "width": 33}},
                                    "training": {{"optimizer": "{optimizer}", "lr": 0.01, "l2": 0.01, "eps": 1e-4}}}})
 optimizer = StackedOptimizer("{optimizer}", model.params, [config] * 3, torch.float32)
-for _ in range(2):
-    losses = backprop.compiled_step(x, y, torch.arange(30).reshape(3, 10), "classification", optimizer)
+losses = backprop.compiled_steps(x, y, (torch.arange(60) % 30).reshape(3, 2, 10), "classification", optimizer)
 print(json.dumps({{"implementation": _trainer.implementation, "losses": losses.tolist(),
                   "params": {{name: p.detach().flatten().tolist() for name, p in model.params.items()}}}}))
 """

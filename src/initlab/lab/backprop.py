@@ -35,12 +35,13 @@ gradient tensors, sums bias gradients over the batch and copies transposes.
 In float32 a step runs in :mod:`initlab._trainer` when torch ships MKL
 (:data:`COMPILED_STEP`), for plain SGD, momentum and Adam alike (per-run
 hyper-parameters, stopped runs included): the same formulas, but each core
-takes one run at a time through its whole forward pass, loss, backward pass
-and update, so that run's weights and activations stay in that core's L2
-cache (about 1.4 MB for 10x128 at batch 128), while the batched products
-above stream all runs' (~40 MB) three times per step. Its products are
+takes one run at a time through all the steps up to the next log (forward
+pass, loss, backward pass, update, again), so that run's weights and
+activations stay in that core's L2 cache (about 1.4 MB for 10x128 at batch
+128), while the batched products above stream all runs' (~40 MB) three
+times per step. Its products are
 torch's own sgemm, single-threaded per core; tanh and sigmoid are its own
-vectorised polynomials (within a few float32 ulp). About 1.3x faster than
+vectorised polynomials (within a few float32 ulp). About 1.4x faster than
 the batched products here; evaluation (:meth:`MlpBackprop.outputs`) runs
 there too. The torch path above remains for float64 and where no MKL can be
 bound.
@@ -140,7 +141,7 @@ class MlpBackprop:
         with_biases = [bias is not None for bias in self.biases]
         self.compiled = (COMPILED_STEP and dtype == torch.float32 and len(self.weights) <= _trainer.max_layers
                          and (all(with_biases) or not any(with_biases)))
-        """Whether :meth:`compiled_step` and a compiled :meth:`outputs` are available."""
+        """Whether :meth:`compiled_steps` and a compiled :meth:`outputs` are available."""
         if self.compiled:
             # numpy views of the parameters' memory (updated in place, so the views stay valid)
             self._weight_arrays = [weight.detach().numpy() for weight in self.weights]
@@ -195,22 +196,26 @@ class MlpBackprop:
         return losses
 
     @torch.no_grad()
-    def compiled_step(self, x: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, task: str,
-                      optimizer: "StackedOptimizer") -> torch.Tensor:
-        """One optimiser step of every run in :mod:`initlab._trainer`; returns each run's loss before it.
+    def compiled_steps(self, x: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, task: str,
+                       optimizer: "StackedOptimizer") -> torch.Tensor:
+        """``K`` optimiser steps of every run in :mod:`initlab._trainer`; each run's loss before each, (R, K).
 
-        Run ``r`` trains on the examples ``x[rows[r]]`` with ``targets[rows[r]]``
-        (the kernel gathers them: a gather by torch between steps would leave
-        torch's worker threads spinning on the cores the step needs). The
-        update is ``optimizer``'s (plain SGD, momentum or Adam, with its per-run
-        hyper-parameters, L2 and weight decay; it counts the step). A run with
-        lr 0 (stopped) or a non-finite loss is left unchanged. The returned
-        tensor is reused by the next call.
+        Run ``r``'s ``k``-th step trains on the examples ``x[rows[r, k]]``
+        with ``targets[rows[r, k]]``, ``rows`` (R, K, B): the kernel gathers
+        them (a gather by torch between steps would leave torch's worker
+        threads spinning on the cores the steps need), and a thread does all
+        of a run's steps before taking another run, its weights staying in
+        that core's cache. The update is ``optimizer``'s (plain SGD, momentum
+        or Adam, with its per-run hyper-parameters, L2 and weight decay); its
+        step count advances by ``K``. A stopped run (lr 0) is skipped (losses
+        0); a run stops at its first non-finite loss, whose step it does not
+        make (NaN after it). The returned tensor is reused by the next call
+        with the same shape.
         """
-        runs, batch = rows.shape
+        runs, count, batch = rows.shape
         examples = x.reshape(len(x), -1).contiguous()
         labels = targets.contiguous() if task == "classification" else targets.reshape(len(targets), -1).contiguous()
-        losses = self._buffer("losses", 0, (runs,), examples)
+        losses = self._buffer("losses", 0, (runs, count), examples)
         threads = _kernel_threads(runs)
         scratch = self._scratch(threads, batch, training=True)
         names = [f"{name}.weight" for name in self.names]
@@ -218,8 +223,9 @@ class MlpBackprop:
             names += [f"{name}.bias" for name in self.names]
         states = [[tensor.numpy() for tensor in state] for state in optimizer.states_for(names)]
         _trainer.train_step(examples.numpy(), labels.numpy(), rows.contiguous().numpy(), self._weight_arrays,
-                            self._bias_arrays, optimizer.kind, optimizer.begin_compiled_step().numpy(), states,
-                            losses.numpy(), scratch.numpy(), self.activation_name, self.slope, task, threads)
+                            self._bias_arrays, optimizer.kind, optimizer.compiled_hyper().numpy(), optimizer.steps,
+                            states, losses.numpy(), scratch.numpy(), self.activation_name, self.slope, task, threads)
+        optimizer.steps += count
         return losses
 
     def _scratch(self, threads: int, batch: int, training: bool) -> torch.Tensor:

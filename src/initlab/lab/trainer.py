@@ -241,27 +241,25 @@ class StackedOptimizer:
             return None
         return float(self.lr[0])
 
-    def begin_compiled_step(self) -> torch.Tensor:
-        """Count a step and return its per-run hyper-parameters for :mod:`initlab._trainer`.
+    def compiled_hyper(self) -> torch.Tensor:
+        """The per-run hyper-parameters for :mod:`initlab._trainer`, ``(R, 8)``.
 
-        Columns (``(R, 10)``): lr, the weight and bias factors, the weight and
-        bias L2, beta1 (the momentum), beta2, eps and Adam's bias corrections
-        ``1 - beta1^t`` and ``sqrt(1 - beta2^t)``. Plain SGD folds L2 and decay
-        into the factors, ``1 - lr (l2 + weight_decay)`` (see :meth:`shrink_`);
-        momentum and Adam decay by ``1 - lr weight_decay`` and add ``l2 p`` to
-        the gradient, as :meth:`step`. Unregularised biases get factor 1 and
-        L2 0; stopped runs have lr 0.
+        Columns: lr, the weight and bias factors, the weight and bias L2, beta1
+        (the momentum), beta2, eps. Plain SGD folds L2 and decay into the
+        factors, ``1 - lr (l2 + weight_decay)`` (see :meth:`shrink_`); momentum
+        and Adam decay by ``1 - lr weight_decay`` and add ``l2 p`` to the
+        gradient, as :meth:`step`. Unregularised biases get factor 1 and L2 0;
+        stopped runs have lr 0. (Adam's bias corrections come from
+        :attr:`steps`, which the caller advances.)
         """
-        self.steps += 1
         zeros = torch.zeros_like(self.lr)
         decay = self.l2 + self.decay if self.kind == "sgd" else self.decay
         factor = 1.0 - self.lr * decay
         l2 = zeros if self.kind == "sgd" else self.l2
         biases = self._biases_regularized
         beta1 = self.momentum if self.kind == "momentum" else self.beta1
-        corrections = (1.0 - self.beta1 ** self.steps, (1.0 - self.beta2 ** self.steps).sqrt())
         columns = (self.lr, factor, factor if biases else torch.ones_like(factor), l2, l2 if biases else zeros,
-                   beta1, self.beta2, self.eps, *corrections)
+                   beta1, self.beta2, self.eps)
         return torch.stack(columns, dim=1).contiguous()
 
     def states_for(self, names: list[str]) -> list[list[torch.Tensor]]:
@@ -363,48 +361,73 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
     samplers = [BatchSampler(config.training.seed, len(x_train), training.batch_size) for config in configs]
     evaluation = _Evaluation(x_train[:training.eval_train_size], y_train[:training.eval_train_size],
                              x_test, y_test, probe_x, probe_y)
-    for step in range(training.steps + 1):
+    step = 0
+    while True:
         if step % training.log_every == 0 or step == training.steps:
             state.log(step, evaluation)
             if not state.active:
                 break
         if step == training.steps:
             break
-        indices = torch.stack([sampler.next() for sampler in samplers])
-        if compiled:
-            losses = backprop.compiled_step(x_train, y_train, indices, dataset.task, optimizer)
-            finite = torch.isfinite(losses)
-            if not bool(finite.all()):
-                state.diverge(step, finite, optimizer)
-                if not state.active:
-                    break
-            continue
-        x_batch, y_batch = x_train[indices], y_train[indices]
-        if backprop is not None:
-            losses = backprop.loss(x_batch, y_batch, dataset.task)
+        if compiled:  # every step up to the next log in one call
+            count = min(step - step % training.log_every + training.log_every, training.steps) - step
+            rows = torch.stack([torch.stack([sampler.next() for _ in range(count)]) for sampler in samplers])
+            losses = backprop.compiled_steps(x_train, y_train, rows, dataset.task, optimizer)
+            going = _stop_diverged(state, step, losses, optimizer)
         else:
-            losses = loss_per_run(model.forward(x_batch, train=True), y_batch, dataset.task)
-        finite = torch.isfinite(losses)
-        all_finite = bool(finite.all())
-        lr = optimizer.single_lr() if backprop is not None and all_finite and not state.stopped else None
-        if lr is not None:
-            backprop.sgd_step_(lr, optimizer.shrink_)
-            continue
-        if backprop is not None:
-            grads = backprop.gradients(finite)
-        else:
-            if not all_finite:
-                losses = torch.where(finite, losses, torch.zeros_like(losses))
-            grads = dict(zip(model.params, torch.autograd.grad(losses.sum(), list(model.params.values()))))
-        if not all_finite:
-            state.diverge(step, finite, optimizer)
-            if not state.active:
-                break
-        if state.stopped:
-            for grad in grads.values():
-                grad[state.stopped] = 0.0
-        optimizer.step(grads)
+            count = 1
+            indices = torch.stack([sampler.next() for sampler in samplers])
+            going = _torch_step(state, step, model, backprop, optimizer, x_train[indices], y_train[indices],
+                                dataset.task)
+        if not going:
+            break
+        step += count
     return state.results(time.perf_counter() - started)
+
+
+def _stop_diverged(state: _Training, step: int, losses: torch.Tensor, optimizer: StackedOptimizer) -> bool:
+    """Stop each run at its first non-finite loss of ``losses`` (R, K), the losses of steps
+    ``step .. step + K - 1``; False when no run is left."""
+    bad = ~torch.isfinite(losses)
+    if not bool(bad.any()):
+        return True
+    first = torch.where(bad.any(dim=1), bad.int().argmax(dim=1), -1)
+    for offset in sorted(set(first[first >= 0].tolist())):
+        state.diverge(step + offset, first != offset, optimizer)
+        if not state.active:
+            return False
+    return True
+
+
+def _torch_step(state: _Training, step: int, model: StackedModel, backprop: MlpBackprop | None,
+                optimizer: StackedOptimizer, x_batch: torch.Tensor, y_batch: torch.Tensor, task: str) -> bool:
+    """One step of every run with torch (autograd, or :class:`MlpBackprop`'s backward); False when
+    no run is left."""
+    if backprop is not None:
+        losses = backprop.loss(x_batch, y_batch, task)
+    else:
+        losses = loss_per_run(model.forward(x_batch, train=True), y_batch, task)
+    finite = torch.isfinite(losses)
+    all_finite = bool(finite.all())
+    lr = optimizer.single_lr() if backprop is not None and all_finite and not state.stopped else None
+    if lr is not None:
+        backprop.sgd_step_(lr, optimizer.shrink_)
+        return True
+    if backprop is not None:
+        grads = backprop.gradients(finite)
+    else:
+        if not all_finite:
+            losses = torch.where(finite, losses, torch.zeros_like(losses))
+        grads = dict(zip(model.params, torch.autograd.grad(losses.sum(), list(model.params.values()))))
+    if not all_finite:
+        state.diverge(step, finite, optimizer)
+        if not state.active:
+            return False
+    if state.stopped:
+        for grad in grads.values():
+            grad[state.stopped] = 0.0
+    optimizer.step(grads)
+    return True
 
 
 def _check_same_group(runs: Sequence[tuple[str, RunConfig]]) -> None:
