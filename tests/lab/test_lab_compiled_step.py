@@ -216,46 +216,42 @@ def _stacked_batches(count, runs=RUNS):
     return x, y, rows
 
 
+def _train(spec, configs, steps):
+    """Fresh models of ``spec``, trained by ``steps(backprop, optimizer)`` (which returns the
+    losses); the losses and the parameters after."""
+    model, _ = _models(spec)
+    stacked = StackedOptimizer(configs[0].training.optimizer, model.params, configs, torch.float32)
+    losses = steps(MlpBackprop.for_model(model), stacked).clone()
+    assert stacked.steps == losses.shape[1]
+    return losses, {name: param.detach().clone() for name, param in model.params.items()}
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_steps_in_one_call_equal_the_same_steps_one_call_each(optimizer):
-    spec = _spec("tanh")
     x, y, rows = _stacked_batches(4)
-    results = []
-    for together in (True, False):
-        model, _ = _models(spec)
-        backprop = MlpBackprop.for_model(model)
-        stacked = StackedOptimizer(optimizer, model.params, _configs(optimizer=optimizer, **OPTIMIZERS[optimizer]),
-                                   torch.float32)
-        if together:
-            losses = backprop.compiled_steps(x, y, rows, "classification", stacked).clone()
-        else:
-            losses = torch.stack([_one_step(backprop, x, y, rows[:, k], "classification", stacked).clone()
-                                  for k in range(4)], dim=1)
-        assert stacked.steps == 4
-        results.append((losses, {name: param.detach().clone() for name, param in model.params.items()}))
-    (losses, params), (expected_losses, expected) = results
+    configs = _configs(optimizer=optimizer, **OPTIMIZERS[optimizer])
+    losses, params = _train(_spec("tanh"), configs,
+                            lambda backprop, stacked: backprop.compiled_steps(x, y, rows, "classification", stacked))
+    expected_losses, expected = _train(_spec("tanh"), configs, lambda backprop, stacked: torch.stack(
+        [_one_step(backprop, x, y, rows[:, k], "classification", stacked).clone() for k in range(4)], dim=1))
     assert torch.equal(losses, expected_losses)
     assert all(torch.equal(params[name], expected[name]) for name in params)
 
 
 def test_a_run_diverging_within_a_call_stops_at_that_step_and_the_others_go_on():
-    spec = _spec("relu")
     x, y, rows = _stacked_batches(6)
-    results = []
-    for together in (True, False):
-        model, _ = _models(spec)
-        backprop = MlpBackprop.for_model(model)
-        configs = _configs(lr=[0.1, 1e6, 0.1, 0.1, 0.1])  # run 1 overflows within a few steps
-        stacked = StackedOptimizer("sgd", model.params, configs, torch.float32)
-        if together:
-            losses = backprop.compiled_steps(x, y, rows, "classification", stacked).clone()
-        else:  # one step per call, each run stopped by hand at its first non-finite loss
-            losses = torch.empty(RUNS, 6)
-            for k in range(6):
-                losses[:, k] = _one_step(backprop, x, y, rows[:, k], "classification", stacked)
-                stacked.lr[~torch.isfinite(losses[:, k])] = 0.0
-        results.append((losses, {name: param.detach().clone() for name, param in model.params.items()}))
-    (losses, params), (single_losses, expected) = results
+    configs = _configs(lr=[0.1, 1e6, 0.1, 0.1, 0.1])  # run 1 overflows within a few steps
+
+    def one_call_per_step(backprop, stacked):  # each run stopped by hand at its first non-finite loss
+        losses = torch.empty(RUNS, 6)
+        for k in range(6):
+            losses[:, k] = _one_step(backprop, x, y, rows[:, k], "classification", stacked)
+            stacked.lr[~torch.isfinite(losses[:, k])] = 0.0
+        return losses
+
+    losses, params = _train(_spec("relu"), configs,
+                            lambda backprop, stacked: backprop.compiled_steps(x, y, rows, "classification", stacked))
+    single_losses, expected = _train(_spec("relu"), configs, one_call_per_step)
     diverged = int((~torch.isfinite(losses[1])).int().argmax())
     assert 0 < diverged < 6 and torch.isfinite(losses[1, :diverged]).all() and losses[1, diverged + 1:].isnan().all()
     assert torch.equal(losses[:, :diverged + 1].nan_to_num(), single_losses[:, :diverged + 1].nan_to_num())
