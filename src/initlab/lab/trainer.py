@@ -369,8 +369,9 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
                 break
         if step == training.steps:
             break
-        if compiled:  # every step up to the next log in one call
-            count = min(step - step % training.log_every + training.log_every, training.steps) - step
+        if compiled:  # the steps up to the next log in one call (at most COMPILED_STEPS_PER_CALL)
+            count = min(step - step % training.log_every + training.log_every, training.steps,
+                        step + COMPILED_STEPS_PER_CALL) - step
             rows = torch.stack([torch.stack([sampler.next() for _ in range(count)]) for sampler in samplers])
             losses = backprop.compiled_steps(x_train, y_train, rows, dataset.task, optimizer)
             going = _stop_diverged(state, step, losses, optimizer)
@@ -383,6 +384,11 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
             break
         step += count
     return state.results(time.perf_counter() - started)
+
+
+COMPILED_STEPS_PER_CALL = 256
+"""Most steps one compiled call takes: their batch indices, (runs, steps, batch) int64, are
+drawn before it (8 MB for 32 runs at batch 128), whatever ``log_every`` is."""
 
 
 def _stop_diverged(state: _Training, step: int, losses: torch.Tensor, optimizer: StackedOptimizer) -> bool:
