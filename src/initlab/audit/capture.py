@@ -38,6 +38,7 @@ All handles are removed by :meth:`Capture.close`, which the caller runs in ``fin
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -196,6 +197,7 @@ class Record:
     grad_norm: float | None = None
     grad_std: float | None = None
     row_key: torch.Tensor | None = field(default=None, repr=False)
+    gradient_hook: Any = field(default=None, repr=False)
 
 
 @dataclass
@@ -381,6 +383,20 @@ class Capture:
         for record in self.records:
             if record.input_std is None and record.source is not None and record.source >= 0:
                 record.input_std = self.records[record.source].output.std
+        self._drop_unread_gradients()
+
+    def _drop_unread_gradients(self) -> None:
+        """Remove the gradient hooks whose figures no layer reports: those of the first call of
+        a two-call row (a Linear whose output only its activation reads) when the symmetry
+        check found no pair there. A row reports its last call's output gradient, and each
+        call's input gradient is the gradient of the output it reads."""
+        readers = Counter(record.source for record in self.records)
+        for row in rows(self.records):
+            base = row[0]
+            if (len(row) == 2 and readers[base.index] == 1 and base.gradient_hook is not None
+                    and base.duplicate_pairs is not None and len(base.duplicate_pairs[0]) == 0):
+                base.gradient_hook.remove()
+                base.gradient_hook = None
 
     # ---------------------------------------------------------------- hooks
     def _pre_hook(self, module: nn.Module, recorded: bool):
@@ -467,7 +483,7 @@ class Capture:
         self.records.append(record)
         self._origins[id(output)] = _Origin(record.index, None, output)
         if output.requires_grad:
-            output.register_hook(self._gradient_hook(record))
+            record.gradient_hook = output.register_hook(self._gradient_hook(record))
         if first_call and module is not None:
             for parameter_name, parameter in module.named_parameters(recurse=False):
                 if "weight" in parameter_name and id(parameter) not in self._weights:
@@ -627,6 +643,20 @@ class Capture:
                         vectors, *record.duplicate_pairs, self.thresholds.symmetry_rtol)
             return None
         return hook
+
+
+def rows(records: list[Record]) -> list[list[Record]]:
+    """Group each call with the activation applied right to its output (``Linear → ReLU``):
+    the layers of the report."""
+    grouped: list[list[Record]] = []
+    for record in records:
+        previous = grouped[-1] if grouped else None
+        if (record.activation is not None and previous is not None and len(previous) == 1
+                and previous[0].activation is None and record.source == previous[0].index):
+            previous.append(record)
+        else:
+            grouped.append([record])
+    return grouped
 
 
 def _can_die(activation: Activation | None) -> bool:

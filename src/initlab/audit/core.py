@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from initlab.audit import jacobian as jacobian_module
-from initlab.audit.capture import NORMALIZING, Capture, Record, first_tensor
+from initlab.audit.capture import NORMALIZING, Capture, Record, first_tensor, rows
 from initlab.audit.result import AuditReport, LayerReport
 from initlab.audit.state import preserved
 from initlab.audit.statistics import non_finite_count, norm_and_std, single_threaded, tensor_std, vector_norm
@@ -271,19 +271,6 @@ def _backward(output: torch.Tensor, model: nn.Module, leaves: list[torch.Tensor]
 
 
 # --------------------------------------------------------------------------- layers
-def _rows(records: list[Record]) -> list[list[Record]]:
-    """Group each call with the activation applied right to its output (``Linear → ReLU``)."""
-    rows: list[list[Record]] = []
-    for record in records:
-        previous = rows[-1] if rows else None
-        if (record.activation is not None and previous is not None and len(previous) == 1
-                and previous[0].activation is None and record.source == previous[0].index):
-            previous.append(record)
-        else:
-            rows.append([record])
-    return rows
-
-
 def _own_weights(module: nn.Module | None) -> list[tuple[str, nn.Parameter]]:
     if module is None:
         return []
@@ -323,7 +310,7 @@ def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradie
     grad_norms = {record.index: record.grad_norm for record in records}
     grad_norms[-1] = gradients.input_norm
     layers = []
-    for number, row in enumerate(_rows(records), start=1):
+    for number, row in enumerate(rows(records), start=1):
         base, last = row[0], row[-1]
         if reference is None or isinstance(base.module, NORMALIZING):
             reference = base.output.std
@@ -351,10 +338,10 @@ def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradie
 # --------------------------------------------------------------------------- theory and Jacobian
 def _mlp_chain(layers: list[LayerReport], records: list[Record]) -> list[MLPLayer] | None:
     """The Linear layers of ``layers`` if the model is one chain of Linear (+ activation) layers."""
-    rows = _rows(records)
+    grouped = rows(records)
     chain: list[MLPLayer] = []
     expected_source = -1
-    for layer, row in zip(layers, rows):
+    for layer, row in zip(layers, grouped):
         base = row[0]
         if base.source != expected_source or not isinstance(base.module, (nn.Linear, *PASS_THROUGH)):
             return None
