@@ -221,7 +221,7 @@ def test_moments_match_numpy(outer, units, inner, special):
     np.testing.assert_array_equal(subsample[:-2], expected["subsample"])
     assert np.all(subsample[-2:] == 5.0)  # nothing written past ceil(len / step)
     if nans == 0 and infs == 0:
-        # double sums of float32 values in 8 interleaved partial sums: a few double roundings
+        # double sums of float32 values in 32 interleaved partial sums: a few double roundings
         scale = np.abs(values.astype(np.float64)).sum() if values.size else 0.0
         assert abs(total - expected["total"]) <= 1e-13 * scale
         assert abs(squares - expected["squares"]) <= 1e-13 * expected["squares"]
@@ -337,7 +337,7 @@ print(json.dumps({"implementation": _kernels.moments_implementation, "found": fo
 
 
 def test_moments_implementation_in_use_equals_the_portable_one():
-    # The AVX-512F blocks keep the same 8 lanes as the SSE2 / plain C ones and sum them in the
+    # The AVX-512F blocks keep the same 32 lanes as the SSE2 / plain C ones and sum them in the
     # same order (a float32 value's square is exact in double, so FMA changes nothing): equal bits.
     env = {key: value for key, value in os.environ.items() if key != "INITLAB_KERNELS_PORTABLE"}
     runs = []

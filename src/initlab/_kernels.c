@@ -476,7 +476,7 @@ done:
  * NaN/inf need no test per value: they make the sum NaN or the range
  * infinite, and are counted afterwards only when that happens.
  */
-#define MOMENT_LANES 8
+#define MOMENT_LANES 32
 
 typedef struct {
     double sum[MOMENT_LANES];
@@ -519,20 +519,20 @@ moment_blocks_portable(moment_lanes *lanes, const float *values, Py_ssize_t leng
 {
     Py_ssize_t blocks = length / MOMENT_LANES * MOMENT_LANES;
 #ifdef INITLAB_HAVE_SSE2
-    /* Two registers of four float lanes, four of two double lanes. */
-    __m128d sum[4], squares[4];
-    __m128 minimum[2], maximum[2], block_max[2];
-    for (int k = 0; k < 4; k++) {
+    /* Eight registers of four float lanes, sixteen of two double lanes. */
+    __m128d sum[16], squares[16];
+    __m128 minimum[8], maximum[8], block_max[8];
+    for (int k = 0; k < 16; k++) {
         sum[k] = _mm_loadu_pd(lanes->sum + 2 * k);
         squares[k] = _mm_loadu_pd(lanes->squares + 2 * k);
     }
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 8; k++) {
         minimum[k] = _mm_loadu_ps(lanes->minimum + 4 * k);
         maximum[k] = _mm_loadu_ps(lanes->maximum + 4 * k);
         block_max[k] = _mm_set1_ps(-INFINITY);
     }
     for (Py_ssize_t i = 0; i < blocks; i += MOMENT_LANES) {
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < 8; k++) {
             __m128 value = _mm_loadu_ps(values + i + 4 * k);
             __m128d low_half = _mm_cvtps_pd(value), high_half = _mm_cvtps_pd(_mm_movehl_ps(value, value));
             sum[2 * k] = _mm_add_pd(sum[2 * k], low_half);
@@ -544,13 +544,13 @@ moment_blocks_portable(moment_lanes *lanes, const float *values, Py_ssize_t leng
         }
     }
     float block_largest[MOMENT_LANES];
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 8; k++) {
         maximum[k] = _mm_max_ps(block_max[k], maximum[k]);
         _mm_storeu_ps(lanes->minimum + 4 * k, minimum[k]);
         _mm_storeu_ps(lanes->maximum + 4 * k, maximum[k]);
         _mm_storeu_ps(block_largest + 4 * k, block_max[k]);
     }
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 16; k++) {
         _mm_storeu_pd(lanes->sum + 2 * k, sum[k]);
         _mm_storeu_pd(lanes->squares + 2 * k, squares[k]);
     }
@@ -568,36 +568,91 @@ moment_blocks_portable(moment_lanes *lanes, const float *values, Py_ssize_t leng
 }
 
 #ifdef INITLAB_HAVE_AVX512_DISPATCH
-/* The same lanes in one 256-bit float and two 512-bit double registers (AVX-512F). */
+/* The same lanes in two 512-bit float and eight 512-bit double registers (AVX-512F). */
 __attribute__((target("avx512f")))
 static Py_ssize_t
 moment_blocks_avx512(moment_lanes *lanes, const float *values, Py_ssize_t length, float *largest)
 {
     Py_ssize_t blocks = length / MOMENT_LANES * MOMENT_LANES;
-    __m512d sum = _mm512_loadu_pd(lanes->sum), squares = _mm512_loadu_pd(lanes->squares);
-    __m256 minimum = _mm256_loadu_ps(lanes->minimum), maximum = _mm256_loadu_ps(lanes->maximum);
-    __m256 block_max = _mm256_set1_ps(-INFINITY);
-    for (Py_ssize_t i = 0; i < blocks; i += MOMENT_LANES) {
-        __m256 value = _mm256_loadu_ps(values + i);
-        __m512d wide = _mm512_cvtps_pd(value);
-        sum = _mm512_add_pd(sum, wide);
-        squares = _mm512_fmadd_pd(wide, wide, squares);
-        minimum = _mm256_min_ps(value, minimum);
-        block_max = _mm256_max_ps(value, block_max);
+    __m512d sum[4], squares[4];
+    __m512 minimum[2], maximum[2], block_max[2];
+    for (int k = 0; k < 4; k++) {
+        sum[k] = _mm512_loadu_pd(lanes->sum + 8 * k);
+        squares[k] = _mm512_loadu_pd(lanes->squares + 8 * k);
     }
-    maximum = _mm256_max_ps(block_max, maximum);
-    _mm512_storeu_pd(lanes->sum, sum);
-    _mm512_storeu_pd(lanes->squares, squares);
-    _mm256_storeu_ps(lanes->minimum, minimum);
-    _mm256_storeu_ps(lanes->maximum, maximum);
+    for (int k = 0; k < 2; k++) {
+        minimum[k] = _mm512_loadu_ps(lanes->minimum + 16 * k);
+        maximum[k] = _mm512_loadu_ps(lanes->maximum + 16 * k);
+        block_max[k] = _mm512_set1_ps(-INFINITY);
+    }
+    for (Py_ssize_t i = 0; i < blocks; i += MOMENT_LANES) {
+        for (int k = 0; k < 2; k++) {
+            __m512 value = _mm512_loadu_ps(values + i + 16 * k);
+            __m512d low_half = _mm512_cvtps_pd(_mm512_castps512_ps256(value));
+            __m512d high_half = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(value), 1)));
+            sum[2 * k] = _mm512_add_pd(sum[2 * k], low_half);
+            sum[2 * k + 1] = _mm512_add_pd(sum[2 * k + 1], high_half);
+            squares[2 * k] = _mm512_fmadd_pd(low_half, low_half, squares[2 * k]);
+            squares[2 * k + 1] = _mm512_fmadd_pd(high_half, high_half, squares[2 * k + 1]);
+            minimum[k] = _mm512_min_ps(value, minimum[k]);
+            block_max[k] = _mm512_max_ps(value, block_max[k]);
+        }
+    }
     float block_largest[MOMENT_LANES];
-    _mm256_storeu_ps(block_largest, block_max);
+    for (int k = 0; k < 4; k++) {
+        _mm512_storeu_pd(lanes->sum + 8 * k, sum[k]);
+        _mm512_storeu_pd(lanes->squares + 8 * k, squares[k]);
+    }
+    for (int k = 0; k < 2; k++) {
+        maximum[k] = _mm512_max_ps(block_max[k], maximum[k]);
+        _mm512_storeu_ps(lanes->minimum + 16 * k, minimum[k]);
+        _mm512_storeu_ps(lanes->maximum + 16 * k, maximum[k]);
+        _mm512_storeu_ps(block_largest + 16 * k, block_max[k]);
+    }
     for (int j = 0; j < MOMENT_LANES; j++) {
         *largest = block_largest[j] > *largest ? block_largest[j] : *largest;
     }
     return blocks;
 }
 #endif
+
+/*
+ * unit_max[u] = max(unit_max[u], rows[o][u]) over the rows of values seen as
+ * (outer, units): a NaN is ignored (max(x, NaN) keeps x, as maxps does).
+ */
+typedef void (*row_maxima_function)(const float *, Py_ssize_t, Py_ssize_t, float *);
+
+static void
+row_maxima_portable(const float *values, Py_ssize_t outer, Py_ssize_t units, float *unit_max)
+{
+    for (Py_ssize_t o = 0; o < outer; o++) {
+        const float *row = values + o * units;
+        for (Py_ssize_t u = 0; u < units; u++) {
+            unit_max[u] = row[u] > unit_max[u] ? row[u] : unit_max[u];
+        }
+    }
+}
+
+#ifdef INITLAB_HAVE_AVX512_DISPATCH
+__attribute__((target("avx512f")))
+static void
+row_maxima_avx512(const float *values, Py_ssize_t outer, Py_ssize_t units, float *unit_max)
+{
+    for (Py_ssize_t o = 0; o < outer; o++) {
+        const float *row = values + o * units;
+        Py_ssize_t u = 0;
+        for (; u + 16 <= units; u += 16) {
+            __m512 current = _mm512_loadu_ps(unit_max + u);
+            _mm512_storeu_ps(unit_max + u, _mm512_max_ps(_mm512_loadu_ps(row + u), current));
+        }
+        for (; u < units; u++) {
+            unit_max[u] = row[u] > unit_max[u] ? row[u] : unit_max[u];
+        }
+    }
+}
+#endif
+
+static row_maxima_function row_maxima_in_use = row_maxima_portable;
 
 static moment_blocks_function moment_blocks_in_use = moment_blocks_portable;
 static const char *moment_blocks_in_use_name = INITLAB_BASELINE_NAME;
@@ -645,7 +700,7 @@ PyDoc_STRVAR(moments_doc,
 "(outer, units, inner) (outer = len(values) // (units * inner)), returning\n"
 "(nan_count, inf_count, total, squares, minimum, maximum, saturated):\n"
 "\n"
-"    total, squares: sum(x) and sum(x * x), accumulated in double in 8\n"
+"    total, squares: sum(x) and sum(x * x), accumulated in double in 32\n"
 "        interleaved partial sums (more accurate than float32 sums);\n"
 "    minimum, maximum: of the values other than NaN (+inf, -inf if none);\n"
 "    saturated: how many values satisfy x <= low or x >= high (float32\n"
@@ -731,23 +786,20 @@ kernels_moments(PyObject *module, PyObject *args)
     float *unit_max = (float *)maxima.buf;
     moment_lanes lanes;
     moment_lanes_init(&lanes);
-    if (unit_max == NULL) {
+    if (unit_max == NULL || inner == 1) {
         moment_lanes_add(&lanes, data, length);
     }
-    else {
+    if (unit_max != NULL) {
         Py_ssize_t outer = length / units / inner;
         for (Py_ssize_t u = 0; u < units; u++) {
             unit_max[u] = -INFINITY;
         }
-        for (Py_ssize_t o = 0; o < outer; o++) {
-            const float *row = data + o * units * inner;
-            if (inner == 1) {
-                moment_lanes_add(&lanes, row, units);
-                for (Py_ssize_t u = 0; u < units; u++) {
-                    unit_max[u] = row[u] > unit_max[u] ? row[u] : unit_max[u];
-                }
-            }
-            else {
+        if (inner == 1) {
+            row_maxima_in_use(data, outer, units, unit_max);
+        }
+        else {
+            for (Py_ssize_t o = 0; o < outer; o++) {
+                const float *row = data + o * units * inner;
                 for (Py_ssize_t u = 0; u < units; u++) {
                     float largest = moment_lanes_add(&lanes, row + u * inner, inner);
                     unit_max[u] = largest > unit_max[u] ? largest : unit_max[u];
@@ -937,6 +989,7 @@ choose_implementations(void)
         outside_in_use_name = "avx512f";
         moment_blocks_in_use = moment_blocks_avx512;
         moment_blocks_in_use_name = "avx512f";
+        row_maxima_in_use = row_maxima_avx512;
     }
 #endif
 }
