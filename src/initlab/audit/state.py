@@ -18,7 +18,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from initlab.audit.statistics import LARGE_NUMEL, shared_threads, single_threaded
+from initlab.audit.statistics import single_threaded
 
 
 def _tensors(model: nn.Module) -> list[torch.Tensor]:
@@ -57,23 +57,44 @@ def _cuda_devices(tensors: list[torch.Tensor]) -> list[int]:
     return sorted({tensor.device.index or 0 for tensor in tensors if tensor.device.type == "cuda"})
 
 
+def _snapshot(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Copies of ``tensors``. The strided ones of one dtype and device are copied by one
+    ``torch.cat`` into one buffer (their copies are views of it): one multi-threaded op
+    instead of one small single-threaded copy per tensor (a 50-layer MLP's 102
+    parameters: ~0.5 ms instead of ~1.8 ms)."""
+    groups: dict[tuple, list[int]] = {}
+    for position, tensor in enumerate(tensors):
+        if tensor.layout == torch.strided:
+            groups.setdefault((tensor.dtype, tensor.device), []).append(position)
+    snapshot: list[torch.Tensor | None] = [None] * len(tensors)
+    for positions in groups.values():
+        buffer = torch.cat([tensors[position].detach().reshape(-1) for position in positions])
+        offset = 0
+        for position in positions:
+            size = tensors[position].numel()
+            snapshot[position] = buffer[offset: offset + size].view(tensors[position].shape)
+            offset += size
+    for position, tensor in enumerate(tensors):
+        if snapshot[position] is None:
+            snapshot[position] = tensor.detach().clone()
+    return snapshot  # type: ignore[return-value]
+
+
 @contextmanager
 def preserved(model: nn.Module, seed: int) -> Iterator[None]:
     """Run the body, then put ``model`` back bit for bit (see the module docstring)."""
     tensors = _tensors(model)
-    with single_threaded():
-        snapshot = []
-        for tensor in tensors:
-            with shared_threads(tensor.numel() >= LARGE_NUMEL):
-                snapshot.append(tensor.detach().clone())
+    snapshot = _snapshot(tensors)
     modes = [(module, module.training) for module in model.modules()]
-    parameters = list(model.parameters())
-    flags = [(parameter, parameter.requires_grad) for parameter in parameters]
-    with torch.random.fork_rng(devices=_cuda_devices(tensors)):
-        torch.manual_seed(seed)
+    flags = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
+    devices = _cuda_devices(tensors)
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(seed)
+        if devices:
+            torch.cuda.manual_seed_all(seed)
         try:
-            for parameter in parameters:
-                if parameter.is_floating_point():
+            for parameter, requires_grad in flags:
+                if not requires_grad and parameter.is_floating_point():
                     parameter.requires_grad_(True)
             yield
         finally:
@@ -82,6 +103,8 @@ def preserved(model: nn.Module, seed: int) -> Iterator[None]:
                     if not _bits_equal(tensor.detach(), saved):
                         tensor.detach().copy_(saved)
             for module, training in modes:
-                module.training = training
+                if module.training != training:
+                    module.training = training
             for parameter, requires_grad in flags:
-                parameter.requires_grad_(requires_grad)
+                if parameter.requires_grad != requires_grad:
+                    parameter.requires_grad_(requires_grad)
