@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -119,8 +118,8 @@ def predict(layers: list[MLPLayer], activation: str, q_input: float,
     norms = weight_norms or {}
     variances = [_weight_variances(layer.module, norms.get(id(layer.module.weight))) for layer in layers]
     predicted: list[float] = []
-    # q_map of MeanField(phi, sigma_w2, sigma_b2) is sigma_w2 * E[phi(sqrt(q) z)^2] + sigma_b2: one
-    # field with sigma_w2 = 1, sigma_b2 = 0 gives the expectation for every layer (one quadrature set-up).
+    # q_map of MeanField(phi, sigma_w2, sigma_b2) is sigma_w2 * E[phi(sqrt(q) z)^2] + sigma_b2: the
+    # activation's second moment, set up once, gives it for every layer.
     second_moment = None
     for position, (sigma_w2, sigma_b2) in enumerate(variances):
         if position == 0:
@@ -133,8 +132,15 @@ def predict(layers: list[MLPLayer], activation: str, q_input: float,
             )
         sigma_w2, sigma_b2 = check_sigma_w2("MeanField", sigma_w2), check_sigma_b2("MeanField", sigma_b2)
         if second_moment is None:
-            second_moment = MeanField(activation, 1.0, 0.0).q_map
-        predicted.append(float(sigma_w2 * np.asarray(second_moment(predicted[-1])) + sigma_b2))
+            second_moment = MeanField(activation, 1.0, 0.0).activation.second_moment
+        moment = float(second_moment(predicted[-1]))
+        if not math.isfinite(moment):
+            raise InitlabError(
+                f"theory overlay: E[phi(sqrt(q) z)^2] of {activation} at q={predicted[-1]!r} (layer "
+                f"{layers[position].index}) is {moment!r}; expected a finite value: the activation grows "
+                "too fast for Gaussian inputs."
+            )
+        predicted.append(sigma_w2 * moment + sigma_b2)
     return TheoryOverlay(
         activation=activation, layers=[layer.index for layer in layers],
         sigma_w2=[v[0] for v in variances], sigma_b2=[v[1] for v in variances], q_input=q_input,
