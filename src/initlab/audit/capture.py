@@ -452,12 +452,18 @@ class Capture:
         """Compute the forward statistics of one call and register its gradient hook.
 
         Runs with torch-function dispatch disabled: the statistics read plain detached
-        tensors, and must not go through (or be recorded by) the functional-activation mode.
+        tensors, and must not go through (or be recorded by) the functional-activation mode;
+        and on one intra-op thread (:func:`statistics.single_threaded`) unless the output is
+        read by the compiled kernel, which runs no torch op worth threads.
         """
         self.busy = True
         try:
-            with torch._C.DisableTorchFunction(), statistics.single_threaded():
-                self._record(module, name, module_type, activation, input_tensor, output, first_call)
+            with torch._C.DisableTorchFunction():
+                if statistics.compiled_layout(output):
+                    self._record(module, name, module_type, activation, input_tensor, output, first_call)
+                else:
+                    with statistics.single_threaded():
+                        self._record(module, name, module_type, activation, input_tensor, output, first_call)
         finally:
             self.busy = False
 
@@ -634,10 +640,14 @@ class Capture:
 
     def _gradient_hook(self, record: Record):
         def hook(gradient: torch.Tensor):
-            with statistics.single_threaded(), statistics.shared_threads(gradient.numel() >= IMMEDIATE_NUMEL):
-                gradient = gradient.detach()
+            gradient = gradient.detach()
+            symmetric = record.duplicate_pairs is not None and len(record.duplicate_pairs[0])
+            if statistics.compiled_layout(gradient) and not symmetric:  # one kernel pass, no torch op
                 record.grad_norm, record.grad_std = statistics.norm_and_std(gradient)
-                if record.duplicate_pairs is not None and len(record.duplicate_pairs[0]):
+                return None
+            with statistics.single_threaded(), statistics.shared_threads(gradient.numel() >= IMMEDIATE_NUMEL):
+                record.grad_norm, record.grad_std = statistics.norm_and_std(gradient)
+                if symmetric:
                     vectors = statistics.unit_vectors(gradient, record.unit_axis)
                     record.symmetric_units = statistics.pairs_still_equal(
                         vectors, *record.duplicate_pairs, self.thresholds.symmetry_rtol)
