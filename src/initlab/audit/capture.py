@@ -226,12 +226,14 @@ class _Role:
 @dataclass
 class _SymmetryCheck:
     """A symmetry check left for later: the record, a copy of its unit vectors ``(1, units, m)``,
-    whether they hold the whole output, and their largest magnitude then (else None)."""
+    whether they hold the whole output, their largest magnitude then (else None), and the
+    output's largest magnitude."""
 
     record: Record
     vectors: torch.Tensor = field(repr=False)
     complete: bool
     scale: float | None
+    bound: float
 
 
 class _Group:
@@ -590,8 +592,8 @@ class Capture:
         if role.weight_rows:
             vectors = statistics.unit_vectors_rows(output.unsqueeze(0), role.unit_axis)
             complete = vectors[0].numel() == output.numel()
-            scale = max(-measured.min, measured.max) if complete else None
-            check = _SymmetryCheck(record, vectors.clone(), complete, scale)
+            bound = max(-measured.min, measured.max)
+            check = _SymmetryCheck(record, vectors.clone(), complete, bound if complete else None, bound)
             self._symmetry_checks.append(check)
             self._deferred_bytes += check.vectors.numel() * check.vectors.element_size()
         self._deferred_bytes += measured.subsample.nbytes
@@ -602,19 +604,23 @@ class Capture:
         """The summaries and symmetry checks left by :meth:`_measure_compiled`, in one loop:
         the same few functions run back to back on private copies, instead of each between
         two layers of the model (measured ~3x faster per output on a 50-layer MLP). The
-        symmetry check reads the layer's weight and bias now."""
+        symmetry checks start with one sort of all their first columns
+        (:func:`statistics.first_columns_apart`); the few they leave read the layer's weight
+        and bias now."""
         for index, measured in self._passes.items():
             self.records[index].output = statistics.summary_from_pass(measured)
         self._passes.clear()
         for key, weight in self._weights.items():
             if key not in self.weight_moments:
                 self.weight_moments[key] = statistics.norm_and_std(weight)
-        for check in self._symmetry_checks:
+        checks, rtol = self._symmetry_checks, self.thresholds.symmetry_rtol
+        apart = statistics.first_columns_apart([check.vectors[0] for check in checks],
+                                               [check.bound for check in checks], rtol)
+        for check, settled in zip(checks, apart):
             record, module = check.record, check.record.module
             moments = self.weight_moments.get(id(module.weight))
-            if statistics.units_surely_distinct(check.vectors[0], module.weight, module.bias,
-                                                self.thresholds.symmetry_rtol, check.scale,
-                                                None if moments is None else moments[0]):
+            if settled or statistics.units_surely_distinct(check.vectors[0], module.weight, module.bias, rtol,
+                                                           check.scale, None if moments is None else moments[0]):
                 record.duplicate_pairs = (_NO_UNITS, _NO_UNITS)
                 record.symmetric_units = 0
             else:
