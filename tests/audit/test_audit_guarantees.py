@@ -49,6 +49,8 @@ def assert_no_hooks(model: nn.Module) -> None:
     for name, module in model.named_modules():
         assert not module._forward_hooks and not module._forward_pre_hooks, name
         assert not module._backward_hooks, name
+    for name, parameter in model.named_parameters():
+        assert parameter._backward_hooks is None, name  # no (empty) hook dict left for torch to call
 
 
 ARCHITECTURES = {

@@ -330,7 +330,8 @@ class Capture:
         self._passes: dict[int, statistics.Float32Pass] = {}
         self._symmetry_checks: list[_SymmetryCheck] = []
         self._deferred_bytes = 0
-        self._weights: dict[int, nn.Parameter] = {}
+        self.weights: dict[int, nn.Parameter] = {}
+        """``id(parameter) -> parameter``: the weights (parameters named ``*weight*``) of the recorded modules."""
         self.weight_moments: dict[int, tuple[float, float]] = {}
         """``id(parameter) -> (norm, std)`` of the weights of recorded modules
         (:func:`statistics.norm_and_std`), measured with the deferred statistics of the
@@ -494,8 +495,8 @@ class Capture:
             record.gradient_hook = output.register_hook(self._gradient_hook(record))
         if first_call and module is not None:
             for parameter_name, parameter in module.named_parameters(recurse=False):
-                if "weight" in parameter_name and id(parameter) not in self._weights:
-                    self._weights[id(parameter)] = parameter
+                if "weight" in parameter_name and id(parameter) not in self.weights:
+                    self.weights[id(parameter)] = parameter
         self._measure(record, output.detach())
 
     def _measure(self, record: Record, output: torch.Tensor) -> None:
@@ -610,7 +611,7 @@ class Capture:
         for index, measured in self._passes.items():
             self.records[index].output = statistics.summary_from_pass(measured)
         self._passes.clear()
-        for key, weight in self._weights.items():
+        for key, weight in self.weights.items():
             if key not in self.weight_moments:
                 self.weight_moments[key] = statistics.norm_and_std(weight)
         checks, rtol = self._symmetry_checks, self.thresholds.symmetry_rtol

@@ -104,7 +104,7 @@ def audit(
             output = _run_model(model, args, kwargs, capture, batch)
             capture.finish_forward()
             selected = _select_output(output, output_fn)
-            gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes)
+            gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes, capture.weights)
         with single_threaded():
             layers = _layers(capture.records, leaves, gradients, capture.weight_moments)
             assess(layers, limits)
@@ -229,17 +229,29 @@ class Gradients:
         output_norm: ``||dL/d output||`` (None without a backward pass).
         input_norm: ``||dL/d batch||`` of the first floating batch tensor.
         parameters: ``id(parameter) -> gradient`` (None when unused).
+        moments: ``id(parameter) -> (norm, std)`` of the gradient of each weight the
+            backward pass was asked to measure (:func:`statistics.norm_and_std`, read by a
+            hook while the gradient is in cache).
     """
 
     kind: str
     output_norm: float | None = None
     input_norm: float | None = None
     parameters: dict[int, torch.Tensor | None] = field(default_factory=dict)
+    moments: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+
+def _moments_hook(moments: dict[int, tuple[float, float]], key: int) -> Callable[[torch.Tensor], None]:
+    def hook(gradient: torch.Tensor) -> None:
+        moments[key] = norm_and_std(gradient.detach())
+    return hook
 
 
 def _backward(output: torch.Tensor, model: nn.Module, leaves: list[torch.Tensor], target: Any,
-              loss_fn: Callable | None, seed: int, notes: list[str]) -> Gradients:
-    """One backward pass with ``torch.autograd.grad`` (parameters' ``.grad`` stay untouched)."""
+              loss_fn: Callable | None, seed: int, notes: list[str],
+              weights: Mapping[int, torch.Tensor] | None = None) -> Gradients:
+    """One backward pass with ``torch.autograd.grad`` (parameters' ``.grad`` stay untouched);
+    the gradients of ``weights`` (``id -> parameter``) are measured as they are computed."""
     result = Gradients("loss" if loss_fn is not None else "random_cotangent")
     if not output.requires_grad:
         notes.append("no backward pass: the output does not depend on any parameter or floating input")
@@ -248,6 +260,8 @@ def _backward(output: torch.Tensor, model: nn.Module, leaves: list[torch.Tensor]
     output.register_hook(lambda gradient: top.__setitem__("norm", vector_norm(gradient)))
     parameters = [p for p in model.parameters() if p.requires_grad]
     inputs = parameters + leaves
+    hooked = [p for p in parameters if id(p) in (weights or {}) and p._backward_hooks is None]
+    handles = [p.register_hook(_moments_hook(result.moments, id(p))) for p in hooked]
     try:
         if loss_fn is not None:
             loss = loss_fn(output, target)
@@ -263,6 +277,11 @@ def _backward(output: torch.Tensor, model: nn.Module, leaves: list[torch.Tensor]
             grads = torch.autograd.grad(output, inputs, grad_outputs=cotangent, allow_unused=True)
     except RuntimeError as error:
         raise InitlabError(f"audit: the backward pass failed: {error}; expected a differentiable model.") from None
+    finally:
+        for handle in handles:
+            handle.remove()
+        for parameter in hooked:  # drop the hook dict too: torch would call into it every backward pass
+            parameter._backward_hooks = None
     result.output_norm = top.get("norm")
     result.parameters = {id(parameter): gradient for parameter, gradient in zip(parameters, grads)}
     if leaves and grads[len(parameters)] is not None:
@@ -297,7 +316,7 @@ def _weight_figures(layer: LayerReport, record: Record, gradients: Gradients,
         (moments[id(p)][0] if id(p) in moments else vector_norm(p)) ** 2 for _, p in weights[1:]))
     grads = [gradients.parameters.get(id(p)) for _, p in weights]
     if grads[0] is not None:
-        main_grad_norm, layer.weight_grad_std = norm_and_std(grads[0])
+        main_grad_norm, layer.weight_grad_std = gradients.moments.get(id(main)) or norm_and_std(grads[0])
         others = sum(vector_norm(g) ** 2 for g in grads[1:] if g is not None)
         layer.weight_grad_norm = math.sqrt(main_grad_norm**2 + others)
         layer.grad_to_weight_ratio = _ratio(layer.weight_grad_norm, layer.weight_norm)
