@@ -949,11 +949,136 @@ done:
     return Py_BuildValue("dd", (double)low, (double)high);
 }
 
+/* A float's bits as an unsigned key in the float's order (-0.0 just below +0.0). */
+static inline uint32_t
+order_key(float value)
+{
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+}
+
+/* Sort values[0:length] (no NaN) ascending: insertion sort when short, else an LSD
+ * radix sort of order_key() with 8-bit digits through scratch[0:length]. */
+static void
+sort_floats(float *values, float *scratch, Py_ssize_t length)
+{
+    if (length <= 64) {
+        for (Py_ssize_t i = 1; i < length; i++) {
+            float value = values[i];
+            Py_ssize_t j = i;
+            for (; j > 0 && values[j - 1] > value; j--) {
+                values[j] = values[j - 1];
+            }
+            values[j] = value;
+        }
+        return;
+    }
+    float *from = values, *to = scratch;
+    for (int shift = 0; shift < 32; shift += 8) {
+        Py_ssize_t starts[257] = {0};
+        for (Py_ssize_t i = 0; i < length; i++) {
+            starts[((order_key(from[i]) >> shift) & 0xFF) + 1]++;
+        }
+        for (int digit = 0; digit < 256; digit++) {
+            starts[digit + 1] += starts[digit];
+        }
+        for (Py_ssize_t i = 0; i < length; i++) {
+            to[starts[(order_key(from[i]) >> shift) & 0xFF]++] = from[i];
+        }
+        float *swap = from;
+        from = to;
+        to = swap;
+    }
+    /* four passes: the sorted values are back in values */
+}
+
+PyDoc_STRVAR(units_apart_doc,
+"units_apart(values, units, inner, limit) -> bool\n"
+"\n"
+"Whether the first values of the units of a layer output, values[u * inner]\n"
+"for u < units (the output seen as (outer, units, inner), at outer = inner\n"
+"= 0), differ pairwise by more than limit: sorted, each neighbour gap\n"
+"exceeds limit. Then no two units have equal outputs within limit, and the\n"
+"audit's symmetry check has nothing to compare. False when a first value\n"
+"is NaN. True for fewer than two units.\n"
+"\n"
+"Args:\n"
+"    values: one-dimensional C-contiguous float32 buffer.\n"
+"    units, inner: sizes >= 1 with units * inner <= len(values).\n"
+"    limit: the largest gap counted as equal (>= 0).\n"
+"\n"
+"Raises:\n"
+"    TypeError: a buffer of another type, format or layout.\n"
+"    ValueError: sizes that do not fit values, or a negative or NaN limit.\n"
+"    MemoryError: no memory to sort the units' values.");
+
+static PyObject *
+kernels_units_apart(PyObject *module, PyObject *args)
+{
+    PyObject *values_object;
+    Py_ssize_t units, inner;
+    double limit;
+    Py_buffer values;
+    if (!PyArg_ParseTuple(args, "Onnd:units_apart", &values_object, &units, &inner, &limit)) {
+        return NULL;
+    }
+    if (get_vector(values_object, &values, 'f', 0, "units_apart", "values") < 0) {
+        return NULL;
+    }
+    int apart = 1;
+    float *sorted = NULL;
+    if (units < 1 || inner < 1 || units > values.shape[0] / inner) {
+        PyErr_Format(PyExc_ValueError,
+                     "units_apart: units=%zd, inner=%zd for %zd values; expected each >= 1 and "
+                     "units * inner <= len(values)",
+                     units, inner, values.shape[0]);
+        goto done;
+    }
+    if (!(limit >= 0.0)) {
+        PyObject *shown = PyFloat_FromDouble(limit);
+        if (shown != NULL) {
+            PyErr_Format(PyExc_ValueError, "units_apart: limit=%R; expected a number >= 0", shown);
+            Py_DECREF(shown);
+        }
+        goto done;
+    }
+    if (units < 2) {
+        goto done;
+    }
+    sorted = malloc(2 * (size_t)units * sizeof(float));
+    if (sorted == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const float *data = (const float *)values.buf;
+    for (Py_ssize_t u = 0; u < units && apart; u++) {
+        sorted[u] = data[u * inner];
+        apart = !isnan(sorted[u]);
+    }
+    if (apart) {
+        sort_floats(sorted, sorted + units, units);
+        for (Py_ssize_t u = 1; u < units && apart; u++) {
+            apart = (double)sorted[u] - (double)sorted[u - 1] > limit;
+        }
+    }
+    Py_END_ALLOW_THREADS
+done:
+    free(sorted);
+    PyBuffer_Release(&values);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyBool_FromLong(apart);
+}
+
 static PyMethodDef kernels_methods[] = {
     {"outside", kernels_outside, METH_VARARGS, outside_doc},
     {"refill", kernels_refill, METH_VARARGS, refill_doc},
     {"moments", kernels_moments, METH_VARARGS, moments_doc},
     {"histogram", kernels_histogram, METH_VARARGS, histogram_doc},
+    {"units_apart", kernels_units_apart, METH_VARARGS, units_apart_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -966,7 +1091,8 @@ PyDoc_STRVAR(module_doc,
 "branch in flatnonzero); refill() writes accepted redraws at those\n"
 "positions in order. moments() reads a layer output once for its sums\n"
 "(in double), range, unit maxima, saturated count and strided subsample;\n"
-"histogram() bins a sorted subsample as torch.histc does. All release the\n"
+"histogram() bins a sorted subsample as torch.histc does; units_apart()\n"
+"tells whether a layer's units differ in their first values. All release the\n"
 "GIL and validate every buffer.\n"
 "\n"
 "outside_implementation and moments_implementation name the versions chosen\n"

@@ -591,15 +591,27 @@ class Capture:
         if role.bounds is not None:
             record.saturated_fraction = measured.near / output.numel()
         if role.weight_rows:
-            vectors = statistics.unit_vectors_rows(output.unsqueeze(0), role.unit_axis)
-            complete = vectors[0].numel() == output.numel()
-            bound = max(-measured.min, measured.max)
-            check = _SymmetryCheck(record, vectors.clone(), complete, bound if complete else None, bound)
-            self._symmetry_checks.append(check)
-            self._deferred_bytes += check.vectors.numel() * check.vectors.element_size()
+            self._check_symmetry_compiled(record, role, output, max(-measured.min, measured.max))
         self._deferred_bytes += measured.subsample.nbytes
         if self._deferred_bytes > PENDING_BYTES:
             self._finish_compiled()
+
+    def _check_symmetry_compiled(self, record: Record, role: _Role, output: torch.Tensor, bound: float) -> None:
+        """The symmetry check of a float32 output (largest magnitude ``bound``) in the hook:
+        settled at once when its units' first values are more than ``2 rtol bound`` apart
+        (:func:`statistics.first_values_apart`, the usual case), else left for
+        :meth:`_finish_compiled` on a copy of its unit vectors."""
+        axis = role.unit_axis % len(role.shape)
+        units, inner = role.shape[axis], math.prod(role.shape[axis + 1:])
+        if statistics.first_values_apart(output, units, inner, 2.0 * self.thresholds.symmetry_rtol * bound):
+            record.duplicate_pairs = (_NO_UNITS, _NO_UNITS)
+            record.symmetric_units = 0
+            return
+        vectors = statistics.unit_vectors_rows(output.unsqueeze(0), role.unit_axis)
+        complete = vectors[0].numel() == output.numel()
+        check = _SymmetryCheck(record, vectors.clone(), complete, bound if complete else None, bound)
+        self._symmetry_checks.append(check)
+        self._deferred_bytes += check.vectors.numel() * check.vectors.element_size()
 
     def _finish_compiled(self) -> None:
         """The summaries and symmetry checks left by :meth:`_measure_compiled`, in one loop:

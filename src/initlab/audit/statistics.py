@@ -658,6 +658,15 @@ SURELY_DISTINCT_CANDIDATES = 64
 :func:`duplicate_pairs_rows`."""
 
 
+def first_values_apart(tensor: torch.Tensor, units: int, inner: int, limit: float) -> bool:
+    """Whether the first values of the units of a :func:`compiled_layout` tensor seen as
+    ``(outer, units, inner)`` (each unit's value at ``outer = inner = 0``: the first column
+    of :func:`unit_vectors`) are pairwise more than ``limit`` apart (one compiled sort of
+    ``units`` values). With ``limit = 2 rtol max|x|``, :func:`units_surely_distinct` (and so
+    :func:`duplicate_pairs_rows`) then finds no pair."""
+    return _kernels.units_apart(tensor.detach().reshape(-1).numpy(), units, inner, limit)
+
+
 def first_columns_apart(vectors: list[torch.Tensor], bounds: list[float], rtol: float) -> list[bool]:
     """For each unit-vector matrix ``(units, m)`` of ``vectors`` (finite values, magnitudes at
     most its ``bounds`` entry): whether its units' first-column values are all more than
