@@ -260,26 +260,41 @@ def test_histogram_of_equal_values_leaves_zero_counts():
     np.testing.assert_array_equal(counts, 0)
 
 
-def test_units_apart_matches_numpy_neighbour_gaps():
+def units_apart_reference(values, units, inner, limit, step):
+    """The rule of units_apart by brute force: no pair of units within limit at every
+    compared position (o, 0), o = 0, step, ..."""
+    view = values.reshape(-1, units, inner)[::step, :, 0].astype(np.float64)  # (positions, units)
+    if np.isnan(view).any():
+        return False
+    gaps = np.abs(view[:, :, None] - view[:, None, :]).max(axis=0)
+    np.fill_diagonal(gaps, np.inf)
+    return bool((gaps > limit).all())
+
+
+def test_units_apart_matches_brute_force():
     rng = np.random.default_rng(12)
     answers = {True: 0, False: 0}
     for trial in range(600):
-        units, inner, outer = int(rng.integers(1, 300)), int(rng.integers(1, 4)), int(rng.integers(1, 3))
-        values = rng.standard_normal(units * inner * outer).astype(np.float32)
-        firsts = values[: units * inner: inner]  # a view: edits below change values
+        units, inner, outer = int(rng.integers(1, 120)), int(rng.integers(1, 4)), int(rng.integers(1, 9))
+        values = rng.standard_normal((outer, units, inner)).astype(np.float32)
         if trial % 3 == 0:
-            firsts[:] = np.round(firsts * 40) / 40  # ties and near-ties
+            values[..., 0] = np.round(values[..., 0] * 3) / 3  # ties at every position
+        if trial % 4 == 0:  # a duplicate unit, sometimes off by a little at the last position
+            values[:, -1] = values[:, 0]
+            values[-1, -1, 0] += 1e-3 * (trial % 8 == 0)
         if trial % 5 == 0:
-            firsts[rng.integers(0, units)] = -0.0
-        limit = float(rng.choice([0.0, 1e-4, 1e-2]))
-        ordered = np.sort(firsts.astype(np.float64))
-        expected = units < 2 or bool(np.diff(ordered).min() > limit)
-        assert _kernels.units_apart(values, units, inner, limit) is expected, trial
+            values[0, rng.integers(0, units), 0] = -0.0
+        limit, step = float(rng.choice([0.0, 1e-4, 1e-2])), int(rng.integers(1, 4))
+        expected = units < 2 or units_apart_reference(values.reshape(-1), units, inner, limit, step)
+        assert _kernels.units_apart(values.reshape(-1), units, inner, limit, step) is expected, trial
         answers[expected] += 1
     assert answers[True] > 100 and answers[False] > 100
     with_nan = np.array([0.0, np.nan, 1.0], dtype=np.float32)
-    assert _kernels.units_apart(with_nan, 3, 1, 0.0) is False
-    assert _kernels.units_apart(with_nan, 1, 1, 0.0) is True  # one unit: nothing to compare
+    assert _kernels.units_apart(with_nan, 3, 1, 0.0, 1) is False
+    assert _kernels.units_apart(with_nan, 1, 1, 0.0, 1) is True  # one unit: nothing to compare
+    # more than 64 units within limit of their neighbours: the full check decides
+    assert _kernels.units_apart(np.arange(65, dtype=np.float32), 65, 1, 1.0, 1) is False
+    assert _kernels.units_apart(np.arange(65, dtype=np.float32) * 2, 65, 1, 1.0, 1) is True
 
 
 def call_moments(values=None, units=1, inner=1, low=-np.inf, high=np.inf, maxima=None, step=1, subsample=None):
@@ -315,15 +330,16 @@ def call_moments(values=None, units=1, inner=1, low=-np.inf, high=np.inf, maxima
         (lambda: call_moments(low=0.1), ValueError,
          "moments: low=0.1 is not a float32 value; expected a bound rounded to float32 first (numpy.float32(low))"),
         (lambda: call_moments(high=float("nan")), ValueError, "moments: high=nan is not a float32 value"),
-        (lambda: _kernels.units_apart(np.zeros(4), 2, 1, 0.0), TypeError,
+        (lambda: _kernels.units_apart(np.zeros(4), 2, 1, 0.0, 1), TypeError,
          "units_apart: values must be a one-dimensional float32 buffer, got format 'd'"),
-        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 3, 2, 0.0), ValueError,
-         "units_apart: units=3, inner=2 for 4 values; expected each >= 1 and units * inner <= len(values)"),
-        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 0, 1, 0.0), ValueError,
-         "units_apart: units=0, inner=1 for 4 values"),
-        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, -1.0), ValueError,
+        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 3, 1, 0.0, 1), ValueError,
+         "units_apart: units=3, inner=1, step=1 for 4 values; expected each >= 1 and len(values) a non-zero "
+         "multiple of units * inner"),
+        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, 0.0, 0), ValueError,
+         "units_apart: units=2, inner=1, step=0 for 4 values"),
+        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, -1.0, 1), ValueError,
          "units_apart: limit=-1.0; expected a number >= 0"),
-        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, float("nan")), ValueError,
+        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, float("nan"), 1), ValueError,
          "units_apart: limit=nan; expected a number >= 0"),
         (lambda: _kernels.histogram(np.zeros(4), np.zeros(2, dtype=np.int64)), TypeError,
          "histogram: values must be a one-dimensional float32 buffer, got format 'd'"),

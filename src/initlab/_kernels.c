@@ -958,81 +958,115 @@ order_key(float value)
     return bits & 0x80000000u ? ~bits : bits | 0x80000000u;
 }
 
-/* Sort values[0:length] (no NaN) ascending: insertion sort when short, else an LSD
+typedef struct {
+    float value;
+    uint32_t unit;
+} unit_value;
+
+/* Sort items[0:length] (no NaN) by value: insertion sort when short, else an LSD
  * radix sort of order_key() with 8-bit digits through scratch[0:length]. */
 static void
-sort_floats(float *values, float *scratch, Py_ssize_t length)
+sort_unit_values(unit_value *items, unit_value *scratch, Py_ssize_t length)
 {
     if (length <= 64) {
         for (Py_ssize_t i = 1; i < length; i++) {
-            float value = values[i];
+            unit_value item = items[i];
             Py_ssize_t j = i;
-            for (; j > 0 && values[j - 1] > value; j--) {
-                values[j] = values[j - 1];
+            for (; j > 0 && items[j - 1].value > item.value; j--) {
+                items[j] = items[j - 1];
             }
-            values[j] = value;
+            items[j] = item;
         }
         return;
     }
-    float *from = values, *to = scratch;
+    unit_value *from = items, *to = scratch;
     for (int shift = 0; shift < 32; shift += 8) {
         Py_ssize_t starts[257] = {0};
         for (Py_ssize_t i = 0; i < length; i++) {
-            starts[((order_key(from[i]) >> shift) & 0xFF) + 1]++;
+            starts[((order_key(from[i].value) >> shift) & 0xFF) + 1]++;
         }
         for (int digit = 0; digit < 256; digit++) {
             starts[digit + 1] += starts[digit];
         }
         for (Py_ssize_t i = 0; i < length; i++) {
-            to[starts[(order_key(from[i]) >> shift) & 0xFF]++] = from[i];
+            to[starts[(order_key(from[i].value) >> shift) & 0xFF]++] = from[i];
         }
-        float *swap = from;
+        unit_value *swap = from;
         from = to;
         to = swap;
     }
-    /* four passes: the sorted values are back in values */
+    /* four passes: the sorted items are back in items */
+}
+
+#define UNITS_APART_RUN 64
+
+/*
+ * Whether units first and second differ by more than limit at one of the
+ * positions (o, inner 0) for o = step, 2 step, ... < outer of data seen as
+ * (outer, units, inner).
+ */
+static int
+units_differ(const float *data, Py_ssize_t outer, Py_ssize_t units, Py_ssize_t inner, Py_ssize_t step,
+             uint32_t first, uint32_t second, double limit)
+{
+    for (Py_ssize_t o = step; o < outer; o += step) {
+        const float *row = data + o * units * inner;
+        double gap = fabs((double)row[first * inner] - (double)row[second * inner]);
+        if (isnan(gap)) {
+            return 0;  /* the full check decides */
+        }
+        if (gap > limit) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 PyDoc_STRVAR(units_apart_doc,
-"units_apart(values, units, inner, limit) -> bool\n"
+"units_apart(values, units, inner, limit, step) -> bool\n"
 "\n"
-"Whether the first values of the units of a layer output, values[u * inner]\n"
-"for u < units (the output seen as (outer, units, inner), at outer = inner\n"
-"= 0), differ pairwise by more than limit: sorted, each neighbour gap\n"
-"exceeds limit. Then no two units have equal outputs within limit, and the\n"
-"audit's symmetry check has nothing to compare. False when a first value\n"
-"is NaN. True for fewer than two units.\n"
+"Whether no two units of a layer output differ by at most limit at every\n"
+"position (o, 0) for o = 0, step, 2 step, ... of the output seen as\n"
+"(outer, units, inner): the positions the audit's symmetry check compares\n"
+"first. The units are sorted by their value at (0, 0) (a radix sort); only\n"
+"units in a run of sorted values less than limit apart can match there, and\n"
+"each pair within a run is compared at the other positions. True means the\n"
+"symmetry check would find no pair; False that it must look (a pair within\n"
+"limit everywhere, a run of more than 64 units, or a NaN compared).\n"
 "\n"
 "Args:\n"
 "    values: one-dimensional C-contiguous float32 buffer.\n"
-"    units, inner: sizes >= 1 with units * inner <= len(values).\n"
-"    limit: the largest gap counted as equal (>= 0).\n"
+"    units, inner: sizes >= 1 with len(values) a multiple of units * inner.\n"
+"    limit: the largest difference counted as equal (>= 0).\n"
+"    step: stride >= 1 of the compared positions along outer.\n"
 "\n"
 "Raises:\n"
 "    TypeError: a buffer of another type, format or layout.\n"
-"    ValueError: sizes that do not fit values, or a negative or NaN limit.\n"
+"    ValueError: sizes that do not fit values, a bad step, or a negative or\n"
+"        NaN limit.\n"
 "    MemoryError: no memory to sort the units' values.");
 
 static PyObject *
 kernels_units_apart(PyObject *module, PyObject *args)
 {
     PyObject *values_object;
-    Py_ssize_t units, inner;
+    Py_ssize_t units, inner, step;
     double limit;
     Py_buffer values;
-    if (!PyArg_ParseTuple(args, "Onnd:units_apart", &values_object, &units, &inner, &limit)) {
+    if (!PyArg_ParseTuple(args, "Onndn:units_apart", &values_object, &units, &inner, &limit, &step)) {
         return NULL;
     }
     if (get_vector(values_object, &values, 'f', 0, "units_apart", "values") < 0) {
         return NULL;
     }
     int apart = 1;
-    float *sorted = NULL;
-    if (units < 1 || inner < 1 || units > values.shape[0] / inner) {
+    unit_value *items = NULL;
+    Py_ssize_t length = values.shape[0];
+    if (units < 1 || inner < 1 || step < 1 || length == 0 || length % units != 0 || (length / units) % inner != 0) {
         PyErr_Format(PyExc_ValueError,
-                     "units_apart: units=%zd, inner=%zd for %zd values; expected each >= 1 and "
-                     "units * inner <= len(values)",
-                     units, inner, values.shape[0]);
+                     "units_apart: units=%zd, inner=%zd, step=%zd for %zd values; expected each >= 1 and "
+                     "len(values) a non-zero multiple of units * inner",
+                     units, inner, step, length);
         goto done;
     }
     if (!(limit >= 0.0)) {
@@ -1046,26 +1080,43 @@ kernels_units_apart(PyObject *module, PyObject *args)
     if (units < 2) {
         goto done;
     }
-    sorted = malloc(2 * (size_t)units * sizeof(float));
-    if (sorted == NULL) {
+    items = malloc(2 * (size_t)units * sizeof(unit_value));
+    if (items == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
     const float *data = (const float *)values.buf;
+    Py_ssize_t outer = length / units / inner;
     for (Py_ssize_t u = 0; u < units && apart; u++) {
-        sorted[u] = data[u * inner];
-        apart = !isnan(sorted[u]);
+        items[u].value = data[u * inner];
+        items[u].unit = (uint32_t)u;
+        apart = !isnan(items[u].value);
     }
     if (apart) {
-        sort_floats(sorted, sorted + units, units);
-        for (Py_ssize_t u = 1; u < units && apart; u++) {
-            apart = (double)sorted[u] - (double)sorted[u - 1] > limit;
+        sort_unit_values(items, items + units, units);
+    }
+    /* runs [start, end) of sorted values with neighbour gaps <= limit */
+    for (Py_ssize_t start = 0; start < units && apart;) {
+        Py_ssize_t end = start + 1;
+        while (end < units && (double)items[end].value - (double)items[end - 1].value <= limit) {
+            end++;
         }
+        if (end - start > UNITS_APART_RUN) {
+            apart = 0;
+        }
+        for (Py_ssize_t i = start; i < end && apart; i++) {
+            for (Py_ssize_t j = i + 1; j < end && apart; j++) {
+                if ((double)items[j].value - (double)items[i].value <= limit) {
+                    apart = units_differ(data, outer, units, inner, step, items[i].unit, items[j].unit, limit);
+                }
+            }
+        }
+        start = end;
     }
     Py_END_ALLOW_THREADS
 done:
-    free(sorted);
+    free(items);
     PyBuffer_Release(&values);
     if (PyErr_Occurred()) {
         return NULL;
@@ -1092,7 +1143,7 @@ PyDoc_STRVAR(module_doc,
 "positions in order. moments() reads a layer output once for its sums\n"
 "(in double), range, unit maxima, saturated count and strided subsample;\n"
 "histogram() bins a sorted subsample as torch.histc does; units_apart()\n"
-"tells whether a layer's units differ in their first values. All release the\n"
+"tells whether a layer's units surely differ. All release the\n"
 "GIL and validate every buffer.\n"
 "\n"
 "outside_implementation and moments_implementation name the versions chosen\n"

@@ -196,6 +196,31 @@ def test_first_columns_apart_only_where_neighbours_are_beyond_twice_the_toleranc
             assert statistics.units_surely_distinct(matrix, torch.randn(matrix.shape[0], 2), None, rtol, bound)
 
 
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_first_values_apart_never_hides_a_pair_duplicate_pairs_rows_finds(axis):
+    generator = torch.Generator().manual_seed(9)
+    rtol = 1e-5
+    answers = {True: 0, False: 0}
+    for trial in range(400):
+        if axis == -1:
+            shape = (int(torch.randint(1, 600, (1,), generator=generator)), int(torch.randint(2, 40, (1,), generator=generator)))
+        else:
+            shape = (int(torch.randint(1, 40, (1,), generator=generator)), int(torch.randint(2, 20, (1,), generator=generator)), 3, 5)
+        outputs = torch.randn(*shape, generator=generator)
+        if trial % 3 == 0:  # a planted duplicate unit, sometimes off by a relative 1e-6
+            outputs.select(axis, shape[axis] - 1).copy_(outputs.select(axis, 0) * (1 + 1e-6 * (trial % 2)))
+        if trial % 5 == 0:
+            outputs = torch.round(outputs * 4) / 4  # many equal values
+        apart = statistics.first_values_apart(outputs, axis, 2 * rtol * float(outputs.abs().max()))
+        weights = torch.zeros(shape[axis], 3)  # equal weight rows: the outputs decide
+        pairs = statistics.duplicate_pairs_rows(statistics.unit_vectors_rows(outputs[None], axis), [weights], [None], rtol)[0]
+        if apart:
+            assert len(pairs[0]) == 0, trial
+        answers[apart] += 1
+    assert answers[True] > 100 and answers[False] > 50
+    assert statistics.first_values_apart(torch.randn(2, 3, 4, 5), 2, 1.0) is False  # not a unit axis it reads
+
+
 def test_compiled_statistics_give_the_report_of_the_torch_ones(monkeypatch):
     from torch import nn
 

@@ -658,13 +658,24 @@ SURELY_DISTINCT_CANDIDATES = 64
 :func:`duplicate_pairs_rows`."""
 
 
-def first_values_apart(tensor: torch.Tensor, units: int, inner: int, limit: float) -> bool:
-    """Whether the first values of the units of a :func:`compiled_layout` tensor seen as
-    ``(outer, units, inner)`` (each unit's value at ``outer = inner = 0``: the first column
-    of :func:`unit_vectors`) are pairwise more than ``limit`` apart (one compiled sort of
-    ``units`` values). With ``limit = 2 rtol max|x|``, :func:`units_surely_distinct` (and so
-    :func:`duplicate_pairs_rows`) then finds no pair."""
-    return _kernels.units_apart(tensor.detach().reshape(-1).numpy(), units, inner, limit)
+def first_values_apart(tensor: torch.Tensor, unit_axis: int, limit: float) -> bool:
+    """Whether no two units of a :func:`compiled_layout` tensor are within ``limit`` of each
+    other at every sample :func:`unit_vectors` takes at the first position (one compiled
+    sort of the units' first values, then a comparison of the few close ones:
+    ``_kernels.units_apart``). With ``limit = 2 rtol max|x|``, True means
+    :func:`duplicate_pairs_rows` finds no pair. False for unit axes other than the
+    channels (1) or the last one."""
+    shape = tensor.shape
+    axis = unit_axis % len(shape)
+    units, inner = shape[axis], math.prod(shape[axis + 1:])
+    if axis == len(shape) - 1:
+        rows = math.prod(shape[:-1])
+        step = max(1, math.ceil(rows / SYMMETRY_COLUMNS))
+    elif axis == 1:
+        step = max(1, math.ceil(shape[0] / max(1, int(math.sqrt(SYMMETRY_COLUMNS)))))
+    else:
+        return False
+    return _kernels.units_apart(tensor.detach().reshape(-1).numpy(), units, inner, limit, step)
 
 
 def first_columns_apart(vectors: list[torch.Tensor], bounds: list[float], rtol: float) -> list[bool]:
