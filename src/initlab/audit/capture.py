@@ -334,8 +334,10 @@ class Capture:
         """``id(parameter) -> parameter``: the weights (parameters named ``*weight*``) of the recorded modules."""
         self.weight_moments: dict[int, tuple[float, float]] = {}
         """``id(parameter) -> (norm, std)`` of the weights of recorded modules
-        (:func:`statistics.norm_and_std`), measured with the deferred statistics of the
-        outputs (:meth:`_finish_compiled`), at the latest by :meth:`finish_forward`."""
+        (:func:`statistics.norm_and_std`): float32 CPU ones in the forward hook of their
+        module's first call, right after the module read them; the others with the
+        deferred statistics of the outputs (:meth:`_finish_compiled`), at the latest by
+        :meth:`finish_forward`."""
 
     # ---------------------------------------------------------------- set-up
     def __enter__(self) -> "Capture":
@@ -494,9 +496,11 @@ class Capture:
         if output.requires_grad:
             record.gradient_hook = output.register_hook(self._gradient_hook(record))
         if first_call and module is not None:
-            for parameter_name, parameter in module.named_parameters(recurse=False):
-                if "weight" in parameter_name and id(parameter) not in self.weights:
+            for parameter_name, parameter in module._parameters.items():
+                if parameter is not None and "weight" in parameter_name and id(parameter) not in self.weights:
                     self.weights[id(parameter)] = parameter
+                    if statistics.compiled_layout(parameter):  # while the layer's product left it in cache
+                        self.weight_moments[id(parameter)] = statistics.norm_and_std(parameter)
         self._measure(record, output.detach())
 
     def _measure(self, record: Record, output: torch.Tensor) -> None:
