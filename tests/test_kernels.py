@@ -260,21 +260,27 @@ def test_histogram_of_equal_values_leaves_zero_counts():
     np.testing.assert_array_equal(counts, 0)
 
 
-def units_apart_reference(values, units, inner, limit, step):
-    """The rule of units_apart by brute force: no pair of units within limit at every
-    compared position (o, 0), o = 0, step, ..."""
+def units_apart_reference(values, units, inner, limit, step, weight=None, bias=None, rtol=0.0):
+    """The rule of units_apart by brute force: no pair of units within limit at every compared
+    position (o, 0), o = 0, step, ..., and (with weight) weight rows and biases within
+    2 rtol x their largest magnitude."""
     view = values.reshape(-1, units, inner)[::step, :, 0].astype(np.float64)  # (positions, units)
     if np.isnan(view).any():
         return False
-    gaps = np.abs(view[:, :, None] - view[:, None, :]).max(axis=0)
-    np.fill_diagonal(gaps, np.inf)
-    return bool((gaps > limit).all())
+    alike = np.abs(view[:, :, None] - view[:, None, :]).max(axis=0) <= limit
+    if weight is not None:
+        rows = weight.reshape(units, -1).astype(np.float64)
+        if bias is not None:
+            rows = np.concatenate([rows, bias.astype(np.float64)[:, None]], axis=1)
+        alike &= np.abs(rows[:, None, :] - rows[None, :, :]).max(axis=2) <= 2 * rtol * np.abs(rows).max()
+    np.fill_diagonal(alike, False)
+    return not alike.any()
 
 
 def test_units_apart_matches_brute_force():
     rng = np.random.default_rng(12)
     answers = {True: 0, False: 0}
-    for trial in range(600):
+    for trial in range(900):
         units, inner, outer = int(rng.integers(1, 120)), int(rng.integers(1, 4)), int(rng.integers(1, 9))
         values = rng.standard_normal((outer, units, inner)).astype(np.float32)
         if trial % 3 == 0:
@@ -285,8 +291,18 @@ def test_units_apart_matches_brute_force():
         if trial % 5 == 0:
             values[0, rng.integers(0, units), 0] = -0.0
         limit, step = float(rng.choice([0.0, 1e-4, 1e-2])), int(rng.integers(1, 4))
-        expected = units < 2 or units_apart_reference(values.reshape(-1), units, inner, limit, step)
-        assert _kernels.units_apart(values.reshape(-1), units, inner, limit, step) is expected, trial
+        weight = bias = None
+        rtol = float(rng.choice([0.0, 1e-5, 1e-3]))
+        if trial % 3 != 2:  # with weight rows (some of them alike), and a bias two times in three
+            weight = np.round(rng.standard_normal((units, int(rng.integers(1, 6)))) * 2).astype(np.float32) / 2
+            bias = rng.standard_normal(units).astype(np.float32) if trial % 3 == 0 else None
+            if trial % 2 == 0 and units > 1:
+                weight[-1] = weight[0] * (1 + 1e-4 * (trial % 4 == 0))
+                if bias is not None:
+                    bias[-1] = bias[0]
+        expected = units < 2 or units_apart_reference(values.reshape(-1), units, inner, limit, step, weight, bias, rtol)
+        arguments = () if weight is None else (weight.reshape(-1), bias, rtol)
+        assert _kernels.units_apart(values.reshape(-1), units, inner, limit, step, *arguments) is expected, trial
         answers[expected] += 1
     assert answers[True] > 100 and answers[False] > 100
     with_nan = np.array([0.0, np.nan, 1.0], dtype=np.float32)
@@ -341,6 +357,16 @@ def call_moments(values=None, units=1, inner=1, low=-np.inf, high=np.inf, maxima
          "units_apart: limit=-1.0; expected a number >= 0"),
         (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, float("nan"), 1), ValueError,
          "units_apart: limit=nan; expected a number >= 0"),
+        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, 0.0, 1, np.zeros(4, dtype=np.float32),
+                                      None, -1e-5), ValueError, "units_apart: rtol=-1e-05; expected a number >= 0"),
+        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, 0.0, 1, np.zeros(3, dtype=np.float32)),
+         ValueError, "units_apart: weight has 3 items and bias -1 for 2 units; expected weight rows (a multiple "
+         "of units) and, with weight only, one bias per unit"),
+        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, 0.0, 1, None,
+                                      np.zeros(2, dtype=np.float32)), ValueError,
+         "units_apart: weight has -1 items and bias 2 for 2 units"),
+        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, 0.0, 1, np.zeros(4)), TypeError,
+         "units_apart: weight must be a one-dimensional float32 buffer, got format 'd'"),
         (lambda: _kernels.histogram(np.zeros(4), np.zeros(2, dtype=np.int64)), TypeError,
          "histogram: values must be a one-dimensional float32 buffer, got format 'd'"),
         (lambda: _kernels.histogram(np.zeros(4, dtype=np.float32), np.zeros(2, dtype=np.int32)), TypeError,

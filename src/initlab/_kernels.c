@@ -1022,41 +1022,86 @@ units_differ(const float *data, Py_ssize_t outer, Py_ssize_t units, Py_ssize_t i
     return 0;
 }
 
+/*
+ * Whether units first and second have weight rows (and biases) that differ
+ * by more than limit somewhere: weight seen as (units, width), bias NULL or
+ * (units,).
+ */
+static int
+rows_differ(const float *weight, Py_ssize_t width, const float *bias, uint32_t first, uint32_t second,
+            double limit)
+{
+    const float *a = weight + (Py_ssize_t)first * width, *b = weight + (Py_ssize_t)second * width;
+    for (Py_ssize_t k = 0; k < width; k++) {
+        if (fabs((double)a[k] - (double)b[k]) > limit) {
+            return 1;
+        }
+    }
+    return bias != NULL && fabs((double)bias[first] - (double)bias[second]) > limit;
+}
+
+/* The largest magnitude in values[0:length] (NaN ignored). */
+static double
+largest_magnitude(const float *values, Py_ssize_t length)
+{
+    double largest = 0.0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        double magnitude = fabs((double)values[i]);
+        largest = magnitude > largest ? magnitude : largest;
+    }
+    return largest;
+}
+
 PyDoc_STRVAR(units_apart_doc,
-"units_apart(values, units, inner, limit, step) -> bool\n"
+"units_apart(values, units, inner, limit, step, weight=None, bias=None, rtol=0.0) -> bool\n"
 "\n"
-"Whether no two units of a layer output differ by at most limit at every\n"
-"position (o, 0) for o = 0, step, 2 step, ... of the output seen as\n"
-"(outer, units, inner): the positions the audit's symmetry check compares\n"
-"first. The units are sorted by their value at (0, 0) (a radix sort); only\n"
-"units in a run of sorted values less than limit apart can match there, and\n"
-"each pair within a run is compared at the other positions. True means the\n"
-"symmetry check would find no pair; False that it must look (a pair within\n"
-"limit everywhere, a run of more than 64 units, or a NaN compared).\n"
+"Whether no two units of a layer output are alike: alike means within\n"
+"limit of each other at every position (o, 0) for o = 0, step, 2 step, ...\n"
+"of the output seen as (outer, units, inner) (the positions the audit's\n"
+"symmetry check compares first) and, when weight is given, weight rows and\n"
+"biases within 2 * rtol * their largest magnitude of each other. The units\n"
+"are sorted by their value at (0, 0) (a radix sort); only units in a run of\n"
+"sorted values less than limit apart can be alike, and each pair within a\n"
+"run is compared further. True means the symmetry check would find no pair;\n"
+"False that it must look (alike units, a run of more than 64 units, or a\n"
+"NaN compared).\n"
 "\n"
 "Args:\n"
 "    values: one-dimensional C-contiguous float32 buffer.\n"
 "    units, inner: sizes >= 1 with len(values) a multiple of units * inner.\n"
-"    limit: the largest difference counted as equal (>= 0).\n"
+"    limit: the largest difference of outputs counted as equal (>= 0).\n"
 "    step: stride >= 1 of the compared positions along outer.\n"
+"    weight: None or a float32 buffer of units weight rows of equal width.\n"
+"    bias: None or a float32 buffer of units values (only with weight).\n"
+"    rtol: relative tolerance of equal weights (>= 0).\n"
 "\n"
 "Raises:\n"
 "    TypeError: a buffer of another type, format or layout.\n"
-"    ValueError: sizes that do not fit values, a bad step, or a negative or\n"
-"        NaN limit.\n"
+"    ValueError: sizes that do not fit values or weight, a bad step, or a\n"
+"        negative or NaN limit or rtol.\n"
 "    MemoryError: no memory to sort the units' values.");
 
 static PyObject *
 kernels_units_apart(PyObject *module, PyObject *args)
 {
-    PyObject *values_object;
+    PyObject *values_object, *weight_object = Py_None, *bias_object = Py_None;
     Py_ssize_t units, inner, step;
-    double limit;
-    Py_buffer values;
-    if (!PyArg_ParseTuple(args, "Onndn:units_apart", &values_object, &units, &inner, &limit, &step)) {
+    double limit, rtol = 0.0;
+    Py_buffer values, weight, bias;
+    if (!PyArg_ParseTuple(args, "Onndn|OOd:units_apart", &values_object, &units, &inner, &limit, &step,
+                          &weight_object, &bias_object, &rtol)) {
         return NULL;
     }
     if (get_vector(values_object, &values, 'f', 0, "units_apart", "values") < 0) {
+        return NULL;
+    }
+    if (get_optional_vector(weight_object, &weight, 'f', "units_apart", "weight") < 0) {
+        PyBuffer_Release(&values);
+        return NULL;
+    }
+    if (get_optional_vector(bias_object, &bias, 'f', "units_apart", "bias") < 0) {
+        PyBuffer_Release(&values);
+        release_optional(&weight);
         return NULL;
     }
     int apart = 1;
@@ -1069,12 +1114,22 @@ kernels_units_apart(PyObject *module, PyObject *args)
                      units, inner, step, length);
         goto done;
     }
-    if (!(limit >= 0.0)) {
-        PyObject *shown = PyFloat_FromDouble(limit);
+    if (!(limit >= 0.0) || !(rtol >= 0.0)) {
+        PyObject *shown = PyFloat_FromDouble(limit >= 0.0 ? rtol : limit);
         if (shown != NULL) {
-            PyErr_Format(PyExc_ValueError, "units_apart: limit=%R; expected a number >= 0", shown);
+            PyErr_Format(PyExc_ValueError, "units_apart: %s=%R; expected a number >= 0",
+                         limit >= 0.0 ? "rtol" : "limit", shown);
             Py_DECREF(shown);
         }
+        goto done;
+    }
+    if ((weight.buf != NULL && weight.shape[0] % units != 0) ||
+        (bias.buf != NULL && (weight.buf == NULL || bias.shape[0] != units))) {
+        PyErr_Format(PyExc_ValueError,
+                     "units_apart: weight has %zd items and bias %zd for %zd units; expected weight rows "
+                     "(a multiple of units) and, with weight only, one bias per unit",
+                     weight.buf == NULL ? (Py_ssize_t)-1 : weight.shape[0],
+                     bias.buf == NULL ? (Py_ssize_t)-1 : bias.shape[0], units);
         goto done;
     }
     if (units < 2) {
@@ -1087,7 +1142,9 @@ kernels_units_apart(PyObject *module, PyObject *args)
     }
     Py_BEGIN_ALLOW_THREADS
     const float *data = (const float *)values.buf;
-    Py_ssize_t outer = length / units / inner;
+    const float *rows = (const float *)weight.buf, *biases = (const float *)bias.buf;
+    Py_ssize_t outer = length / units / inner, width = rows == NULL ? 0 : weight.shape[0] / units;
+    double row_limit = -1.0;  /* 2 rtol max(|weight|, |bias|), computed when first needed */
     for (Py_ssize_t u = 0; u < units && apart; u++) {
         items[u].value = data[u * inner];
         items[u].unit = (uint32_t)u;
@@ -1107,9 +1164,23 @@ kernels_units_apart(PyObject *module, PyObject *args)
         }
         for (Py_ssize_t i = start; i < end && apart; i++) {
             for (Py_ssize_t j = i + 1; j < end && apart; j++) {
-                if ((double)items[j].value - (double)items[i].value <= limit) {
-                    apart = units_differ(data, outer, units, inner, step, items[i].unit, items[j].unit, limit);
+                if ((double)items[j].value - (double)items[i].value > limit ||
+                    units_differ(data, outer, units, inner, step, items[i].unit, items[j].unit, limit)) {
+                    continue;
                 }
+                if (rows == NULL) {
+                    apart = 0;
+                    break;
+                }
+                if (row_limit < 0.0) {
+                    double largest = largest_magnitude(rows, weight.shape[0]);
+                    if (biases != NULL) {
+                        double largest_bias = largest_magnitude(biases, units);
+                        largest = largest_bias > largest ? largest_bias : largest;
+                    }
+                    row_limit = 2.0 * rtol * largest;
+                }
+                apart = rows_differ(rows, width, biases, items[i].unit, items[j].unit, row_limit);
             }
         }
         start = end;
@@ -1118,6 +1189,8 @@ kernels_units_apart(PyObject *module, PyObject *args)
 done:
     free(items);
     PyBuffer_Release(&values);
+    release_optional(&weight);
+    release_optional(&bias);
     if (PyErr_Occurred()) {
         return NULL;
     }

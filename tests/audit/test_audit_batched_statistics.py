@@ -211,13 +211,22 @@ def test_first_values_apart_never_hides_a_pair_duplicate_pairs_rows_finds(axis):
             outputs.select(axis, shape[axis] - 1).copy_(outputs.select(axis, 0) * (1 + 1e-6 * (trial % 2)))
         if trial % 5 == 0:
             outputs = torch.round(outputs * 4) / 4  # many equal values
-        apart = statistics.first_values_apart(outputs, axis, 2 * rtol * float(outputs.abs().max()))
-        weights = torch.zeros(shape[axis], 3)  # equal weight rows: the outputs decide
-        pairs = statistics.duplicate_pairs_rows(statistics.unit_vectors_rows(outputs[None], axis), [weights], [None], rtol)[0]
-        if apart:
-            assert len(pairs[0]) == 0, trial
-        answers[apart] += 1
-    assert answers[True] > 100 and answers[False] > 50
+        units = shape[axis]
+        weights = torch.randn(units, 3, generator=generator) * (trial % 4 != 0)  # all equal rows, or random ones
+        bias = torch.randn(units, generator=generator) if trial % 2 else None
+        if trial % 3 == 0:  # the planted duplicate's weights too, sometimes off by a relative 1e-6
+            weights[-1] = weights[0] * (1 + 1e-6 * (trial % 6 == 3))
+            if bias is not None:
+                bias[-1] = bias[0]
+        limit = 2 * rtol * float(outputs.abs().max())
+        pairs = statistics.duplicate_pairs_rows(statistics.unit_vectors_rows(outputs[None], axis), [weights], [bias],
+                                                rtol)[0]
+        for apart in (statistics.first_values_apart(outputs, axis, limit),
+                      statistics.first_values_apart(outputs, axis, limit, weights, bias, rtol)):
+            if apart:
+                assert len(pairs[0]) == 0, trial
+            answers[apart] += 1
+    assert answers[True] > 200 and answers[False] > 100
     assert statistics.first_values_apart(torch.randn(2, 3, 4, 5), 2, 1.0) is False  # not a unit axis it reads
 
 

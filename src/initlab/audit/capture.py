@@ -602,10 +602,11 @@ class Capture:
 
     def _check_symmetry_compiled(self, record: Record, role: _Role, output: torch.Tensor, bound: float) -> None:
         """The symmetry check of a float32 output (largest magnitude ``bound``) in the hook:
-        settled at once when no two units are within ``2 rtol bound`` of each other at the
-        first sampled position (:func:`statistics.first_values_apart`, the usual case), else
-        left for :meth:`_finish_compiled` on a copy of its unit vectors."""
-        if statistics.first_values_apart(output, role.unit_axis, 2.0 * self.thresholds.symmetry_rtol * bound):
+        settled at once when no two units are alike in their sampled outputs (within
+        ``2 rtol bound``) and weights (:func:`statistics.first_values_apart`, the usual case),
+        else left for :meth:`_finish_compiled` on a copy of its unit vectors."""
+        rtol, module = self.thresholds.symmetry_rtol, record.module
+        if statistics.first_values_apart(output, role.unit_axis, 2.0 * rtol * bound, module.weight, module.bias, rtol):
             record.duplicate_pairs = (_NO_UNITS, _NO_UNITS)
             record.symmetric_units = 0
             return

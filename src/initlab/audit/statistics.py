@@ -658,11 +658,14 @@ SURELY_DISTINCT_CANDIDATES = 64
 :func:`duplicate_pairs_rows`."""
 
 
-def first_values_apart(tensor: torch.Tensor, unit_axis: int, limit: float) -> bool:
-    """Whether no two units of a :func:`compiled_layout` tensor are within ``limit`` of each
-    other at every sample :func:`unit_vectors` takes at the first position (one compiled
-    sort of the units' first values, then a comparison of the few close ones:
-    ``_kernels.units_apart``). With ``limit = 2 rtol max|x|``, True means
+def first_values_apart(tensor: torch.Tensor, unit_axis: int, limit: float, weight: torch.Tensor | None = None,
+                       bias: torch.Tensor | None = None, rtol: float = 0.0) -> bool:
+    """Whether no two units of a :func:`compiled_layout` tensor are alike: within ``limit`` of
+    each other at every sample :func:`unit_vectors` takes at the first position and, when
+    ``weight`` (one row per unit; ``bias`` or None) is given and both are
+    :func:`compiled_layout`, with weight rows and biases within ``2 rtol`` x their largest
+    magnitude (``_kernels.units_apart``: one compiled sort of the units' first values,
+    then a comparison of the few close ones). With ``limit = 2 rtol max|x|``, True means
     :func:`duplicate_pairs_rows` finds no pair. False for unit axes other than the
     channels (1) or the last one."""
     shape = tensor.shape
@@ -675,7 +678,11 @@ def first_values_apart(tensor: torch.Tensor, unit_axis: int, limit: float) -> bo
         step = max(1, math.ceil(shape[0] / max(1, int(math.sqrt(SYMMETRY_COLUMNS)))))
     else:
         return False
-    return _kernels.units_apart(tensor.detach().reshape(-1).numpy(), units, inner, limit, step)
+    values = tensor.detach().reshape(-1).numpy()
+    if weight is None or not compiled_layout(weight) or (bias is not None and not compiled_layout(bias)):
+        return _kernels.units_apart(values, units, inner, limit, step)
+    return _kernels.units_apart(values, units, inner, limit, step, weight.detach().reshape(-1).numpy(),
+                                None if bias is None else bias.detach().reshape(-1).numpy(), rtol)
 
 
 def first_columns_apart(vectors: list[torch.Tensor], bounds: list[float], rtol: float) -> list[bool]:
