@@ -362,8 +362,8 @@ class Capture:
 
     @staticmethod
     def _is_recorded(module: nn.Module) -> bool:
-        has_children = next(module.children(), None) is not None
-        owns_parameters = next(module.parameters(recurse=False), None) is not None
+        has_children = any(child is not None for child in module._modules.values())
+        owns_parameters = any(parameter is not None for parameter in module._parameters.values())
         return not has_children or owns_parameters
 
     def functional_mode(self) -> TorchFunctionMode:

@@ -293,7 +293,7 @@ def _backward(output: torch.Tensor, model: nn.Module, leaves: list[torch.Tensor]
 def _own_weights(module: nn.Module | None) -> list[tuple[str, nn.Parameter]]:
     if module is None:
         return []
-    return [(name, p) for name, p in module.named_parameters(recurse=False) if "weight" in name]
+    return [(name, p) for name, p in module._parameters.items() if p is not None and "weight" in name]
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:

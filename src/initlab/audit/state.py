@@ -22,8 +22,18 @@ from initlab.audit.statistics import single_threaded
 
 
 def _tensors(model: nn.Module) -> list[torch.Tensor]:
-    named = list(model.named_parameters(remove_duplicate=True)) + list(model.named_buffers(remove_duplicate=True))
-    return [tensor for _, tensor in named if tensor is not None]
+    """Every parameter, then every buffer, of ``model`` once (what ``named_parameters`` and
+    ``named_buffers`` yield, read from one walk over the modules)."""
+    modules = list(model.modules())
+    tensors: list[torch.Tensor] = []
+    seen: set[int] = set()
+    for table in ("_parameters", "_buffers"):
+        for module in modules:
+            for tensor in getattr(module, table).values():
+                if tensor is not None and id(tensor) not in seen:
+                    seen.add(id(tensor))
+                    tensors.append(tensor)
+    return tensors
 
 
 def _load_memcmp():

@@ -152,22 +152,28 @@ def _sorted_rows(rows: torch.Tensor) -> torch.Tensor:
     return copy
 
 
-def _percentile_picks(count: int) -> tuple[list[int], list[int], list[float]]:
-    """For :data:`PERCENTILES` of ``count`` sorted values: lower and upper indices and weights
-    of numpy's default linear interpolation."""
+@functools.lru_cache(maxsize=256)
+def _percentile_picks(count: int) -> tuple[np.ndarray, tuple[float, ...]]:
+    """For :data:`PERCENTILES` of ``count`` sorted values, numpy's default linear interpolation:
+    the positions to pick (the lower index of each percentile, then the upper one; a
+    read-only array, cached) and each percentile's weight of its upper value."""
     last = count - 1
     positions = [p / 100 * last for p in PERCENTILES]
     lower = [math.floor(x) for x in positions]
     upper = [min(i + 1, last) for i in lower]
-    return lower, upper, [x - i for x, i in zip(positions, lower)]
+    index = np.array(lower + upper, dtype=np.intp)
+    index.flags.writeable = False
+    return index, tuple(x - i for x, i in zip(positions, lower))
 
 
-def _percentiles_from(picked: list[float], picks: tuple[list[int], list[int], list[float]]) -> dict[str, float]:
+_PERCENTILE_NAMES = tuple(f"p{p:g}" for p in PERCENTILES)
+
+
+def _percentiles_from(picked: list[float], fractions: tuple[float, ...]) -> dict[str, float]:
     count = len(PERCENTILES)
-    fractions = picks[2]
     return {
-        f"p{p:g}": picked[k] + fractions[k] * (picked[count + k] - picked[k])
-        for k, p in enumerate(PERCENTILES)
+        name: picked[k] + fractions[k] * (picked[count + k] - picked[k])
+        for k, name in enumerate(_PERCENTILE_NAMES)
     }
 
 
@@ -230,7 +236,7 @@ def std_from_double_moments(total: float, squares: float, count: int) -> tuple[f
 def compiled_layout(tensor: torch.Tensor) -> bool:
     """Whether ``tensor`` can be read by the compiled kernels: a non-empty float32, strided,
     C-contiguous CPU tensor."""
-    return (tensor.dtype == torch.float32 and tensor.device.type == "cpu" and tensor.layout == torch.strided
+    return (tensor.dtype is torch.float32 and tensor.is_cpu and tensor.layout is torch.strided
             and tensor.numel() > 0 and tensor.is_contiguous())
 
 
@@ -301,8 +307,8 @@ def summary_from_pass(measured: Float32Pass) -> Summary:
     subsample, numel = measured.subsample, measured.numel
     mean_value, std_value = measured.mean, measured.std
     subsample.sort()
-    picks = _percentile_picks(subsample.size)
-    picked = subsample[picks[0] + picks[1]].tolist()
+    index, fractions = _percentile_picks(subsample.size)
+    picked = subsample[index].tolist()
     first, last = float(subsample[0]), float(subsample[-1])
     if first == last:
         histogram = [int(c) for c in torch.histc(torch.from_numpy(subsample), bins=HISTOGRAM_BINS, min=first,
@@ -314,7 +320,7 @@ def summary_from_pass(measured: Float32Pass) -> Summary:
     return Summary(
         numel=numel, non_finite=0, mean=mean_value, std=std_value, min=measured.min, max=measured.max,
         rms=math.sqrt(max(mean_value**2 + std_value**2 * (numel - 1) / numel, 0.0)),
-        percentiles=_percentiles_from(picked, picks), histogram_counts=histogram,
+        percentiles=_percentiles_from(picked, fractions), histogram_counts=histogram,
         histogram_edges=torch.linspace(first, last, HISTOGRAM_BINS + 1, dtype=torch.float64).tolist(),
     )
 
@@ -381,8 +387,8 @@ def summarize_rows(rows: torch.Tensor, *, two_pass: bool = False, highs: list[fl
         lows, highs = block.amin(dim=1).tolist(), block.amax(dim=1).tolist()
     step = max(1, math.ceil(numel / SUBSAMPLE))
     ordered = _sorted_rows(block[:, ::step])
-    picks = _percentile_picks(ordered.shape[1])
-    picked = ordered[:, picks[0] + picks[1]].tolist()
+    index, fractions = _percentile_picks(ordered.shape[1])
+    picked = ordered[:, torch.from_numpy(index.copy())].tolist()
     ends = ordered[:, [0, -1]]
     firsts, lasts = ends[:, 0].tolist(), ends[:, 1].tolist()
     constant = [first == last for first, last in zip(firsts, lasts)]
@@ -404,7 +410,7 @@ def summarize_rows(rows: torch.Tensor, *, two_pass: bool = False, highs: list[fl
         summaries[row] = Summary(
             numel=numel, non_finite=0, mean=mean_value, std=std_value, min=lows[position], max=highs[position],
             rms=math.sqrt(max(mean_value**2 + std_value**2 * (numel - 1) / numel, 0.0)),
-            percentiles=_percentiles_from(picked[position], picks),
+            percentiles=_percentiles_from(picked[position], fractions),
             histogram_counts=histogram,
             histogram_edges=torch.linspace(first, last, HISTOGRAM_BINS + 1, dtype=torch.float64).tolist(),
         )
