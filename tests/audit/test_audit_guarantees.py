@@ -46,6 +46,8 @@ def assert_identical(before: dict, model: nn.Module) -> None:
 
 
 def assert_no_hooks(model: nn.Module) -> None:
+    global_hooks = nn.modules.module
+    assert not global_hooks._global_forward_hooks and not global_hooks._global_forward_pre_hooks
     for name, module in model.named_modules():
         assert not module._forward_hooks and not module._forward_pre_hooks, name
         assert not module._backward_hooks, name
@@ -167,6 +169,31 @@ def test_loss_backward_uses_the_target():
     logits.retain_grad()
     nn.functional.cross_entropy(logits, target).backward()
     assert report.layers[-1].grad_output_norm == pytest.approx(float(logits.grad.norm()), rel=1e-5)
+
+
+class CallsAnOutsider(nn.Module):
+    """Calls a module that is not one of its submodules (kept out of ``_modules``)."""
+
+    def __init__(self, outsider: nn.Module):
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+        object.__setattr__(self, "outsider", outsider)
+
+    def forward(self, x):
+        return self.linear(self.outsider(x))
+
+
+def test_modules_outside_the_model_are_not_recorded():
+    # the capture's hooks are global: they must leave other modules (and a loss module) alone
+    outsider = nn.Sequential(nn.Linear(4, 4), nn.Tanh())
+    model = CallsAnOutsider(outsider)
+    report = audit(model, torch.randn(8, 4), target=torch.arange(8) % 4, loss_fn=nn.CrossEntropyLoss(),
+                   jacobian=False)
+    # the outsider's modules are not recorded as modules; its tanh is a function the model applied
+    assert [layer.name for layer in report.layers] == ["<model>.<tanh>", "linear"]
+    assert report.backward == "loss"
+    assert_no_hooks(model)
+    assert_no_hooks(outsider)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -323,6 +323,7 @@ class Capture:
         self._calls: dict[nn.Module, int] = {}
         self._origins: dict[int, _Origin] = {}
         self._handles: list[Any] = []
+        self._recorded: dict[nn.Module, bool] = {}
         self._groups: dict[_Role, _Group] = {}
         self._pending_bytes = 0
         self._activations: dict[nn.Module, Activation | None] = {}
@@ -341,10 +342,14 @@ class Capture:
 
     # ---------------------------------------------------------------- set-up
     def __enter__(self) -> "Capture":
-        for module in self._names:
-            recorded = self._is_recorded(module)
-            self._handles.append(module.register_forward_pre_hook(self._pre_hook(module, recorded)))
-            self._handles.append(module.register_forward_hook(self._post_hook(module, recorded)))
+        """Register one global forward pre-hook and one global forward hook (torch's
+        ``register_module_forward_*_hook``): they act on this model's modules and return at
+        once for any other module called meanwhile (a loss module, another model). Two
+        registrations instead of two per module (a 50-layer MLP: ~1 ms of set-up and
+        removal less); global hooks run before a module's own ones."""
+        self._recorded = {module: self._is_recorded(module) for module in self._names}
+        self._handles.append(nn.modules.module.register_module_forward_pre_hook(self._pre_hook))
+        self._handles.append(nn.modules.module.register_module_forward_hook(self._post_hook))
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -404,29 +409,30 @@ class Capture:
                 base.gradient_hook = None
 
     # ---------------------------------------------------------------- hooks
-    def _pre_hook(self, module: nn.Module, recorded: bool):
-        def hook(_module, _inputs):
-            self.stack.append(self._names[module])
-            if recorded:
-                self.depth += 1
-                if self.depth == 1 and self._mode is not None:
-                    self._mode_paused = self._mode.pause()
-        return hook
+    def _pre_hook(self, module: nn.Module, _inputs: Any) -> None:
+        recorded = self._recorded.get(module)
+        if recorded is None:
+            return
+        self.stack.append(self._names[module])
+        if recorded:
+            self.depth += 1
+            if self.depth == 1 and self._mode is not None:
+                self._mode_paused = self._mode.pause()
 
-    def _post_hook(self, module: nn.Module, recorded: bool):
-        def hook(_module, inputs, output):
-            self.stack.pop()
-            if not recorded:
-                return None
-            self.depth -= 1
-            try:
-                self._record_call(module, inputs, output)
-            finally:
-                if self.depth == 0 and self._mode_paused:
-                    self._mode_paused = False
-                    self._mode.resume()
-            return None
-        return hook
+    def _post_hook(self, module: nn.Module, inputs: tuple, output: Any) -> None:
+        recorded = self._recorded.get(module)
+        if recorded is None:
+            return
+        self.stack.pop()
+        if not recorded:
+            return
+        self.depth -= 1
+        try:
+            self._record_call(module, inputs, output)
+        finally:
+            if self.depth == 0 and self._mode_paused:
+                self._mode_paused = False
+                self._mode.resume()
 
     def _record_call(self, module: nn.Module, inputs: tuple, output: Any) -> None:
         """Record one call of a recorded module whose output is a floating tensor."""
