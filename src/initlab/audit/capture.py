@@ -7,18 +7,23 @@ Activation functions called in a ``forward`` outside any recorded module
 (``F.relu(x)``, ``x.tanh()``) are recorded too, through a
 :class:`torch.overrides.TorchFunctionMode` that is active during the forward pass only.
 
+Hooks. One global forward pre-hook and one global forward hook
+(``register_module_forward_*_hook``) serve every module of the model; they return at
+once for any other module called meanwhile.
+
 Forward statistics. A float32, contiguous CPU output (:func:`statistics.compiled_layout`)
 is read in the hook, in place and before a later in-place operation
 (``nn.ReLU(inplace=True)``, ``x += y``) can change it, by one pass of the compiled kernel
 (:func:`statistics.float32_pass`: sums in double, range, dead-unit maxima, saturated
-count, a private subsample); the hook also copies its unit vectors when the symmetry
-check needs them. The rest waits until the end of the forward pass (or until
-:data:`PENDING_BYTES` of copies wait), then runs in one loop (:meth:`Capture._finish_compiled`):
-the summaries (a sort of each subsample, :func:`statistics.summary_from_pass`), the norms
-of the recorded layers' weights, and the symmetry checks, usually settled by
-:func:`statistics.units_surely_distinct` (one sort of a column). Run back to back, these
-few functions cost about a third of what they cost called between two layers of the
-model. Any other output is copied by the hook (one memory pass over a tensor that is
+count, a private subsample); the symmetry check of a layer with weight rows is settled
+there too when, as usual, no two units are alike (:func:`statistics.first_values_apart`,
+a compiled sort of the units' first values), else the hook copies its unit vectors. The
+rest waits until the end of the forward pass (or until :data:`PENDING_BYTES` of copies
+wait), then runs in one loop (:meth:`Capture._finish_compiled`): the summaries (a sort of
+each subsample, :func:`statistics.summary_from_pass`), the norms of weights not measured
+in the hook, and the symmetry checks left. Run back to back, these few functions cost
+about a third of what they cost called between two layers of the model. Any other
+output is copied by the hook (one memory pass over a tensor that is
 still in cache) into a buffer shared by the outputs of the same shape and role
 (same unit axis, activation checks, weight rows); when a buffer is full, and at the end
 of the forward pass (:meth:`Capture.finish_forward`), the statistics of all the outputs
@@ -26,11 +31,12 @@ in it are computed together by the ``*_rows`` functions of
 :mod:`initlab.audit.statistics`: a few vectorised ops per buffer instead of a few per
 output. Buffers hold at most :data:`GROUP_BYTES` each; an output of
 :data:`IMMEDIATE_NUMEL` elements or more is measured in the hook without a copy. Per-call
-work runs on one intra-op thread (:func:`statistics.single_threaded`); a buffer's
+torch work runs on one intra-op thread (:func:`statistics.single_threaded`); a buffer's
 reductions, each over megabytes, run on the caller's threads like the model. Gradients
 are read by tensor hooks registered on each recorded output (:func:`statistics.norm_and_std`);
 a hook registered before an in-place change receives the gradient w.r.t. the value the
-output had when it was registered.
+output had when it was registered. After the forward pass the hooks whose gradient no
+layer reports are removed (:meth:`Capture._drop_unread_gradients`).
 
 All handles are removed by :meth:`Capture.close`, which the caller runs in ``finally``.
 """

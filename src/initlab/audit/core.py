@@ -1,22 +1,23 @@
 """``initlab.audit(model, batch)``: one forward and one backward pass with hooks, then verdicts.
 
 Cost. One forward and one backward pass of the model plus: per recorded call, the
-statistics of its output (sums for mean/std, min/max, a 16k-value subsample sorted once
-for percentiles and histogram, per-unit maxima, a symmetry check) — for float32 CPU
-outputs one pass of a compiled kernel in the hook and the rest in one loop after the
-forward pass, else batched over buffers of same-shaped outputs
-(:mod:`initlab.audit.capture`); a sum and a dot of its gradient; and a snapshot of the
-parameters and buffers.
+statistics of its output (sums for mean/std, min/max, a subsample of at most 4096 values
+sorted once for percentiles and histogram, per-unit maxima, a symmetry check) — for
+float32 CPU outputs one pass of a compiled kernel in the hook and the rest in one loop
+after the forward pass, else batched over buffers of same-shaped outputs
+(:mod:`initlab.audit.capture`); a compiled pass over its gradient and over each weight
+and weight gradient; and a snapshot of the parameters and buffers.
 ``benchmarks/bench_audit.py`` measures the total against one plain forward+backward pass
-(target <= 2x with ``jacobian=False``): met by a ResNet-18 (about 1.5-1.6x), not by a
-50-layer width-256 MLP whose forward+backward takes only ~20 ms (about 3.1-3.3x on 2
-cores; of its ~63 ms for ~100 records: ~14 ms of output statistics, ~11 ms of hook and
-record plumbing in the forward pass, ~4 ms of gradient statistics, ~5 ms of snapshot and
-restore, ~5 ms of layers, verdicts and theory). Even empty hooks on every module, the
-input gradient and the snapshot cost 1.2-1.35x there, so 2x leaves 13-16 ms for the
-statistics, records and verdicts of ~100 records: ~150 us per record where ~370 us are
-spent now, which calls for moving the per-record path into compiled code, not for
-trimming it. The
+(target <= 2x with ``jacobian=False``): met by a ResNet-18 (about 1.4-1.6x), not by a
+50-layer width-256 MLP whose forward+backward takes only ~21-25 ms (about 2.2-2.5x on 2
+cores, was 3.1-3.5x). Of the MLP's ~30 ms of extra time for its 101 records, about 11 ms
+go to the forward hooks (3 ms of compiled passes, the rest Python plumbing: records,
+gradient hooks, weight norms), 3 ms to the summaries after the forward pass, 3 ms to
+the gradient passes in the backward pass, 3 ms to the snapshot and its comparison,
+3 ms to layers, verdicts and theory, and the rest to the hooks' dispatch and the garbage
+collector. A hook-based audit with only the compiled passes and the sorts, and no
+records or verdicts at all, already measured 1.8-2.2x there: 2x needs the per-record
+plumbing itself in compiled code, not more trimming. The
 Jacobian, when asked, adds one forward pass and ``m`` (exact) or ``2 x 32`` (Lanczos)
 backward passes per analysed sample.
 """
