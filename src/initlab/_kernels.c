@@ -1040,31 +1040,18 @@ rows_differ(const float *weight, Py_ssize_t width, const float *bias, uint32_t f
     return bias != NULL && fabs((double)bias[first] - (double)bias[second]) > limit;
 }
 
-/* The largest magnitude in values[0:length] (NaN ignored). */
-static double
-largest_magnitude(const float *values, Py_ssize_t length)
-{
-    double largest = 0.0;
-    for (Py_ssize_t i = 0; i < length; i++) {
-        double magnitude = fabs((double)values[i]);
-        largest = magnitude > largest ? magnitude : largest;
-    }
-    return largest;
-}
-
 PyDoc_STRVAR(units_apart_doc,
-"units_apart(values, units, inner, limit, step, weight=None, bias=None, rtol=0.0) -> bool\n"
+"units_apart(values, units, inner, limit, step, weight=None, bias=None, row_limit=0.0) -> bool\n"
 "\n"
 "Whether no two units of a layer output are alike: alike means within\n"
 "limit of each other at every position (o, 0) for o = 0, step, 2 step, ...\n"
 "of the output seen as (outer, units, inner) (the positions the audit's\n"
 "symmetry check compares first) and, when weight is given, weight rows and\n"
-"biases within 2 * rtol * their largest magnitude of each other. The units\n"
-"are sorted by their value at (0, 0) (a radix sort); only units in a run of\n"
-"sorted values less than limit apart can be alike, and each pair within a\n"
-"run is compared further. True means the symmetry check would find no pair;\n"
-"False that it must look (alike units, a run of more than 64 units, or a\n"
-"NaN compared).\n"
+"biases within row_limit of each other. The units are sorted by their value\n"
+"at (0, 0) (a radix sort); only units in a run of sorted values less than\n"
+"limit apart can be alike, and each pair within a run is compared further.\n"
+"True means the symmetry check would find no pair; False that it must look\n"
+"(alike units, a run of more than 64 units, or a NaN compared).\n"
 "\n"
 "Args:\n"
 "    values: one-dimensional C-contiguous float32 buffer.\n"
@@ -1073,12 +1060,12 @@ PyDoc_STRVAR(units_apart_doc,
 "    step: stride >= 1 of the compared positions along outer.\n"
 "    weight: None or a float32 buffer of units weight rows of equal width.\n"
 "    bias: None or a float32 buffer of units values (only with weight).\n"
-"    rtol: relative tolerance of equal weights (>= 0).\n"
+"    row_limit: the largest difference of weights counted as equal (>= 0).\n"
 "\n"
 "Raises:\n"
 "    TypeError: a buffer of another type, format or layout.\n"
 "    ValueError: sizes that do not fit values or weight, a bad step, or a\n"
-"        negative or NaN limit or rtol.\n"
+"        negative or NaN limit or row_limit.\n"
 "    MemoryError: no memory to sort the units' values.");
 
 static PyObject *
@@ -1086,10 +1073,10 @@ kernels_units_apart(PyObject *module, PyObject *args)
 {
     PyObject *values_object, *weight_object = Py_None, *bias_object = Py_None;
     Py_ssize_t units, inner, step;
-    double limit, rtol = 0.0;
+    double limit, row_limit = 0.0;
     Py_buffer values, weight, bias;
     if (!PyArg_ParseTuple(args, "Onndn|OOd:units_apart", &values_object, &units, &inner, &limit, &step,
-                          &weight_object, &bias_object, &rtol)) {
+                          &weight_object, &bias_object, &row_limit)) {
         return NULL;
     }
     if (get_vector(values_object, &values, 'f', 0, "units_apart", "values") < 0) {
@@ -1114,11 +1101,11 @@ kernels_units_apart(PyObject *module, PyObject *args)
                      units, inner, step, length);
         goto done;
     }
-    if (!(limit >= 0.0) || !(rtol >= 0.0)) {
-        PyObject *shown = PyFloat_FromDouble(limit >= 0.0 ? rtol : limit);
+    if (!(limit >= 0.0) || !(row_limit >= 0.0)) {
+        PyObject *shown = PyFloat_FromDouble(limit >= 0.0 ? row_limit : limit);
         if (shown != NULL) {
             PyErr_Format(PyExc_ValueError, "units_apart: %s=%R; expected a number >= 0",
-                         limit >= 0.0 ? "rtol" : "limit", shown);
+                         limit >= 0.0 ? "row_limit" : "limit", shown);
             Py_DECREF(shown);
         }
         goto done;
@@ -1144,7 +1131,6 @@ kernels_units_apart(PyObject *module, PyObject *args)
     const float *data = (const float *)values.buf;
     const float *rows = (const float *)weight.buf, *biases = (const float *)bias.buf;
     Py_ssize_t outer = length / units / inner, width = rows == NULL ? 0 : weight.shape[0] / units;
-    double row_limit = -1.0;  /* 2 rtol max(|weight|, |bias|), computed when first needed */
     for (Py_ssize_t u = 0; u < units && apart; u++) {
         items[u].value = data[u * inner];
         items[u].unit = (uint32_t)u;
@@ -1171,14 +1157,6 @@ kernels_units_apart(PyObject *module, PyObject *args)
                 if (rows == NULL) {
                     apart = 0;
                     break;
-                }
-                if (row_limit < 0.0) {
-                    double largest = largest_magnitude(rows, weight.shape[0]);
-                    if (biases != NULL) {
-                        double largest_bias = largest_magnitude(biases, units);
-                        largest = largest_bias > largest ? largest_bias : largest;
-                    }
-                    row_limit = 2.0 * rtol * largest;
                 }
                 apart = rows_differ(rows, width, biases, items[i].unit, items[j].unit, row_limit);
             }

@@ -222,11 +222,13 @@ def test_first_values_apart_never_hides_a_pair_duplicate_pairs_rows_finds(axis):
         pairs = statistics.duplicate_pairs_rows(statistics.unit_vectors_rows(outputs[None], axis), [weights], [bias],
                                                 rtol)[0]
         for apart in (statistics.first_values_apart(outputs, axis, limit),
-                      statistics.first_values_apart(outputs, axis, limit, weights, bias, rtol)):
+                      statistics.first_values_apart(outputs, axis, limit, weights, bias, rtol),
+                      statistics.first_values_apart(outputs, axis, limit, weights, bias, rtol,
+                                                    weight_bound=float(weights.norm()))):
             if apart:
                 assert len(pairs[0]) == 0, trial
             answers[apart] += 1
-    assert answers[True] > 200 and answers[False] > 100
+    assert answers[True] > 300 and answers[False] > 150
     assert statistics.first_values_apart(torch.randn(2, 3, 4, 5), 2, 1.0) is False  # not a unit axis it reads
 
 

@@ -618,7 +618,9 @@ class Capture:
         ``2 rtol bound``) and weights (:func:`statistics.first_values_apart`, the usual case),
         else left for :meth:`_finish_compiled` on a copy of its unit vectors."""
         rtol, module = self.thresholds.symmetry_rtol, record.module
-        if statistics.first_values_apart(output, role.unit_axis, 2.0 * rtol * bound, module.weight, module.bias, rtol):
+        moments = self.weight_moments.get(id(module.weight))  # its norm bounds its largest value
+        if statistics.first_values_apart(output, role.unit_axis, 2.0 * rtol * bound, module.weight, module.bias, rtol,
+                                         None if moments is None else moments[0]):
             record.duplicate_pairs = (_NO_UNITS, _NO_UNITS)
             record.symmetric_units = 0
             return

@@ -667,7 +667,8 @@ SURELY_DISTINCT_CANDIDATES = 64
 
 
 def first_values_apart(tensor: torch.Tensor, unit_axis: int, limit: float, weight: torch.Tensor | None = None,
-                       bias: torch.Tensor | None = None, rtol: float = 0.0) -> bool:
+                       bias: torch.Tensor | None = None, rtol: float = 0.0,
+                       weight_bound: float | None = None) -> bool:
     """Whether no two units of a :func:`compiled_layout` tensor are alike: within ``limit`` of
     each other at every sample :func:`unit_vectors` takes at the first position and, when
     ``weight`` (one row per unit; ``bias`` or None) is given and both are
@@ -675,7 +676,13 @@ def first_values_apart(tensor: torch.Tensor, unit_axis: int, limit: float, weigh
     magnitude (``_kernels.units_apart``: one compiled sort of the units' first values,
     then a comparison of the few close ones). With ``limit = 2 rtol max|x|``, True means
     :func:`duplicate_pairs_rows` finds no pair. False for unit axes other than the
-    channels (1) or the last one."""
+    channels (1) or the last one.
+
+    Args:
+        weight_bound: an upper bound of the weight's largest magnitude (e.g. its norm),
+            used instead of a pass over it: a looser tolerance only makes the answer False
+            more often.
+    """
     shape = tensor.shape
     axis = unit_axis % len(shape)
     units, inner = shape[axis], math.prod(shape[axis + 1:])
@@ -689,8 +696,11 @@ def first_values_apart(tensor: torch.Tensor, unit_axis: int, limit: float, weigh
     values = tensor.detach().reshape(-1).numpy()
     if weight is None or not compiled_layout(weight) or (bias is not None and not compiled_layout(bias)):
         return _kernels.units_apart(values, units, inner, limit, step)
+    scale = largest_magnitude(weight) if weight_bound is None else weight_bound
+    if bias is not None:
+        scale = max(scale, largest_magnitude(bias))
     return _kernels.units_apart(values, units, inner, limit, step, weight.detach().reshape(-1).numpy(),
-                                None if bias is None else bias.detach().reshape(-1).numpy(), rtol)
+                                None if bias is None else bias.detach().reshape(-1).numpy(), 2.0 * rtol * scale)
 
 
 def first_columns_apart(vectors: list[torch.Tensor], bounds: list[float], rtol: float) -> list[bool]:
