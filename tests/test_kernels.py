@@ -301,8 +301,7 @@ def test_units_apart_matches_brute_force():
                 if bias is not None:
                     bias[-1] = bias[0]
         expected = units < 2 or units_apart_reference(values.reshape(-1), units, inner, limit, step, weight, bias, rtol)
-        largest = 0.0 if weight is None else max(np.abs(weight).max(), 0.0 if bias is None else np.abs(bias).max())
-        arguments = () if weight is None else (weight.reshape(-1), bias, 2 * rtol * float(largest))
+        arguments = () if weight is None else (weight.reshape(-1), bias, rtol, float(np.abs(weight).max()))
         assert _kernels.units_apart(values.reshape(-1), units, inner, limit, step, *arguments) is expected, trial
         answers[expected] += 1
     assert answers[True] > 100 and answers[False] > 100
@@ -359,7 +358,10 @@ def call_moments(values=None, units=1, inner=1, low=-np.inf, high=np.inf, maxima
         (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, float("nan"), 1), ValueError,
          "units_apart: limit=nan; expected a number >= 0"),
         (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, 0.0, 1, np.zeros(4, dtype=np.float32),
-                                      None, -1e-5), ValueError, "units_apart: row_limit=-1e-05; expected a number >= 0"),
+                                      None, -1e-5), ValueError, "units_apart: rtol=-1e-05; expected a number >= 0"),
+        (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, 0.0, 1, np.zeros(4, dtype=np.float32),
+                                      None, 1e-5, float("nan")), ValueError,
+         "units_apart: weight_scale=nan; expected a number >= 0"),
         (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, 0.0, 1, np.zeros(3, dtype=np.float32)),
          ValueError, "units_apart: weight has 3 items and bias -1 for 2 units; expected weight rows (a multiple "
          "of units) and, with weight only, one bias per unit"),

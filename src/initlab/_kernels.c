@@ -1041,13 +1041,16 @@ rows_differ(const float *weight, Py_ssize_t width, const float *bias, uint32_t f
 }
 
 PyDoc_STRVAR(units_apart_doc,
-"units_apart(values, units, inner, limit, step, weight=None, bias=None, row_limit=0.0) -> bool\n"
+"units_apart(values, units, inner, limit, step, weight=None, bias=None, rtol=0.0,\n"
+"            weight_scale=0.0) -> bool\n"
 "\n"
 "Whether no two units of a layer output are alike: alike means within\n"
 "limit of each other at every position (o, 0) for o = 0, step, 2 step, ...\n"
 "of the output seen as (outer, units, inner) (the positions the audit's\n"
 "symmetry check compares first) and, when weight is given, weight rows and\n"
-"biases within row_limit of each other. The units are sorted by their value\n"
+"biases within 2 * rtol * max(weight_scale, max|bias|) of each other\n"
+"(weight_scale: the weights' largest magnitude, or an upper bound of it).\n"
+"The units are sorted by their value\n"
 "at (0, 0) (a radix sort); only units in a run of sorted values less than\n"
 "limit apart can be alike, and each pair within a run is compared further.\n"
 "True means the symmetry check would find no pair; False that it must look\n"
@@ -1060,12 +1063,13 @@ PyDoc_STRVAR(units_apart_doc,
 "    step: stride >= 1 of the compared positions along outer.\n"
 "    weight: None or a float32 buffer of units weight rows of equal width.\n"
 "    bias: None or a float32 buffer of units values (only with weight).\n"
-"    row_limit: the largest difference of weights counted as equal (>= 0).\n"
+"    rtol: relative tolerance of equal weights (>= 0).\n"
+"    weight_scale: the weights' largest magnitude or a bound of it (>= 0).\n"
 "\n"
 "Raises:\n"
 "    TypeError: a buffer of another type, format or layout.\n"
 "    ValueError: sizes that do not fit values or weight, a bad step, or a\n"
-"        negative or NaN limit or row_limit.\n"
+"        negative or NaN limit, rtol or weight_scale.\n"
 "    MemoryError: no memory to sort the units' values.");
 
 static PyObject *
@@ -1073,10 +1077,10 @@ kernels_units_apart(PyObject *module, PyObject *args)
 {
     PyObject *values_object, *weight_object = Py_None, *bias_object = Py_None;
     Py_ssize_t units, inner, step;
-    double limit, row_limit = 0.0;
+    double limit, rtol = 0.0, weight_scale = 0.0;
     Py_buffer values, weight, bias;
-    if (!PyArg_ParseTuple(args, "Onndn|OOd:units_apart", &values_object, &units, &inner, &limit, &step,
-                          &weight_object, &bias_object, &row_limit)) {
+    if (!PyArg_ParseTuple(args, "Onndn|OOdd:units_apart", &values_object, &units, &inner, &limit, &step,
+                          &weight_object, &bias_object, &rtol, &weight_scale)) {
         return NULL;
     }
     if (get_vector(values_object, &values, 'f', 0, "units_apart", "values") < 0) {
@@ -1101,11 +1105,12 @@ kernels_units_apart(PyObject *module, PyObject *args)
                      units, inner, step, length);
         goto done;
     }
-    if (!(limit >= 0.0) || !(row_limit >= 0.0)) {
-        PyObject *shown = PyFloat_FromDouble(limit >= 0.0 ? row_limit : limit);
+    const char *negative = !(limit >= 0.0) ? "limit" : !(rtol >= 0.0) ? "rtol" : !(weight_scale >= 0.0) ? "weight_scale" : NULL;
+    if (negative != NULL) {
+        double shown_value = !(limit >= 0.0) ? limit : !(rtol >= 0.0) ? rtol : weight_scale;
+        PyObject *shown = PyFloat_FromDouble(shown_value);
         if (shown != NULL) {
-            PyErr_Format(PyExc_ValueError, "units_apart: %s=%R; expected a number >= 0",
-                         limit >= 0.0 ? "row_limit" : "limit", shown);
+            PyErr_Format(PyExc_ValueError, "units_apart: %s=%R; expected a number >= 0", negative, shown);
             Py_DECREF(shown);
         }
         goto done;
@@ -1131,6 +1136,7 @@ kernels_units_apart(PyObject *module, PyObject *args)
     const float *data = (const float *)values.buf;
     const float *rows = (const float *)weight.buf, *biases = (const float *)bias.buf;
     Py_ssize_t outer = length / units / inner, width = rows == NULL ? 0 : weight.shape[0] / units;
+    double row_limit = -1.0;  /* 2 rtol max(weight_scale, |bias|), when first needed */
     for (Py_ssize_t u = 0; u < units && apart; u++) {
         items[u].value = data[u * inner];
         items[u].unit = (uint32_t)u;
@@ -1157,6 +1163,14 @@ kernels_units_apart(PyObject *module, PyObject *args)
                 if (rows == NULL) {
                     apart = 0;
                     break;
+                }
+                if (row_limit < 0.0) {
+                    double scale = weight_scale;
+                    for (Py_ssize_t u = 0; biases != NULL && u < units; u++) {
+                        double magnitude = fabs((double)biases[u]);
+                        scale = magnitude > scale ? magnitude : scale;
+                    }
+                    row_limit = 2.0 * rtol * scale;
                 }
                 apart = rows_differ(rows, width, biases, items[i].unit, items[j].unit, row_limit);
             }

@@ -696,11 +696,9 @@ def first_values_apart(tensor: torch.Tensor, unit_axis: int, limit: float, weigh
     values = tensor.detach().reshape(-1).numpy()
     if weight is None or not compiled_layout(weight) or (bias is not None and not compiled_layout(bias)):
         return _kernels.units_apart(values, units, inner, limit, step)
-    scale = largest_magnitude(weight) if weight_bound is None else weight_bound
-    if bias is not None:
-        scale = max(scale, largest_magnitude(bias))
     return _kernels.units_apart(values, units, inner, limit, step, weight.detach().reshape(-1).numpy(),
-                                None if bias is None else bias.detach().reshape(-1).numpy(), 2.0 * rtol * scale)
+                                None if bias is None else bias.detach().reshape(-1).numpy(), rtol,
+                                largest_magnitude(weight) if weight_bound is None else weight_bound)
 
 
 def first_columns_apart(vectors: list[torch.Tensor], bounds: list[float], rtol: float) -> list[bool]:
