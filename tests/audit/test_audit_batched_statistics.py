@@ -111,9 +111,9 @@ def test_report_does_not_depend_on_how_outputs_are_buffered(monkeypatch):
 
 
 def _summarize_float32(tensor, **options):
-    """float32_pass then summary_from_pass, as the audit does: (summary, maxima, near) or None."""
+    """float32_pass then summaries_from_passes, as the audit does: (summary, maxima, near) or None."""
     measured = statistics.float32_pass(tensor, **options)
-    return None if measured is None else (statistics.summary_from_pass(measured), measured.maxima, measured.near)
+    return None if measured is None else (statistics.summaries_from_passes([measured])[0], measured.maxima, measured.near)
 
 
 def test_the_compiled_pass_gives_the_figures_of_summarize_rows():
@@ -168,6 +168,20 @@ def test_units_surely_distinct_never_hides_a_pair_duplicate_pairs_rows_finds():
             assert len(pairs[0]) == 0, trial
         checked[surely] += 1
     assert checked[True] > 50 and checked[False] > 50  # both answers were exercised
+
+
+def test_summaries_of_many_passes_equal_those_of_one_pass_at_a_time():
+    generator = torch.Generator().manual_seed(10)
+    tensors = [torch.randn(n, generator=generator) * scale for n, scale in
+               [(5000, 1.0), (300, 3.0), (5000, 0.1), (1, 2.0), (300, 1.0), (70000, 1.0)]]
+    tensors += [torch.full((5000,), 0.75), torch.relu(torch.randn(5000, generator=generator))]
+    passes = [statistics.float32_pass(tensor) for tensor in tensors]
+    together = statistics.summaries_from_passes(passes)
+    for tensor, summary in zip(tensors, together):
+        assert summary == statistics.summaries_from_passes([statistics.float32_pass(tensor)])[0]
+        reference = statistics.summarize_rows(tensor.reshape(1, -1))[0]  # float32 sums: mean/std differ in last bits
+        assert (summary.percentiles, summary.histogram_counts, summary.histogram_edges, summary.min, summary.max) == (
+            reference.percentiles, reference.histogram_counts, reference.histogram_edges, reference.min, reference.max)
 
 
 def test_first_columns_apart_only_where_neighbours_are_beyond_twice_the_tolerance():

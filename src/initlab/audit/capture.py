@@ -20,7 +20,7 @@ there too when, as usual, no two units are alike (:func:`statistics.first_values
 a compiled sort of the units' first values), else the hook copies its unit vectors. The
 rest waits until the end of the forward pass (or until :data:`PENDING_BYTES` of copies
 wait), then runs in one loop (:meth:`Capture._finish_compiled`): the summaries (a sort of
-each subsample, :func:`statistics.summary_from_pass`), the norms of weights not measured
+each subsample, :func:`statistics.summaries_from_passes`), the norms of weights not measured
 in the hook, and the symmetry checks left. Run back to back, these few functions cost
 about a third of what they cost called between two layers of the model. Any other
 output is copied by the hook (one memory pass over a tensor that is
@@ -637,8 +637,9 @@ class Capture:
         symmetry checks start with one sort of all their first columns
         (:func:`statistics.first_columns_apart`); the few they leave read the layer's weight
         and bias now."""
-        for index, measured in self._passes.items():
-            self.records[index].output = statistics.summary_from_pass(measured)
+        summaries = statistics.summaries_from_passes(list(self._passes.values()))
+        for index, summary in zip(self._passes, summaries):
+            self.records[index].output = summary
         self._passes.clear()
         for key, weight in self.weights.items():
             if key not in self.weight_moments:

@@ -245,12 +245,11 @@ def compiled_layout(tensor: torch.Tensor) -> bool:
 @dataclass
 class Float32Pass:
     """What one pass of ``_kernels.moments`` over a float32 tensor leaves to finish its
-    :class:`Summary` (:func:`summary_from_pass`) without reading the tensor again.
+    :class:`Summary` (:func:`summaries_from_passes`) without reading the tensor again.
 
     Attributes:
         numel, mean, std, min, max: of the tensor (finite values only).
-        subsample: the strided subsample ``values[::step]`` (a private copy, sorted in place
-            by :func:`summary_from_pass`).
+        subsample: the strided subsample ``values[::step]`` (a private copy).
         maxima: each unit's largest value (when asked), else None.
         near: count of values within the saturation limits (0 without limits).
     """
@@ -269,7 +268,7 @@ def float32_pass(tensor: torch.Tensor, *, units: int = 1, inner: int = 1, limits
                  unit_maxima: bool = False) -> Float32Pass | None:
     """One pass of ``_kernels.moments`` over a tensor accepted by :func:`compiled_layout`
     (and the two-pass :func:`std_mean` when the double sums cancel), or None when it holds
-    NaN/inf (summarise it with :func:`summarize_rows` then). :func:`summary_from_pass`
+    NaN/inf (summarise it with :func:`summarize_rows` then). :func:`summaries_from_passes`
     finishes its :class:`Summary`.
 
     Mean and std come from double sums (:func:`std_from_double_moments`); percentiles and
@@ -303,28 +302,40 @@ def float32_pass(tensor: torch.Tensor, *, units: int = 1, inner: int = 1, limits
     return Float32Pass(numel, mean_value, std_value, minimum, maximum, subsample, maxima, near)
 
 
-def summary_from_pass(measured: Float32Pass) -> Summary:
-    """The :class:`Summary` of a :func:`float32_pass`: percentiles and histogram from its
-    sorted subsample (sorted in place). Reads no tensor: it may run after the tensor changed."""
-    subsample, numel = measured.subsample, measured.numel
-    mean_value, std_value = measured.mean, measured.std
-    subsample.sort()
-    index, fractions = _percentile_picks(subsample.size)
-    picked = subsample[index].tolist()
-    first, last = float(subsample[0]), float(subsample[-1])
-    if first == last:
-        histogram = [int(c) for c in torch.histc(torch.from_numpy(subsample), bins=HISTOGRAM_BINS, min=first,
-                                                  max=last).tolist()]
-    else:
-        counts = np.empty(HISTOGRAM_BINS, dtype=np.int64)
-        _kernels.histogram(subsample, counts)
-        histogram = counts.tolist()
-    return Summary(
-        numel=numel, non_finite=0, mean=mean_value, std=std_value, min=measured.min, max=measured.max,
-        rms=math.sqrt(max(mean_value**2 + std_value**2 * (numel - 1) / numel, 0.0)),
-        percentiles=_percentiles_from(picked, fractions), histogram_counts=histogram,
-        histogram_edges=torch.linspace(first, last, HISTOGRAM_BINS + 1, dtype=torch.float64).tolist(),
-    )
+def summaries_from_passes(passes: list[Float32Pass]) -> list[Summary]:
+    """The :class:`Summary` of each :func:`float32_pass`: percentiles and histogram from its
+    sorted subsample. The subsamples of one length are sorted as the rows of one array and
+    their percentiles picked at once: a few numpy calls per length instead of a few per
+    pass (a deep MLP's outputs share one length). Reads no tensor: it may run after the
+    tensors changed."""
+    summaries: list[Summary | None] = [None] * len(passes)
+    by_size: dict[int, list[int]] = {}
+    for position, measured in enumerate(passes):
+        by_size.setdefault(measured.subsample.size, []).append(position)
+    counts = np.empty(HISTOGRAM_BINS, dtype=np.int64)
+    for size, positions in by_size.items():
+        block = np.stack([passes[position].subsample for position in positions])
+        block.sort(axis=1)
+        index, fractions = _percentile_picks(size)
+        picked = block[:, index].tolist()
+        ends = block[:, [0, -1]].tolist()
+        for row, position in enumerate(positions):
+            first, last = ends[row]
+            if first == last:
+                histogram = [int(c) for c in torch.histc(torch.from_numpy(block[row]), bins=HISTOGRAM_BINS,
+                                                          min=first, max=last).tolist()]
+            else:
+                _kernels.histogram(block[row], counts)
+                histogram = counts.tolist()
+            measured = passes[position]
+            numel, mean_value, std_value = measured.numel, measured.mean, measured.std
+            summaries[position] = Summary(
+                numel=numel, non_finite=0, mean=mean_value, std=std_value, min=measured.min, max=measured.max,
+                rms=math.sqrt(max(mean_value**2 + std_value**2 * (numel - 1) / numel, 0.0)),
+                percentiles=_percentiles_from(picked[row], fractions), histogram_counts=histogram,
+                histogram_edges=torch.linspace(first, last, HISTOGRAM_BINS + 1, dtype=torch.float64).tolist(),
+            )
+    return summaries  # type: ignore[return-value]
 
 
 def saturation_limits(bounds: tuple[float, float], margin: float) -> tuple[float, float]:
