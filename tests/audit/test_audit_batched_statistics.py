@@ -184,32 +184,6 @@ def test_summaries_of_many_passes_equal_those_of_one_pass_at_a_time():
             reference.percentiles, reference.histogram_counts, reference.histogram_edges, reference.min, reference.max)
 
 
-def test_first_columns_apart_only_where_neighbours_are_beyond_twice_the_tolerance():
-    rtol, bound = 1e-3, 2.0  # limit 2 * rtol * bound = 0.004
-    generator = torch.Generator().manual_seed(8)
-    apart = (torch.arange(6, dtype=torch.float32)[:, None] * 0.0041).repeat(1, 3)  # first values 0.0041 apart
-    close = apart.clone()
-    close[4, 0] = close[1, 0] + 0.0039  # near a neighbour that is not its row neighbour
-    shuffled = apart[torch.randperm(6, generator=generator)]
-    cases = [apart, close, shuffled, torch.zeros(1, 4), torch.zeros(3, 0), torch.randn(9, 2, generator=generator)]
-    found = statistics.first_columns_apart(cases, [bound] * len(cases), rtol)
-    expected = []
-    for matrix in cases:
-        if matrix.shape[0] < 2:
-            expected.append(True)
-        elif matrix.shape[1] == 0:
-            expected.append(False)
-        else:
-            column = np.sort(matrix[:, 0].numpy().astype(np.float64))
-            expected.append(bool(np.diff(column).min() > 2 * rtol * bound))
-    assert found == expected
-    assert found[:5] == [True, False, True, True, False]
-    # never True where units_surely_distinct would see a run of close first values
-    for matrix, settled in zip(cases, found):
-        if settled and matrix.shape[0] >= 2:
-            assert statistics.units_surely_distinct(matrix, torch.randn(matrix.shape[0], 2), None, rtol, bound)
-
-
 @pytest.mark.parametrize("axis", [-1, 1])
 def test_first_values_apart_never_hides_a_pair_duplicate_pairs_rows_finds(axis):
     generator = torch.Generator().manual_seed(9)

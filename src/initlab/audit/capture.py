@@ -232,14 +232,12 @@ class _Role:
 @dataclass
 class _SymmetryCheck:
     """A symmetry check left for later: the record, a copy of its unit vectors ``(1, units, m)``,
-    whether they hold the whole output, their largest magnitude then (else None), and the
-    output's largest magnitude."""
+    whether they hold the whole output, and their largest magnitude then (else None)."""
 
     record: Record
     vectors: torch.Tensor = field(repr=False)
     complete: bool
     scale: float | None
-    bound: float
 
 
 class _Group:
@@ -626,7 +624,7 @@ class Capture:
             return
         vectors = statistics.unit_vectors_rows(output.unsqueeze(0), role.unit_axis)
         complete = vectors[0].numel() == output.numel()
-        check = _SymmetryCheck(record, vectors.clone(), complete, bound if complete else None, bound)
+        check = _SymmetryCheck(record, vectors.clone(), complete, bound if complete else None)
         self._symmetry_checks.append(check)
         self._deferred_bytes += check.vectors.numel() * check.vectors.element_size()
 
@@ -634,9 +632,7 @@ class Capture:
         """The summaries and symmetry checks left by :meth:`_measure_compiled`, in one loop:
         the same few functions run back to back on private copies, instead of each between
         two layers of the model (measured ~3x faster per output on a 50-layer MLP). The
-        symmetry checks start with one sort of all their first columns
-        (:func:`statistics.first_columns_apart`); the few they leave read the layer's weight
-        and bias now."""
+        symmetry checks left by the hook read the layer's weight and bias now."""
         summaries = statistics.summaries_from_passes(list(self._passes.values()))
         for index, summary in zip(self._passes, summaries):
             self.records[index].output = summary
@@ -644,14 +640,12 @@ class Capture:
         for key, weight in self.weights.items():
             if key not in self.weight_moments:
                 self.weight_moments[key] = statistics.norm_and_std(weight)
-        checks, rtol = self._symmetry_checks, self.thresholds.symmetry_rtol
-        apart = statistics.first_columns_apart([check.vectors[0] for check in checks],
-                                               [check.bound for check in checks], rtol)
-        for check, settled in zip(checks, apart):
+        rtol = self.thresholds.symmetry_rtol
+        for check in self._symmetry_checks:
             record, module = check.record, check.record.module
             moments = self.weight_moments.get(id(module.weight))
-            if settled or statistics.units_surely_distinct(check.vectors[0], module.weight, module.bias, rtol,
-                                                           check.scale, None if moments is None else moments[0]):
+            if statistics.units_surely_distinct(check.vectors[0], module.weight, module.bias, rtol,
+                                                check.scale, None if moments is None else moments[0]):
                 record.duplicate_pairs = (_NO_UNITS, _NO_UNITS)
                 record.symmetric_units = 0
             else:

@@ -712,29 +712,6 @@ def first_values_apart(tensor: torch.Tensor, unit_axis: int, limit: float, weigh
                                 largest_magnitude(weight) if weight_bound is None else weight_bound)
 
 
-def first_columns_apart(vectors: list[torch.Tensor], bounds: list[float], rtol: float) -> list[bool]:
-    """For each unit-vector matrix ``(units, m)`` of ``vectors`` (finite values, magnitudes at
-    most its ``bounds`` entry): whether its units' first-column values are all more than
-    ``2 rtol bound`` apart, in which case :func:`units_surely_distinct` (and so
-    :func:`duplicate_pairs_rows`) finds no pair. One sort for all the matrices with the same
-    number of units, instead of one per layer."""
-    apart = [False] * len(vectors)
-    by_units: dict[int, list[int]] = {}
-    for position, matrix in enumerate(vectors):
-        units, columns = matrix.shape
-        if units < 2:
-            apart[position] = True
-        elif columns:
-            by_units.setdefault(units, []).append(position)
-    for positions in by_units.values():
-        firsts = np.sort(torch.stack([vectors[position][:, 0] for position in positions]).numpy(), axis=1)
-        gaps = (firsts[:, 1:] - firsts[:, :-1]).min(axis=1)
-        limits = 2.0 * rtol * np.array([bounds[position] for position in positions])
-        for position, settled in zip(positions, (gaps > limits).tolist()):
-            apart[position] = settled
-    return apart
-
-
 def units_surely_distinct(vectors: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rtol: float,
                           scale: float | None = None, weight_bound: float | None = None) -> bool:
     """Whether :func:`duplicate_pairs_rows` surely finds no pair among the units ``vectors``
