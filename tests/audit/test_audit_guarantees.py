@@ -3,6 +3,8 @@ every supported architecture, and rejects bad input with a clear InitlabError (i
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import torch
 from torch import nn
@@ -125,6 +127,33 @@ def test_hooks_are_removed_and_state_restored_when_the_model_raises():
     assert "'3'" in str(error.value) and "(8, 40)" in str(error.value)
     assert_no_hooks(model)
     assert_identical(before, model)  # BatchNorm ran before the failure: its statistics are restored
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_garbage_collector_is_paused_during_the_audit_and_left_as_it_was(enabled):
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self, fail: bool):
+            super().__init__()
+            self.fail = fail
+
+        def forward(self, x):
+            seen.append(gc.isenabled())
+            if self.fail:
+                raise RuntimeError("probe failed")
+            return x
+
+    (gc.enable if enabled else gc.disable)()
+    try:
+        audit(nn.Sequential(nn.Linear(IN_FEATURES, 8), Probe(False), nn.ReLU()), batch(8), jacobian=False)
+        assert gc.isenabled() is enabled
+        with pytest.raises(InitlabError, match="probe failed"):
+            audit(nn.Sequential(nn.Linear(IN_FEATURES, 8), Probe(True)), batch(8), jacobian=False)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+    assert seen == [False, False]
 
 
 def test_works_inside_no_grad_and_inference_mode():

@@ -34,7 +34,7 @@ from torch import nn
 from initlab.audit import jacobian as jacobian_module
 from initlab.audit.capture import NORMALIZING, Capture, Record, first_tensor, rows
 from initlab.audit.result import AuditReport, LayerReport
-from initlab.audit.state import preserved
+from initlab.audit.state import collector_paused, preserved
 from initlab.audit.statistics import non_finite_count, norm_and_std, single_threaded, tensor_std, vector_norm
 from initlab.audit.theory_overlay import PASS_THROUGH, MLPLayer, plain_mlp_activation, predict
 from initlab.audit.thresholds import Thresholds
@@ -97,20 +97,21 @@ def audit(
         raise InitlabError(f"audit: thresholds={thresholds!r} is invalid; expected an initlab.audit.Thresholds.")
     notes: list[str] = []
     with preserved(model, seed), torch.inference_mode(False), torch.enable_grad():
-        args, kwargs, leaves = _prepare_inputs(batch)
-        capture = Capture(model, limits, seed)
-        with capture:
-            for leaf in leaves:
-                capture.note_batch(leaf)
-            output = _run_model(model, args, kwargs, capture, batch)
-            capture.finish_forward()
-            selected = _select_output(output, output_fn)
-            gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes, capture.weights)
-        with single_threaded():
-            layers = _layers(capture.records, leaves, gradients, capture.weight_moments)
-            assess(layers, limits)
-            weight_norms = {key: norm for key, (norm, _) in capture.weight_moments.items()}
-            theory = _theory(layers, capture.records, batch, notes, weight_norms)
+        with collector_paused():
+            args, kwargs, leaves = _prepare_inputs(batch)
+            capture = Capture(model, limits, seed)
+            with capture:
+                for leaf in leaves:
+                    capture.note_batch(leaf)
+                output = _run_model(model, args, kwargs, capture, batch)
+                capture.finish_forward()
+                selected = _select_output(output, output_fn)
+                gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes, capture.weights)
+            with single_threaded():
+                layers = _layers(capture.records, leaves, gradients, capture.weight_moments)
+                assess(layers, limits)
+                weight_norms = {key: norm for key, (norm, _) in capture.weight_moments.items()}
+                theory = _theory(layers, capture.records, batch, notes, weight_norms)
         spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
     return AuditReport(
         model=type(model).__name__, batch_shape=list(_first_shape(batch)), backward=gradients.kind, seed=seed,
