@@ -313,9 +313,56 @@ def test_units_apart_matches_brute_force():
     assert _kernels.units_apart(np.arange(65, dtype=np.float32) * 2, 65, 1, 1.0, 1) is True
 
 
+def test_layer_pass_is_moments_then_the_weight_moments_then_units_apart():
+    rng = np.random.default_rng(21)
+    answers = {True: 0, False: 0, None: 0}
+    for trial in range(400):
+        outer, units, inner = (int(rng.integers(1, 9)), int(rng.integers(1, 40)), int(rng.integers(1, 4)))
+        values = rng.standard_normal(outer * units * inner).astype(np.float32)
+        weight = rng.standard_normal(units * int(rng.integers(1, 5))).astype(np.float32)
+        bias = rng.standard_normal(units).astype(np.float32) if trial % 2 else None
+        if trial % 3 == 0:  # every unit alike at the first position; weights alike or not
+            values.reshape(outer, units, inner)[:, :, 0] = values[0]
+            weight[:] = 0.5 * (trial % 6 == 0) + weight * (trial % 6 != 0)
+            bias = None if bias is None else np.zeros_like(bias)
+        if trial % 7 == 0:
+            values[int(rng.integers(0, values.size))] = np.nan
+        low, high = (-np.inf, np.inf) if trial % 4 else (np.float32(-0.5), np.float32(0.5))
+        step, symmetry_step, rtol = int(rng.integers(1, 4)), int(rng.integers(0, 3)), float(rng.choice([0.0, 1e-3]))
+        maxima, subsample = np.empty(units, dtype=np.float32), np.empty(values.size, dtype=np.float32)
+        expected_maxima, expected_subsample = maxima.copy(), subsample.copy()
+        expected = _kernels.moments(values, units, inner, low, high, expected_maxima, step, expected_subsample)
+        result = _kernels.layer_pass(values, units, inner, low, high, maxima, step, subsample, weight, bias, rtol,
+                                     symmetry_step)
+        np.testing.assert_array_equal(np.array(result[:7], dtype=float), np.array(expected, dtype=float))  # NaN too
+        np.testing.assert_array_equal(maxima, expected_maxima)
+        np.testing.assert_array_equal(subsample, expected_subsample)
+        assert result[7] == int((expected_maxima <= 0).sum())
+        assert result[8] == _kernels.moments(weight, 1, 1, -np.inf, np.inf, None, 1, None)[:6]
+        apart = None
+        if symmetry_step and not np.isnan(values).any():
+            limit = 2 * rtol * float(np.abs(values).max())
+            apart = _kernels.units_apart(values, units, inner, limit, symmetry_step, weight, bias, rtol,
+                                         float(np.abs(weight).max()))
+        assert result[9] is apart, trial
+        answers[apart] += 1
+    assert min(answers.values()) > 20
+    plain = _kernels.layer_pass(np.arange(6, dtype=np.float32), 3, 1, -np.inf, np.inf, None, 2, None, None, None,
+                                0.0, 1)
+    assert plain == (*_kernels.moments(np.arange(6, dtype=np.float32), 3, 1, -np.inf, np.inf, None, 2, None), 0,
+                     None, None)
+
+
 def call_moments(values=None, units=1, inner=1, low=-np.inf, high=np.inf, maxima=None, step=1, subsample=None):
     values = np.zeros(8, dtype=np.float32) if values is None else values
     return _kernels.moments(values, units, inner, low, high, maxima, step, subsample)
+
+
+def call_layer_pass(values=None, units=2, inner=1, low=-np.inf, high=np.inf, maxima=None, step=1, subsample=None,
+                    weight=np.zeros(4, dtype=np.float32), bias=None, rtol=0.0, symmetry_step=1):
+    values = np.zeros(8, dtype=np.float32) if values is None else values
+    return _kernels.layer_pass(values, units, inner, low, high, maxima, step, subsample, weight, bias, rtol,
+                               symmetry_step)
 
 
 @pytest.mark.parametrize(
@@ -370,6 +417,25 @@ def call_moments(values=None, units=1, inner=1, low=-np.inf, high=np.inf, maxima
          "units_apart: weight has -1 items and bias 2 for 2 units"),
         (lambda: _kernels.units_apart(np.zeros(4, dtype=np.float32), 2, 1, 0.0, 1, np.zeros(4)), TypeError,
          "units_apart: weight must be a one-dimensional float32 buffer, got format 'd'"),
+        (lambda: call_layer_pass(values=np.zeros(8)), TypeError,
+         "layer_pass: values must be a one-dimensional float32 buffer, got format 'd'"),
+        (lambda: call_layer_pass(weight=np.zeros(8)), TypeError,
+         "layer_pass: weight must be a one-dimensional float32 buffer, got format 'd'"),
+        (lambda: call_layer_pass(units=3), ValueError,
+         "layer_pass: values has 8 items, not a multiple of units * inner = 3 * 1"),
+        (lambda: call_layer_pass(symmetry_step=-1), ValueError,
+         "layer_pass: units=2, inner=1, step=1, symmetry_step=-1, rtol=0.0; expected units, inner and step >= 1, "
+         "symmetry_step >= 0 and rtol >= 0"),
+        (lambda: call_layer_pass(rtol=float("nan")), ValueError, "layer_pass: units=2, inner=1, step=1, "
+         "symmetry_step=1, rtol=nan"),
+        (lambda: call_layer_pass(maxima=np.zeros(3, dtype=np.float32)), ValueError,
+         "layer_pass: unit_maxima has 3 items and subsample -1; expected units = 2 and at least ceil(8 / step=1) = 8"),
+        (lambda: call_layer_pass(weight=np.zeros(3, dtype=np.float32)), ValueError,
+         "layer_pass: weight has 3 items and bias -1 for 2 units; expected weight rows (a non-zero multiple of "
+         "units) and, with weight only, one bias per unit"),
+        (lambda: call_layer_pass(weight=None, bias=np.zeros(2, dtype=np.float32)), ValueError,
+         "layer_pass: weight has -1 items and bias 2 for 2 units"),
+        (lambda: call_layer_pass(low=0.1), ValueError, "layer_pass: low=0.1 is not a float32 value"),
         (lambda: _kernels.histogram(np.zeros(4), np.zeros(2, dtype=np.int64)), TypeError,
          "histogram: values must be a one-dimensional float32 buffer, got format 'd'"),
         (lambda: _kernels.histogram(np.zeros(4, dtype=np.float32), np.zeros(2, dtype=np.int32)), TypeError,

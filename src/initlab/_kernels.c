@@ -693,6 +693,73 @@ release_optional(Py_buffer *view)
     }
 }
 
+/*
+ * The pass of moments() over data[0:length] (sizes checked by the caller),
+ * GIL released: totals (with the saturated count), unit maxima when
+ * unit_max is not NULL, the strided subsample when subsample is not NULL.
+ */
+typedef struct {
+    Py_ssize_t nan_count, inf_count, saturated;
+    double total, squares;
+    float minimum, maximum;
+} moment_totals;
+
+static void
+moments_pass(const float *data, Py_ssize_t length, Py_ssize_t units, Py_ssize_t inner, float low32,
+             float high32, float *unit_max, Py_ssize_t step, float *subsample, moment_totals *totals)
+{
+    Py_ssize_t picked = length == 0 ? 0 : (length - 1) / step + 1;
+    moment_lanes lanes;
+    moment_lanes_init(&lanes);
+    if (unit_max == NULL || inner == 1) {
+        moment_lanes_add(&lanes, data, length);
+    }
+    if (unit_max != NULL) {
+        Py_ssize_t outer = length / units / inner;
+        for (Py_ssize_t u = 0; u < units; u++) {
+            unit_max[u] = -INFINITY;
+        }
+        if (inner == 1) {
+            row_maxima_in_use(data, outer, units, unit_max);
+        }
+        else {
+            for (Py_ssize_t o = 0; o < outer; o++) {
+                const float *row = data + o * units * inner;
+                for (Py_ssize_t u = 0; u < units; u++) {
+                    float largest = moment_lanes_add(&lanes, row + u * inner, inner);
+                    unit_max[u] = largest > unit_max[u] ? largest : unit_max[u];
+                }
+            }
+        }
+    }
+    totals->nan_count = totals->inf_count = totals->saturated = 0;
+    totals->total = totals->squares = 0.0;
+    totals->minimum = INFINITY;
+    totals->maximum = -INFINITY;
+    for (int j = 0; j < MOMENT_LANES; j++) {
+        totals->total += lanes.sum[j];
+        totals->squares += lanes.squares[j];
+        totals->minimum = lanes.minimum[j] < totals->minimum ? lanes.minimum[j] : totals->minimum;
+        totals->maximum = lanes.maximum[j] > totals->maximum ? lanes.maximum[j] : totals->maximum;
+    }
+    if (length > 0 && !(isfinite(totals->total) && isfinite(totals->minimum) && isfinite(totals->maximum))) {
+        for (Py_ssize_t i = 0; i < length; i++) {
+            totals->nan_count += isnan(data[i]) != 0;
+            totals->inf_count += isinf(data[i]) != 0;
+        }
+    }
+    if (low32 > -INFINITY || high32 < INFINITY) {
+        for (Py_ssize_t i = 0; i < length; i++) {
+            totals->saturated += (data[i] <= low32) | (data[i] >= high32);
+        }
+    }
+    if (subsample != NULL) {
+        for (Py_ssize_t k = 0; k < picked; k++) {
+            subsample[k] = data[k * step];
+        }
+    }
+}
+
 PyDoc_STRVAR(moments_doc,
 "moments(values, units, inner, low, high, unit_maxima, step, subsample) -> tuple\n"
 "\n"
@@ -760,9 +827,7 @@ kernels_moments(PyObject *module, PyObject *args)
     }
     Py_ssize_t length = values.shape[0];
     Py_ssize_t picked = length == 0 ? 0 : (length - 1) / step + 1;
-    Py_ssize_t nan_count = 0, inf_count = 0, saturated = 0;
-    double total = 0.0, squares = 0.0;
-    float minimum = INFINITY, maximum = -INFINITY;
+    moment_totals totals = {0};
     if (length % units != 0 || (length / units) % inner != 0) {
         PyErr_Format(PyExc_ValueError,
                      "moments: values has %zd items, not a multiple of units * inner = %zd * %zd",
@@ -782,54 +847,8 @@ kernels_moments(PyObject *module, PyObject *args)
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    const float *data = (const float *)values.buf;
-    float *unit_max = (float *)maxima.buf;
-    moment_lanes lanes;
-    moment_lanes_init(&lanes);
-    if (unit_max == NULL || inner == 1) {
-        moment_lanes_add(&lanes, data, length);
-    }
-    if (unit_max != NULL) {
-        Py_ssize_t outer = length / units / inner;
-        for (Py_ssize_t u = 0; u < units; u++) {
-            unit_max[u] = -INFINITY;
-        }
-        if (inner == 1) {
-            row_maxima_in_use(data, outer, units, unit_max);
-        }
-        else {
-            for (Py_ssize_t o = 0; o < outer; o++) {
-                const float *row = data + o * units * inner;
-                for (Py_ssize_t u = 0; u < units; u++) {
-                    float largest = moment_lanes_add(&lanes, row + u * inner, inner);
-                    unit_max[u] = largest > unit_max[u] ? largest : unit_max[u];
-                }
-            }
-        }
-    }
-    for (int j = 0; j < MOMENT_LANES; j++) {
-        total += lanes.sum[j];
-        squares += lanes.squares[j];
-        minimum = lanes.minimum[j] < minimum ? lanes.minimum[j] : minimum;
-        maximum = lanes.maximum[j] > maximum ? lanes.maximum[j] : maximum;
-    }
-    if (length > 0 && !(isfinite(total) && isfinite(minimum) && isfinite(maximum))) {
-        for (Py_ssize_t i = 0; i < length; i++) {
-            nan_count += isnan(data[i]) != 0;
-            inf_count += isinf(data[i]) != 0;
-        }
-    }
-    if (low32 > -INFINITY || high32 < INFINITY) {
-        for (Py_ssize_t i = 0; i < length; i++) {
-            saturated += (data[i] <= low32) | (data[i] >= high32);
-        }
-    }
-    if (subsample.buf != NULL) {
-        float *target = (float *)subsample.buf;
-        for (Py_ssize_t k = 0; k < picked; k++) {
-            target[k] = data[k * step];
-        }
-    }
+    moments_pass((const float *)values.buf, length, units, inner, low32, high32, (float *)maxima.buf, step,
+                 (float *)subsample.buf, &totals);
     Py_END_ALLOW_THREADS
 done:
     PyBuffer_Release(&values);
@@ -838,8 +857,8 @@ done:
     if (PyErr_Occurred()) {
         return NULL;
     }
-    return Py_BuildValue("nnddddn", nan_count, inf_count, total, squares, (double)minimum,
-                         (double)maximum, saturated);
+    return Py_BuildValue("nnddddn", totals.nan_count, totals.inf_count, totals.total, totals.squares,
+                         (double)totals.minimum, (double)totals.maximum, totals.saturated);
 }
 
 /* ((value - low) * bins) / (high - low) rounded to float32 at each step, as torch does. */
@@ -1040,6 +1059,62 @@ rows_differ(const float *weight, Py_ssize_t width, const float *bias, uint32_t f
     return bias != NULL && fabs((double)bias[first] - (double)bias[second]) > limit;
 }
 
+/*
+ * The comparison of units_apart() (arguments checked by the caller, GIL
+ * released): rows NULL or units weight rows of `width` values, biases NULL
+ * or one per unit; items: scratch room for 2 * units unit_value.
+ */
+static int
+units_apart_pass(const float *data, Py_ssize_t length, Py_ssize_t units, Py_ssize_t inner, double limit,
+                 Py_ssize_t step, const float *rows, Py_ssize_t width, const float *biases, double rtol,
+                 double weight_scale, unit_value *items)
+{
+    int apart = 1;
+    Py_ssize_t outer = length / units / inner;
+    double row_limit = -1.0;  /* 2 rtol max(weight_scale, |bias|), when first needed */
+    for (Py_ssize_t u = 0; u < units && apart; u++) {
+        items[u].value = data[u * inner];
+        items[u].unit = (uint32_t)u;
+        apart = !isnan(items[u].value);
+    }
+    if (apart) {
+        sort_unit_values(items, items + units, units);
+    }
+    /* runs [start, end) of sorted values with neighbour gaps <= limit */
+    for (Py_ssize_t start = 0; start < units && apart;) {
+        Py_ssize_t end = start + 1;
+        while (end < units && (double)items[end].value - (double)items[end - 1].value <= limit) {
+            end++;
+        }
+        if (end - start > UNITS_APART_RUN) {
+            apart = 0;
+        }
+        for (Py_ssize_t i = start; i < end && apart; i++) {
+            for (Py_ssize_t j = i + 1; j < end && apart; j++) {
+                if ((double)items[j].value - (double)items[i].value > limit ||
+                    units_differ(data, outer, units, inner, step, items[i].unit, items[j].unit, limit)) {
+                    continue;
+                }
+                if (rows == NULL) {
+                    apart = 0;
+                    break;
+                }
+                if (row_limit < 0.0) {
+                    double scale = weight_scale;
+                    for (Py_ssize_t u = 0; biases != NULL && u < units; u++) {
+                        double magnitude = fabs((double)biases[u]);
+                        scale = magnitude > scale ? magnitude : scale;
+                    }
+                    row_limit = 2.0 * rtol * scale;
+                }
+                apart = rows_differ(rows, width, biases, items[i].unit, items[j].unit, row_limit);
+            }
+        }
+        start = end;
+    }
+    return apart;
+}
+
 PyDoc_STRVAR(units_apart_doc,
 "units_apart(values, units, inner, limit, step, weight=None, bias=None, rtol=0.0,\n"
 "            weight_scale=0.0) -> bool\n"
@@ -1133,50 +1208,9 @@ kernels_units_apart(PyObject *module, PyObject *args)
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    const float *data = (const float *)values.buf;
-    const float *rows = (const float *)weight.buf, *biases = (const float *)bias.buf;
-    Py_ssize_t outer = length / units / inner, width = rows == NULL ? 0 : weight.shape[0] / units;
-    double row_limit = -1.0;  /* 2 rtol max(weight_scale, |bias|), when first needed */
-    for (Py_ssize_t u = 0; u < units && apart; u++) {
-        items[u].value = data[u * inner];
-        items[u].unit = (uint32_t)u;
-        apart = !isnan(items[u].value);
-    }
-    if (apart) {
-        sort_unit_values(items, items + units, units);
-    }
-    /* runs [start, end) of sorted values with neighbour gaps <= limit */
-    for (Py_ssize_t start = 0; start < units && apart;) {
-        Py_ssize_t end = start + 1;
-        while (end < units && (double)items[end].value - (double)items[end - 1].value <= limit) {
-            end++;
-        }
-        if (end - start > UNITS_APART_RUN) {
-            apart = 0;
-        }
-        for (Py_ssize_t i = start; i < end && apart; i++) {
-            for (Py_ssize_t j = i + 1; j < end && apart; j++) {
-                if ((double)items[j].value - (double)items[i].value > limit ||
-                    units_differ(data, outer, units, inner, step, items[i].unit, items[j].unit, limit)) {
-                    continue;
-                }
-                if (rows == NULL) {
-                    apart = 0;
-                    break;
-                }
-                if (row_limit < 0.0) {
-                    double scale = weight_scale;
-                    for (Py_ssize_t u = 0; biases != NULL && u < units; u++) {
-                        double magnitude = fabs((double)biases[u]);
-                        scale = magnitude > scale ? magnitude : scale;
-                    }
-                    row_limit = 2.0 * rtol * scale;
-                }
-                apart = rows_differ(rows, width, biases, items[i].unit, items[j].unit, row_limit);
-            }
-        }
-        start = end;
-    }
+    apart = units_apart_pass((const float *)values.buf, length, units, inner, limit, step, (const float *)weight.buf,
+                             weight.buf == NULL ? 0 : weight.shape[0] / units, (const float *)bias.buf, rtol,
+                             weight_scale, items);
     Py_END_ALLOW_THREADS
 done:
     free(items);
@@ -1189,12 +1223,171 @@ done:
     return PyBool_FromLong(apart);
 }
 
+PyDoc_STRVAR(layer_pass_doc,
+"layer_pass(values, units, inner, low, high, unit_maxima, step, subsample,\n"
+"           weight, bias, rtol, symmetry_step) -> tuple\n"
+"\n"
+"What the audit measures on a float32 layer output in its forward hook, in\n"
+"one call: moments(values, units, inner, low, high, unit_maxima, step,\n"
+"subsample), then, when weight is given (one row per unit), the moments of\n"
+"the weight and whether its units are apart, returning\n"
+"(nan_count, inf_count, total, squares, minimum, maximum, saturated, dead,\n"
+" weight_moments, apart):\n"
+"\n"
+"    the first seven: as moments() returns them;\n"
+"    dead: how many unit_maxima are <= 0 (0 without unit_maxima);\n"
+"    weight_moments: None without weight, else the first six items of\n"
+"        moments(weight, 1, 1, -inf, inf, None, 1, None);\n"
+"    apart: None without weight, when symmetry_step is 0 or when the output\n"
+"        or weight holds NaN/inf; else units_apart(values, units, inner,\n"
+"        2 * rtol * max|values|, symmetry_step, weight, bias, rtol,\n"
+"        max|weight|).\n"
+"\n"
+"Args:\n"
+"    values ... subsample: as for moments().\n"
+"    weight: None or a float32 buffer of units rows of equal width.\n"
+"    bias: None or a float32 buffer of units values (only with weight).\n"
+"    rtol: relative tolerance of equal units (>= 0).\n"
+"    symmetry_step: stride of the compared positions (>= 1), or 0 for no\n"
+"        symmetry check.\n"
+"\n"
+"Raises:\n"
+"    TypeError, ValueError: as moments() and units_apart() do, for the same\n"
+"        arguments.\n"
+"    MemoryError: no memory to sort the units' values.");
+
+static PyObject *
+kernels_layer_pass(PyObject *module, PyObject *args)
+{
+    PyObject *values_object, *maxima_object, *subsample_object, *weight_object, *bias_object;
+    Py_ssize_t units, inner, step, symmetry_step;
+    double low, high, rtol;
+    float low32, high32;
+    Py_buffer values, maxima, subsample, weight, bias;
+    if (!PyArg_ParseTuple(args, "OnnddOnOOOdn:layer_pass", &values_object, &units, &inner, &low, &high,
+                          &maxima_object, &step, &subsample_object, &weight_object, &bias_object, &rtol,
+                          &symmetry_step)) {
+        return NULL;
+    }
+    if (float32_bound(low, &low32, "layer_pass", "low") < 0 ||
+        float32_bound(high, &high32, "layer_pass", "high") < 0) {
+        return NULL;
+    }
+    if (units < 1 || inner < 1 || step < 1 || symmetry_step < 0 || !(rtol >= 0.0)) {
+        PyObject *shown = PyFloat_FromDouble(rtol);
+        if (shown != NULL) {
+            PyErr_Format(PyExc_ValueError,
+                         "layer_pass: units=%zd, inner=%zd, step=%zd, symmetry_step=%zd, rtol=%R; expected "
+                         "units, inner and step >= 1, symmetry_step >= 0 and rtol >= 0",
+                         units, inner, step, symmetry_step, shown);
+            Py_DECREF(shown);
+        }
+        return NULL;
+    }
+    if (get_vector(values_object, &values, 'f', 0, "layer_pass", "values") < 0) {
+        return NULL;
+    }
+    Py_buffer *optional[4] = {&maxima, &subsample, &weight, &bias};
+    PyObject *objects[4] = {maxima_object, subsample_object, weight_object, bias_object};
+    const char *names[4] = {"unit_maxima", "subsample", "weight", "bias"};
+    int acquired = 0;
+    for (; acquired < 4; acquired++) {
+        if (get_optional_vector(objects[acquired], optional[acquired], 'f', "layer_pass", names[acquired]) < 0) {
+            break;
+        }
+    }
+    PyObject *result = NULL;
+    unit_value *items = NULL;
+    moment_totals totals = {0}, weight_totals = {0};
+    Py_ssize_t length = values.shape[0], dead = 0;
+    Py_ssize_t picked = length == 0 ? 0 : (length - 1) / step + 1;
+    int apart = -1;
+    if (acquired < 4) {
+        goto done;
+    }
+    if (length % units != 0 || (length / units) % inner != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "layer_pass: values has %zd items, not a multiple of units * inner = %zd * %zd",
+                     length, units, inner);
+        goto done;
+    }
+    if ((maxima.buf != NULL && maxima.shape[0] != units) || (subsample.buf != NULL && subsample.shape[0] < picked)) {
+        PyErr_Format(PyExc_ValueError,
+                     "layer_pass: unit_maxima has %zd items and subsample %zd; expected units = %zd and at "
+                     "least ceil(%zd / step=%zd) = %zd",
+                     maxima.buf == NULL ? (Py_ssize_t)-1 : maxima.shape[0],
+                     subsample.buf == NULL ? (Py_ssize_t)-1 : subsample.shape[0], units, length, step, picked);
+        goto done;
+    }
+    if ((weight.buf != NULL && (weight.shape[0] == 0 || weight.shape[0] % units != 0)) ||
+        (bias.buf != NULL && (weight.buf == NULL || bias.shape[0] != units))) {
+        PyErr_Format(PyExc_ValueError,
+                     "layer_pass: weight has %zd items and bias %zd for %zd units; expected weight rows "
+                     "(a non-zero multiple of units) and, with weight only, one bias per unit",
+                     weight.buf == NULL ? (Py_ssize_t)-1 : weight.shape[0],
+                     bias.buf == NULL ? (Py_ssize_t)-1 : bias.shape[0], units);
+        goto done;
+    }
+    int compare = weight.buf != NULL && symmetry_step > 0 && length > 0;
+    if (compare && units >= 2) {
+        items = malloc(2 * (size_t)units * sizeof(unit_value));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const float *data = (const float *)values.buf;
+    moments_pass(data, length, units, inner, low32, high32, (float *)maxima.buf, step, (float *)subsample.buf,
+                 &totals);
+    for (Py_ssize_t u = 0; maxima.buf != NULL && u < units; u++) {
+        dead += ((const float *)maxima.buf)[u] <= 0.0f;
+    }
+    if (weight.buf != NULL) {
+        moments_pass((const float *)weight.buf, weight.shape[0], 1, 1, -INFINITY, INFINITY, NULL, 1, NULL,
+                     &weight_totals);
+    }
+    if (compare && totals.nan_count + totals.inf_count + weight_totals.nan_count + weight_totals.inf_count == 0) {
+        double scale = fmax(-(double)totals.minimum, (double)totals.maximum);
+        double weight_scale = fmax(-(double)weight_totals.minimum, (double)weight_totals.maximum);
+        apart = units < 2 ? 1 : units_apart_pass(data, length, units, inner, 2.0 * rtol * scale, symmetry_step,
+                                                 (const float *)weight.buf, weight.shape[0] / units,
+                                                 (const float *)bias.buf, rtol, weight_scale, items);
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *weight_result = Py_None, *apart_result = Py_None;
+    if (weight.buf != NULL) {
+        weight_result = Py_BuildValue("nndddd", weight_totals.nan_count, weight_totals.inf_count, weight_totals.total,
+                                      weight_totals.squares, (double)weight_totals.minimum,
+                                      (double)weight_totals.maximum);
+        if (weight_result == NULL) {
+            goto done;
+        }
+    }
+    else {
+        Py_INCREF(weight_result);
+    }
+    apart_result = apart < 0 ? Py_None : apart ? Py_True : Py_False;
+    Py_INCREF(apart_result);
+    result = Py_BuildValue("nnddddnnNN", totals.nan_count, totals.inf_count, totals.total, totals.squares,
+                           (double)totals.minimum, (double)totals.maximum, totals.saturated, dead, weight_result,
+                           apart_result);
+done:
+    free(items);
+    PyBuffer_Release(&values);
+    for (int k = 0; k < acquired; k++) {
+        release_optional(optional[k]);
+    }
+    return result;
+}
+
 static PyMethodDef kernels_methods[] = {
     {"outside", kernels_outside, METH_VARARGS, outside_doc},
     {"refill", kernels_refill, METH_VARARGS, refill_doc},
     {"moments", kernels_moments, METH_VARARGS, moments_doc},
     {"histogram", kernels_histogram, METH_VARARGS, histogram_doc},
     {"units_apart", kernels_units_apart, METH_VARARGS, units_apart_doc},
+    {"layer_pass", kernels_layer_pass, METH_VARARGS, layer_pass_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1208,7 +1401,9 @@ PyDoc_STRVAR(module_doc,
 "positions in order. moments() reads a layer output once for its sums\n"
 "(in double), range, unit maxima, saturated count and strided subsample;\n"
 "histogram() bins a sorted subsample as torch.histc does; units_apart()\n"
-"tells whether a layer's units surely differ. All release the\n"
+"tells whether a layer's units surely differ; layer_pass() runs moments()\n"
+"and, for a layer with weight rows, the weight's moments and units_apart()\n"
+"in one call from the audit's forward hook. All release the\n"
 "GIL and validate every buffer.\n"
 "\n"
 "outside_implementation and moments_implementation name the versions chosen\n"

@@ -13,11 +13,12 @@ once for any other module called meanwhile.
 
 Forward statistics. A float32, contiguous CPU output (:func:`statistics.compiled_layout`)
 is read in the hook, in place and before a later in-place operation
-(``nn.ReLU(inplace=True)``, ``x += y``) can change it, by one pass of the compiled kernel
+(``nn.ReLU(inplace=True)``, ``x += y``) can change it, by one call of the compiled kernel
 (:func:`statistics.float32_pass`: sums in double, range, dead-unit maxima, saturated
-count, a private subsample); the symmetry check of a layer with weight rows is settled
-there too when, as usual, no two units are alike (:func:`statistics.first_values_apart`,
-a compiled sort of the units' first values), else the hook copies its unit vectors. The
+count, a private subsample); for a layer with weight rows the same call measures the
+weight, which the layer just read, and settles the symmetry check when, as usual, no two
+units are alike (:func:`statistics.first_values_apart`'s rule: a compiled sort of the
+units' first values), else the hook copies its unit vectors. The
 rest waits until the end of the forward pass (or until :data:`PENDING_BYTES` of copies
 wait), then runs in one loop (:meth:`Capture._finish_compiled`): the summaries (a sort of
 each subsample, :func:`statistics.summaries_from_passes`), the norms of weights not measured
@@ -339,10 +340,10 @@ class Capture:
         """``id(parameter) -> parameter``: the weights (parameters named ``*weight*``) of the recorded modules."""
         self.weight_moments: dict[int, tuple[float, float]] = {}
         """``id(parameter) -> (norm, std)`` of the weights of recorded modules
-        (:func:`statistics.norm_and_std`): float32 CPU ones in the forward hook of their
-        module's first call, right after the module read them; the others with the
-        deferred statistics of the outputs (:meth:`_finish_compiled`), at the latest by
-        :meth:`finish_forward`."""
+        (:func:`statistics.norm_and_std`): the float32 weight rows of a layer with a float32
+        output in its forward hook (:meth:`_measure_compiled`), right after the layer read
+        them; the others with the deferred statistics of the outputs
+        (:meth:`_finish_compiled`), at the latest by :meth:`finish_forward`."""
 
     # ---------------------------------------------------------------- set-up
     def __enter__(self) -> "Capture":
@@ -509,8 +510,6 @@ class Capture:
             for parameter_name, parameter in module._parameters.items():
                 if parameter is not None and "weight" in parameter_name and id(parameter) not in self.weights:
                     self.weights[id(parameter)] = parameter
-                    if statistics.compiled_layout(parameter):  # while the layer's product left it in cache
-                        self.weight_moments[id(parameter)] = statistics.norm_and_std(parameter)
         self._measure(record, output.detach())
 
     def _measure(self, record: Record, output: torch.Tensor) -> None:
@@ -584,41 +583,55 @@ class Capture:
 
     def _measure_compiled(self, record: Record, role: _Role, output: torch.Tensor) -> None:
         """Statistics of one float32 contiguous CPU output, read in place by the compiled
-        kernel in the hook (no copy); NaN/inf sends it to :meth:`_measure_stack`. The summary
-        (a sort of the kernel's private subsample) and the symmetry check (on a copy of the
-        unit vectors) wait for :meth:`_finish_compiled`."""
+        kernel in the hook (no copy); NaN/inf sends it to :meth:`_measure_stack`. A layer with
+        weight rows has its weight measured and its symmetry check settled by the same call
+        when, as usual, no two units are alike (:func:`statistics.float32_pass`). The summary
+        (a sort of the kernel's private subsample) and the symmetry checks left (on a copy of
+        the unit vectors) wait for :meth:`_finish_compiled`."""
         measure_units = role.dies and len(role.shape) >= 2
         units = inner = 1
-        if measure_units:
+        if measure_units or role.weight_rows:
             axis = role.unit_axis % len(role.shape)
             units, inner = role.shape[axis], math.prod(role.shape[axis + 1:])
         limits = None
         if role.bounds is not None:
             limits = statistics.saturation_limits(role.bounds, self.thresholds.saturation_margin)
-        measured = statistics.float32_pass(output, units=units, inner=inner, limits=limits, unit_maxima=measure_units)
+        module = record.module
+        fused = role.weight_rows and statistics.compiled_layout(module.weight) and (
+            module.bias is None or statistics.compiled_layout(module.bias))
+        measured = statistics.float32_pass(
+            output, units=units, inner=inner, limits=limits, unit_maxima=measure_units,
+            weight=module.weight if fused else None, bias=module.bias if fused else None,
+            rtol=self.thresholds.symmetry_rtol, symmetry_step=statistics.symmetry_step(role.shape, role.unit_axis)
+            if fused else 0)
         if measured is None:
             self._measure_stack(role, [record], output.unsqueeze(0))
             return
         self._passes[record.index] = measured
+        if measured.weight_moments is not None:
+            self.weight_moments.setdefault(id(module.weight), measured.weight_moments)
         if role.dies:
-            record.dead = (int(np.count_nonzero(measured.maxima <= 0)), units) if measure_units else (0, 0)
+            record.dead = (measured.dead, units) if measure_units else (0, 0)
         if role.bounds is not None:
             record.saturated_fraction = measured.near / output.numel()
         if role.weight_rows:
-            self._check_symmetry_compiled(record, role, output, max(-measured.min, measured.max))
+            self._check_symmetry_compiled(record, role, output, max(-measured.min, measured.max), measured.apart)
         self._deferred_bytes += measured.subsample.nbytes
         if self._deferred_bytes > PENDING_BYTES:
             self._finish_compiled()
 
-    def _check_symmetry_compiled(self, record: Record, role: _Role, output: torch.Tensor, bound: float) -> None:
+    def _check_symmetry_compiled(self, record: Record, role: _Role, output: torch.Tensor, bound: float,
+                                 apart: bool | None) -> None:
         """The symmetry check of a float32 output (largest magnitude ``bound``) in the hook:
         settled at once when no two units are alike in their sampled outputs (within
-        ``2 rtol bound``) and weights (:func:`statistics.first_values_apart`, the usual case),
-        else left for :meth:`_finish_compiled` on a copy of its unit vectors."""
-        rtol, module = self.thresholds.symmetry_rtol, record.module
-        moments = self.weight_moments.get(id(module.weight))  # its norm bounds its largest value
-        if statistics.first_values_apart(output, role.unit_axis, 2.0 * rtol * bound, module.weight, module.bias, rtol,
-                                         None if moments is None else moments[0]):
+        ``2 rtol bound``) and weights (``apart``, else :func:`statistics.first_values_apart`:
+        the usual case), else left for :meth:`_finish_compiled` on a copy of its unit vectors."""
+        if apart is None:
+            rtol, module = self.thresholds.symmetry_rtol, record.module
+            moments = self.weight_moments.get(id(module.weight))  # its norm bounds its largest value
+            apart = statistics.first_values_apart(output, role.unit_axis, 2.0 * rtol * bound, module.weight,
+                                                  module.bias, rtol, None if moments is None else moments[0])
+        if apart:
             record.duplicate_pairs = (_NO_UNITS, _NO_UNITS)
             record.symmetric_units = 0
             return

@@ -244,7 +244,7 @@ def compiled_layout(tensor: torch.Tensor) -> bool:
 
 @dataclass
 class Float32Pass:
-    """What one pass of ``_kernels.moments`` over a float32 tensor leaves to finish its
+    """What one pass of ``_kernels.layer_pass`` over a float32 tensor leaves to finish its
     :class:`Summary` (:func:`summaries_from_passes`) without reading the tensor again.
 
     Attributes:
@@ -252,6 +252,12 @@ class Float32Pass:
         subsample: the strided subsample ``values[::step]`` (a private copy).
         maxima: each unit's largest value (when asked), else None.
         near: count of values within the saturation limits (0 without limits).
+        dead: count of units whose largest value is <= 0 (0 without maxima).
+        weight_moments: ``(norm, std)`` of the ``weight`` passed (:func:`norm_and_std`), or
+            None (no weight, fewer than 2 values, NaN/inf or cancelling sums).
+        apart: whether no two units are alike in their outputs and weights
+            (:func:`first_values_apart`), when a symmetry check was asked and the output and
+            weight are finite; else None.
     """
 
     numel: int
@@ -262,11 +268,15 @@ class Float32Pass:
     subsample: np.ndarray
     maxima: np.ndarray | None
     near: int
+    dead: int = 0
+    weight_moments: tuple[float, float] | None = None
+    apart: bool | None = None
 
 
 def float32_pass(tensor: torch.Tensor, *, units: int = 1, inner: int = 1, limits: tuple[float, float] | None = None,
-                 unit_maxima: bool = False) -> Float32Pass | None:
-    """One pass of ``_kernels.moments`` over a tensor accepted by :func:`compiled_layout`
+                 unit_maxima: bool = False, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+                 rtol: float = 0.0, symmetry_step: int = 0) -> Float32Pass | None:
+    """One pass of ``_kernels.layer_pass`` over a tensor accepted by :func:`compiled_layout`
     (and the two-pass :func:`std_mean` when the double sums cancel), or None when it holds
     NaN/inf (summarise it with :func:`summarize_rows` then). :func:`summaries_from_passes`
     finishes its :class:`Summary`.
@@ -281,6 +291,11 @@ def float32_pass(tensor: torch.Tensor, *, units: int = 1, inner: int = 1, limits
             output ``(N, C, H, W)``: ``C`` and ``H * W``; features last: ``F`` and 1).
         limits: count the values ``<= limits[0]`` or ``>= limits[1]`` (float32 values).
         unit_maxima: also keep each unit's largest value.
+        weight, bias: :func:`compiled_layout` weight rows (one per unit) and bias (or None) of
+            the layer that produced ``tensor``: measured in the same call (the layer's
+            product just read them), and with ``symmetry_step``
+            (:func:`symmetry_step`) the symmetry check of :func:`first_values_apart`
+            with ``limit = 2 rtol max|x|`` and the weight's largest magnitude.
     """
     values = tensor.detach().reshape(-1).numpy()
     numel = values.size
@@ -288,8 +303,10 @@ def float32_pass(tensor: torch.Tensor, *, units: int = 1, inner: int = 1, limits
     subsample = np.empty(len(range(0, numel, step)), dtype=np.float32)
     maxima = np.empty(units, dtype=np.float32) if unit_maxima else None
     low, high = (-math.inf, math.inf) if limits is None else limits
-    nans, infs, total, squares, minimum, maximum, near = _kernels.moments(
-        values, units, inner, low, high, maxima, step, subsample)
+    weight_values = None if weight is None else weight.detach().reshape(-1).numpy()
+    bias_values = None if bias is None else bias.detach().reshape(-1).numpy()
+    nans, infs, total, squares, minimum, maximum, near, dead, weight_totals, apart = _kernels.layer_pass(
+        values, units, inner, low, high, maxima, step, subsample, weight_values, bias_values, rtol, symmetry_step)
     if nans or infs:
         return None
     moment = std_from_double_moments(total, squares, numel)
@@ -299,7 +316,11 @@ def float32_pass(tensor: torch.Tensor, *, units: int = 1, inner: int = 1, limits
     std_value, mean_value = moment
     if numel == 1:
         std_value, mean_value = 0.0, total
-    return Float32Pass(numel, mean_value, std_value, minimum, maximum, subsample, maxima, near)
+    weight_moments = None
+    if weight_totals is not None and weight_values.size >= 2:
+        weight_moments = totals_norm_and_std(weight_totals, weight_values.size)
+    return Float32Pass(numel, mean_value, std_value, minimum, maximum, subsample, maxima, near, dead,
+                       weight_moments, apart)
 
 
 def summaries_from_passes(passes: list[Float32Pass]) -> list[Summary]:
@@ -677,6 +698,18 @@ SURELY_DISTINCT_CANDIDATES = 64
 :func:`duplicate_pairs_rows`."""
 
 
+def symmetry_step(shape: tuple[int, ...], unit_axis: int) -> int:
+    """Stride along the first axis of the positions at which :func:`unit_vectors` samples each
+    unit first (its first column: ``step`` apart over the samples), or 0 for a unit axis other
+    than the channels (1) or the last one."""
+    axis = unit_axis % len(shape)
+    if axis == len(shape) - 1:
+        return max(1, math.ceil(math.prod(shape[:-1]) / SYMMETRY_COLUMNS))
+    if axis == 1:
+        return max(1, math.ceil(shape[0] / max(1, int(math.sqrt(SYMMETRY_COLUMNS)))))
+    return 0
+
+
 def first_values_apart(tensor: torch.Tensor, unit_axis: int, limit: float, weight: torch.Tensor | None = None,
                        bias: torch.Tensor | None = None, rtol: float = 0.0,
                        weight_bound: float | None = None) -> bool:
@@ -697,12 +730,8 @@ def first_values_apart(tensor: torch.Tensor, unit_axis: int, limit: float, weigh
     shape = tensor.shape
     axis = unit_axis % len(shape)
     units, inner = shape[axis], math.prod(shape[axis + 1:])
-    if axis == len(shape) - 1:
-        rows = math.prod(shape[:-1])
-        step = max(1, math.ceil(rows / SYMMETRY_COLUMNS))
-    elif axis == 1:
-        step = max(1, math.ceil(shape[0] / max(1, int(math.sqrt(SYMMETRY_COLUMNS)))))
-    else:
+    step = symmetry_step(shape, unit_axis)
+    if step == 0:
         return False
     values = tensor.detach().reshape(-1).numpy()
     if weight is None or not compiled_layout(weight) or (bias is not None and not compiled_layout(bias)):
@@ -780,6 +809,17 @@ def largest_magnitude(tensor: torch.Tensor) -> float:
     return float(tensor.detach().abs().max())
 
 
+def totals_norm_and_std(totals: tuple, count: int) -> tuple[float, float] | None:
+    """``(norm, std)`` of ``count >= 2`` values from their ``_kernels.moments`` totals
+    ``(nan_count, inf_count, total, squares, ...)`` (:func:`std_from_double_moments`), or None
+    when they hold NaN/inf or the double sums cancel: :func:`norm_and_std` decides then."""
+    nans, infs, total, squares = totals[:4]
+    if nans or infs:
+        return None
+    moment = std_from_double_moments(total, squares, count)
+    return None if moment is None else (math.sqrt(squares), moment[0])
+
+
 def norm_and_std(tensor: torch.Tensor) -> tuple[float, float]:
     """Euclidean norm and std (Bessel) of all elements: the double sums of one compiled pass
     for a tensor accepted by :func:`compiled_layout` (:func:`std_from_double_moments`),
@@ -791,11 +831,10 @@ def norm_and_std(tensor: torch.Tensor) -> tuple[float, float]:
         value = float(tensor.detach().reshape(-1)[0]) if count else 0.0
         return abs(value), 0.0
     if compiled_layout(tensor):
-        nans, infs, total, squares, *_ = _kernels.moments(
-            tensor.detach().reshape(-1).numpy(), 1, 1, -math.inf, math.inf, None, 1, None)
-        moment = None if nans or infs else std_from_double_moments(total, squares, count)
-        if moment is not None:
-            return math.sqrt(squares), moment[0]
+        measured = totals_norm_and_std(_kernels.moments(
+            tensor.detach().reshape(-1).numpy(), 1, 1, -math.inf, math.inf, None, 1, None), count)
+        if measured is not None:
+            return measured
     with shared_threads(count >= LARGE_NUMEL):
         values = tensor.detach().reshape(-1)
         if values.dtype in (torch.float16, torch.bfloat16):
