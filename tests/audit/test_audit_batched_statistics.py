@@ -279,3 +279,34 @@ def test_report_does_not_depend_on_how_long_compiled_statistics_wait(monkeypatch
     assert default.layers[2].symmetric_units == 1
     monkeypatch.setattr(capture, "PENDING_BYTES", 0)  # every output finished in its own hook
     assert audit(model, batch, jacobian=False).to_json() == default.to_json()
+
+
+def norm_and_std_reference(tensor: torch.Tensor) -> tuple[float, float]:
+    values = tensor.detach().double().reshape(-1)
+    norm = float(torch.linalg.vector_norm(values))
+    return norm, (float(values.std()) if values.numel() > 1 else 0.0)
+
+
+@pytest.mark.parametrize("case", ["contiguous", "transposed", "requires_grad", "float64", "float16", "bfloat16",
+                                  "one", "empty", "constant", "large_mean"])
+def test_norm_and_std_of_every_layout_and_dtype_matches_float64(case):
+    generator = torch.Generator().manual_seed(7)
+    base = torch.randn(300, 70, generator=generator)
+    tensor = {
+        "contiguous": base, "transposed": base.t(), "requires_grad": base.clone().requires_grad_(True),
+        "float64": base.double(), "float16": base.half(), "bfloat16": base.bfloat16(),
+        "one": torch.tensor([-2.5]), "empty": torch.zeros(0), "constant": torch.full((5000,), 0.1),
+        "large_mean": base * 1e-3 + 1e3,  # the double sums cancel: the two-pass std decides
+    }[case]
+    norm, std = statistics.norm_and_std(tensor)
+    expected_norm, expected_std = norm_and_std_reference(tensor)
+    assert norm == pytest.approx(expected_norm, rel=1e-6, abs=1e-12)
+    scale = float(tensor.detach().double().abs().max()) if tensor.numel() else 0.0
+    assert std == pytest.approx(expected_std, rel=1e-3 if case == "large_mean" else 1e-5, abs=1e-6 * scale)
+
+
+def test_norm_and_std_of_non_finite_values():
+    norm, std = statistics.norm_and_std(torch.tensor([1.0, float("inf"), 2.0]))
+    assert norm == math.inf and math.isnan(std)
+    norm, std = statistics.norm_and_std(torch.tensor([1.0, float("nan")]))
+    assert math.isnan(norm) and math.isnan(std)

@@ -684,11 +684,11 @@ class Capture:
 
     def _gradient_hook(self, record: Record):
         def hook(gradient: torch.Tensor):
-            gradient = gradient.detach()
             symmetric = record.duplicate_pairs is not None and len(record.duplicate_pairs[0])
-            if statistics.compiled_layout(gradient) and not symmetric:  # one kernel pass, no torch op
+            if not symmetric and gradient.dtype is torch.float32 and gradient.is_cpu:  # one kernel pass, no torch op
                 record.grad_norm, record.grad_std = statistics.norm_and_std(gradient)
                 return None
+            gradient = gradient.detach()
             with statistics.single_threaded(), statistics.shared_threads(gradient.numel() >= IMMEDIATE_NUMEL):
                 record.grad_norm, record.grad_std = statistics.norm_and_std(gradient)
                 if symmetric:
