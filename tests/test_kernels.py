@@ -200,7 +200,8 @@ def reference_moments(values, units, inner, low, high, step):
 
 
 @pytest.mark.parametrize("outer, units, inner", [(0, 3, 1), (1, 1, 1), (3, 5, 1), (256, 37, 1), (7, 3, 50),
-                                                 (4, 16, 9), (2, 1, 1029)])
+                                                 (4, 16, 9), (2, 1, 1029), (300, 256, 1), (9, 16, 1000),
+                                                 (1, 1, 70000)])
 @pytest.mark.parametrize("special", [False, True])
 def test_moments_match_numpy(outer, units, inner, special):
     rng = np.random.default_rng(outer * 1000 + units + inner)
@@ -227,6 +228,32 @@ def test_moments_match_numpy(outer, units, inner, special):
         assert abs(squares - expected["squares"]) <= 1e-13 * expected["squares"]
     else:
         assert math.isnan(total) or math.isinf(minimum) or math.isinf(maximum)
+
+
+def test_moments_and_layer_pass_do_not_depend_on_the_thread_count():
+    torch = pytest.importorskip("torch")  # its OpenMP runtime runs the chunks
+    rng = np.random.default_rng(3)
+    cases = [(300, 256, 1), (9, 16, 1000), (64, 512, 3)]
+    before = torch.get_num_threads()
+    results = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            assert _kernels.pass_threads(4) == threads and _kernels.pass_threads(1) == 1
+            found = []
+            for outer, units, inner in cases:
+                values = rng.standard_normal(outer * units * inner, dtype=np.float32) if threads == 1 else None
+                values = results.setdefault(("values", outer), values)
+                weight = results.setdefault(("weight", outer), rng.standard_normal(units * 40).astype(np.float32))
+                maxima, subsample = np.empty(units, dtype=np.float32), np.empty(values.size // 7 + 1, dtype=np.float32)
+                found.append(_kernels.moments(values, units, inner, -1.5, 1.5, maxima, 7, subsample))
+                found.append(_kernels.layer_pass(values, units, inner, -1.5, 1.5, maxima, 7, subsample, weight, None,
+                                                 1e-4, 3))
+                found.append((maxima.tobytes(), subsample.tobytes()))
+            results[threads] = found
+    finally:
+        torch.set_num_threads(before)
+    assert results[1] == results[2]
 
 
 def test_moments_without_optional_outputs_or_limits_counts_nothing_saturated():
@@ -467,7 +494,7 @@ from initlab import _kernels
 rng = np.random.default_rng(5)
 special = np.array([np.nan, np.inf, -np.inf, -0.0, 1e30, -1e-30], dtype=np.float32)
 found = []
-for outer, units, inner in [(1, 1, 1), (1, 7, 1), (9, 8, 1), (5, 3, 17), (64, 33, 1), (3, 2, 4099)]:
+for outer, units, inner in [(1, 1, 1), (1, 7, 1), (9, 8, 1), (5, 3, 17), (64, 33, 1), (3, 2, 4099), (40, 8, 300)]:
     for with_special in (False, True):
         values = rng.standard_normal(outer * units * inner, dtype=np.float32)
         if with_special:
@@ -495,5 +522,5 @@ def test_moments_implementation_in_use_equals_the_portable_one():
     if "avx512f" in cpu_flags():
         assert dispatched["implementation"] == "avx512f"
     assert dispatched["implementation"] == _kernels.moments_implementation
-    assert len(dispatched["found"]) == 12
+    assert len(dispatched["found"]) == 14
     assert dispatched["found"] == portable_run["found"]
