@@ -380,6 +380,22 @@ def test_layer_pass_is_moments_then_the_weight_moments_then_units_apart():
                      None, None)
 
 
+def test_equal_regions_finds_a_changed_byte_anywhere():
+    rng = np.random.default_rng(4)
+    piece = 1 << 20
+    regions = [rng.integers(0, 256, size=size, dtype=np.uint8) for size in (1, 7, piece - 1, piece, 3 * piece + 5)]
+    for region in regions:
+        for where in sorted({0, region.size // 2, region.size - 1, min(piece, region.size - 1)}):
+            copies = [other.copy() for other in regions]
+            target = next(k for k, other in enumerate(regions) if other is region)
+            copies[target][where] ^= 1
+            found = _kernels.equal_regions([r.ctypes.data for r in regions], [c.ctypes.data for c in copies],
+                                           [r.size for r in regions])
+            assert found == [k != target for k in range(len(regions))], (region.size, where)
+    assert _kernels.equal_regions([regions[0].ctypes.data], [regions[1].ctypes.data], [0]) == [True]
+    assert _kernels.equal_regions((), (), ()) == []
+
+
 def call_moments(values=None, units=1, inner=1, low=-np.inf, high=np.inf, maxima=None, step=1, subsample=None):
     values = np.zeros(8, dtype=np.float32) if values is None else values
     return _kernels.moments(values, units, inner, low, high, maxima, step, subsample)
@@ -463,6 +479,14 @@ def call_layer_pass(values=None, units=2, inner=1, low=-np.inf, high=np.inf, max
         (lambda: call_layer_pass(weight=None, bias=np.zeros(2, dtype=np.float32)), ValueError,
          "layer_pass: weight has -1 items and bias 2 for 2 units"),
         (lambda: call_layer_pass(low=0.1), ValueError, "layer_pass: low=0.1 is not a float32 value"),
+        (lambda: _kernels.equal_regions([0], [8], [4]), ValueError,
+         "equal_regions: first[0]=0; expected a non-null address"),
+        (lambda: _kernels.equal_regions([8], [8], [-4]), ValueError,
+         "equal_regions: sizes[0]=-4; expected a byte count >= 0"),
+        (lambda: _kernels.equal_regions([8], [8, 16], [4]), ValueError,
+         "equal_regions: first, second and sizes have 1, 2 and 1 items; expected one length"),
+        (lambda: _kernels.equal_regions(8, [8], [4]), TypeError,
+         "equal_regions: first must be a list or tuple of ints, got int"),
         (lambda: _kernels.histogram(np.zeros(4), np.zeros(2, dtype=np.int64)), TypeError,
          "histogram: values must be a one-dimensional float32 buffer, got format 'd'"),
         (lambda: _kernels.histogram(np.zeros(4, dtype=np.float32), np.zeros(2, dtype=np.int32)), TypeError,

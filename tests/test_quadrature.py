@@ -109,6 +109,11 @@ def test_negative_variance_and_wrong_shape_are_rejected():
     with pytest.raises(InitlabError) as error:
         expect(np.cos, [1.0, -0.5])
     assert str(error.value) == "expect: q=[1.0, -0.5] is invalid; expected finite variances >= 0."
+    for scalar in (-0.5, float("nan"), float("inf")):  # one number takes a path of its own
+        with pytest.raises(InitlabError) as error:
+            expect(np.cos, scalar)
+        assert str(error.value) == f"expect: q={scalar!r} is invalid; expected finite variances >= 0."
+    assert expect(np.cos, 0.0) == pytest.approx(1.0)
     with pytest.raises(InitlabError) as error:
         expect_graded(lambda x: x.sum(), 1.0)
     assert str(error.value) == (

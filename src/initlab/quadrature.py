@@ -30,6 +30,7 @@ Abramowitz & Stegun (1964), 25.4.46 (Hermite) and 25.4.29 (Legendre).
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Callable
 
@@ -72,7 +73,11 @@ def _as_variance(q, where: str, argument: str = "q") -> np.ndarray:
         values = np.asarray(q, dtype=float)
     except (TypeError, ValueError):
         raise bad_value(where, argument, q, "a variance: a number or array of numbers >= 0") from None
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
+    if values.ndim == 0:  # one number (a layer-by-layer recursion): no array reductions
+        valid = 0.0 <= float(values) < math.inf
+    else:
+        valid = bool(np.all(np.isfinite(values))) and not np.any(values < 0)
+    if not valid:
         raise bad_value(where, argument, q, "finite variances >= 0")
     return values
 

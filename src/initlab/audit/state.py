@@ -11,7 +11,6 @@ and the torch RNG is seeded with ``seed`` (so dropout masks are reproducible).
 
 from __future__ import annotations
 
-import ctypes
 import gc
 from contextlib import contextmanager
 from typing import Iterator
@@ -19,6 +18,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from initlab import _kernels
 from initlab.audit.statistics import single_threaded
 
 
@@ -37,31 +37,40 @@ def _tensors(model: nn.Module) -> list[torch.Tensor]:
     return tensors
 
 
-def _load_memcmp():
-    try:
-        function = ctypes.CDLL(None).memcmp
-    except (OSError, AttributeError, TypeError):  # no C library symbols in this process (e.g. Windows)
-        return None
-    function.restype = ctypes.c_int
-    function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
-    return function
-
-
-_MEMCMP = _load_memcmp()
-
-
 def _bits_equal(first: torch.Tensor, second: torch.Tensor) -> bool:
-    """Whether two tensors of one dtype and shape hold the same bits (``memcmp`` of contiguous
-    CPU tensors: ~2x ``torch.equal``; else ``torch.equal`` on an integer view)."""
-    if (_MEMCMP is not None and first.device.type == "cpu" and second.device.type == "cpu"
-            and first.is_contiguous() and second.is_contiguous() and first.shape == second.shape):
-        size = first.numel() * first.element_size()
-        return size == 0 or _MEMCMP(first.data_ptr(), second.data_ptr(), size) == 0
-    if first.dtype.is_floating_point or first.dtype.is_complex:
+    """Whether two tensors of one dtype hold the same bits (``torch.equal`` on an integer view
+    of floating tensors, so that NaN equals NaN and -0.0 differs from 0.0)."""
+    if first.shape != second.shape:
+        return False
+    if first.dtype.is_floating_point:
         view_dtype = {2: torch.int16, 4: torch.int32, 8: torch.int64}.get(first.element_size())
-        if view_dtype is not None and not first.dtype.is_complex:
+        if view_dtype is not None:
             return torch.equal(first.view(view_dtype), second.view(view_dtype))
     return torch.equal(first, second)
+
+
+def _bits_unchanged(tensors: list[torch.Tensor], snapshot: list[torch.Tensor]) -> list[bool]:
+    """Whether each tensor still holds its snapshot's bits: the contiguous CPU ones of
+    unchanged shape compared by one ``_kernels.equal_regions`` call (``memcmp`` on torch's
+    threads: a 50-layer MLP's 102 parameters in ~1 ms instead of ~2 ms one by one), the
+    others (CUDA, sparse, strided views) by :func:`_bits_equal`."""
+    equal: list[bool | None] = [None] * len(tensors)
+    compared, first, second, sizes = [], [], [], []
+    for position, (tensor, saved) in enumerate(zip(tensors, snapshot)):
+        if (tensor.device.type == "cpu" and tensor.layout == torch.strided and tensor.is_contiguous()
+                and saved.is_contiguous() and tensor.shape == saved.shape and tensor.dtype == saved.dtype):
+            size = tensor.numel() * tensor.element_size()
+            if size == 0:
+                equal[position] = True
+                continue
+            compared.append(position)
+            first.append(tensor.data_ptr())
+            second.append(saved.data_ptr())
+            sizes.append(size)
+    for position, same in zip(compared, _kernels.equal_regions(first, second, sizes)):
+        equal[position] = same
+    return [_bits_equal(tensor.detach(), saved) if same is None else same
+            for tensor, saved, same in zip(tensors, snapshot, equal)]
 
 
 def _cuda_devices(tensors: list[torch.Tensor]) -> list[int]:
@@ -109,10 +118,11 @@ def preserved(model: nn.Module, seed: int) -> Iterator[None]:
                     parameter.requires_grad_(True)
             yield
         finally:
-            with torch.no_grad(), single_threaded():
-                for tensor, saved in zip(tensors, snapshot):
-                    if not _bits_equal(tensor.detach(), saved):
-                        tensor.detach().copy_(saved)
+            with torch.no_grad():
+                for tensor, saved, equal in zip(tensors, snapshot, _bits_unchanged(tensors, snapshot)):
+                    if not equal:
+                        with single_threaded():
+                            tensor.detach().copy_(saved)
             for module, training in modes:
                 if module.training != training:
                     module.training = training
