@@ -232,8 +232,7 @@ class Gradients:
         input_norm: ``||dL/d batch||`` of the first floating batch tensor.
         parameters: ``id(parameter) -> gradient`` (None when unused).
         moments: ``id(parameter) -> (norm, std)`` of the gradient of each weight the
-            backward pass was asked to measure (:func:`statistics.norm_and_std`, read by a
-            hook while the gradient is in cache).
+            backward pass was asked to measure (:func:`statistics.norm_and_std`).
     """
 
     kind: str
@@ -243,17 +242,13 @@ class Gradients:
     moments: dict[int, tuple[float, float]] = field(default_factory=dict)
 
 
-def _moments_hook(moments: dict[int, tuple[float, float]], key: int) -> Callable[[torch.Tensor], None]:
-    def hook(gradient: torch.Tensor) -> None:
-        moments[key] = norm_and_std(gradient.detach())
-    return hook
-
-
 def _backward(output: torch.Tensor, model: nn.Module, leaves: list[torch.Tensor], target: Any,
               loss_fn: Callable | None, seed: int, notes: list[str],
               weights: Mapping[int, torch.Tensor] | None = None) -> Gradients:
-    """One backward pass with ``torch.autograd.grad`` (parameters' ``.grad`` stay untouched);
-    the gradients of ``weights`` (``id -> parameter``) are measured as they are computed."""
+    """One backward pass with ``torch.autograd.grad`` (parameters' ``.grad`` stay untouched),
+    then the norm and std of the gradients of ``weights`` (``id -> parameter``): one loop after
+    the pass, where each compiled pass runs on torch's threads and no Python runs between two
+    of the model's products (measured ~1 ms less than parameter hooks on a 50-layer MLP)."""
     result = Gradients("loss" if loss_fn is not None else "random_cotangent")
     if not output.requires_grad:
         notes.append("no backward pass: the output does not depend on any parameter or floating input")
@@ -262,8 +257,6 @@ def _backward(output: torch.Tensor, model: nn.Module, leaves: list[torch.Tensor]
     output.register_hook(lambda gradient: top.__setitem__("norm", vector_norm(gradient)))
     parameters = [p for p in model.parameters() if p.requires_grad]
     inputs = parameters + leaves
-    hooked = [p for p in parameters if id(p) in (weights or {}) and p._backward_hooks is None]
-    handles = [p.register_hook(_moments_hook(result.moments, id(p))) for p in hooked]
     try:
         if loss_fn is not None:
             loss = loss_fn(output, target)
@@ -279,13 +272,12 @@ def _backward(output: torch.Tensor, model: nn.Module, leaves: list[torch.Tensor]
             grads = torch.autograd.grad(output, inputs, grad_outputs=cotangent, allow_unused=True)
     except RuntimeError as error:
         raise InitlabError(f"audit: the backward pass failed: {error}; expected a differentiable model.") from None
-    finally:
-        for handle in handles:
-            handle.remove()
-        for parameter in hooked:  # drop the hook dict too: torch would call into it every backward pass
-            parameter._backward_hooks = None
     result.output_norm = top.get("norm")
     result.parameters = {id(parameter): gradient for parameter, gradient in zip(parameters, grads)}
+    for key in weights or {}:
+        gradient = result.parameters.get(key)
+        if gradient is not None:
+            result.moments[key] = norm_and_std(gradient)
     if leaves and grads[len(parameters)] is not None:
         result.input_norm = vector_norm(grads[len(parameters)])
     return result
