@@ -156,6 +156,24 @@ def test_the_garbage_collector_is_paused_during_the_audit_and_left_as_it_was(ena
     assert seen == [False, False]
 
 
+def test_the_audit_leaves_no_reference_cycles_behind():
+    model = nn.Sequential(nn.Linear(IN_FEATURES, 8), nn.ReLU(), nn.Linear(8, 3))
+    audit(model, batch(8), jacobian=False)
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        report = audit(model, batch(8), jacobian=False)
+        assert report.layers
+        gc.collect()
+        left = sorted({type(item).__name__ for item in gc.garbage})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []  # the capture and its records were freed by reference counting
+
+
 def test_works_inside_no_grad_and_inference_mode():
     model = mlp(3, 16, nn.Tanh, normal_init(0.3))
     with torch.no_grad():

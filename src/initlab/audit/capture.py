@@ -361,9 +361,13 @@ class Capture:
         self.close()
 
     def close(self) -> None:
-        """Remove every hook this capture registered (idempotent)."""
+        """Remove every hook this capture registered (idempotent), and drop the functional-
+        activation mode, which refers back to the capture: without that cycle the capture and
+        its records are freed as soon as the audit no longer needs them, not by a later
+        garbage collection."""
         while self._handles:
             self._handles.pop().remove()
+        self._mode = None
         self._origins.clear()
         self._groups.clear()
         self._passes.clear()

@@ -96,27 +96,35 @@ def audit(
     if not isinstance(limits, Thresholds):
         raise InitlabError(f"audit: thresholds={thresholds!r} is invalid; expected an initlab.audit.Thresholds.")
     notes: list[str] = []
-    with preserved(model, seed), torch.inference_mode(False), torch.enable_grad():
-        with collector_paused():
-            args, kwargs, leaves = _prepare_inputs(batch)
-            capture = Capture(model, limits, seed)
-            with capture:
-                for leaf in leaves:
-                    capture.note_batch(leaf)
-                output = _run_model(model, args, kwargs, capture, batch)
-                capture.finish_forward()
-                selected = _select_output(output, output_fn)
-                gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes, capture.weights)
-            with single_threaded():
-                layers = _layers(capture.records, leaves, gradients, capture.weight_moments)
-                assess(layers, limits)
-                weight_norms = {key: norm for key, (norm, _) in capture.weight_moments.items()}
-                theory = _theory(layers, capture.records, batch, notes, weight_norms)
+    with collector_paused(), preserved(model, seed), torch.inference_mode(False), torch.enable_grad():
+        backward, layers, theory = _statistics(model, batch, target, loss_fn, output_fn, seed, limits, notes)
         spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
     return AuditReport(
-        model=type(model).__name__, batch_shape=list(_first_shape(batch)), backward=gradients.kind, seed=seed,
+        model=type(model).__name__, batch_shape=list(_first_shape(batch)), backward=backward, seed=seed,
         layers=layers, jacobian=spectrum, theory=theory, thresholds=limits.to_dict(), notes=notes,
     )
+
+
+def _statistics(model: nn.Module, batch: Any, target: Any, loss_fn: Callable | None, output_fn: Callable | None,
+                seed: int, limits: Thresholds, notes: list[str]):
+    """The forward and backward passes with hooks, then the layers with their verdicts and the
+    theory overlay: ``(backward kind, layers, theory)``. The capture and its records are freed
+    on return (before the collector runs again, :func:`collector_paused`)."""
+    args, kwargs, leaves = _prepare_inputs(batch)
+    capture = Capture(model, limits, seed)
+    with capture:
+        for leaf in leaves:
+            capture.note_batch(leaf)
+        output = _run_model(model, args, kwargs, capture, batch)
+        capture.finish_forward()
+        selected = _select_output(output, output_fn)
+        gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes, capture.weights)
+    with single_threaded():
+        layers = _layers(capture.records, leaves, gradients, capture.weight_moments)
+        assess(layers, limits)
+        weight_norms = {key: norm for key, (norm, _) in capture.weight_moments.items()}
+        theory = _theory(layers, capture.records, batch, notes, weight_norms)
+    return gradients.kind, layers, theory
 
 
 # --------------------------------------------------------------------------- input checks

@@ -135,10 +135,12 @@ def preserved(model: nn.Module, seed: int) -> Iterator[None]:
 def collector_paused() -> Iterator[None]:
     """Run the body with Python's cyclic garbage collector off (as it was before on exit).
 
-    An audit allocates a few thousand short-lived objects (records, summaries, hooks): with
-    the collector on, they trigger young-generation collections and, now and then, a full
-    one (measured on a 50-layer MLP: ~1.7 ms of a ~58 ms audit, and rare ~80 ms pauses).
-    Objects in reference cycles are collected later, by the next collection after the body.
+    An audit allocates a few thousand objects (records, summaries, hooks), most of them
+    freed by reference counting when it returns: with the collector on, they trigger
+    young-generation collections that scan them while they are still alive and, now and
+    then, a full one (measured on a 50-layer MLP: ~2 ms of a ~58 ms audit, and rare ~80 ms
+    pauses). After the body, the next collection scans only what the audit returned (~900
+    objects, ~0.2 ms) and the few objects in reference cycles (the Jacobian's, ~100).
     """
     enabled = gc.isenabled()
     gc.disable()
