@@ -310,3 +310,15 @@ def test_norm_and_std_of_non_finite_values():
     assert norm == math.inf and math.isnan(std)
     norm, std = statistics.norm_and_std(torch.tensor([1.0, float("nan")]))
     assert math.isnan(norm) and math.isnan(std)
+
+
+def test_histogram_edges_have_exact_ends_and_match_linspace():
+    rng = np.random.default_rng(11)
+    firsts = rng.uniform(-50, 50, 300).tolist() + [2.5, -1e-30]
+    lasts = [first + width for first, width in zip(firsts, rng.uniform(0, 20, 300).tolist() + [0.0, 1e-30])]
+    for first, last, edges in zip(firsts, lasts, statistics.histogram_edges(firsts, lasts)):
+        assert len(edges) == statistics.HISTOGRAM_BINS + 1
+        assert edges[0] == first and edges[-1] == last
+        assert all(a <= b for a, b in zip(edges, edges[1:]))
+        expected = torch.linspace(first, last, statistics.HISTOGRAM_BINS + 1, dtype=torch.float64).tolist()
+        assert edges == pytest.approx(expected, rel=1e-15, abs=4e-16 * max(abs(first), abs(last)))
