@@ -4,6 +4,7 @@ every supported architecture, and rejects bad input with a clear InitlabError (i
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 import torch
@@ -173,6 +174,24 @@ def test_the_audit_leaves_no_reference_cycles_behind():
         gc.garbage.clear()
         gc.enable()
     assert left == []  # the capture and its records were freed by reference counting
+
+
+def test_an_output_no_one_reads_is_freed_during_the_forward_pass_as_without_the_audit():
+    # A Linear's output is read only by its ReLU (which saves its own result for the backward
+    # pass): a plain forward pass frees it right after the ReLU, and the audit must not keep it.
+    alive_after_relu = []
+    linear_outputs = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            alive_after_relu.append(linear_outputs[-1]() is not None)
+            return x
+
+    model = nn.Sequential(nn.Linear(IN_FEATURES, 8), nn.ReLU(), Probe(), nn.Linear(8, 3))
+    model[0].register_forward_hook(lambda module, inputs, output: linear_outputs.append(weakref.ref(output)))
+    model(batch(8))
+    audit(model, batch(8), jacobian=False)
+    assert alive_after_relu == [False, False]
 
 
 def test_works_inside_no_grad_and_inference_mode():

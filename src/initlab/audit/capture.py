@@ -45,6 +45,7 @@ All handles are removed by :meth:`Capture.close`, which the caller runs in ``fin
 from __future__ import annotations
 
 import math
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -209,11 +210,14 @@ class Record:
 
 @dataclass
 class _Origin:
-    """The producer of a tensor: a record index (-1 for the batch, whose std is known)."""
+    """The producer of a tensor: a record index (-1 for the batch, whose std is known) and a
+    weak reference to the tensor (to tell it from a later tensor at the same address). Weak:
+    an output no one else reads (a Linear's output once its activation ran) is freed as in
+    a plain forward pass, and its memory reused for the next layer's output."""
 
     index: int
     std: float | None
-    tensor: torch.Tensor = field(repr=False)
+    tensor: weakref.ref = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -389,7 +393,7 @@ class Capture:
         """Register the batch tensor as the origin (-1) of the first layer's input."""
         if batch.is_floating_point():
             std = statistics.tensor_std(batch) if batch.numel() > 1 else 0.0
-            self._origins[id(batch)] = _Origin(-1, std, batch)
+            self._origins[id(batch)] = _Origin(-1, std, weakref.ref(batch))
 
     def finish_forward(self) -> None:
         """Compute the statistics of the outputs still in buffers, then each record's input std
@@ -489,7 +493,7 @@ class Capture:
 
     def _record(self, module, name, module_type, activation, input_tensor, output, first_call) -> None:
         origin = self._origins.get(id(input_tensor)) if input_tensor is not None else None
-        if origin is not None and origin.tensor is not input_tensor:
+        if origin is not None and origin.tensor() is not input_tensor:
             origin = None
         axis = unit_axis_of(module)
         if axis is None and origin is not None and origin.index >= 0:
@@ -507,7 +511,7 @@ class Capture:
             input_std=input_std, output=None,
         )
         self.records.append(record)
-        self._origins[id(output)] = _Origin(record.index, None, output)
+        self._origins[id(output)] = _Origin(record.index, None, weakref.ref(output))
         if output.requires_grad:
             record.gradient_hook = output.register_hook(self._gradient_hook(record))
         if first_call and module is not None:
