@@ -238,6 +238,30 @@ def test_loss_backward_uses_the_target():
     assert report.layers[-1].grad_output_norm == pytest.approx(float(logits.grad.norm()), rel=1e-5)
 
 
+class ScalesInPlace(nn.Module):
+    """Doubles its first layer's output in place, outside any recorded module."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.head = nn.Linear(IN_FEATURES, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        hidden = self.first(x)
+        hidden.mul_(2.0)
+        return self.head(hidden)
+
+
+def test_a_gradient_is_read_for_the_value_the_module_returned_even_after_an_in_place_change():
+    model = ScalesInPlace()
+    x, target = batch(8), torch.randn(8, 3, generator=torch.Generator().manual_seed(3))
+    report = audit(model, x, target=target, loss_fn=nn.functional.mse_loss, jacobian=False)
+    returned = model.first(x)
+    loss = nn.functional.mse_loss(model.head(returned * 2.0), target)
+    (expected,) = torch.autograd.grad(loss, returned)  # twice the gradient w.r.t. the doubled value
+    assert report.layers[0].name == "first"
+    assert report.layers[0].grad_output_norm == pytest.approx(float(expected.norm()), rel=1e-5)
+
+
 class CallsAnOutsider(nn.Module):
     """Calls a module that is not one of its submodules (kept out of ``_modules``)."""
 

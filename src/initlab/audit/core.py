@@ -232,7 +232,7 @@ def _select_output(output: Any, output_fn: Callable | None) -> torch.Tensor:
 
 @dataclass
 class Gradients:
-    """What the backward pass measured besides the per-record tensor hooks.
+    """What the backward pass measured besides the per-record gradient hooks.
 
     Attributes:
         kind: ``"loss"`` or ``"random_cotangent"``.
