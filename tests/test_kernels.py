@@ -401,6 +401,19 @@ def call_moments(values=None, units=1, inner=1, low=-np.inf, high=np.inf, maxima
     return _kernels.moments(values, units, inner, low, high, maxima, step, subsample)
 
 
+def test_layer_pass_reads_an_address_as_it_reads_a_buffer():
+    rng = np.random.default_rng(8)
+    values = rng.standard_normal(300 * 64, dtype=np.float32)
+    weight, bias = rng.standard_normal(64 * 5).astype(np.float32), rng.standard_normal(64).astype(np.float32)
+    results = []
+    for as_address in (False, True):
+        source = (lambda array: (array.ctypes.data, array.size)) if as_address else (lambda array: array)
+        maxima, subsample = np.empty(64, dtype=np.float32), np.empty(300 * 64 // 5, dtype=np.float32)
+        results.append((_kernels.layer_pass(source(values), 64, 1, -0.5, 0.5, maxima, 5, subsample, source(weight),
+                                            source(bias), 1e-3, 2), maxima.tobytes(), subsample.tobytes()))
+    assert results[0] == results[1]
+
+
 def call_layer_pass(values=None, units=2, inner=1, low=-np.inf, high=np.inf, maxima=None, step=1, subsample=None,
                     weight=np.zeros(4, dtype=np.float32), bias=None, rtol=0.0, symmetry_step=1):
     values = np.zeros(8, dtype=np.float32) if values is None else values
@@ -479,6 +492,12 @@ def call_layer_pass(values=None, units=2, inner=1, low=-np.inf, high=np.inf, max
         (lambda: call_layer_pass(weight=None, bias=np.zeros(2, dtype=np.float32)), ValueError,
          "layer_pass: weight has -1 items and bias 2 for 2 units"),
         (lambda: call_layer_pass(low=0.1), ValueError, "layer_pass: low=0.1 is not a float32 value"),
+        (lambda: call_layer_pass(values=(0, 8)), ValueError,
+         "layer_pass: values=(0, 8); expected a float32 buffer or an (address, length) tuple with a non-null "
+         "address aligned to 4 bytes and a length >= 0"),
+        (lambda: call_layer_pass(values=(4098, 8)), ValueError, "layer_pass: values=(4098, 8); expected"),
+        (lambda: call_layer_pass(weight=(4096, -1)), ValueError, "layer_pass: weight=(4096, -1); expected"),
+        (lambda: call_layer_pass(weight=(4096,)), ValueError, "layer_pass: weight=(4096,); expected"),
         (lambda: _kernels.equal_regions([0], [8], [4]), ValueError,
          "equal_regions: first[0]=0; expected a non-null address"),
         (lambda: _kernels.equal_regions([8], [8], [-4]), ValueError,

@@ -1352,6 +1352,66 @@ done:
     return PyBool_FromLong(apart);
 }
 
+/*
+ * A read-only float32 source of layer_pass(): a one-dimensional C-contiguous
+ * float32 buffer (get_vector), or an (address, length) tuple naming `length`
+ * C-contiguous float32 values at `address` (torch.Tensor.data_ptr() and
+ * numel() of a tensor the caller keeps alive: no numpy view to make, which
+ * costs more than the pass on a small layer), or None when optional.
+ */
+typedef struct {
+    const float *data;
+    Py_ssize_t length;
+    int has_view;
+    Py_buffer view;
+} float_source;
+
+static int
+get_source(PyObject *object, float_source *source, int optional, const char *argument)
+{
+    source->data = NULL;
+    source->length = 0;
+    source->has_view = 0;
+    if (object == Py_None && optional) {
+        return 0;
+    }
+    if (PyTuple_Check(object)) {
+        void *address = NULL;
+        Py_ssize_t length = -1;
+        if (PyTuple_GET_SIZE(object) == 2) {
+            address = PyLong_AsVoidPtr(PyTuple_GET_ITEM(object, 0));
+            length = PyErr_Occurred() ? -1 : PyLong_AsSsize_t(PyTuple_GET_ITEM(object, 1));
+        }
+        if (PyErr_Occurred() || address == NULL || length < 0 || ((uintptr_t)address % sizeof(float)) != 0) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError,
+                         "layer_pass: %s=%R; expected a float32 buffer or an (address, length) tuple with a "
+                         "non-null address aligned to 4 bytes and a length >= 0",
+                         argument, object);
+            return -1;
+        }
+        source->data = (const float *)address;
+        source->length = length;
+        return 0;
+    }
+    if (get_vector(object, &source->view, 'f', 0, "layer_pass", argument) < 0) {
+        return -1;
+    }
+    source->has_view = 1;
+    source->data = (const float *)source->view.buf;
+    source->length = source->view.shape[0];
+    return 0;
+}
+
+static void
+release_source(float_source *source)
+{
+    if (source->has_view) {
+        PyBuffer_Release(&source->view);
+        source->has_view = 0;
+    }
+}
+
 PyDoc_STRVAR(layer_pass_doc,
 "layer_pass(values, units, inner, low, high, unit_maxima, step, subsample,\n"
 "           weight, bias, rtol, symmetry_step) -> tuple\n"
@@ -1373,9 +1433,13 @@ PyDoc_STRVAR(layer_pass_doc,
 "        max|weight|).\n"
 "\n"
 "Args:\n"
-"    values ... subsample: as for moments().\n"
-"    weight: None or a float32 buffer of units rows of equal width.\n"
-"    bias: None or a float32 buffer of units values (only with weight).\n"
+"    values ... subsample: as for moments(), except that values may also be\n"
+"        an (address, length) tuple: length C-contiguous float32 values at\n"
+"        that address (torch.Tensor.data_ptr(), numel()), which the caller\n"
+"        keeps alive and unchanged for the call; nothing else can be checked.\n"
+"    weight: None or a float32 source (buffer or (address, length)) of\n"
+"        units rows of equal width.\n"
+"    bias: None or a float32 source of units values (only with weight).\n"
 "    rtol: relative tolerance of equal units (>= 0).\n"
 "    symmetry_step: stride of the compared positions (>= 1), or 0 for no\n"
 "        symmetry check.\n"
@@ -1392,7 +1456,8 @@ kernels_layer_pass(PyObject *module, PyObject *args)
     Py_ssize_t units, inner, step, symmetry_step;
     double low, high, rtol;
     float low32, high32;
-    Py_buffer values, maxima, subsample, weight, bias;
+    Py_buffer maxima, subsample;
+    float_source values, weight, bias;
     if (!PyArg_ParseTuple(args, "OnnddOnOOOdn:layer_pass", &values_object, &units, &inner, &low, &high,
                           &maxima_object, &step, &subsample_object, &weight_object, &bias_object, &rtol,
                           &symmetry_step)) {
@@ -1413,14 +1478,20 @@ kernels_layer_pass(PyObject *module, PyObject *args)
         }
         return NULL;
     }
-    if (get_vector(values_object, &values, 'f', 0, "layer_pass", "values") < 0) {
-        return NULL;
+    float_source *sources[3] = {&values, &weight, &bias};
+    PyObject *source_objects[3] = {values_object, weight_object, bias_object};
+    const char *source_names[3] = {"values", "weight", "bias"};
+    int sourced = 0;
+    for (; sourced < 3; sourced++) {
+        if (get_source(source_objects[sourced], sources[sourced], sourced > 0, source_names[sourced]) < 0) {
+            break;
+        }
     }
-    Py_buffer *optional[4] = {&maxima, &subsample, &weight, &bias};
-    PyObject *objects[4] = {maxima_object, subsample_object, weight_object, bias_object};
-    const char *names[4] = {"unit_maxima", "subsample", "weight", "bias"};
+    Py_buffer *optional[2] = {&maxima, &subsample};
+    PyObject *objects[2] = {maxima_object, subsample_object};
+    const char *names[2] = {"unit_maxima", "subsample"};
     int acquired = 0;
-    for (; acquired < 4; acquired++) {
+    for (; sourced == 3 && acquired < 2; acquired++) {
         if (get_optional_vector(objects[acquired], optional[acquired], 'f', "layer_pass", names[acquired]) < 0) {
             break;
         }
@@ -1428,10 +1499,10 @@ kernels_layer_pass(PyObject *module, PyObject *args)
     PyObject *result = NULL;
     unit_value *items = NULL;
     moment_totals totals = {0}, weight_totals = {0};
-    Py_ssize_t length = values.shape[0], dead = 0;
+    Py_ssize_t length = values.length, dead = 0;
     Py_ssize_t picked = length == 0 ? 0 : (length - 1) / step + 1;
     int apart = -1;
-    if (acquired < 4) {
+    if (sourced < 3 || acquired < 2) {
         goto done;
     }
     if (length % units != 0 || (length / units) % inner != 0) {
@@ -1448,16 +1519,16 @@ kernels_layer_pass(PyObject *module, PyObject *args)
                      subsample.buf == NULL ? (Py_ssize_t)-1 : subsample.shape[0], units, length, step, picked);
         goto done;
     }
-    if ((weight.buf != NULL && (weight.shape[0] == 0 || weight.shape[0] % units != 0)) ||
-        (bias.buf != NULL && (weight.buf == NULL || bias.shape[0] != units))) {
+    if ((weight.data != NULL && (weight.length == 0 || weight.length % units != 0)) ||
+        (bias.data != NULL && (weight.data == NULL || bias.length != units))) {
         PyErr_Format(PyExc_ValueError,
                      "layer_pass: weight has %zd items and bias %zd for %zd units; expected weight rows "
                      "(a non-zero multiple of units) and, with weight only, one bias per unit",
-                     weight.buf == NULL ? (Py_ssize_t)-1 : weight.shape[0],
-                     bias.buf == NULL ? (Py_ssize_t)-1 : bias.shape[0], units);
+                     weight.data == NULL ? (Py_ssize_t)-1 : weight.length,
+                     bias.data == NULL ? (Py_ssize_t)-1 : bias.length, units);
         goto done;
     }
-    int compare = weight.buf != NULL && symmetry_step > 0 && length > 0;
+    int compare = weight.data != NULL && symmetry_step > 0 && length > 0;
     if (compare && units >= 2) {
         items = malloc(2 * (size_t)units * sizeof(unit_value));
         if (items == NULL) {
@@ -1467,22 +1538,22 @@ kernels_layer_pass(PyObject *module, PyObject *args)
     }
     int failed;
     Py_BEGIN_ALLOW_THREADS
-    const float *data = (const float *)values.buf;
+    const float *data = (const float *)values.data;
     failed = moments_pass(data, length, units, inner, low32, high32, (float *)maxima.buf, step,
                           (float *)subsample.buf, &totals);
     for (Py_ssize_t u = 0; maxima.buf != NULL && u < units; u++) {
         dead += ((const float *)maxima.buf)[u] <= 0.0f;
     }
-    if (weight.buf != NULL && !failed) {
-        failed = moments_pass((const float *)weight.buf, weight.shape[0], 1, 1, -INFINITY, INFINITY, NULL, 1, NULL,
+    if (weight.data != NULL && !failed) {
+        failed = moments_pass((const float *)weight.data, weight.length, 1, 1, -INFINITY, INFINITY, NULL, 1, NULL,
                               &weight_totals);
     }
     if (compare && !failed && totals.nan_count + totals.inf_count + weight_totals.nan_count + weight_totals.inf_count == 0) {
         double scale = fmax(-(double)totals.minimum, (double)totals.maximum);
         double weight_scale = fmax(-(double)weight_totals.minimum, (double)weight_totals.maximum);
         apart = units < 2 ? 1 : units_apart_pass(data, length, units, inner, 2.0 * rtol * scale, symmetry_step,
-                                                 (const float *)weight.buf, weight.shape[0] / units,
-                                                 (const float *)bias.buf, rtol, weight_scale, items);
+                                                 (const float *)weight.data, weight.length / units,
+                                                 (const float *)bias.data, rtol, weight_scale, items);
     }
     Py_END_ALLOW_THREADS
     if (failed) {
@@ -1490,7 +1561,7 @@ kernels_layer_pass(PyObject *module, PyObject *args)
         goto done;
     }
     PyObject *weight_result = Py_None, *apart_result = Py_None;
-    if (weight.buf != NULL) {
+    if (weight.data != NULL) {
         weight_result = Py_BuildValue("nndddd", weight_totals.nan_count, weight_totals.inf_count, weight_totals.total,
                                       weight_totals.squares, (double)weight_totals.minimum,
                                       (double)weight_totals.maximum);
@@ -1508,7 +1579,9 @@ kernels_layer_pass(PyObject *module, PyObject *args)
                            apart_result);
 done:
     free(items);
-    PyBuffer_Release(&values);
+    for (int k = 0; k < sourced; k++) {
+        release_source(sources[k]);
+    }
     for (int k = 0; k < acquired; k++) {
         release_optional(optional[k]);
     }

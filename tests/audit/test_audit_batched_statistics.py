@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from initlab.audit import statistics
+from initlab.errors import InitlabError
 
 
 def awkward_rows(generator: torch.Generator, count: int = 40, length: int = 3000) -> torch.Tensor:
@@ -322,3 +323,12 @@ def test_histogram_edges_have_exact_ends_and_match_linspace():
         assert all(a <= b for a, b in zip(edges, edges[1:]))
         expected = torch.linspace(first, last, statistics.HISTOGRAM_BINS + 1, dtype=torch.float64).tolist()
         assert edges == pytest.approx(expected, rel=1e-15, abs=4e-16 * max(abs(first), abs(last)))
+
+
+@pytest.mark.parametrize("tensor", [torch.randn(4, 6).t(), torch.randn(5, dtype=torch.float64), torch.zeros(0)])
+def test_float32_pass_names_a_tensor_it_cannot_read(tensor):
+    with pytest.raises(InitlabError, match=r"float32_pass: tensor is a torch\.float\w* tensor on cpu \(contiguous: "
+                                           r"\w+\); expected a non-empty float32 C-contiguous CPU tensor"):
+        statistics.float32_pass(tensor)
+    with pytest.raises(InitlabError, match="float32_pass: weight is a torch.float32 tensor on cpu"):
+        statistics.float32_pass(torch.randn(3, 4), units=4, weight=torch.randn(4, 6).t())

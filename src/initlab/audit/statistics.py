@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from initlab import _kernels
+from initlab.errors import InitlabError
 
 SUBSAMPLE = 4096
 """Maximum number of values used for percentiles and histograms: figures to show (no verdict
@@ -293,7 +294,8 @@ def float32_pass(tensor: torch.Tensor, *, units: int = 1, inner: int = 1, limits
     """One pass of ``_kernels.layer_pass`` over a tensor accepted by :func:`compiled_layout`
     (and the two-pass :func:`std_mean` when the double sums cancel), or None when it holds
     NaN/inf (summarise it with :func:`summarize_rows` then). :func:`summaries_from_passes`
-    finishes its :class:`Summary`.
+    finishes its :class:`Summary`. The kernel reads the tensors at their ``data_ptr()``: no
+    numpy view is made (in a forward hook, three views cost about as much as the pass).
 
     Mean and std come from double sums (:func:`std_from_double_moments`); percentiles and
     histogram from the strided subsample ``values[::step]`` of :func:`summarize_rows` (same
@@ -311,16 +313,19 @@ def float32_pass(tensor: torch.Tensor, *, units: int = 1, inner: int = 1, limits
             (:func:`symmetry_step`) the symmetry check of :func:`first_values_apart`
             with ``limit = 2 rtol max|x|`` and the weight's largest magnitude.
     """
-    values = tensor.detach().reshape(-1).numpy()
-    numel = values.size
+    for name, given in (("tensor", tensor), ("weight", weight), ("bias", bias)):
+        if given is not None and not compiled_layout(given):
+            raise InitlabError(f"float32_pass: {name} is a {given.dtype} tensor on {given.device} (contiguous: "
+                               f"{given.is_contiguous()}); expected a non-empty float32 C-contiguous CPU tensor.")
+    numel = tensor.numel()
     step = max(1, math.ceil(numel / SUBSAMPLE))
     subsample = np.empty(len(range(0, numel, step)), dtype=np.float32)
     maxima = np.empty(units, dtype=np.float32) if unit_maxima else None
     low, high = (-math.inf, math.inf) if limits is None else limits
-    weight_values = None if weight is None else weight.detach().reshape(-1).numpy()
-    bias_values = None if bias is None else bias.detach().reshape(-1).numpy()
     nans, infs, total, squares, minimum, maximum, near, dead, weight_totals, apart = _kernels.layer_pass(
-        values, units, inner, low, high, maxima, step, subsample, weight_values, bias_values, rtol, symmetry_step)
+        (tensor.data_ptr(), numel), units, inner, low, high, maxima, step, subsample,
+        None if weight is None else (weight.data_ptr(), weight.numel()),
+        None if bias is None else (bias.data_ptr(), bias.numel()), rtol, symmetry_step)
     if nans or infs:
         return None
     moment = std_from_double_moments(total, squares, numel)
@@ -331,8 +336,8 @@ def float32_pass(tensor: torch.Tensor, *, units: int = 1, inner: int = 1, limits
     if numel == 1:
         std_value, mean_value = 0.0, total
     weight_moments = None
-    if weight_totals is not None and weight_values.size >= 2:
-        weight_moments = totals_norm_and_std(weight_totals, weight_values.size)
+    if weight_totals is not None and weight.numel() >= 2:
+        weight_moments = totals_norm_and_std(weight_totals, weight.numel())
     return Float32Pass(numel, mean_value, std_value, minimum, maximum, subsample, maxima, near, dead,
                        weight_moments, apart)
 
