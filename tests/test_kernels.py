@@ -401,7 +401,7 @@ def call_moments(values=None, units=1, inner=1, low=-np.inf, high=np.inf, maxima
     return _kernels.moments(values, units, inner, low, high, maxima, step, subsample)
 
 
-def test_layer_pass_reads_an_address_as_it_reads_a_buffer():
+def test_moments_and_layer_pass_read_an_address_as_they_read_a_buffer():
     rng = np.random.default_rng(8)
     values = rng.standard_normal(300 * 64, dtype=np.float32)
     weight, bias = rng.standard_normal(64 * 5).astype(np.float32), rng.standard_normal(64).astype(np.float32)
@@ -411,6 +411,8 @@ def test_layer_pass_reads_an_address_as_it_reads_a_buffer():
         maxima, subsample = np.empty(64, dtype=np.float32), np.empty(300 * 64 // 5, dtype=np.float32)
         results.append((_kernels.layer_pass(source(values), 64, 1, -0.5, 0.5, maxima, 5, subsample, source(weight),
                                             source(bias), 1e-3, 2), maxima.tobytes(), subsample.tobytes()))
+        results[-1] += (_kernels.moments(source(values), 64, 1, -0.5, 0.5, maxima, 5, subsample), maxima.tobytes(),
+                        subsample.tobytes())
     assert results[0] == results[1]
 
 
@@ -424,6 +426,9 @@ def call_layer_pass(values=None, units=2, inner=1, low=-np.inf, high=np.inf, max
 @pytest.mark.parametrize(
     "call, error, message",
     [
+        (lambda: call_moments(values=(8, -2)), ValueError,
+         "moments: values=(8, -2); expected a float32 buffer or an (address, length) tuple with a non-null address "
+         "aligned to 4 bytes and a length >= 0"),
         (lambda: call_moments(values=np.zeros(8)), TypeError,
          "moments: values must be a one-dimensional float32 buffer, got format 'd'"),
         (lambda: call_moments(values=np.zeros((2, 4), dtype=np.float32)), TypeError,

@@ -885,6 +885,66 @@ moments_pass(const float *data, Py_ssize_t length, Py_ssize_t units, Py_ssize_t 
     return 0;
 }
 
+/*
+ * A read-only float32 source of moments() and layer_pass(): a one-dimensional C-contiguous
+ * float32 buffer (get_vector), or an (address, length) tuple naming `length`
+ * C-contiguous float32 values at `address` (torch.Tensor.data_ptr() and
+ * numel() of a tensor the caller keeps alive: no numpy view to make, which
+ * costs more than the pass on a small layer), or None when optional.
+ */
+typedef struct {
+    const float *data;
+    Py_ssize_t length;
+    int has_view;
+    Py_buffer view;
+} float_source;
+
+static int
+get_source(PyObject *object, float_source *source, int optional, const char *function, const char *argument)
+{
+    source->data = NULL;
+    source->length = 0;
+    source->has_view = 0;
+    if (object == Py_None && optional) {
+        return 0;
+    }
+    if (PyTuple_Check(object)) {
+        void *address = NULL;
+        Py_ssize_t length = -1;
+        if (PyTuple_GET_SIZE(object) == 2) {
+            address = PyLong_AsVoidPtr(PyTuple_GET_ITEM(object, 0));
+            length = PyErr_Occurred() ? -1 : PyLong_AsSsize_t(PyTuple_GET_ITEM(object, 1));
+        }
+        if (PyErr_Occurred() || address == NULL || length < 0 || ((uintptr_t)address % sizeof(float)) != 0) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError,
+                         "%s: %s=%R; expected a float32 buffer or an (address, length) tuple with a "
+                         "non-null address aligned to 4 bytes and a length >= 0",
+                         function, argument, object);
+            return -1;
+        }
+        source->data = (const float *)address;
+        source->length = length;
+        return 0;
+    }
+    if (get_vector(object, &source->view, 'f', 0, function, argument) < 0) {
+        return -1;
+    }
+    source->has_view = 1;
+    source->data = (const float *)source->view.buf;
+    source->length = source->view.shape[0];
+    return 0;
+}
+
+static void
+release_source(float_source *source)
+{
+    if (source->has_view) {
+        PyBuffer_Release(&source->view);
+        source->has_view = 0;
+    }
+}
+
 PyDoc_STRVAR(moments_doc,
 "moments(values, units, inner, low, high, unit_maxima, step, subsample) -> tuple\n"
 "\n"
@@ -904,7 +964,10 @@ PyDoc_STRVAR(moments_doc,
 "(the evenly strided subsample values[::step]); later items are left alone.\n"
 "\n"
 "Args:\n"
-"    values: one-dimensional C-contiguous float32 buffer.\n"
+"    values: one-dimensional C-contiguous float32 buffer, or an (address,\n"
+"        length) tuple: length C-contiguous float32 values at that address\n"
+"        (torch.Tensor.data_ptr(), numel()), which the caller keeps alive\n"
+"        and unchanged for the call; nothing else can be checked.\n"
 "    units, inner: sizes >= 1 with len(values) a multiple of units * inner.\n"
 "    low, high: saturation limits; each must be a float32 value or +-inf.\n"
 "    unit_maxima: None or a writable float32 buffer of exactly units items.\n"
@@ -924,7 +987,8 @@ kernels_moments(PyObject *module, PyObject *args)
     Py_ssize_t units, inner, step;
     double low, high;
     float low32, high32;
-    Py_buffer values, maxima, subsample;
+    Py_buffer maxima, subsample;
+    float_source values;
     if (!PyArg_ParseTuple(args, "OnnddOnO:moments", &values_object, &units, &inner, &low, &high,
                           &maxima_object, &step, &subsample_object)) {
         return NULL;
@@ -938,19 +1002,19 @@ kernels_moments(PyObject *module, PyObject *args)
                      "moments: units=%zd, inner=%zd, step=%zd; expected each >= 1", units, inner, step);
         return NULL;
     }
-    if (get_vector(values_object, &values, 'f', 0, "moments", "values") < 0) {
+    if (get_source(values_object, &values, 0, "moments", "values") < 0) {
         return NULL;
     }
     if (get_optional_vector(maxima_object, &maxima, 'f', "moments", "unit_maxima") < 0) {
-        PyBuffer_Release(&values);
+        release_source(&values);
         return NULL;
     }
     if (get_optional_vector(subsample_object, &subsample, 'f', "moments", "subsample") < 0) {
-        PyBuffer_Release(&values);
+        release_source(&values);
         release_optional(&maxima);
         return NULL;
     }
-    Py_ssize_t length = values.shape[0];
+    Py_ssize_t length = values.length;
     Py_ssize_t picked = length == 0 ? 0 : (length - 1) / step + 1;
     moment_totals totals = {0};
     if (length % units != 0 || (length / units) % inner != 0) {
@@ -973,14 +1037,14 @@ kernels_moments(PyObject *module, PyObject *args)
     }
     int failed;
     Py_BEGIN_ALLOW_THREADS
-    failed = moments_pass((const float *)values.buf, length, units, inner, low32, high32, (float *)maxima.buf, step,
+    failed = moments_pass(values.data, length, units, inner, low32, high32, (float *)maxima.buf, step,
                           (float *)subsample.buf, &totals);
     Py_END_ALLOW_THREADS
     if (failed) {
         PyErr_NoMemory();
     }
 done:
-    PyBuffer_Release(&values);
+    release_source(&values);
     release_optional(&maxima);
     release_optional(&subsample);
     if (PyErr_Occurred()) {
@@ -1352,66 +1416,6 @@ done:
     return PyBool_FromLong(apart);
 }
 
-/*
- * A read-only float32 source of layer_pass(): a one-dimensional C-contiguous
- * float32 buffer (get_vector), or an (address, length) tuple naming `length`
- * C-contiguous float32 values at `address` (torch.Tensor.data_ptr() and
- * numel() of a tensor the caller keeps alive: no numpy view to make, which
- * costs more than the pass on a small layer), or None when optional.
- */
-typedef struct {
-    const float *data;
-    Py_ssize_t length;
-    int has_view;
-    Py_buffer view;
-} float_source;
-
-static int
-get_source(PyObject *object, float_source *source, int optional, const char *argument)
-{
-    source->data = NULL;
-    source->length = 0;
-    source->has_view = 0;
-    if (object == Py_None && optional) {
-        return 0;
-    }
-    if (PyTuple_Check(object)) {
-        void *address = NULL;
-        Py_ssize_t length = -1;
-        if (PyTuple_GET_SIZE(object) == 2) {
-            address = PyLong_AsVoidPtr(PyTuple_GET_ITEM(object, 0));
-            length = PyErr_Occurred() ? -1 : PyLong_AsSsize_t(PyTuple_GET_ITEM(object, 1));
-        }
-        if (PyErr_Occurred() || address == NULL || length < 0 || ((uintptr_t)address % sizeof(float)) != 0) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_ValueError,
-                         "layer_pass: %s=%R; expected a float32 buffer or an (address, length) tuple with a "
-                         "non-null address aligned to 4 bytes and a length >= 0",
-                         argument, object);
-            return -1;
-        }
-        source->data = (const float *)address;
-        source->length = length;
-        return 0;
-    }
-    if (get_vector(object, &source->view, 'f', 0, "layer_pass", argument) < 0) {
-        return -1;
-    }
-    source->has_view = 1;
-    source->data = (const float *)source->view.buf;
-    source->length = source->view.shape[0];
-    return 0;
-}
-
-static void
-release_source(float_source *source)
-{
-    if (source->has_view) {
-        PyBuffer_Release(&source->view);
-        source->has_view = 0;
-    }
-}
-
 PyDoc_STRVAR(layer_pass_doc,
 "layer_pass(values, units, inner, low, high, unit_maxima, step, subsample,\n"
 "           weight, bias, rtol, symmetry_step) -> tuple\n"
@@ -1433,10 +1437,7 @@ PyDoc_STRVAR(layer_pass_doc,
 "        max|weight|).\n"
 "\n"
 "Args:\n"
-"    values ... subsample: as for moments(), except that values may also be\n"
-"        an (address, length) tuple: length C-contiguous float32 values at\n"
-"        that address (torch.Tensor.data_ptr(), numel()), which the caller\n"
-"        keeps alive and unchanged for the call; nothing else can be checked.\n"
+"    values ... subsample: as for moments().\n"
 "    weight: None or a float32 source (buffer or (address, length)) of\n"
 "        units rows of equal width.\n"
 "    bias: None or a float32 source of units values (only with weight).\n"
@@ -1483,7 +1484,8 @@ kernels_layer_pass(PyObject *module, PyObject *args)
     const char *source_names[3] = {"values", "weight", "bias"};
     int sourced = 0;
     for (; sourced < 3; sourced++) {
-        if (get_source(source_objects[sourced], sources[sourced], sourced > 0, source_names[sourced]) < 0) {
+        if (get_source(source_objects[sourced], sources[sourced], sourced > 0, "layer_pass",
+                       source_names[sourced]) < 0) {
             break;
         }
     }

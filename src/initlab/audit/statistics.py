@@ -842,27 +842,22 @@ def totals_norm_and_std(totals: tuple, count: int) -> tuple[float, float] | None
 
 def norm_and_std(tensor: torch.Tensor) -> tuple[float, float]:
     """Euclidean norm and std (Bessel) of all elements: the double sums of one compiled pass
-    for a float32 CPU tensor (:func:`std_from_double_moments`; a strided one is copied
-    first), otherwise one sum and one norm (:func:`std_from_moments`); else the two-pass
+    for a tensor accepted by :func:`compiled_layout` (:func:`std_from_double_moments`),
+    otherwise one sum and one norm (:func:`std_from_moments`); else the two-pass
     :func:`std_mean` with ``||x||^2 = (n - 1) std^2 + n mean^2`` (a float64 norm when that is
     not finite). One element: ``(|x|, 0)``; none: ``(0, 0)``.
 
     The hooks of the backward pass call it on every gradient, between two of the model's
-    products, where each Python step costs several times what it costs in a loop: so the
-    compiled pass is tried first, and any tensor it cannot read (another dtype or device)
-    falls through on the exception."""
+    products, where each Python step costs several times what it costs in a loop: the
+    compiled pass reads the tensor at its ``data_ptr()`` (no numpy view)."""
     count = tensor.numel()
-    try:
+    if count >= 2 and compiled_layout(tensor):
         nans, infs, total, squares = _kernels.moments(
-            tensor.detach().numpy().reshape(-1), 1, 1, -math.inf, math.inf, None, 1, None)[:4]
-    except (RuntimeError, TypeError):
-        nans = 1  # not read: decided below
-    if not nans and not infs:
-        if count < 2:
-            return math.sqrt(squares), 0.0
-        moment = std_from_double_moments(total, squares, count)
-        if moment is not None:
-            return math.sqrt(squares), moment[0]
+            (tensor.data_ptr(), count), 1, 1, -math.inf, math.inf, None, 1, None)[:4]
+        if not nans and not infs:
+            moment = std_from_double_moments(total, squares, count)
+            if moment is not None:
+                return math.sqrt(squares), moment[0]
     if count < 2:
         value = float(tensor.detach().reshape(-1)[0]) if count else 0.0
         return abs(value), 0.0
