@@ -381,7 +381,7 @@ def _theory(layers: list[LayerReport], records: list[Record], batch: Any, notes:
     activation = plain_mlp_activation(chain) if chain else None
     if activation is None:
         return None
-    q_input = float(batch.detach().to(torch.float64).pow(2).mean())
+    q_input = norm_and_std(batch)[0] ** 2 / batch.numel() if batch.numel() else math.nan  # mean(x^2)
     try:
         return predict(chain, activation, q_input, weight_norms)
     except ImportError as error:

@@ -22,6 +22,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from initlab.audit.statistics import norm_and_std
 from initlab.errors import InitlabError
 
 PASS_THROUGH = (nn.Flatten, nn.Identity)
@@ -73,14 +74,9 @@ class MLPLayer:
 
 
 def _mean_square(tensor: torch.Tensor) -> float:
-    """``mean(x^2)`` by a BLAS dot in the tensor's precision (float64 if that overflows)."""
-    flat = tensor.detach().reshape(-1)
-    if flat.dtype in (torch.float16, torch.bfloat16):
-        flat = flat.float()
-    square = float(torch.dot(flat, flat))
-    if not math.isfinite(square):
-        square = float(torch.linalg.vector_norm(flat, dtype=torch.float64)) ** 2
-    return square / flat.numel()
+    """``mean(x^2) = ||x||^2 / n`` (:func:`statistics.norm_and_std`: double sums of one
+    compiled pass for float32 CPU tensors, no overflow in float32)."""
+    return norm_and_std(tensor)[0] ** 2 / tensor.numel()
 
 
 def _weight_variances(module: nn.Linear, weight_norm: float | None = None) -> tuple[float, float]:
