@@ -396,6 +396,20 @@ def test_equal_regions_finds_a_changed_byte_anywhere():
     assert _kernels.equal_regions((), (), ()) == []
 
 
+def test_copy_regions_copies_every_byte_and_nothing_else():
+    rng = np.random.default_rng(6)
+    piece = 1 << 20
+    sources = [rng.integers(0, 256, size=size, dtype=np.uint8) for size in (1, 9, piece, 2 * piece + 3)]
+    target = np.full(sum(source.size for source in sources) + 4 * 8, 7, dtype=np.uint8)
+    offsets = np.cumsum([0] + [source.size + 8 for source in sources[:-1]])
+    _kernels.copy_regions([source.ctypes.data for source in sources],
+                          [target.ctypes.data + int(offset) for offset in offsets], [source.size for source in sources])
+    for source, offset in zip(sources, offsets):
+        np.testing.assert_array_equal(target[offset: offset + source.size], source)
+        assert (target[offset + source.size: offset + source.size + 8] == 7).all()  # the gaps are untouched
+    assert _kernels.copy_regions([], [], []) is None
+
+
 def call_moments(values=None, units=1, inner=1, low=-np.inf, high=np.inf, maxima=None, step=1, subsample=None):
     values = np.zeros(8, dtype=np.float32) if values is None else values
     return _kernels.moments(values, units, inner, low, high, maxima, step, subsample)
@@ -429,6 +443,12 @@ def call_layer_pass(values=None, units=2, inner=1, low=-np.inf, high=np.inf, max
         (lambda: call_moments(values=(8, -2)), ValueError,
          "moments: values=(8, -2); expected a float32 buffer or an (address, length) tuple with a non-null address "
          "aligned to 4 bytes and a length >= 0"),
+        (lambda: _kernels.copy_regions([8], [0], [4]), ValueError,
+         "copy_regions: targets[0]=0; expected a non-null address"),
+        (lambda: _kernels.copy_regions([8], [8, 16], [4]), ValueError,
+         "copy_regions: sources, targets and sizes have 1, 2 and 1 items; expected one length"),
+        (lambda: _kernels.copy_regions([8], [16], 4), TypeError,
+         "copy_regions: sizes must be a list or tuple of ints, got int"),
         (lambda: call_moments(values=np.zeros(8)), TypeError,
          "moments: values must be a one-dimensional float32 buffer, got format 'd'"),
         (lambda: call_moments(values=np.zeros((2, 4), dtype=np.float32)), TypeError,

@@ -1591,31 +1591,36 @@ done:
 }
 
 /*
- * equal_regions(): memcmp of many pairs of memory regions (a model's
- * parameters and their snapshot), in pieces of at most EQUAL_PIECE bytes
- * spread over torch's OpenMP threads like the moments passes.
+ * equal_regions() and copy_regions(): memcmp or memcpy of many pairs of
+ * memory regions (a model's parameters and their snapshot), in pieces of at
+ * most REGION_PIECE bytes spread over torch's OpenMP threads like the
+ * moments passes.
  */
-#define EQUAL_PIECE (1 << 20)
+#define REGION_PIECE (1 << 20)
 
 typedef struct {
-    const char **first, **second;
+    char **first, **second;
     const Py_ssize_t *offsets, *sizes;  /* per piece: region offset and byte count */
     const Py_ssize_t *regions;          /* per piece: its region */
-    char *differs;                      /* per region, set by any piece that differs */
+    char *differs;                      /* per region, set by any piece that differs (comparing) */
+    int copy;                           /* copy first to second instead of comparing */
     Py_ssize_t pieces, next;
-} equal_job;
+} regions_job;
 
 static void
-equal_work(void *argument)
+regions_work(void *argument)
 {
-    equal_job *job = (equal_job *)argument;
+    regions_job *job = (regions_job *)argument;
     for (;;) {
         Py_ssize_t piece = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
         if (piece >= job->pieces) {
             return;
         }
         Py_ssize_t region = job->regions[piece], offset = job->offsets[piece];
-        if (memcmp(job->first[region] + offset, job->second[region] + offset, (size_t)job->sizes[piece]) != 0) {
+        if (job->copy) {
+            memcpy(job->second[region] + offset, job->first[region] + offset, (size_t)job->sizes[piece]);
+        }
+        else if (memcmp(job->first[region] + offset, job->second[region] + offset, (size_t)job->sizes[piece]) != 0) {
             __atomic_store_n(&job->differs[region], 1, __ATOMIC_RELAXED);
         }
     }
@@ -1623,20 +1628,109 @@ equal_work(void *argument)
 
 /* Read a list of Python ints (addresses or sizes >= 0) into values[0:count]; -1 with an error naming it. */
 static int
-read_sizes(PyObject *items, Py_ssize_t count, Py_ssize_t *values, int addresses, const char *argument)
+read_sizes(PyObject *items, Py_ssize_t count, Py_ssize_t *values, int addresses, const char *function,
+           const char *argument)
 {
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(items, i);
         Py_ssize_t value = addresses ? (Py_ssize_t)PyLong_AsVoidPtr(item) : PyLong_AsSsize_t(item);
         if (PyErr_Occurred() || value < 0 || (addresses && value == 0)) {
             PyErr_Clear();
-            PyErr_Format(PyExc_ValueError, "equal_regions: %s[%zd]=%R; expected %s", argument, i, item,
+            PyErr_Format(PyExc_ValueError, "%s: %s[%zd]=%R; expected %s", function, argument, i, item,
                          addresses ? "a non-null address" : "a byte count >= 0");
             return -1;
         }
         values[i] = value;
     }
     return 0;
+}
+
+/* The call of equal_regions() (copy 0: a list of bools) or copy_regions() (copy 1: None). */
+static PyObject *
+regions_call(PyObject *args, int copy, const char *function)
+{
+    PyObject *objects[3], *lists[3] = {NULL, NULL, NULL}, *result = NULL;
+    const char *names[3] = {copy ? "sources" : "first", copy ? "targets" : "second", "sizes"};
+    if (!PyArg_UnpackTuple(args, function, 3, 3, &objects[0], &objects[1], &objects[2])) {
+        return NULL;
+    }
+    for (int k = 0; k < 3; k++) {
+        lists[k] = PySequence_Fast(objects[k], "");
+        if (lists[k] == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s: %s must be a list or tuple of ints, got %.100s",
+                         function, names[k], Py_TYPE(objects[k])->tp_name);
+            goto done;
+        }
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(lists[0]);
+    if (PySequence_Fast_GET_SIZE(lists[1]) != count || PySequence_Fast_GET_SIZE(lists[2]) != count) {
+        PyErr_Format(PyExc_ValueError, "%s: %s, %s and sizes have %zd, %zd and %zd items; expected one length",
+                     function, names[0], names[1], count, PySequence_Fast_GET_SIZE(lists[1]),
+                     PySequence_Fast_GET_SIZE(lists[2]));
+        goto done;
+    }
+    Py_ssize_t *values = PyMem_Malloc(3 * (size_t)(count > 0 ? count : 1) * sizeof(Py_ssize_t));
+    char *differs = PyMem_Calloc(count > 0 ? (size_t)count : 1, 1);
+    Py_ssize_t *pieces = NULL;
+    if (values == NULL || differs == NULL) {
+        PyErr_NoMemory();
+        goto release;
+    }
+    for (int k = 0; k < 3; k++) {
+        if (read_sizes(lists[k], count, values + k * count, k < 2, function, names[k]) < 0) {
+            goto release;
+        }
+    }
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        total += (values[2 * count + i] + REGION_PIECE - 1) / REGION_PIECE;
+    }
+    pieces = PyMem_Malloc(3 * (size_t)(total > 0 ? total : 1) * sizeof(Py_ssize_t));
+    if (pieces == NULL) {
+        PyErr_NoMemory();
+        goto release;
+    }
+    Py_ssize_t piece = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        for (Py_ssize_t offset = 0; offset < values[2 * count + i]; offset += REGION_PIECE, piece++) {
+            Py_ssize_t left = values[2 * count + i] - offset;
+            pieces[piece] = i;
+            pieces[total + piece] = offset;
+            pieces[2 * total + piece] = left < REGION_PIECE ? left : REGION_PIECE;
+        }
+    }
+    regions_job job = {(char **)values, (char **)(values + count), pieces + total, pieces + 2 * total,
+                       pieces, differs, copy, total, 0};
+    Py_BEGIN_ALLOW_THREADS
+    int threads = parallel_threads(total);
+    if (threads > 1) {
+        gomp_parallel(regions_work, &job, (unsigned)threads, 0);
+    }
+    else {
+        regions_work(&job);
+    }
+    Py_END_ALLOW_THREADS
+    if (copy) {
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    else {
+        result = PyList_New(count);
+        for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
+            PyObject *flag = differs[i] ? Py_False : Py_True;
+            Py_INCREF(flag);
+            PyList_SET_ITEM(result, i, flag);
+        }
+    }
+release:
+    PyMem_Free(values);
+    PyMem_Free(differs);
+    PyMem_Free(pieces);
+done:
+    for (int k = 0; k < 3; k++) {
+        Py_XDECREF(lists[k]);
+    }
+    return result;
 }
 
 PyDoc_STRVAR(equal_regions_doc,
@@ -1657,82 +1751,25 @@ PyDoc_STRVAR(equal_regions_doc,
 static PyObject *
 kernels_equal_regions(PyObject *module, PyObject *args)
 {
-    PyObject *objects[3], *lists[3] = {NULL, NULL, NULL}, *result = NULL;
-    const char *names[3] = {"first", "second", "sizes"};
-    if (!PyArg_ParseTuple(args, "OOO:equal_regions", &objects[0], &objects[1], &objects[2])) {
-        return NULL;
-    }
-    for (int k = 0; k < 3; k++) {
-        lists[k] = PySequence_Fast(objects[k], "");
-        if (lists[k] == NULL) {
-            PyErr_Format(PyExc_TypeError, "equal_regions: %s must be a list or tuple of ints, got %.100s",
-                         names[k], Py_TYPE(objects[k])->tp_name);
-            goto done;
-        }
-    }
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(lists[0]);
-    if (PySequence_Fast_GET_SIZE(lists[1]) != count || PySequence_Fast_GET_SIZE(lists[2]) != count) {
-        PyErr_Format(PyExc_ValueError, "equal_regions: first, second and sizes have %zd, %zd and %zd items; "
-                     "expected one length", count, PySequence_Fast_GET_SIZE(lists[1]),
-                     PySequence_Fast_GET_SIZE(lists[2]));
-        goto done;
-    }
-    Py_ssize_t *values = PyMem_Malloc(3 * (size_t)(count > 0 ? count : 1) * sizeof(Py_ssize_t));
-    char *differs = PyMem_Calloc(count > 0 ? (size_t)count : 1, 1);
-    Py_ssize_t *pieces = NULL;
-    if (values == NULL || differs == NULL) {
-        PyErr_NoMemory();
-        goto release;
-    }
-    for (int k = 0; k < 3; k++) {
-        if (read_sizes(lists[k], count, values + k * count, k < 2, names[k]) < 0) {
-            goto release;
-        }
-    }
-    Py_ssize_t total = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        total += (values[2 * count + i] + EQUAL_PIECE - 1) / EQUAL_PIECE;
-    }
-    pieces = PyMem_Malloc(3 * (size_t)(total > 0 ? total : 1) * sizeof(Py_ssize_t));
-    if (pieces == NULL) {
-        PyErr_NoMemory();
-        goto release;
-    }
-    Py_ssize_t piece = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        for (Py_ssize_t offset = 0; offset < values[2 * count + i]; offset += EQUAL_PIECE, piece++) {
-            Py_ssize_t left = values[2 * count + i] - offset;
-            pieces[piece] = i;
-            pieces[total + piece] = offset;
-            pieces[2 * total + piece] = left < EQUAL_PIECE ? left : EQUAL_PIECE;
-        }
-    }
-    equal_job job = {(const char **)values, (const char **)(values + count), pieces + total, pieces + 2 * total,
-                     pieces, differs, total, 0};
-    Py_BEGIN_ALLOW_THREADS
-    int threads = parallel_threads(total);
-    if (threads > 1) {
-        gomp_parallel(equal_work, &job, (unsigned)threads, 0);
-    }
-    else {
-        equal_work(&job);
-    }
-    Py_END_ALLOW_THREADS
-    result = PyList_New(count);
-    for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
-        PyObject *flag = differs[i] ? Py_False : Py_True;
-        Py_INCREF(flag);
-        PyList_SET_ITEM(result, i, flag);
-    }
-release:
-    PyMem_Free(values);
-    PyMem_Free(differs);
-    PyMem_Free(pieces);
-done:
-    for (int k = 0; k < 3; k++) {
-        Py_XDECREF(lists[k]);
-    }
-    return result;
+    return regions_call(args, 0, "equal_regions");
+}
+
+PyDoc_STRVAR(copy_regions_doc,
+"copy_regions(sources, targets, sizes) -> None\n"
+"\n"
+"Copy the sizes[i] bytes at address sources[i] to address targets[i]\n"
+"(memcpy; regions must not overlap), on torch's OpenMP threads when it is\n"
+"loaded. The addresses are raw pointers (torch.Tensor.data_ptr()) of memory\n"
+"the caller keeps alive, readable (sources) and writable (targets) for the\n"
+"call: nothing else can be checked.\n"
+"\n"
+"Raises:\n"
+"    TypeError, ValueError, MemoryError: as equal_regions().");
+
+static PyObject *
+kernels_copy_regions(PyObject *module, PyObject *args)
+{
+    return regions_call(args, 1, "copy_regions");
 }
 
 PyDoc_STRVAR(pass_threads_doc,
@@ -1763,6 +1800,7 @@ static PyMethodDef kernels_methods[] = {
     {"layer_pass", kernels_layer_pass, METH_VARARGS, layer_pass_doc},
     {"pass_threads", kernels_pass_threads, METH_VARARGS, pass_threads_doc},
     {"equal_regions", kernels_equal_regions, METH_VARARGS, equal_regions_doc},
+    {"copy_regions", kernels_copy_regions, METH_VARARGS, copy_regions_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1780,7 +1818,8 @@ PyDoc_STRVAR(module_doc,
 "and, for a layer with weight rows, the weight's moments and units_apart()\n"
 "in one call from the audit's forward hook; pass_threads() tells how many\n"
 "threads those passes use (torch's OpenMP threads, when torch is loaded);\n"
-"equal_regions() compares a model's tensors with their snapshot.\n"
+"equal_regions() and copy_regions() compare and copy a model's tensors\n"
+"and their snapshot.\n"
 "All release the\n"
 "GIL and validate every buffer.\n"
 "\n"
