@@ -3,23 +3,23 @@
 Cost. One forward and one backward pass of the model plus: per recorded call, the
 statistics of its output (sums for mean/std, min/max, a subsample of at most 4096 values
 sorted once for percentiles and histogram, per-unit maxima, a symmetry check) — for
-float32 CPU outputs one pass of a compiled kernel in the hook and the rest in one loop
-after the forward pass, else batched over buffers of same-shaped outputs
-(:mod:`initlab.audit.capture`); a compiled pass over its gradient and over each weight
-and weight gradient; and a snapshot of the parameters and buffers.
+float32 CPU outputs one call of a compiled kernel in the hook, which also measures the
+layer's weight, and the rest in one loop after the forward pass, else batched over
+buffers of same-shaped outputs (:mod:`initlab.audit.capture`); a compiled pass over each
+reported output gradient (a hook on its autograd node) and, after the backward pass, over
+each weight gradient; and a snapshot of the parameters and buffers. The compiled passes
+run on torch's OpenMP threads and read tensors at their addresses (no numpy views).
 ``benchmarks/bench_audit.py`` measures the total against one plain forward+backward pass
-(target <= 2x with ``jacobian=False``): met by a ResNet-18 (about 1.4-1.6x), not by a
-50-layer width-256 MLP whose forward+backward takes only ~21-25 ms (about 2.2-2.5x on 2
-cores, was 3.1-3.5x). Of the MLP's ~30 ms of extra time for its 101 records, about 11 ms
-go to the forward hooks (3 ms of compiled passes, the rest Python plumbing: records,
-gradient hooks, weight norms), 3 ms to the summaries after the forward pass, 3 ms to
-the gradient passes in the backward pass, 3 ms to the snapshot and its comparison,
-3 ms to layers, verdicts and theory, and the rest to the hooks' dispatch and the garbage
-collector. A hook-based audit with only the compiled passes and the sorts, and no
-records or verdicts at all, already measured 1.8-2.2x there: 2x needs the per-record
-plumbing itself in compiled code, not more trimming. The
-Jacobian, when asked, adds one forward pass and ``m`` (exact) or ``2 x 32`` (Lanczos)
-backward passes per analysed sample.
+(target <= 2x with ``jacobian=False``): a ResNet-18 about 1.4-1.5x, a 50-layer width-256
+MLP (101 records on a forward+backward of only ~23-32 ms) about 1.8-1.95x on 2 cores.
+Of the MLP's extra time, about 40 % is the forward hooks (the
+compiled calls ~40 % of that, the rest Python), 20 % the backward's gradient hooks and
+the weight-gradient loop, 15 % the summaries after the forward pass, 10 % the snapshot
+and its comparison, 10 % layers, verdicts and theory. What was measured and kept: an
+output no one reads is not kept alive (its memory is reused, as without the audit), the
+garbage collector is paused and no reference cycle is left, gradient hooks are registered
+after the forward pass only where read. The Jacobian, when asked, adds one forward pass
+and ``m`` (exact) or ``2 x 32`` (Lanczos) backward passes per analysed sample.
 """
 
 from __future__ import annotations
