@@ -50,7 +50,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode

@@ -106,7 +106,7 @@ def audit(
 
 
 def _statistics(model: nn.Module, batch: Any, target: Any, loss_fn: Callable | None, output_fn: Callable | None,
-                seed: int, limits: Thresholds, notes: list[str]):
+                seed: int, limits: Thresholds, notes: list[str]) -> tuple[str, list[LayerReport], Any]:
     """The forward and backward passes with hooks, then the layers with their verdicts and the
     theory overlay: ``(backward kind, layers, theory)``. The capture and its records are freed
     on return (before the collector runs again, :func:`collector_paused`)."""

@@ -852,12 +852,10 @@ def norm_and_std(tensor: torch.Tensor) -> tuple[float, float]:
     compiled pass reads the tensor at its ``data_ptr()`` (no numpy view)."""
     count = tensor.numel()
     if count >= 2 and compiled_layout(tensor):
-        nans, infs, total, squares = _kernels.moments(
-            (tensor.data_ptr(), count), 1, 1, -math.inf, math.inf, None, 1, None)[:4]
-        if not nans and not infs:
-            moment = std_from_double_moments(total, squares, count)
-            if moment is not None:
-                return math.sqrt(squares), moment[0]
+        measured = totals_norm_and_std(_kernels.moments(
+            (tensor.data_ptr(), count), 1, 1, -math.inf, math.inf, None, 1, None), count)
+        if measured is not None:
+            return measured
     if count < 2:
         value = float(tensor.detach().reshape(-1)[0]) if count else 0.0
         return abs(value), 0.0
