@@ -26,9 +26,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__unix__) || defined(__APPLE__)
+/*
+ * Passes that may run on several threads (torch's OpenMP threads, found with
+ * dlsym) take their pieces with an atomic counter; without dlsym or the GNU
+ * atomic builtins everything runs on the caller's thread.
+ */
+#if (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
 #include <dlfcn.h>
 #define INITLAB_HAVE_DLSYM 1
+#define INITLAB_TAKE(counter) __atomic_fetch_add((counter), 1, __ATOMIC_RELAXED)
+#define INITLAB_MARK(flag) __atomic_store_n((flag), 1, __ATOMIC_RELAXED)
+#else
+#define INITLAB_TAKE(counter) ((*(counter))++)
+#define INITLAB_MARK(flag) (*(flag) = 1)
 #endif
 
 #if defined(__SSE2__) || defined(_M_X64)
@@ -716,10 +726,12 @@ release_optional(Py_buffer *view)
 #define MOMENT_CHUNK 16384
 #define MOMENT_CHUNKS_MAX 64
 
+#ifdef INITLAB_HAVE_DLSYM
 typedef void (*gomp_parallel_function)(void (*)(void *), void *, unsigned, unsigned);
 typedef int (*omp_max_threads_function)(void);
 static gomp_parallel_function gomp_parallel = NULL;
 static omp_max_threads_function omp_max_threads = NULL;
+#endif
 
 /* How many threads to run `chunks` chunks on: 1 unless torch's OpenMP runtime is loaded. */
 static int
@@ -736,6 +748,19 @@ parallel_threads(Py_ssize_t chunks)
     }
 #endif
     return 1;
+}
+
+/* Run work(job) on `threads` threads (parallel_threads), or once on the caller's. */
+static void
+run_parallel(void (*work)(void *), void *job, int threads)
+{
+#ifdef INITLAB_HAVE_DLSYM
+    if (threads > 1) {
+        gomp_parallel(work, job, (unsigned)threads, 0);
+        return;
+    }
+#endif
+    work(job);
 }
 
 typedef struct {
@@ -800,7 +825,7 @@ moments_work(void *argument)
 {
     moments_job *job = (moments_job *)argument;
     for (;;) {
-        Py_ssize_t chunk = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+        Py_ssize_t chunk = INITLAB_TAKE(&job->next);
         if (chunk >= job->chunks) {
             return;
         }
@@ -840,13 +865,7 @@ moments_pass(const float *data, Py_ssize_t length, Py_ssize_t units, Py_ssize_t 
     }
     moments_job job = {data, units, inner, outer, step, chunks, low32, high32, subsample, unit_max != NULL,
                        lanes, saturated, chunk_maxima, 0};
-    int threads = parallel_threads(chunks);
-    if (threads > 1) {
-        gomp_parallel(moments_work, &job, (unsigned)threads, 0);
-    }
-    else {
-        moments_work(&job);
-    }
+    run_parallel(moments_work, &job, parallel_threads(chunks));
     totals->nan_count = totals->inf_count = totals->saturated = 0;
     totals->total = totals->squares = 0.0;
     totals->minimum = INFINITY;
@@ -1612,7 +1631,7 @@ regions_work(void *argument)
 {
     regions_job *job = (regions_job *)argument;
     for (;;) {
-        Py_ssize_t piece = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+        Py_ssize_t piece = INITLAB_TAKE(&job->next);
         if (piece >= job->pieces) {
             return;
         }
@@ -1621,7 +1640,7 @@ regions_work(void *argument)
             memcpy(job->second[region] + offset, job->first[region] + offset, (size_t)job->sizes[piece]);
         }
         else if (memcmp(job->first[region] + offset, job->second[region] + offset, (size_t)job->sizes[piece]) != 0) {
-            __atomic_store_n(&job->differs[region], 1, __ATOMIC_RELAXED);
+            INITLAB_MARK(&job->differs[region]);
         }
     }
 }
@@ -1702,13 +1721,7 @@ regions_call(PyObject *args, int copy, const char *function)
     regions_job job = {(char **)values, (char **)(values + count), pieces + total, pieces + 2 * total,
                        pieces, differs, copy, total, 0};
     Py_BEGIN_ALLOW_THREADS
-    int threads = parallel_threads(total);
-    if (threads > 1) {
-        gomp_parallel(regions_work, &job, (unsigned)threads, 0);
-    }
-    else {
-        regions_work(&job);
-    }
+    run_parallel(regions_work, &job, parallel_threads(total));
     Py_END_ALLOW_THREADS
     if (copy) {
         result = Py_None;
