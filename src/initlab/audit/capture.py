@@ -164,12 +164,17 @@ def functional_activation(func: Callable, args: tuple, kwargs: dict) -> Activati
 
 def unit_axis_of(module: nn.Module | None) -> int | None:
     """Axis along which the units of a module's output lie (channels: 1, features: -1), or None
-    when the module does not decide it (activations, dropout, functional calls)."""
-    if isinstance(module, _CHANNEL_FIRST):
-        return 1
-    if isinstance(module, _LAST_AXIS):
-        return -1
-    return None
+    when the module does not decide it (activations, dropout, functional calls). Decided by
+    the module's class, once per class (:data:`_UNIT_AXES`)."""
+    kind = type(module)
+    if kind not in _UNIT_AXES:
+        _UNIT_AXES[kind] = 1 if issubclass(kind, _CHANNEL_FIRST) else -1 if issubclass(kind, _LAST_AXIS) else None
+    return _UNIT_AXES[kind]
+
+
+_UNIT_AXES: dict[type, int | None] = {}
+"""``unit_axis_of`` by module class (an ``isinstance`` walk over twenty classes costs a few
+microseconds in a forward hook, once per recorded call)."""
 
 
 def has_weight_rows(module: nn.Module | None) -> bool:
@@ -534,19 +539,24 @@ class Capture:
                     self.weights[id(parameter)] = parameter
         self._measure(record, output.detach())
 
-    def _measure(self, record: Record, output: torch.Tensor) -> None:
-        """Copy ``output`` into the buffer of its role (measured when full), or measure it now."""
+    @staticmethod
+    def _role(record: Record, output: torch.Tensor) -> _Role:
         module, activation = record.module, record.activation
         dtype = torch.float32 if output.dtype in (torch.float16, torch.bfloat16) else output.dtype
-        role = _Role(
+        return _Role(
             shape=tuple(output.shape), dtype=dtype, device=output.device, unit_axis=record.unit_axis,
             dies=_can_die(activation), bounds=None if activation is None else activation.bounds,
             weight_rows=(has_weight_rows(module) and output.ndim >= 2
                          and module.weight.shape[0] == output.shape[record.unit_axis]),
         )
+
+    def _measure(self, record: Record, output: torch.Tensor) -> None:
+        """Copy ``output`` into the buffer of its role (measured when full), or measure it now."""
         if statistics.compiled_layout(output):
-            self._measure_compiled(record, role, output)
+            self._measure_compiled(record, output)
             return
+        role = self._role(record, output)
+        module, dtype = record.module, role.dtype
         if role.weight_rows:  # the weight's share of the symmetry sort key, while the weight is in cache
             width = math.prod(module.weight.shape[1:]) + (module.bias is not None)
             columns = statistics.unit_vector_length(role.shape, role.unit_axis)
@@ -603,47 +613,47 @@ class Capture:
             vectors = statistics.unit_vectors_rows(stack, role.unit_axis)
             self._measure_symmetry(records, vectors, vectors[0].numel() == rows.shape[1])
 
-    def _measure_compiled(self, record: Record, role: _Role, output: torch.Tensor) -> None:
+    def _measure_compiled(self, record: Record, output: torch.Tensor) -> None:
         """Statistics of one float32 contiguous CPU output, read in place by the compiled
         kernel in the hook (no copy); NaN/inf sends it to :meth:`_measure_stack`. A layer with
         weight rows has its weight measured and its symmetry check settled by the same call
         when, as usual, no two units are alike (:func:`statistics.float32_pass`). The summary
         (a sort of the kernel's private subsample) and the symmetry checks left (on a copy of
-        the unit vectors) wait for :meth:`_finish_compiled`."""
-        measure_units = role.dies and len(role.shape) >= 2
+        the unit vectors) wait for :meth:`_finish_compiled`. (Its :class:`_Role` is made
+        only for those: a frozen dataclass costs microseconds in a hook.)"""
+        module, activation, shape = record.module, record.activation, output.shape
+        dies, bounds = _can_die(activation), None if activation is None else activation.bounds
+        weight_rows = has_weight_rows(module) and len(shape) >= 2 and module.weight.shape[0] == shape[record.unit_axis]
+        measure_units = dies and len(shape) >= 2
         units = inner = 1
-        if measure_units or role.weight_rows:
-            axis = role.unit_axis % len(role.shape)
-            units, inner = role.shape[axis], math.prod(role.shape[axis + 1:])
-        limits = None
-        if role.bounds is not None:
-            limits = statistics.saturation_limits(role.bounds, self.thresholds.saturation_margin)
-        module = record.module
-        fused = role.weight_rows and statistics.compiled_layout(module.weight) and (
+        if measure_units or weight_rows:
+            axis = record.unit_axis % len(shape)
+            units, inner = shape[axis], math.prod(shape[axis + 1:])
+        limits = None if bounds is None else statistics.saturation_limits(bounds, self.thresholds.saturation_margin)
+        fused = weight_rows and statistics.compiled_layout(module.weight) and (
             module.bias is None or statistics.compiled_layout(module.bias))
         measured = statistics.float32_pass(
             output, units=units, inner=inner, limits=limits, unit_maxima=measure_units,
             weight=module.weight if fused else None, bias=module.bias if fused else None,
-            rtol=self.thresholds.symmetry_rtol, symmetry_step=statistics.symmetry_step(role.shape, role.unit_axis)
+            rtol=self.thresholds.symmetry_rtol, symmetry_step=statistics.symmetry_step(shape, record.unit_axis)
             if fused else 0)
         if measured is None:
-            self._measure_stack(role, [record], output.unsqueeze(0))
+            self._measure_stack(self._role(record, output), [record], output.unsqueeze(0))
             return
         self._passes[record.index] = measured
         if measured.weight_moments is not None:
             self.weight_moments.setdefault(id(module.weight), measured.weight_moments)
-        if role.dies:
+        if dies:
             record.dead = (measured.dead, units) if measure_units else (0, 0)
-        if role.bounds is not None:
+        if bounds is not None:
             record.saturated_fraction = measured.near / output.numel()
-        if role.weight_rows:
-            self._check_symmetry_compiled(record, role, output, max(-measured.min, measured.max), measured.apart)
+        if weight_rows:
+            self._check_symmetry_compiled(record, output, max(-measured.min, measured.max), measured.apart)
         self._deferred_bytes += measured.subsample.nbytes
         if self._deferred_bytes > PENDING_BYTES:
             self._finish_compiled()
 
-    def _check_symmetry_compiled(self, record: Record, role: _Role, output: torch.Tensor, bound: float,
-                                 apart: bool | None) -> None:
+    def _check_symmetry_compiled(self, record: Record, output: torch.Tensor, bound: float, apart: bool | None) -> None:
         """The symmetry check of a float32 output (largest magnitude ``bound``) in the hook:
         settled at once when no two units are alike in their sampled outputs (within
         ``2 rtol bound``) and weights (``apart``, else :func:`statistics.first_values_apart`:
@@ -651,13 +661,13 @@ class Capture:
         if apart is None:
             rtol, module = self.thresholds.symmetry_rtol, record.module
             moments = self.weight_moments.get(id(module.weight))  # its norm bounds its largest value
-            apart = statistics.first_values_apart(output, role.unit_axis, 2.0 * rtol * bound, module.weight,
+            apart = statistics.first_values_apart(output, record.unit_axis, 2.0 * rtol * bound, module.weight,
                                                   module.bias, rtol, None if moments is None else moments[0])
         if apart:
             record.duplicate_pairs = (_NO_UNITS, _NO_UNITS)
             record.symmetric_units = 0
             return
-        vectors = statistics.unit_vectors_rows(output.unsqueeze(0), role.unit_axis)
+        vectors = statistics.unit_vectors_rows(output.unsqueeze(0), record.unit_axis)
         complete = vectors[0].numel() == output.numel()
         check = _SymmetryCheck(record, vectors.clone(), complete, bound if complete else None)
         self._symmetry_checks.append(check)
