@@ -11,7 +11,7 @@ each weight gradient; and a snapshot of the parameters and buffers. The compiled
 run on torch's OpenMP threads and read tensors at their addresses (no numpy views).
 ``benchmarks/bench_audit.py`` measures the total against one plain forward+backward pass
 (target <= 2x with ``jacobian=False``): a ResNet-18 about 1.4-1.5x, a 50-layer width-256
-MLP (101 records on a forward+backward of only ~23-32 ms) about 1.8-1.95x on 2 cores.
+MLP (101 records on a forward+backward of only ~21-32 ms) about 1.7-1.95x on 2 cores.
 Of the MLP's extra time, about 40 % is the forward hooks (the
 compiled calls ~40 % of that, the rest Python), 20 % the backward's gradient hooks and
 the weight-gradient loop, 15 % the summaries after the forward pass, 10 % the snapshot
