@@ -733,15 +733,28 @@ static gomp_parallel_function gomp_parallel = NULL;
 static omp_max_threads_function omp_max_threads = NULL;
 #endif
 
-/* How many threads to run `chunks` chunks on: 1 unless torch's OpenMP runtime is loaded. */
+/*
+ * Look for the OpenMP runtime until it is found (torch may be imported after
+ * this module). Called with the GIL held, by every function that runs a
+ * parallel pass before it releases the GIL: the pointers are only written
+ * under the GIL, once, from NULL to their final value.
+ */
+static void
+find_openmp(void)
+{
+#ifdef INITLAB_HAVE_DLSYM
+    if (gomp_parallel == NULL || omp_max_threads == NULL) {
+        omp_max_threads = (omp_max_threads_function)dlsym(RTLD_DEFAULT, "omp_get_max_threads");
+        gomp_parallel = (gomp_parallel_function)dlsym(RTLD_DEFAULT, "GOMP_parallel");
+    }
+#endif
+}
+
+/* How many threads to run `chunks` chunks on: 1 unless torch's OpenMP runtime was found. */
 static int
 parallel_threads(Py_ssize_t chunks)
 {
 #ifdef INITLAB_HAVE_DLSYM
-    if (chunks > 1 && (gomp_parallel == NULL || omp_max_threads == NULL)) {
-        gomp_parallel = (gomp_parallel_function)dlsym(RTLD_DEFAULT, "GOMP_parallel");
-        omp_max_threads = (omp_max_threads_function)dlsym(RTLD_DEFAULT, "omp_get_max_threads");
-    }
     if (chunks > 1 && gomp_parallel != NULL && omp_max_threads != NULL) {
         int threads = omp_max_threads();
         return threads < chunks ? threads : (int)chunks;
@@ -1002,6 +1015,7 @@ PyDoc_STRVAR(moments_doc,
 static PyObject *
 kernels_moments(PyObject *module, PyObject *args)
 {
+    find_openmp();
     PyObject *values_object, *maxima_object, *subsample_object;
     Py_ssize_t units, inner, step;
     double low, high;
@@ -1472,6 +1486,7 @@ PyDoc_STRVAR(layer_pass_doc,
 static PyObject *
 kernels_layer_pass(PyObject *module, PyObject *args)
 {
+    find_openmp();
     PyObject *values_object, *maxima_object, *subsample_object, *weight_object, *bias_object;
     Py_ssize_t units, inner, step, symmetry_step;
     double low, high, rtol;
@@ -1668,6 +1683,7 @@ read_sizes(PyObject *items, Py_ssize_t count, Py_ssize_t *values, int addresses,
 static PyObject *
 regions_call(PyObject *args, int copy, const char *function)
 {
+    find_openmp();
     PyObject *objects[3], *lists[3] = {NULL, NULL, NULL}, *result = NULL;
     const char *names[3] = {copy ? "sources" : "first", copy ? "targets" : "second", "sizes"};
     if (!PyArg_UnpackTuple(args, function, 3, 3, &objects[0], &objects[1], &objects[2])) {
@@ -1797,6 +1813,7 @@ PyDoc_STRVAR(pass_threads_doc,
 static PyObject *
 kernels_pass_threads(PyObject *module, PyObject *args)
 {
+    find_openmp();
     Py_ssize_t chunks;
     if (!PyArg_ParseTuple(args, "n:pass_threads", &chunks)) {
         return NULL;
