@@ -1,10 +1,12 @@
-"""initlab._kernels: the compiled loops of the truncated-normal rejection sampler."""
+"""initlab._kernels: the compiled loops of the truncated-normal sampler and of the audit's statistics."""
 
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -254,6 +256,32 @@ def test_moments_and_layer_pass_do_not_depend_on_the_thread_count():
     finally:
         torch.set_num_threads(before)
     assert results[1] == results[2]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_the_passes_on_one_thread_instead_of_hanging():
+    torch = pytest.importorskip("torch")
+    matrix = torch.randn(512, 512)
+    (matrix @ matrix).sum()  # torch's OpenMP threads are started
+    values = np.random.default_rng(2).standard_normal(1 << 20, dtype=np.float32)
+    expected = _kernels.moments(values, 1, 1, -np.inf, np.inf, None, 1, None)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: GNU libgomp would wait forever for its parent's threads
+        found = _kernels.moments(values, 1, 1, -np.inf, np.inf, None, 1, None) == expected
+        os.write(write, f"{_kernels.pass_threads(8)} {found}".encode())
+        os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 60
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in a compiled pass")
+        time.sleep(0.05)
+    with os.fdopen(read) as answer:
+        assert answer.read() == "1 True"
+    assert _kernels.pass_threads(8) == min(8, torch.get_num_threads())
 
 
 def test_moments_without_optional_outputs_or_limits_counts_nothing_saturated():

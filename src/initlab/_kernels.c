@@ -33,6 +33,7 @@
  */
 #if (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
 #include <dlfcn.h>
+#include <pthread.h>
 #define INITLAB_HAVE_DLSYM 1
 #define INITLAB_TAKE(counter) __atomic_fetch_add((counter), 1, __ATOMIC_RELAXED)
 #define INITLAB_MARK(flag) __atomic_store_n((flag), 1, __ATOMIC_RELAXED)
@@ -731,6 +732,19 @@ typedef void (*gomp_parallel_function)(void (*)(void *), void *, unsigned, unsig
 typedef int (*omp_max_threads_function)(void);
 static gomp_parallel_function gomp_parallel = NULL;
 static omp_max_threads_function omp_max_threads = NULL;
+
+/*
+ * GNU libgomp cannot run a parallel region in a process forked after its
+ * threads started (the child waits for threads it does not have; torch's own
+ * operations hang there too): a forked child runs every pass on one thread.
+ */
+static int forked_child = 0;
+
+static void
+note_forked_child(void)
+{
+    forked_child = 1;
+}
 #endif
 
 /*
@@ -755,7 +769,7 @@ static int
 parallel_threads(Py_ssize_t chunks)
 {
 #ifdef INITLAB_HAVE_DLSYM
-    if (chunks > 1 && gomp_parallel != NULL && omp_max_threads != NULL) {
+    if (chunks > 1 && !forked_child && gomp_parallel != NULL && omp_max_threads != NULL) {
         int threads = omp_max_threads();
         return threads < chunks ? threads : (int)chunks;
     }
@@ -1806,7 +1820,8 @@ PyDoc_STRVAR(pass_threads_doc,
 "\n"
 "How many threads a pass of moments() or layer_pass() cut into `chunks`\n"
 "chunks would run on now: min(chunks, torch.get_num_threads()) when the\n"
-"OpenMP runtime torch loaded is found, else 1. (A pass over n values has\n"
+"OpenMP runtime torch loaded is found, else 1 (and 1 in a forked child,\n"
+"where GNU libgomp cannot start a parallel region). (A pass over n values has\n"
 "min(64, n // 16384, rows) chunks, at least one; its result does not\n"
 "depend on the threads.)");
 
@@ -1882,6 +1897,9 @@ PyMODINIT_FUNC
 PyInit__kernels(void)
 {
     choose_implementations();
+#ifdef INITLAB_HAVE_DLSYM
+    pthread_atfork(NULL, NULL, note_forked_child);
+#endif
     PyObject *module = PyModule_Create(&kernels_module);
     if (module != NULL &&
         (PyModule_AddStringConstant(module, "outside_implementation", outside_in_use_name) < 0 ||
