@@ -250,6 +250,12 @@ def std_from_double_moments(total: float, squares: float, count: int) -> tuple[f
     return math.sqrt(centred / (count - 1)), mean
 
 
+def subsample_step(numel: int) -> int:
+    """Stride of the subsample ``values[::step]`` of ``numel`` values that percentiles and
+    histograms read: at most :data:`SUBSAMPLE` values, evenly spread."""
+    return max(1, math.ceil(numel / SUBSAMPLE))
+
+
 def compiled_layout(tensor: torch.Tensor) -> bool:
     """Whether ``tensor`` can be read by the compiled kernels: a non-empty float32, strided,
     C-contiguous CPU tensor."""
@@ -318,7 +324,7 @@ def float32_pass(tensor: torch.Tensor, *, units: int = 1, inner: int = 1, limits
             raise InitlabError(f"float32_pass: {name} is a {given.dtype} tensor on {given.device} (contiguous: "
                                f"{given.is_contiguous()}); expected a non-empty float32 C-contiguous CPU tensor.")
     numel = tensor.numel()
-    step = max(1, math.ceil(numel / SUBSAMPLE))
+    step = subsample_step(numel)
     subsample = np.empty(len(range(0, numel, step)), dtype=np.float32)
     maxima = np.empty(units, dtype=np.float32) if unit_maxima else None
     low, high = (-math.inf, math.inf) if limits is None else limits
@@ -439,8 +445,7 @@ def summarize_rows(rows: torch.Tensor, *, two_pass: bool = False, highs: list[fl
         lows, highs = torch.stack([torch.stack(torch.aminmax(row)) for row in block]).T.tolist()
     else:
         lows, highs = block.amin(dim=1).tolist(), block.amax(dim=1).tolist()
-    step = max(1, math.ceil(numel / SUBSAMPLE))
-    ordered = _sorted_rows(block[:, ::step])
+    ordered = _sorted_rows(block[:, ::subsample_step(numel)])
     index, fractions = _percentile_picks(ordered.shape[1])
     picked = ordered[:, torch.from_numpy(index.copy())].tolist()
     ends = ordered[:, [0, -1]]
@@ -820,11 +825,16 @@ def _picked_rows(tensor: torch.Tensor, picked: np.ndarray) -> np.ndarray:
     return values[torch.from_numpy(picked)].reshape(len(picked), -1).double().cpu().numpy()
 
 
+def compiled_totals(tensor: torch.Tensor) -> tuple:
+    """``_kernels.moments`` of all the elements of a :func:`compiled_layout` tensor, read at its
+    ``data_ptr()``: ``(nan_count, inf_count, total, squares, minimum, maximum, 0)``."""
+    return _kernels.moments((tensor.data_ptr(), tensor.numel()), 1, 1, -math.inf, math.inf, None, 1, None)
+
+
 def largest_magnitude(tensor: torch.Tensor) -> float:
     """``max |x|`` over the elements (one compiled pass for :func:`compiled_layout` tensors)."""
     if compiled_layout(tensor):
-        minimum, maximum = _kernels.moments(
-            tensor.detach().reshape(-1).numpy(), 1, 1, -math.inf, math.inf, None, 1, None)[4:6]
+        minimum, maximum = compiled_totals(tensor)[4:6]
         return max(-minimum, maximum)
     return float(tensor.detach().abs().max())
 
@@ -852,8 +862,7 @@ def norm_and_std(tensor: torch.Tensor) -> tuple[float, float]:
     compiled pass reads the tensor at its ``data_ptr()`` (no numpy view)."""
     count = tensor.numel()
     if count >= 2 and compiled_layout(tensor):
-        measured = totals_norm_and_std(_kernels.moments(
-            (tensor.data_ptr(), count), 1, 1, -math.inf, math.inf, None, 1, None), count)
+        measured = totals_norm_and_std(compiled_totals(tensor), count)
         if measured is not None:
             return measured
     if count < 2:
@@ -878,7 +887,7 @@ def norm_and_std(tensor: torch.Tensor) -> tuple[float, float]:
 def non_finite_count(tensor: torch.Tensor) -> int:
     """How many elements are NaN or infinite (one compiled pass for :func:`compiled_layout` tensors)."""
     if compiled_layout(tensor):
-        nans, infs = _kernels.moments(tensor.detach().reshape(-1).numpy(), 1, 1, -math.inf, math.inf, None, 1, None)[:2]
+        nans, infs = compiled_totals(tensor)[:2]
         return nans + infs
     return int((~torch.isfinite(tensor.detach())).sum())
 
