@@ -1,18 +1,19 @@
 # Two commands do all the set-up on a fresh machine: `make test` and `make demo`.
 # The venv is (re)installed only when the dependency files change: the stamp
-# file's name carries a hash of pyproject.toml, setup.py (the C extensions),
-# their sources and this Makefile.
+# file's name carries a hash of pyproject.toml and this Makefile.
 PYTHON3 ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
-DEPHASH := $(shell cat pyproject.toml setup.py $(wildcard src/initlab/*.c) Makefile | sha256sum | cut -c1-16)
+DEPHASH := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-16)
 STAMP   := $(VENV)/.installed-$(DEPHASH)
+WHEEL_DIR  := build/wheel
+WHEEL_VENV := build/wheel-venv
 
-.PHONY: test demo bench install browser clean
+.PHONY: test pytest lint wheel-check demo bench install browser clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py $(wildcard src/initlab/*.c) Makefile
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# exact pin first: a CPU build of this version lies on the machine's disk
@@ -27,8 +28,28 @@ browser:
 	  echo "installing Debian's chromium for the HTML report tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser
+# ruff (lint and format) and mypy, zero findings on src/
+lint: install
+	$(VENV)/bin/ruff check src
+	$(VENV)/bin/ruff format --check src
+	$(VENV)/bin/mypy
+
+# the pure-Python wheel, installed with the core dependencies only into a fresh venv, smoke-tested there
+wheel-check: install
+	rm -rf $(WHEEL_DIR) $(WHEEL_VENV)
+	$(PY) -m build --wheel --outdir $(WHEEL_DIR) . >/dev/null
+	ls $(WHEEL_DIR)/initlab-*-py3-none-any.whl
+	$(PYTHON3) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(WHEEL_VENV)/bin/python -m pip install --quiet $(WHEEL_DIR)/initlab-*-py3-none-any.whl
+	cd $(WHEEL_VENV) && bin/python $(CURDIR)/tests/smoke/wheel_smoke.py
+	cd $(WHEEL_VENV) && bin/initlab --version && bin/initlab gain tanh
+
+pytest: install browser
 	$(PY) -m pytest -q
+
+# what .ci/run calls: lint, the whole test suite, then the wheel in a fresh venv
+test: lint pytest wheel-check
 
 demo: install
 	$(VENV)/bin/initlab tour
@@ -38,4 +59,4 @@ bench: install
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info src/initlab/*.so
+	rm -rf $(VENV) build src/*.egg-info

@@ -19,7 +19,7 @@ xavier_uniform = glorot_uniform
 kaiming_normal = he_normal
 kaiming_uniform = he_uniform
 
-__version__ = "0.1.0"
+from initlab._version import __version__
 
 __all__ = [
     "InitlabError", "Fans", "Layout", "fans", "Stream", "Scheme", "get", "from_dict",

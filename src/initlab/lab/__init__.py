@@ -10,8 +10,13 @@ Typical use::
         report = run_study(study, store, make_executor("process", workers=2))
 """
 
+from initlab._extras import require_installed
+
+require_installed(("pydantic", "sklearn", "mnist1d", "platformdirs", "matplotlib"), "lab",
+                  "initlab.lab (studies, datasets, the tour)")
+
 from initlab.lab.claims import ClaimResult, evaluate_claim, known_claims, register_claim
-import initlab.lab.study_claims  # noqa: F401,E402  (registers the built-in studies' claims)
+import initlab.lab.study_claims  # noqa: F401,E402,I001  (registers the built-in studies' claims)
 from initlab.lab.config import (
     METRICS, Run, RunConfig, StudyConfig, code_version, expand, group_key, load_study, run_key,
 )

@@ -14,17 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from initlab._extras import pyplot
+
 MAX_HISTOGRAM_LAYERS = 24
 """At most this many layers (evenly spaced) in the stacked histograms."""
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot("the audit report's figures")
 
 
 def _positive(xs: list[int], ys: list[float | None]) -> tuple[list[int], list[float]]:

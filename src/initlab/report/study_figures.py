@@ -15,6 +15,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from initlab._extras import pyplot
+
 from initlab.lab.claims import ClaimResult
 from initlab.lab.study_claims import (
     bias_label, config_value, finished, group_by, init_label, mean, sigma_w2, theory_preact_std,
@@ -41,12 +43,7 @@ class Figure:
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot("the study reports' figures")
 
 
 def name_of(label: str) -> str:

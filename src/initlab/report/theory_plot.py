@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from initlab._extras import pyplot
+
 from initlab.errors import bad_value
 from initlab.theory import PhaseDiagram
 
@@ -37,10 +39,7 @@ def plot_phase_diagram(diagram: PhaseDiagram, path: str | Path, *, sigma_b2: flo
     target = Path(path)
     if target.suffix.lower() not in FORMATS:
         raise bad_value("plot_phase_diagram", "path", str(path), "a file name ending in .png or .svg")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    plt = pyplot("theory --plot")
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 

@@ -76,3 +76,25 @@ def run(args: argparse.Namespace) -> int:
         report.to_json(args.json)
         print(f"wrote {args.json}")
     return 0 if report.healthy else 1
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``initlab audit``."""
+    parser = subparsers.add_parser(
+        "audit",
+        help="audit a model's initialization on a random batch: per-layer statistics, verdicts, fixes",
+        description="Build the model FILE.py:factory returns (FILE.py is executed as `python FILE.py` would "
+                    "run it), optionally initialise it, run one forward and backward pass on a "
+                    "standard-normal batch and print per-layer verdicts. Exit status: 0 healthy, "
+                    "1 unhealthy (use it as a CI gate), 2 bad usage.",
+    )
+    parser.add_argument("model", metavar="FILE.py:factory", help="a Python file and a function returning an nn.Module")
+    parser.add_argument("--input-shape", required=True, metavar="N,M,...", help="shape of the batch, e.g. 32,40")
+    parser.add_argument("--init", metavar="SCHEME|auto",
+                        help="initialise first: 'auto' (initlab.init_ auto plan) or a scheme for Linear/Conv "
+                             "weights, e.g. he_normal or normal:std=0.01")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the batch, the init and the audit")
+    parser.add_argument("--html", metavar="FILE", help="write the self-contained HTML report")
+    parser.add_argument("--json", metavar="FILE", help="write the JSON report")
+    parser.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian spectrum")
+    parser.set_defaults(handler=run)

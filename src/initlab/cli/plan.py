@@ -7,8 +7,8 @@ model; without it torch.fx is used.
 
 from __future__ import annotations
 
+import argparse
 import json
-from typing import Any
 
 import torch
 
@@ -64,7 +64,26 @@ def run(target: str, input_shape: str | None, input_dtype: str, fmt: str, seed: 
     return render(record, fmt)
 
 
-def handle(args: Any) -> int:
-    """The ``initlab plan`` handler (see :func:`initlab.cli._add_plan`)."""
+def handle(args: argparse.Namespace) -> int:
+    """The ``initlab plan`` handler: print the plan; returns 0."""
     print(run(args.model, args.input_shape, args.input_dtype, args.format, args.seed))
     return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``initlab plan``."""
+    parser = subparsers.add_parser(
+        "plan",
+        help="print the auto init plan of a model (scheme, activation found, gain per parameter)",
+        description="Build the model FILE.py:factory returns and print initlab's auto plan for it, "
+                    "without changing it. FILE.py is executed as `python FILE.py` would run it.",
+    )
+    parser.add_argument("model", metavar="FILE.py:factory", help="a Python file and a function returning an nn.Module")
+    parser.add_argument("--input-shape", metavar="N,M,...",
+                        help="trace a run on an input of this shape (without it: torch.fx)")
+    parser.add_argument("--input-dtype", default="float32", choices=tuple(DTYPES),
+                        help="dtype of the example input (int64: zeros, for token ids)")
+    parser.add_argument("--format", default="table", choices=FORMATS,
+                        help="table, the record as JSON, or an explicit Plan (TOML/JSON) to edit and reuse")
+    parser.add_argument("--seed", type=int, default=0, help="seed recorded with the plan")
+    parser.set_defaults(handler=handle)
