@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -71,9 +72,7 @@ class Activation:
     _function: ArrayFunction = field(repr=False, compare=False)
     _derivative: ArrayFunction = field(repr=False, compare=False)
     _second_derivative: ArrayFunction = field(repr=False, compare=False)
-    _closed_moments: Mapping[str, Callable[[Array], Array]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    _closed_moments: Mapping[str, Callable[[Array], Array]] = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return (
@@ -165,8 +164,15 @@ def _std_normal_pdf(x: Array) -> Array:
 def _linear() -> Activation:
     """phi(x) = x; E[phi] = 0, E[phi^2] = q, E[phi'^2] = 1."""
     return _make(
-        "linear", {}, "linear", lambda x: x.copy(), _ones_like, _zeros_like,
-        mean=_zeros_like, second_moment=lambda q: q.copy(), derivative_second_moment=_ones_like,
+        "linear",
+        {},
+        "linear",
+        lambda x: x.copy(),
+        _ones_like,
+        _zeros_like,
+        mean=_zeros_like,
+        second_moment=lambda q: q.copy(),
+        derivative_second_moment=_ones_like,
     )
 
 
@@ -178,7 +184,9 @@ def _rectifier(name: str, negative_slope: float) -> Activation:
     """
     a = negative_slope
     return _make(
-        name, {} if name == "relu" else {"negative_slope": a}, "relu",
+        name,
+        {} if name == "relu" else {"negative_slope": a},
+        "relu",
         lambda x: np.where(x > 0, x, a * x),
         lambda x: np.where(x > 0, 1.0, a),
         _zeros_like,
@@ -233,7 +241,11 @@ def _elu_like(name: str, scale: float, alpha: float, params: Mapping[str, float]
         return scale**2 * (q / 2 + alpha**2 * (moment_of_exp(q, 2) - 2 * moment_of_exp(q, 1) + 0.5))
 
     return _make(
-        name, params, family, function, derivative,
+        name,
+        params,
+        family,
+        function,
+        derivative,
         lambda x: scale * np.where(x > 0, 0.0, alpha * np.exp(np.minimum(x, 0))),
         mean=_exact_for_small_q(mean, function),
         second_moment=_exact_for_small_q(second_moment, lambda x: function(x) ** 2),
@@ -261,7 +273,10 @@ def _hardtanh(min_val: float = -1.0, max_val: float = 1.0) -> Activation:
     lo, hi = min_val, max_val
     if not lo < hi:
         raise bad_value(
-            "get_activation('hardtanh')", "min_val", lo, f"a number below max_val={hi!r}",
+            "get_activation('hardtanh')",
+            "min_val",
+            lo,
+            f"a number below max_val={hi!r}",
             "hardtanh clips to [min_val, max_val], which must be a non-empty interval.",
         )
     at_zero = min(max(0.0, lo), hi)
@@ -288,12 +303,16 @@ def _hardtanh(min_val: float = -1.0, max_val: float = 1.0) -> Activation:
         return np.where(q > 0, _std_normal_cdf(b) - _std_normal_cdf(a), slope_at_zero)
 
     return _make(
-        "hardtanh", {"min_val": lo, "max_val": hi}, "saturating",
+        "hardtanh",
+        {"min_val": lo, "max_val": hi},
+        "saturating",
         lambda x: np.clip(x, lo, hi),
         lambda x: np.where((x > lo) & (x < hi), 1.0, 0.0),
         _zeros_like,
         bounds=(lo, hi),
-        mean=mean, second_moment=second_moment, derivative_second_moment=derivative_second_moment,
+        mean=mean,
+        second_moment=second_moment,
+        derivative_second_moment=derivative_second_moment,
     )
 
 
@@ -301,7 +320,9 @@ def _erf() -> Activation:
     """phi(x) = erf(x); E[phi] = 0, E[phi^2] = (2/pi) arcsin(2q / (1 + 2q)) (Williams 1997),
     E[phi'^2] = (4/pi) E[e^{-2 q z^2}] = 4 / (pi sqrt(1 + 4q))."""
     return _make(
-        "erf", {}, "saturating",
+        "erf",
+        {},
+        "saturating",
         special.erf,
         lambda x: 2 / math.sqrt(math.pi) * np.exp(-(x**2)),
         lambda x: -4 * x / math.sqrt(math.pi) * np.exp(-(x**2)),
@@ -316,7 +337,12 @@ def _sin() -> Activation:
     """phi(x) = sin(x); E[phi] = 0, E[sin^2] = (1 - e^{-2q}) / 2, E[cos^2] = (1 + e^{-2q}) / 2
     (from E[cos(2 u)] = e^{-2q})."""
     return _make(
-        "sin", {}, "other", np.sin, np.cos, lambda x: -np.sin(x),
+        "sin",
+        {},
+        "other",
+        np.sin,
+        np.cos,
+        lambda x: -np.sin(x),
         mean=_zeros_like,
         second_moment=lambda q: -np.expm1(-2 * q) / 2,
         derivative_second_moment=lambda q: (1 + np.exp(-2 * q)) / 2,
@@ -326,7 +352,10 @@ def _sin() -> Activation:
 def _tanh() -> Activation:
     """phi = tanh, phi' = 1 - t^2, phi'' = -2 t (1 - t^2)."""
     return _make(
-        "tanh", {}, "saturating", np.tanh,
+        "tanh",
+        {},
+        "saturating",
+        np.tanh,
         lambda x: 1 - np.tanh(x) ** 2,
         lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2),
         bounds=(-1.0, 1.0),
@@ -341,7 +370,11 @@ def _sigmoid() -> Activation:
         return s * (1 - s)
 
     return _make(
-        "sigmoid", {}, "saturating", special.expit, derivative,
+        "sigmoid",
+        {},
+        "saturating",
+        special.expit,
+        derivative,
         lambda x: derivative(x) * (1 - 2 * special.expit(x)),
         bounds=(0.0, 1.0),
     )
@@ -350,7 +383,9 @@ def _sigmoid() -> Activation:
 def _softsign() -> Activation:
     """phi = x / (1 + |x|), phi' = 1 / (1 + |x|)^2, phi'' = -2 sign(x) / (1 + |x|)^3."""
     return _make(
-        "softsign", {}, "saturating",
+        "softsign",
+        {},
+        "saturating",
         lambda x: x / (1 + np.abs(x)),
         lambda x: 1 / (1 + np.abs(x)) ** 2,
         lambda x: -2 * np.sign(x) / (1 + np.abs(x)) ** 3,
@@ -361,7 +396,9 @@ def _softsign() -> Activation:
 def _gelu() -> Activation:
     """phi = x Phi(x) (Hendrycks & Gimpel 2016), phi' = Phi + x pdf, phi'' = pdf (2 - x^2)."""
     return _make(
-        "gelu", {}, "other",
+        "gelu",
+        {},
+        "other",
         lambda x: x * _std_normal_cdf(x),
         lambda x: _std_normal_cdf(x) + x * _std_normal_pdf(x),
         lambda x: _std_normal_pdf(x) * (2 - x**2),
@@ -388,9 +425,7 @@ def _gelu_tanh() -> Activation:
         t, du, ddu = parts(x)
         return (1 - t**2) * du + x * (1 - t**2) * (ddu - 2 * t * du**2) / 2
 
-    return _make(
-        "gelu_tanh", {}, "other", lambda x: x * (1 + parts(x)[0]) / 2, derivative, second_derivative
-    )
+    return _make("gelu_tanh", {}, "other", lambda x: x * (1 + parts(x)[0]) / 2, derivative, second_derivative)
 
 
 def _silu() -> Activation:
@@ -402,7 +437,9 @@ def _silu() -> Activation:
         return s * (1 - s) * (2 + x * (1 - 2 * s))
 
     return _make(
-        "silu", {}, "other",
+        "silu",
+        {},
+        "other",
         lambda x: x * special.expit(x),
         lambda x: special.expit(x) * (1 + x * (1 - special.expit(x))),
         second_derivative,
@@ -444,8 +481,12 @@ def _softplus(beta: float = 1.0) -> Activation:
         return beta * s * (1 - s)
 
     return _make(
-        "softplus", {"beta": beta}, "other",
-        lambda x: _softplus_of(x, beta), lambda x: special.expit(beta * x), second_derivative,
+        "softplus",
+        {"beta": beta},
+        "other",
+        lambda x: _softplus_of(x, beta),
+        lambda x: special.expit(beta * x),
+        second_derivative,
     )
 
 
@@ -518,8 +559,20 @@ _TORCH_FUNCTIONS: dict[str, tuple[str, dict[str, float]]] = {
     **{
         name: (name, {})
         for name in (
-            "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "softplus",
-            "softsign", "sigmoid", "tanh", "hardtanh", "sin", "erf",
+            "relu",
+            "leaky_relu",
+            "elu",
+            "selu",
+            "gelu",
+            "silu",
+            "mish",
+            "softplus",
+            "softsign",
+            "sigmoid",
+            "tanh",
+            "hardtanh",
+            "sin",
+            "erf",
         )
     },
     "relu6": ("hardtanh", {"min_val": 0.0, "max_val": 6.0}),
@@ -538,7 +591,9 @@ def _canonical(name: str) -> str:
     key = _ALIASES.get(key, key)
     if key not in _BUILDERS:
         raise bad_value(
-            "get_activation", "spec", name,
+            "get_activation",
+            "spec",
+            name,
             f"one of {', '.join(known_activations())} (aliases: {', '.join(sorted(_ALIASES))})",
             "Or pass a torch module or a vectorised numpy callable.",
         )
@@ -563,7 +618,9 @@ def _from_name(name: str, params: Mapping[str, Any]) -> Activation:
     for argument, value in params.items():
         if argument not in accepted:
             raise bad_value(
-                f"get_activation({canonical!r})", "params", {argument: value},
+                f"get_activation({canonical!r})",
+                "params",
+                {argument: value},
                 f"parameters among ({', '.join(accepted)})" if accepted else "no parameters",
                 f"'{argument}' is not a parameter of {canonical}.",
             )
@@ -582,7 +639,10 @@ def _prelu_slope(module: Any) -> float:
     values = np.asarray(module.weight.detach().cpu().float().numpy(), dtype=float).ravel()
     if values.size == 0 or not np.all(values == values[0]):
         raise bad_value(
-            "get_activation", "spec", module, "a PReLU whose slopes are all equal",
+            "get_activation",
+            "spec",
+            module,
+            "a PReLU whose slopes are all equal",
             "A per-channel PReLU has no single gain; pass get_activation('prelu', negative_slope=...).",
         )
     return float(values[0])
@@ -608,7 +668,10 @@ def _is_torch_function(spec: Any) -> bool:
 
 def _unknown_torch(spec: Any, kind: str, name: str, known: list[str]) -> Exception:
     return bad_value(
-        "get_activation", "spec", spec, f"a torch {kind} among {', '.join(known)}",
+        "get_activation",
+        "spec",
+        spec,
+        f"a torch {kind} among {', '.join(known)}",
         f"torch {kind} '{name}' is not a known activation; pass a numpy callable for anything else.",
     )
 
@@ -643,26 +706,33 @@ def _from_callable(function: Callable, params: Mapping[str, Any]) -> Activation:
             probe = np.asarray(function(_PROBE), dtype=float)
     except Exception as error:  # the user's callable may fail in any way
         raise bad_value(
-            "get_activation", "spec", function, "a vectorised function of a numpy array",
+            "get_activation",
+            "spec",
+            function,
+            "a vectorised function of a numpy array",
             f"Calling it on an array of shape {_PROBE.shape} raised {type(error).__name__}: {error}.",
         ) from None
     if probe.shape != _PROBE.shape:
         raise bad_value(
-            "get_activation", "spec", function, "a function returning an array of its input's shape",
+            "get_activation",
+            "spec",
+            function,
+            "a function returning an array of its input's shape",
             f"It returned shape {probe.shape} for an input of shape {_PROBE.shape}.",
         )
     if not np.all(np.isfinite(probe)):
         raise bad_value(
-            "get_activation", "spec", function, "a function with finite values",
+            "get_activation",
+            "spec",
+            function,
+            "a function with finite values",
             f"It returned non-finite values on linspace(-3, 3, 13): {probe.tolist()}.",
         )
 
     def evaluate(x: Array) -> Array:
         return np.asarray(function(x), dtype=float)
 
-    return _make(
-        name, {}, "other", evaluate, _central_difference(evaluate), _second_central_difference(evaluate)
-    )
+    return _make(name, {}, "other", evaluate, _central_difference(evaluate), _second_central_difference(evaluate))
 
 
 def get_activation(spec: Any, **params: Any) -> Activation:
@@ -697,7 +767,10 @@ def get_activation(spec: Any, **params: Any) -> Activation:
     if isinstance(spec, Mapping):
         if spec.get("name") is None or str(spec["name"]).startswith("custom:"):
             raise bad_value(
-                "get_activation", "spec", dict(spec), "a dict with the 'name' of a named activation",
+                "get_activation",
+                "spec",
+                dict(spec),
+                "a dict with the 'name' of a named activation",
                 "A custom callable cannot be rebuilt from its dict; pass the callable.",
             )
         return _from_name(spec["name"], {**spec.get("params", {}), **params})
@@ -714,7 +787,9 @@ def get_activation(spec: Any, **params: Any) -> Activation:
     if callable(spec):
         return _from_callable(spec, params)
     raise bad_value(
-        "get_activation", "spec", spec,
+        "get_activation",
+        "spec",
+        spec,
         "an activation name, an Activation, a torch module or function, or a numpy callable",
         f"Known names: {', '.join(known_activations())}.",
     )

@@ -44,7 +44,9 @@ def torch_gain(activation: Activation) -> float:
     table = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3, "relu": math.sqrt(2.0), "selu": 3.0 / 4}
     if activation.name not in table:
         raise bad_value(
-            "gain", "activation", activation.name,
+            "gain",
+            "activation",
+            activation.name,
             f"one of {', '.join(TORCH_KNOWN)} (or a conv layer name) for criterion='torch'",
             "torch.nn.init.calculate_gain has no value for it; use criterion='forward'.",
         )
@@ -60,7 +62,9 @@ def forward_gain(activation: Activation) -> float:
     second_moment = float(activation.second_moment(1.0))
     if not (math.isfinite(second_moment) and second_moment > 0):
         raise bad_value(
-            "gain", "activation", activation.name,
+            "gain",
+            "activation",
+            activation.name,
             "an activation with a finite, positive E[phi(z)^2] for criterion='forward'",
             f"E[phi(z)^2] = {second_moment!r}.",
         )
@@ -74,8 +78,10 @@ def critical_gain(activation: Activation, sigma_b2: float = 0.0) -> float:
         InitlabError: ``sigma_b2`` is not a finite number >= 0, or the theory module is
             not available yet.
     """
-    if isinstance(sigma_b2, bool) or not isinstance(sigma_b2, numbers.Real) or not (
-        math.isfinite(sigma_b2) and sigma_b2 >= 0
+    if (
+        isinstance(sigma_b2, bool)
+        or not isinstance(sigma_b2, numbers.Real)
+        or not (math.isfinite(sigma_b2) and sigma_b2 >= 0)
     ):
         raise bad_value("gain", "sigma_b2", sigma_b2, "a finite number >= 0 (the bias variance)")
     try:
@@ -118,7 +124,10 @@ def gain(activation: Any, *, criterion: str = "forward", **params: Any) -> float
     sigma_b2 = params.pop("sigma_b2", None)
     if sigma_b2 is not None and criterion != "critical":
         raise bad_value(
-            "gain", "sigma_b2", sigma_b2, "no sigma_b2 unless criterion='critical'",
+            "gain",
+            "sigma_b2",
+            sigma_b2,
+            "no sigma_b2 unless criterion='critical'",
             f"criterion={criterion!r} does not depend on the bias variance.",
         )
     resolved = get_activation(activation, **params)

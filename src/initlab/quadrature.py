@@ -31,8 +31,8 @@ Abramowitz & Stegun (1964), 25.4.46 (Hermite) and 25.4.29 (Legendre).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import Callable
+from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 
@@ -53,9 +53,7 @@ _CHUNK_ELEMENTS = 2_000_000
 # Graded mesh of [0, _TAIL]: geometric panels 2**-14 .. 1 resolve features of width
 # down to 1 / sqrt(1e8) in z; beyond 1 the Gaussian weight itself sets the scale.
 # The tail beyond z = 11 carries Phi(-11) ~ 2e-28 of the mass.
-_GRADED_BREAKS = np.concatenate(
-    [[0.0], 2.0 ** np.arange(-14, 1), [1.5, 2.0, 3.0, 4.0, 5.0, 6.5, 8.0, 9.5, 11.0]]
-)
+_GRADED_BREAKS = np.concatenate([[0.0], 2.0 ** np.arange(-14, 1), [1.5, 2.0, 3.0, 4.0, 5.0, 6.5, 8.0, 9.5, 11.0]])
 _GRADED_NODES_PER_PANEL = 10
 
 Integrand = Callable[[np.ndarray], np.ndarray]
@@ -86,7 +84,7 @@ def _scalar_or_array(values: np.ndarray) -> float | np.ndarray:
     return float(values) if values.ndim == 0 else values
 
 
-@lru_cache(maxsize=None)
+@cache
 def _gauss_hermite_cached(n: int) -> tuple[np.ndarray, np.ndarray]:
     nodes, weights = np.polynomial.hermite_e.hermegauss(n)
     weights = weights / weights.sum()
@@ -144,14 +142,14 @@ def expect(f: Integrand, q=1.0, n: int = DEFAULT_NODES) -> float | np.ndarray:
     return _scalar_or_array(_evaluate(f, points, "expect") @ weights)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _graded_rule() -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights on z in [-11, 11] for E[f(z)], split at 0, weights include the density."""
     legendre_nodes, legendre_weights = np.polynomial.legendre.leggauss(_GRADED_NODES_PER_PANEL)
     left, right = _GRADED_BREAKS[:-1, None], _GRADED_BREAKS[1:, None]
     half_width = (right - left) / 2
     positive = ((left + right) / 2 + half_width * legendre_nodes).ravel()
-    density = np.exp(-positive**2 / 2) / np.sqrt(2 * np.pi)
+    density = np.exp(-(positive**2) / 2) / np.sqrt(2 * np.pi)
     positive_weights = (half_width * legendre_weights).ravel() * density
     nodes = np.concatenate([-positive[::-1], positive])
     weights = np.concatenate([positive_weights[::-1], positive_weights])
@@ -233,7 +231,10 @@ def expect_2d(
     bound = np.sqrt(variance_1 * variance_2)
     if not np.all(np.isfinite(covariance)) or np.any(np.abs(covariance) > bound * (1 + 1e-12) + 1e-300):
         raise bad_value(
-            "expect_2d", "q12", q12, "a covariance with |q12| <= sqrt(q1 * q2)",
+            "expect_2d",
+            "q12",
+            q12,
+            "a covariance with |q12| <= sqrt(q1 * q2)",
             "A covariance larger than the product of the standard deviations is not positive semi-definite.",
         )
     shape = variance_1.shape

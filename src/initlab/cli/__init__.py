@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="initlab",
         description="Neural-network weight and bias initialization: schemes, theory, audit, lab.",
         epilog="exit status: 0 success / healthy, 1 unhealthy model, claim that does not hold or failed run, "
-               "2 bad input or environment.",
+        "2 bad input or environment.",
     )
     parser.add_argument("--version", action="version", version=f"initlab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

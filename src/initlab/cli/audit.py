@@ -23,8 +23,15 @@ from initlab.errors import bad_value
 from initlab.nn.factory import load_factory, parse_shape
 
 WHERE = "initlab audit"
-WEIGHTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                   nn.ConvTranspose3d)
+WEIGHTED_LAYERS = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
 """Layers whose weight ``--init SCHEME`` sets."""
 
 
@@ -84,15 +91,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "audit",
         help="audit a model's initialization on a random batch: per-layer statistics, verdicts, fixes",
         description="Build the model FILE.py:factory returns (FILE.py is executed as `python FILE.py` would "
-                    "run it), optionally initialise it, run one forward and backward pass on a "
-                    "standard-normal batch and print per-layer verdicts. Exit status: 0 healthy, "
-                    "1 unhealthy (use it as a CI gate), 2 bad usage.",
+        "run it), optionally initialise it, run one forward and backward pass on a "
+        "standard-normal batch and print per-layer verdicts. Exit status: 0 healthy, "
+        "1 unhealthy (use it as a CI gate), 2 bad usage.",
     )
     parser.add_argument("model", metavar="FILE.py:factory", help="a Python file and a function returning an nn.Module")
     parser.add_argument("--input-shape", required=True, metavar="N,M,...", help="shape of the batch, e.g. 32,40")
-    parser.add_argument("--init", metavar="SCHEME|auto",
-                        help="initialise first: 'auto' (initlab.init_ auto plan) or a scheme for Linear/Conv "
-                             "weights, e.g. he_normal or normal:std=0.01")
+    parser.add_argument(
+        "--init",
+        metavar="SCHEME|auto",
+        help="initialise first: 'auto' (initlab.init_ auto plan) or a scheme for Linear/Conv "
+        "weights, e.g. he_normal or normal:std=0.01",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the batch, the init and the audit")
     parser.add_argument("--html", metavar="FILE", help="write the self-contained HTML report")
     parser.add_argument("--json", metavar="FILE", help="write the JSON report")

@@ -19,7 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("activation", nargs="?", metavar="ACTIVATION", help="activation name, e.g. relu, tanh, gelu")
     parser.add_argument(
-        "--param", action="append", metavar="KEY=VALUE",
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
         help="activation parameter (negative_slope=0.2, alpha=1, ...) or sigma_b2 for the critical gain; repeatable",
     )
     parser.add_argument("--table", action="store_true", help="table of all named activations x criteria")

@@ -39,8 +39,9 @@ def explicit_plan(record: InitRecord) -> Plan:
     for row in record.rows:
         if row.scheme is None:
             continue
-        kind = "bias" if "bias" in row.name.rpartition(".")[2] else "weight"
-        rules.append(Rule(match=row.name, **{kind: scheme_from_dict(row.scheme)}))
+        scheme = scheme_from_dict(row.scheme)
+        is_bias = "bias" in row.name.rpartition(".")[2]
+        rules.append(Rule(match=row.name, bias=scheme) if is_bias else Rule(match=row.name, weight=scheme))
     return Plan(rules, default=None, strict=True)
 
 
@@ -76,14 +77,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "plan",
         help="print the auto init plan of a model (scheme, activation found, gain per parameter)",
         description="Build the model FILE.py:factory returns and print initlab's auto plan for it, "
-                    "without changing it. FILE.py is executed as `python FILE.py` would run it.",
+        "without changing it. FILE.py is executed as `python FILE.py` would run it.",
     )
     parser.add_argument("model", metavar="FILE.py:factory", help="a Python file and a function returning an nn.Module")
-    parser.add_argument("--input-shape", metavar="N,M,...",
-                        help="trace a run on an input of this shape (without it: torch.fx)")
-    parser.add_argument("--input-dtype", default="float32", choices=tuple(DTYPES),
-                        help="dtype of the example input (int64: zeros, for token ids)")
-    parser.add_argument("--format", default="table", choices=FORMATS,
-                        help="table, the record as JSON, or an explicit Plan (TOML/JSON) to edit and reuse")
+    parser.add_argument(
+        "--input-shape", metavar="N,M,...", help="trace a run on an input of this shape (without it: torch.fx)"
+    )
+    parser.add_argument(
+        "--input-dtype",
+        default="float32",
+        choices=tuple(DTYPES),
+        help="dtype of the example input (int64: zeros, for token ids)",
+    )
+    parser.add_argument(
+        "--format",
+        default="table",
+        choices=FORMATS,
+        help="table, the record as JSON, or an explicit Plan (TOML/JSON) to edit and reuse",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed recorded with the plan")
     parser.set_defaults(handler=handle)

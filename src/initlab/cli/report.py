@@ -13,9 +13,10 @@ from initlab.errors import InitlabError
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``initlab report``."""
     parser = subparsers.add_parser(
-        "report", help="re-render a built-in study's report (or the tour's) from the store",
+        "report",
+        help="re-render a built-in study's report (or the tour's) from the store",
         description="Render STUDY's HTML page, or with --tour every stored tour study, the index and the "
-                    "Markdown summary, from the store without training.",
+        "Markdown summary, from the store without training.",
     )
     parser.add_argument("study", nargs="?", metavar="STUDY", help="a built-in study, e.g. pairing")
     parser.add_argument("--tour", action="store_true", help="the whole tour: pages, index.html, summary.md")
@@ -36,28 +37,35 @@ def run(args: argparse.Namespace) -> int:
     if (args.study is None) == (not args.tour):
         raise InitlabError("report: give exactly one of STUDY or --tour.")
     if not Path(args.store).is_file():
-        raise InitlabError(f"--store={args.store!r} is invalid; expected an existing store file "
-                           f"(run `initlab tour` first).")
+        raise InitlabError(
+            f"--store={args.store!r} is invalid; expected an existing store file (run `initlab tour` first)."
+        )
     size = size_of(args)
     out_dir = out_dir_of(args, size)
     with Store(args.store) as store:
         if args.tour:
             studies = stored_studies(study_names(size), size, store)
             if not studies:
-                raise InitlabError(f"report --tour: no stored runs of the {size}-size studies in {args.store}; "
-                                   f"expected a store written by `initlab tour --size {size}`.")
-            table = render_studies(studies, store, out_dir, heading=heading(size),
-                                   note=f"re-rendered from {args.store} without training.")
+                raise InitlabError(
+                    f"report --tour: no stored runs of the {size}-size studies in {args.store}; "
+                    f"expected a store written by `initlab tour --size {size}`."
+                )
+            table = render_studies(
+                studies, store, out_dir, heading=heading(size), note=f"re-rendered from {args.store} without training."
+            )
             print_claim_table(table, sys.stdout)
             print(f"reports: {out_dir / 'index.html'} (and {out_dir / 'summary.md'})")
             return 0
         if args.study not in BUILTIN_STUDIES:
-            raise InitlabError(f"report: STUDY={args.study!r} is invalid; expected one of "
-                               f"{', '.join(BUILTIN_STUDIES)}.")
+            raise InitlabError(
+                f"report: STUDY={args.study!r} is invalid; expected one of {', '.join(BUILTIN_STUDIES)}."
+            )
         study = builtin_study(args.study, size)
         if not store.runs(study=study.name):
-            raise InitlabError(f"report: no stored runs of study {study.name!r} in {args.store}; expected "
-                               f"a store where it ran (`initlab tour --size {size}`), or another --size.")
+            raise InitlabError(
+                f"report: no stored runs of study {study.name!r} in {args.store}; expected "
+                f"a store where it ran (`initlab tour --size {size}`), or another --size."
+            )
         (page,) = load_pages([study], store)
         path = write_study_html(page, out_dir)
     print(f"{args.study}: the claim {'holds' if page.claim.holds else 'does NOT hold'} — {page.claim.detail}")

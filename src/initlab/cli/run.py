@@ -10,9 +10,10 @@ import sys
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``initlab run``."""
     parser = subparsers.add_parser(
-        "run", help="run a study (TOML): train its grid, store results, resume where it stopped",
+        "run",
+        help="run a study (TOML): train its grid, store results, resume where it stopped",
         description="Run every grid point of STUDY.toml not yet in the store; print a JSON report. "
-                    "Exit status 1 if some run failed.",
+        "Exit status 1 if some run failed.",
     )
     parser.add_argument("study", metavar="STUDY.toml", help="the study file (see docs/studies.md)")
     parser.add_argument("--dry-run", action="store_true", help="print the expanded grid and a work estimate")

@@ -12,7 +12,8 @@ from initlab.errors import InitlabError
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``initlab runs``."""
     parser = subparsers.add_parser(
-        "runs", help="list, show or export stored runs",
+        "runs",
+        help="list, show or export stored runs",
         description="initlab runs list | show RUN | export --csv PATH | --parquet PATH",
     )
     parser.add_argument("action", choices=("list", "show", "export"))

@@ -20,10 +20,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("activation", metavar="ACTIVATION", help="activation name, e.g. tanh, relu, erf")
     parser.add_argument("--sigma-b2", type=float, default=0.05, help="bias variance (default 0.05)")
-    parser.add_argument("--sigma-w2", default="0.5:4:15", metavar="START:STOP:NUM|A,B,...",
-                        help="weight variances to sweep (default 0.5:4:15)")
-    parser.add_argument("--param", action="append", metavar="KEY=VALUE",
-                        help="activation parameter (negative_slope=0.2, ...); repeatable")
+    parser.add_argument(
+        "--sigma-w2",
+        default="0.5:4:15",
+        metavar="START:STOP:NUM|A,B,...",
+        help="weight variances to sweep (default 0.5:4:15)",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="activation parameter (negative_slope=0.2, ...); repeatable",
+    )
     parser.add_argument("--plot", metavar="FILE", help="write the phase diagram to FILE (.png or .svg)")
     parser.set_defaults(handler=run)
 

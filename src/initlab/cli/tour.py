@@ -75,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
             executor.close()
         trained = sum(outcome.trained for outcome in outcomes)
         wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
-        note = (f"{sum(o.runs for o in outcomes)} runs ({trained} trained by this call, the rest read from "
-                f"{args.store}); this call took {wall:.0f} s wall, {cpu:.0f} s CPU.")
+        note = (
+            f"{sum(o.runs for o in outcomes)} runs ({trained} trained by this call, the rest read from "
+            f"{args.store}); this call took {wall:.0f} s wall, {cpu:.0f} s CPU."
+        )
         table = render_studies(studies, store, out_dir, heading=heading(size), note=note, force=False)
         failed = sum(row["status"] == "failed" for study in studies for row in store.runs(study=study.name))
     print_claim_table(table, sys.stdout)
@@ -90,19 +92,25 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``initlab tour``."""
     parser = subparsers.add_parser(
-        "tour", help="run the built-in studies (reduced) and print the claim table",
+        "tour",
+        help="run the built-in studies (reduced) and print the claim table",
         description="Train the reduced built-in studies 1-8 (--full: all ten at full size), store every run "
-                    "in the SQLite store (a second run is instant), write reports/tour/index.html and print "
-                    "the claim table.",
+        "in the SQLite store (a second run is instant), write reports/tour/index.html and print "
+        "the claim table.",
     )
     parser.add_argument("--full", action="store_true", help="all ten studies at full size (reports/full)")
-    parser.add_argument("--size", choices=SIZE_CHOICES,
-                        help="tour (default: studies 1-8 reduced), full (= --full) or tiny (all ten, seconds; "
-                             "a smoke test)")
+    parser.add_argument(
+        "--size",
+        choices=SIZE_CHOICES,
+        help="tour (default: studies 1-8 reduced), full (= --full) or tiny (all ten, seconds; a smoke test)",
+    )
     parser.add_argument("--store", default="initlab-runs.sqlite", metavar="PATH", help="SQLite result store")
     parser.add_argument("--out", metavar="DIR", help="report folder (default reports/tour or reports/full)")
-    parser.add_argument("--workers", type=int, default=2, metavar="N",
-                        help="worker processes, one torch thread each (default 2; 1 = this process)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="worker processes, one torch thread each (default 2; 1 = this process)",
+    )
     parser.set_defaults(handler=run)
-
-

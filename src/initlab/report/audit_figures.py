@@ -35,21 +35,36 @@ def depth_curves(report: Any):
     figure, (forward, backward) = plt.subplots(1, 2, figsize=(11, 3.8))
     index = [layer.index for layer in report.layers]
     forward.plot(*_positive(index, [layer.output.std for layer in report.layers]), "o-", ms=3, label="output std")
-    forward.plot(*_positive(index, [layer.pre_activation.std if layer.pre_activation else None
-                                    for layer in report.layers]), "s--", ms=3, label="pre-activation std")
+    forward.plot(
+        *_positive(index, [layer.pre_activation.std if layer.pre_activation else None for layer in report.layers]),
+        "s--",
+        ms=3,
+        label="pre-activation std",
+    )
     if report.theory is not None:
         theory = report.theory
-        forward.plot(*_positive(theory.layers, [math.sqrt(q) for q in theory.predicted_q]), "k:", lw=2,
-                     label=f"mean-field sqrt(q) ({theory.activation})")
-        forward.plot(*_positive(theory.layers, [math.sqrt(q) for q in theory.measured_q]), "x", color="k",
-                     label="measured sqrt(q)")
+        forward.plot(
+            *_positive(theory.layers, [math.sqrt(q) for q in theory.predicted_q]),
+            "k:",
+            lw=2,
+            label=f"mean-field sqrt(q) ({theory.activation})",
+        )
+        forward.plot(
+            *_positive(theory.layers, [math.sqrt(q) for q in theory.measured_q]),
+            "x",
+            color="k",
+            label="measured sqrt(q)",
+        )
     forward.set(yscale="log", xlabel="layer (execution order)", ylabel="std", title="Forward: activation std per layer")
-    backward.plot(*_positive(index, [layer.grad_output_norm for layer in report.layers]), "o-", ms=3,
-                  label="||dL/d output||")
-    backward.plot(*_positive(index, [layer.weight_grad_norm for layer in report.layers]), "s--", ms=3,
-                  label="||dL/d weight||")
-    backward.set(yscale="log", xlabel="layer (execution order)", ylabel="norm",
-                 title="Backward: gradient norms per layer")
+    backward.plot(
+        *_positive(index, [layer.grad_output_norm for layer in report.layers]), "o-", ms=3, label="||dL/d output||"
+    )
+    backward.plot(
+        *_positive(index, [layer.weight_grad_norm for layer in report.layers]), "s--", ms=3, label="||dL/d weight||"
+    )
+    backward.set(
+        yscale="log", xlabel="layer (execution order)", ylabel="norm", title="Backward: gradient norms per layer"
+    )
     for axes in (forward, backward):
         axes.grid(True, which="both", alpha=0.3)
         if axes.get_lines():
@@ -105,8 +120,11 @@ def jacobian_histogram(report: Any):
         if high > low:
             axes.set_xscale("log")
     axes.axvline(1.0, color="k", ls=":", lw=1, label="isometry (sigma = 1)")
-    axes.set(xlabel="singular value of dF(x)/dx", ylabel="count",
-             title=f"Jacobian spectrum ({stats.method}, {stats.samples} samples)")
+    axes.set(
+        xlabel="singular value of dF(x)/dx",
+        ylabel="count",
+        title=f"Jacobian spectrum ({stats.method}, {stats.samples} samples)",
+    )
     axes.legend(fontsize=8)
     figure.tight_layout()
     return figure

@@ -16,17 +16,22 @@ from initlab.report import audit_figures
 from initlab.report.audit_columns import HEADERS, TEXT_COLUMNS, VERDICT_COLOURS, layer_cells, short
 from initlab.report.html import escape, figure_html, page_html, table_html
 
-_CSS = "".join(
-    f".audit tr.v-{kind} td:last-child {{ color: {colour}; font-weight: 600; }}\n"
-    for kind, colour in VERDICT_COLOURS.items()
-) + ".audit .verdict { font-size: 1.2em; font-weight: 700; }\n.audit li { margin: 0.3em 0; }\n"
+_CSS = (
+    "".join(
+        f".audit tr.v-{kind} td:last-child {{ color: {colour}; font-weight: 600; }}\n"
+        for kind, colour in VERDICT_COLOURS.items()
+    )
+    + ".audit .verdict { font-size: 1.2em; font-weight: 700; }\n.audit li { margin: 0.3em 0; }\n"
+)
 
 
 def _summary_html(report: Any) -> str:
     colour = VERDICT_COLOURS.get(report.verdict, "#000")
     lines = [f'<p class="verdict" style="color: {colour}">overall: {escape(report.verdict)}</p>']
-    lines.append(f'<p class="muted">model {escape(report.model)}, batch shape {escape(tuple(report.batch_shape))}, '
-                 f"backward from {escape(report.backward.replace('_', ' '))}, seed {escape(report.seed)}</p>")
+    lines.append(
+        f'<p class="muted">model {escape(report.model)}, batch shape {escape(tuple(report.batch_shape))}, '
+        f"backward from {escape(report.backward.replace('_', ' '))}, seed {escape(report.seed)}</p>"
+    )
     if report.fixes:
         lines.append("<ul>" + "".join(f"<li>{escape(fix)}</li>" for fix in report.fixes) + "</ul>")
     return "".join(lines)
@@ -36,35 +41,52 @@ def _findings_html(report: Any) -> str:
     if not report.findings:
         return "<p>No finding: every layer is healthy.</p>"
     rows = [[f.layer, f.layer_name, f.kind, f.direction, f.rule, f.fix] for f in report.findings]
-    return table_html(["#", "layer", "verdict", "direction", "rule", "fix"], rows, text_columns=(1, 2, 3, 4, 5),
-                      element_id="findings")
+    return table_html(
+        ["#", "layer", "verdict", "direction", "rule", "fix"], rows, text_columns=(1, 2, 3, 4, 5), element_id="findings"
+    )
 
 
 def _jacobian_html(report: Any) -> str:
     stats = report.jacobian
     if stats is None:
         return ""
-    figure = figure_html(audit_figures.jacobian_histogram(report), alt="Jacobian singular values",
-                         caption="Singular values of the input-output Jacobian; dynamical isometry puts them near 1.",
-                         element_id="figure-jacobian")
-    facts = (f"<p>{escape(stats.method)} on {stats.samples} samples, J is {stats.output_dim} x {stats.input_dim}: "
-             f"mean sigma^2 = {escape(short(stats.mean_squared_singular_value))}, "
-             f"var sigma^2 = {escape(short(stats.squared_singular_value_variance))}, "
-             f"max sigma = {escape(short(stats.max_singular_value))}, "
-             f"min sigma = {escape(short(stats.min_singular_value))}</p>")
+    figure = figure_html(
+        audit_figures.jacobian_histogram(report),
+        alt="Jacobian singular values",
+        caption="Singular values of the input-output Jacobian; dynamical isometry puts them near 1.",
+        element_id="figure-jacobian",
+    )
+    facts = (
+        f"<p>{escape(stats.method)} on {stats.samples} samples, J is {stats.output_dim} x {stats.input_dim}: "
+        f"mean sigma^2 = {escape(short(stats.mean_squared_singular_value))}, "
+        f"var sigma^2 = {escape(short(stats.squared_singular_value_variance))}, "
+        f"max sigma = {escape(short(stats.max_singular_value))}, "
+        f"min sigma = {escape(short(stats.min_singular_value))}</p>"
+    )
     return "<h2>Jacobian spectrum</h2>" + facts + figure
 
 
 def audit_html_fragment(report: Any) -> str:
     """The report's body (no ``<html>`` shell), wrapped in ``<div class="audit">`` with its own style."""
-    curves = figure_html(audit_figures.depth_curves(report), alt="std and gradient norms per layer",
-                         caption="Activation std and gradient norms per layer (log scale)",
-                         element_id="figure-depth")
-    histograms = figure_html(audit_figures.stacked_histograms(report), alt="activation histograms per layer",
-                             caption="Activation histograms, one per layer, stacked from the first (top) to the last",
-                             element_id="figure-histograms")
-    table = table_html(HEADERS, [layer_cells(layer) for layer in report.layers], text_columns=TEXT_COLUMNS,
-                       row_classes=[f"v-{layer.verdict}" for layer in report.layers], element_id="layers")
+    curves = figure_html(
+        audit_figures.depth_curves(report),
+        alt="std and gradient norms per layer",
+        caption="Activation std and gradient norms per layer (log scale)",
+        element_id="figure-depth",
+    )
+    histograms = figure_html(
+        audit_figures.stacked_histograms(report),
+        alt="activation histograms per layer",
+        caption="Activation histograms, one per layer, stacked from the first (top) to the last",
+        element_id="figure-histograms",
+    )
+    table = table_html(
+        HEADERS,
+        [layer_cells(layer) for layer in report.layers],
+        text_columns=TEXT_COLUMNS,
+        row_classes=[f"v-{layer.verdict}" for layer in report.layers],
+        element_id="layers",
+    )
     notes = "".join(f'<p class="muted">note: {escape(note)}</p>' for note in report.notes)
     return (
         f'<div class="audit"><style>{_CSS}</style>'

@@ -52,10 +52,26 @@ from typing import Any
 from initlab.errors import InitlabError
 
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-_TEXT_KEYS = frozenset({
-    "model", "backward", "verdict", "fixes", "notes", "name", "kind", "module_type", "activation",
-    "activation_name", "layer_name", "direction", "rule", "message", "fix", "method",
-})
+_TEXT_KEYS = frozenset(
+    {
+        "model",
+        "backward",
+        "verdict",
+        "fixes",
+        "notes",
+        "name",
+        "kind",
+        "module_type",
+        "activation",
+        "activation_name",
+        "layer_name",
+        "direction",
+        "rule",
+        "message",
+        "fix",
+        "method",
+    }
+)
 """Keys whose string values are text, never an encoded non-finite float."""
 
 
@@ -106,7 +122,5 @@ def read_audit_json(text: str):
         raise InitlabError(f"read_audit_json: text is not JSON ({error}); expected audit_to_json's output.") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:
-        raise InitlabError(
-            f"read_audit_json: schema_version={version!r} is invalid; expected {SCHEMA_VERSION}."
-        )
+        raise InitlabError(f"read_audit_json: schema_version={version!r} is invalid; expected {SCHEMA_VERSION}.")
     return AuditReport.from_dict(_decode(data))

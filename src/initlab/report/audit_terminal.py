@@ -14,11 +14,16 @@ def audit_table(report: Any):
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"initlab audit: {report.model} on a batch of shape {tuple(report.batch_shape)}",
-                  title_justify="left")
+    table = Table(
+        title=f"initlab audit: {report.model} on a batch of shape {tuple(report.batch_shape)}", title_justify="left"
+    )
     for position, header in enumerate(HEADERS):
-        table.add_column(header, justify="left" if position in TEXT_COLUMNS else "right",
-                         overflow="fold", no_wrap=position not in TEXT_COLUMNS)
+        table.add_column(
+            header,
+            justify="left" if position in TEXT_COLUMNS else "right",
+            overflow="fold",
+            no_wrap=position not in TEXT_COLUMNS,
+        )
     for layer in report.layers:
         cells = [Text(cell) for cell in layer_cells(layer)]
         cells[-1].stylize(f"bold {VERDICT_COLOURS.get(layer.verdict, '')}".strip())
@@ -39,8 +44,12 @@ def print_audit(report: Any, *, file: Any = None, width: int | None = None) -> N
         console.print(Text(f"- {fix}"))
     if report.jacobian is not None:
         jac = report.jacobian
-        console.print(Text(
-            f"Jacobian ({jac.method}, {jac.samples} samples): mean sigma^2 = {jac.mean_squared_singular_value:.3g}, "
-            f"var sigma^2 = {jac.squared_singular_value_variance:.3g}, max sigma = {jac.max_singular_value:.3g}"))
+        console.print(
+            Text(
+                f"Jacobian ({jac.method}, {jac.samples} samples): "
+                f"mean sigma^2 = {jac.mean_squared_singular_value:.3g}, "
+                f"var sigma^2 = {jac.squared_singular_value_variance:.3g}, max sigma = {jac.max_singular_value:.3g}"
+            )
+        )
     for note in report.notes:
         console.print(Text(f"note: {note}", style="dim"))

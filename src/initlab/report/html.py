@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 BASE_CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto; max-width: 1200px;
@@ -45,12 +46,20 @@ def figure_data_uri(figure: Any, *, dpi: int = 110) -> str:
 def figure_html(figure: Any, *, alt: str, caption: str, element_id: str) -> str:
     """``<figure>`` with the inlined PNG of a matplotlib figure and an escaped caption."""
     uri = figure_data_uri(figure)
-    return (f'<figure id="{escape(element_id)}"><img src="{uri}" alt="{escape(alt)}">'
-            f"<figcaption>{escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure id="{escape(element_id)}"><img src="{uri}" alt="{escape(alt)}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
 
 
-def table_html(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, text_columns: Sequence[int] = (),
-               row_classes: Sequence[str] | None = None, element_id: str = "") -> str:
+def table_html(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    text_columns: Sequence[int] = (),
+    row_classes: Sequence[str] | None = None,
+    element_id: str = "",
+) -> str:
     """A ``<table>``; every header and cell is escaped; ``text_columns`` are left-aligned."""
     text = set(text_columns)
 
@@ -70,8 +79,8 @@ def table_html(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, text_co
 def page_html(title: str, body: str, *, css: str = "") -> str:
     """A complete HTML document with inline CSS only; ``title`` is escaped, ``body`` is trusted HTML."""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{BASE_CSS}{css}</style></head>"
         f"<body>{body}</body></html>\n"
     )

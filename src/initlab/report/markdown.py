@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from initlab.report import study_text
 from initlab.report.study_html import StudyPage
@@ -14,8 +15,7 @@ def _cell(text: Any) -> str:
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub-flavoured Markdown table (pipes in cells escaped)."""
-    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |",
-             "|" + "|".join("---" for _ in headers) + "|"]
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -24,10 +24,16 @@ def study_markdown(page: StudyPage) -> str:
     """One study: claim, verdict, the conditions with their numbers, the explanation."""
     claim = page.claim
     conditions = claim.values.get("conditions", [])
-    lines = [f"## {page.title}", "", f"**Claim.** {page.study.description}", "",
-             f"**Verdict: the claim {'holds' if claim.holds else 'does NOT hold'}** "
-             f"({len(page.rows)} stored runs of study `{page.stored_as}`). "
-             f"{study_text.verdict_sentence(page.name, claim)}", ""]
+    lines = [
+        f"## {page.title}",
+        "",
+        f"**Claim.** {page.study.description}",
+        "",
+        f"**Verdict: the claim {'holds' if claim.holds else 'does NOT hold'}** "
+        f"({len(page.rows)} stored runs of study `{page.stored_as}`). "
+        f"{study_text.verdict_sentence(page.name, claim)}",
+        "",
+    ]
     lines += [f"- {'yes' if item['holds'] else 'NO '}: {item['condition']}" for item in conditions]
     lines += ["", f"*Why.* {study_text.explanation(page.name)}", ""]
     return "\n".join(lines)
@@ -35,12 +41,12 @@ def study_markdown(page: StudyPage) -> str:
 
 def claim_table_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """The tour's claim table as Markdown."""
-    return markdown_table(["#", "study", "claim", "measured evidence", "verdict"],
-                          [[row["number"], row["study"], row["claim"], row["evidence"], row["verdict"]]
-                           for row in rows])
+    return markdown_table(
+        ["#", "study", "claim", "measured evidence", "verdict"],
+        [[row["number"], row["study"], row["claim"], row["evidence"], row["verdict"]] for row in rows],
+    )
 
 
 def tour_markdown(pages: Sequence[StudyPage], table: Sequence[Mapping[str, Any]], heading: str) -> str:
     """The tour summary: the claim table, then each study's section."""
-    return "\n".join([f"# {heading}", "", claim_table_markdown(table), "",
-                      *(study_markdown(page) for page in pages)])
+    return "\n".join([f"# {heading}", "", claim_table_markdown(table), "", *(study_markdown(page) for page in pages)])

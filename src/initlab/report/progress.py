@@ -28,8 +28,9 @@ class LineProgress:
     def start(self, study: str, total: int, done: int) -> None:
         self.study, self.total, self.done, self.new = study, total, done, 0
         self.started = time.monotonic()
-        print(f"[{self.study}] {total} run(s), {done} already stored, {total - done} to run",
-              file=self.stream, flush=True)
+        print(
+            f"[{self.study}] {total} run(s), {done} already stored, {total - done} to run", file=self.stream, flush=True
+        )
 
     def advance(self, result: dict[str, Any], description: str) -> None:
         self.done += 1
@@ -37,8 +38,12 @@ class LineProgress:
         elapsed = time.monotonic() - self.started
         eta = elapsed / self.new * (self.total - self.done)
         percent = 100.0 * self.done / max(self.total, 1)
-        print(f"[{self.study}] {self.done}/{self.total} ({percent:.0f}%) eta {_clock(eta)} "
-              f"{result.get('status', '?')}: {description}", file=self.stream, flush=True)
+        print(
+            f"[{self.study}] {self.done}/{self.total} ({percent:.0f}%) eta {_clock(eta)} "
+            f"{result.get('status', '?')}: {description}",
+            file=self.stream,
+            flush=True,
+        )
 
     def note(self, message: str) -> None:
         print(f"[{self.study}] {message}", file=self.stream, flush=True)
@@ -52,20 +57,36 @@ class BarProgress:
 
     def __init__(self, stream: TextIO) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskID,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.console = Console(file=stream)
-        self.bar = Progress(TextColumn("[bold]{task.fields[study]}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                            TextColumn("{task.description}"), console=self.console)
-        self.task = None
+        self.bar = Progress(
+            TextColumn("[bold]{task.fields[study]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+            console=self.console,
+        )
+        self.task: TaskID | None = None
 
     def start(self, study: str, total: int, done: int) -> None:
         self.bar.start()
         self.task = self.bar.add_task("", total=total, completed=done, study=study)
 
     def advance(self, result: dict[str, Any], description: str) -> None:
+        if self.task is None:
+            return
         self.bar.update(self.task, advance=1, description=f"{result.get('status', '?')}: {description}")
 
     def note(self, message: str) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Any, TextIO
 
 from initlab.errors import InitlabError
 
@@ -45,9 +46,15 @@ def print_runs(rows: Sequence[dict[str, Any]], stream: TextIO) -> None:
         table.add_column(column)
     for row in rows:
         summary = row["summary"]
-        table.add_row(row["key"][:12], row["study"], row["status"], _point(row["point"]),
-                      _fmt(summary.get("steps_done")), *(_fmt(summary.get(name)) for name in _HEADLINE),
-                      f"{row['duration']:.2f}")
+        table.add_row(
+            row["key"][:12],
+            row["study"],
+            row["status"],
+            _point(row["point"]),
+            _fmt(summary.get("steps_done")),
+            *(_fmt(summary.get(name)) for name in _HEADLINE),
+            f"{row['duration']:.2f}",
+        )
     Console(file=stream, width=200).print(table)
 
 
@@ -57,15 +64,18 @@ def print_run(row: dict[str, Any], stream: TextIO) -> None:
     from rich.table import Table
 
     console = Console(file=stream, width=160)
-    console.print(f"run {row['key']}  status={row['status']}  study={row['study']}  "
-                  f"code={row['code_version']}  trained_by={row['trained_by']}  {row['duration']:.2f}s")
+    console.print(
+        f"run {row['key']}  status={row['status']}  study={row['study']}  "
+        f"code={row['code_version']}  trained_by={row['trained_by']}  {row['duration']:.2f}s"
+    )
     if row["error"]:
         console.print(f"error: {row['error']}")
     console.print("config:", json.dumps(row["config"], indent=2, sort_keys=True), markup=False)
     console.print("summary:", json.dumps(row["summary"], indent=2), markup=False)
     history = row.get("history") or {}
-    scalars = [name for name, values in history.items()
-               if name != "step" and values and not isinstance(values[0], list)]
+    scalars = [
+        name for name, values in history.items() if name != "step" and values and not isinstance(values[0], list)
+    ]
     if history.get("step"):
         table = Table(title="history")
         for column in ("step", *scalars):
@@ -77,8 +87,9 @@ def print_run(row: dict[str, Any], stream: TextIO) -> None:
 
 def flatten(row: dict[str, Any]) -> dict[str, Any]:
     """One export row: identity columns, ``config.*``, ``point.*``, ``summary.*``."""
-    flat: dict[str, Any] = {name: row[name] for name in
-                            ("key", "study", "status", "code_version", "duration", "finished_at", "error")}
+    flat: dict[str, Any] = {
+        name: row[name] for name in ("key", "study", "status", "code_version", "duration", "finished_at", "error")
+    }
     _walk("config", row["config"], flat)
     for key, value in row["point"].items():
         flat[f"point.{key}"] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
@@ -142,7 +153,10 @@ def _parquet_cell(value: Any) -> Any:
 def print_plan(plan: dict[str, Any], stream: TextIO) -> None:
     """The ``initlab run --dry-run`` output: every run's grid values and the work estimate."""
     runs = plan["runs"]
-    print(f"study {plan['study']}: {len(runs)} run(s) in {plan['groups']} batched group(s), "
-          f"about {plan['gflop']:.3g} GFLOP of training and evaluation", file=stream)
+    print(
+        f"study {plan['study']}: {len(runs)} run(s) in {plan['groups']} batched group(s), "
+        f"about {plan['gflop']:.3g} GFLOP of training and evaluation",
+        file=stream,
+    )
     for run in runs:
         print(f"  {run['key'][:12]}  {_point(run['point']) or '(base config)'}", file=stream)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from initlab.lab.claims import ClaimResult
 from initlab.lab.config import StudyConfig
@@ -30,8 +31,15 @@ tr.fails td { color: #9b1c1c; } tr.holds td:last-child { color: #1b6b2a; }
 nav a { margin-right: 1em; }
 """
 
-SUMMARY_COLUMNS = ("test_accuracy", "train_accuracy", "train_loss", "train_test_gap", "weight_norm",
-                   "steps_to_target_accuracy", "steps_to_target_loss")
+SUMMARY_COLUMNS = (
+    "test_accuracy",
+    "train_accuracy",
+    "train_loss",
+    "train_test_gap",
+    "weight_norm",
+    "steps_to_target_accuracy",
+    "steps_to_target_loss",
+)
 
 
 @dataclass
@@ -66,9 +74,13 @@ def conditions_html(claim: ClaimResult) -> str:
     """Every condition of the check, whether it holds, as a table."""
     items = claim.values.get("conditions", [])
     rows = [[item["condition"], "yes" if item["holds"] else "NO"] for item in items]
-    return table_html(["condition (measured numbers)", "holds"], rows, text_columns=(0,),
-                      row_classes=["holds" if item["holds"] else "fails" for item in items],
-                      element_id="conditions")
+    return table_html(
+        ["condition (measured numbers)", "holds"],
+        rows,
+        text_columns=(0,),
+        row_classes=["holds" if item["holds"] else "fails" for item in items],
+        element_id="conditions",
+    )
 
 
 def value_text(value: Any) -> str:
@@ -88,9 +100,15 @@ def runs_table_html(rows: Sequence[Mapping[str, Any]]) -> str:
     """One row per run: its grid values, status and final numbers."""
     columns = [c for c in SUMMARY_COLUMNS if any(row["summary"].get(c) is not None for row in rows)]
     ordered = sorted(rows, key=lambda row: point_text(row["point"]))
-    body = [[point_text(row["point"]), row["status"], *(fmt(row["summary"].get(c)) if row["summary"].get(c)
-                                                          is not None else "-" for c in columns),
-             row["key"][:10]] for row in ordered]
+    body = [
+        [
+            point_text(row["point"]),
+            row["status"],
+            *(fmt(row["summary"].get(c)) if row["summary"].get(c) is not None else "-" for c in columns),
+            row["key"][:10],
+        ]
+        for row in ordered
+    ]
     headers = ["run (grid values)", "status", *[c.replace("_", " ") for c in columns], "key"]
     return table_html(headers, body, text_columns=(0, 1, len(headers) - 1), element_id="runs")
 
@@ -106,11 +124,14 @@ def paper_table_html(claim: ClaimResult) -> str:
             label = activation.capitalize() + (" N" if kind == "normalized" else "")
             paper_cells = [f"{v:g}" for v in paper] if paper else ["-"] * len(columns)
             rows.append([label, *paper_cells, fmt(ours.get(f"{activation}/{kind}", math.nan))])
-    table = table_html(["type", *(f"paper: {c}" for c in columns), "ours: MNIST-1D"], rows,
-                       text_columns=(0,), element_id="paper-table")
-    return ("<h2>Glorot &amp; Bengio (2010), Table 1, beside our numbers</h2>"
-            "<p>Test error (%) of networks with 5 hidden layers; \"N\" marks the normalized "
-            "initialization. The paper has no Sigmoid N row.</p>" + table)
+    table = table_html(
+        ["type", *(f"paper: {c}" for c in columns), "ours: MNIST-1D"], rows, text_columns=(0,), element_id="paper-table"
+    )
+    return (
+        "<h2>Glorot &amp; Bengio (2010), Table 1, beside our numbers</h2>"
+        '<p>Test error (%) of networks with 5 hidden layers; "N" marks the normalized '
+        "initialization. The paper has no Sigmoid N row.</p>" + table
+    )
 
 
 def setup_html(study: StudyConfig, rows: Sequence[Mapping[str, Any]]) -> str:
@@ -144,8 +165,11 @@ def study_html(page: StudyPage, *, index_link: str | None = "index.html") -> str
     parts.append("<h2>The check, computed from the stored runs</h2>" + conditions_html(page.claim))
     parts.append("<h2>What we measured</h2>")
     for number, item in enumerate(study_figures.figures(page.name, page.rows, page.claim), start=1):
-        parts.append(figure_html(item.figure, alt=item.alt, caption=f"Figure {number}. {item.caption}",
-                                 element_id=f"figure-{number}"))
+        parts.append(
+            figure_html(
+                item.figure, alt=item.alt, caption=f"Figure {number}. {item.caption}", element_id=f"figure-{number}"
+            )
+        )
     if page.name == "glorot-table":
         parts.append(paper_table_html(page.claim))
     parts.append(f"<h2>Why</h2><p>{escape(study_text.explanation(page.name))}</p>")
@@ -161,11 +185,16 @@ RENDERER_VERSION = "1"
 def fingerprint(page: StudyPage) -> str:
     """SHA-256 (16 hex digits) of what a page shows: its runs (key, status, finish time), the claim
     result, the study config and :data:`RENDERER_VERSION`."""
-    payload = json.dumps({
-        "runs": sorted((row["key"], row["status"], row["finished_at"]) for row in page.rows),
-        "claim": page.claim.to_dict(), "study": page.study.model_dump(mode="json"),
-        "renderer": RENDERER_VERSION,
-    }, sort_keys=True, default=str)
+    payload = json.dumps(
+        {
+            "runs": sorted((row["key"], row["status"], row["finished_at"]) for row in page.rows),
+            "claim": page.claim.to_dict(),
+            "study": page.study.model_dump(mode="json"),
+            "renderer": RENDERER_VERSION,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

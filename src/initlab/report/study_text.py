@@ -9,7 +9,8 @@ statement ... is backwards") are only written when the measurement supports them
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from initlab.lab.claims import ClaimResult
 from initlab.lab.study_claims import fmt
@@ -57,7 +58,8 @@ EXPLANATIONS = {
         "(the computation runs in float64: in float32 these numbers underflow to 0). Near zero "
         "the sigmoid is almost linear, so a network with tiny weights also loses its "
         "non-linearity; its output std does not shrink with depth only because sigmoid(0) = 0.5 "
-        "feeds the same constant into every layer, while its gradient still vanishes. Xavier (Var W = 2/(fan_in + fan_out), Glorot & Bengio "
+        "feeds the same constant into every layer, while its gradient still vanishes. "
+        "Xavier (Var W = 2/(fan_in + fan_out), Glorot & Bengio "
         "2010) keeps tanh's factor near 1; He (Var W = 2/fan_in, He et al. 2015) compensates for "
         "ReLU zeroing half its inputs. The dashed curves are mean-field theory's prediction "
         "q^{l+1} = sigma_w^2 E[phi(sqrt(q^l) z)^2] (Poole et al. 2016), started from the measured "
@@ -172,19 +174,27 @@ def _evidence_depth_signal(values: dict) -> str:
         found = ratios.get(key, {}).get("forward", [])
         return fmt(found[0]) if found else "n/a"
 
-    return (f"std last/first layer: small+tanh {forward('tanh/small_random')}, small+relu "
-            f"{forward('relu/small_random')}, Xavier+tanh {forward('tanh/glorot_normal')}, "
-            f"He+relu {forward('relu/he_normal')}, Xavier+relu {forward('relu/glorot_normal')}")
+    return (
+        f"std last/first layer: small+tanh {forward('tanh/small_random')}, small+relu "
+        f"{forward('relu/small_random')}, Xavier+tanh {forward('tanh/glorot_normal')}, "
+        f"He+relu {forward('relu/he_normal')}, Xavier+relu {forward('relu/glorot_normal')}"
+    )
 
 
 def _evidence_saturation(values: dict) -> str:
     saturation, steps = values.get("saturation", {}), values.get("steps", {})
-    parts = [f"saturated at init: N(0,1) {fmt(saturation.get('large_random'))} vs Xavier "
-             f"{fmt(saturation.get('glorot_normal'))}"]
+    parts = [
+        f"saturated at init: N(0,1) {fmt(saturation.get('large_random'))} vs Xavier "
+        f"{fmt(saturation.get('glorot_normal'))}"
+    ]
     if steps:
-        parts.append(f"steps to {fmt(values.get('target_accuracy'))} test acc: " + ", ".join(
-            f"{'N(0,1)' if label == 'large_random' else 'Xavier'} {fmt(max(found))}"
-            for label, found in steps.items()))
+        parts.append(
+            f"steps to {fmt(values.get('target_accuracy'))} test acc: "
+            + ", ".join(
+                f"{'N(0,1)' if label == 'large_random' else 'Xavier'} {fmt(max(found))}"
+                for label, found in steps.items()
+            )
+        )
     return "; ".join(parts)
 
 
@@ -192,10 +202,12 @@ def _evidence_pairing(values: dict) -> str:
     loss, accuracy = values.get("train_loss", {}), values.get("test_accuracy", {})
     deep = max((int(key.rsplit("/", 1)[1]) for key in loss if key.startswith("relu/")), default=0)
     shallow = min(values.get("tanh_depths", [0]) or [0])
-    return (f"depth {deep} ReLU train loss: Xavier {fmt(loss.get(f'relu/glorot_normal/{deep}'))}, "
-            f"He {fmt(loss.get(f'relu/he_normal/{deep}'))}; depth {shallow} tanh test acc: Xavier "
-            f"{fmt(accuracy.get(f'tanh/glorot_normal/{shallow}'))}, He "
-            f"{fmt(accuracy.get(f'tanh/he_normal/{shallow}'))}")
+    return (
+        f"depth {deep} ReLU train loss: Xavier {fmt(loss.get(f'relu/glorot_normal/{deep}'))}, "
+        f"He {fmt(loss.get(f'relu/he_normal/{deep}'))}; depth {shallow} tanh test acc: Xavier "
+        f"{fmt(accuracy.get(f'tanh/glorot_normal/{shallow}'))}, He "
+        f"{fmt(accuracy.get(f'tanh/he_normal/{shallow}'))}"
+    )
 
 
 def _evidence_regularization(values: dict) -> str:
@@ -206,6 +218,7 @@ def _evidence_regularization(values: dict) -> str:
 def _evidence_keyed(key: str, label: str) -> Callable[[dict], str]:
     def render(values: dict) -> str:
         return ", ".join(f"{name} {fmt(value)}" for name, value in values.get(key, {}).items()) + label
+
     return render
 
 
@@ -217,15 +230,17 @@ def _evidence_glorot(values: dict) -> str:
         quoted = paper.get(key)
         return f"{name} {fmt(error[key])}" + (f" ({quoted[0]:g})" if quoted else "")
 
-    return "test error % ours (paper, Shapeset): " + ", ".join(
-        cell(key) for key in sorted(error, key=error.get))
+    return "test error % ours (paper, Shapeset): " + ", ".join(cell(key) for key in sorted(error, key=error.get))
 
 
 def _evidence_edge(values: dict) -> str:
     conditions = values.get("conditions", [])
-    best = [f"depth {c['numbers']['depth']}: best sigma_w^2 {c['numbers']['best']:g} (train acc "
-            f"{fmt(c['numbers']['accuracy'])}, ends {fmt(c['numbers']['ends'])})"
-            for c in conditions if "best" in c["numbers"]]
+    best = [
+        f"depth {c['numbers']['depth']}: best sigma_w^2 {c['numbers']['best']:g} (train acc "
+        f"{fmt(c['numbers']['accuracy'])}, ends {fmt(c['numbers']['ends'])})"
+        for c in conditions
+        if "best" in c["numbers"]
+    ]
     agreement = [c["numbers"]["share"] for c in conditions if "share" in c["numbers"]]
     theory = f"; theory's 6 xi_c right in {agreement[0]:.0%} of cells" if agreement else ""
     return f"critical {fmt(values.get('critical'))}; " + "; ".join(best) + theory
@@ -261,9 +276,11 @@ def verdict_sentence(name: str, claim: ClaimResult) -> str:
         return _pairing_sentence(claim)
     if claim.holds:
         return "The claim holds on this data: every condition below is met by the stored runs."
-    return ("The claim does NOT hold on this data: see the failed condition(s) below. A reduced "
-            "run (fewer seeds and steps) can miss an effect that the full study shows; run "
-            "`initlab tour --full` to check.")
+    return (
+        "The claim does NOT hold on this data: see the failed condition(s) below. A reduced "
+        "run (fewer seeds and steps) can miss an effect that the full study shows; run "
+        "`initlab tour --full` to check."
+    )
 
 
 def _pairing_sentence(claim: ClaimResult) -> str:
@@ -274,15 +291,20 @@ def _pairing_sentence(claim: ClaimResult) -> str:
     for depth in depths:
         xavier, he = accuracy.get(f"tanh/glorot_normal/{depth}"), accuracy.get(f"tanh/he_normal/{depth}")
         if xavier is not None and he is not None and he > xavier:
-            notes.append(f"At depth {depth} He + tanh reached a test accuracy of {fmt(he)} against Xavier's "
-                         f"{fmt(xavier)}: He's larger weights hurt tanh far less than Xavier's small "
-                         f"ones hurt a deep ReLU network, so that half of the pairing is a preference, "
-                         f"not a failure.")
+            notes.append(
+                f"At depth {depth} He + tanh reached a test accuracy of {fmt(he)} against Xavier's "
+                f"{fmt(xavier)}: He's larger weights hurt tanh far less than Xavier's small "
+                f"ones hurt a deep ReLU network, so that half of the pairing is a preference, "
+                f"not a failure."
+            )
     if not claim.holds:
-        return ("The measurement does not support the pairing on this data (see the failed "
-                "condition(s)); " + " ".join(notes))
+        return "The measurement does not support the pairing on this data (see the failed condition(s)); " + " ".join(
+            notes
+        )
     deep = max((int(key.rsplit("/", 1)[1]) for key in loss if key.startswith("relu/")), default=0)
-    return (f"The statement \"He suits tanh, Xavier suits ReLU\", found in some texts, is backwards. "
-            f"Measured here: at depth {deep} a ReLU network initialised with Xavier ends at train loss "
-            f"{fmt(loss.get(f'relu/glorot_normal/{deep}'))} (chance is ln 10 = 2.303: it learned "
-            f"nothing) while He reaches {fmt(loss.get(f'relu/he_normal/{deep}'))}. " + " ".join(notes))
+    return (
+        f'The statement "He suits tanh, Xavier suits ReLU", found in some texts, is backwards. '
+        f"Measured here: at depth {deep} a ReLU network initialised with Xavier ends at train loss "
+        f"{fmt(loss.get(f'relu/glorot_normal/{deep}'))} (chance is ln 10 = 2.303: it learned "
+        f"nothing) while He reaches {fmt(loss.get(f'relu/he_normal/{deep}'))}. " + " ".join(notes)
+    )

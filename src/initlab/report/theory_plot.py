@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from initlab._extras import pyplot
-
 from initlab.errors import bad_value
 from initlab.theory import PhaseDiagram
 
@@ -22,8 +21,14 @@ FORMATS = (".png", ".svg")
 _PHASE_COLOURS = {"ordered": "#cfe3f5", "chaotic": "#f7d6c8", "unbounded": "#d9d9d9"}
 
 
-def plot_phase_diagram(diagram: PhaseDiagram, path: str | Path, *, sigma_b2: float,
-                       depth_curve: PhaseDiagram, critical_sigma_w2: float | None = None) -> Path:
+def plot_phase_diagram(
+    diagram: PhaseDiagram,
+    path: str | Path,
+    *,
+    sigma_b2: float,
+    depth_curve: PhaseDiagram,
+    critical_sigma_w2: float | None = None,
+) -> Path:
     """Draw the phase diagram and the 6 xi_c trainable-depth curve into ``path``.
 
     Args:
@@ -49,11 +54,22 @@ def plot_phase_diagram(diagram: PhaseDiagram, path: str | Path, *, sigma_b2: flo
     if np.any(diagram.phase == "critical"):
         codes[(diagram.phase == "critical").T] = 0
     extent = [diagram.sigma_w2[0], diagram.sigma_w2[-1], diagram.sigma_b2[0], diagram.sigma_b2[-1]]
-    plane.imshow(codes, origin="lower", aspect="auto", extent=extent, interpolation="nearest",
-                 cmap=ListedColormap([_PHASE_COLOURS[name] for name in names]), vmin=0, vmax=2)
+    plane.imshow(
+        codes,
+        origin="lower",
+        aspect="auto",
+        extent=extent,
+        interpolation="nearest",
+        cmap=ListedColormap([_PHASE_COLOURS[name] for name in names]),
+        vmin=0,
+        vmax=2,
+    )
     labels = ["ordered (chi_1 < 1)", "chaotic (chi_1 > 1)", "no fixed point (q* -> inf)"]
-    handles = [Patch(color=_PHASE_COLOURS[name], label=label)
-               for code, (name, label) in enumerate(zip(names, labels)) if np.any(codes == code)]
+    handles = [
+        Patch(color=_PHASE_COLOURS[name], label=label)
+        for code, (name, label) in enumerate(zip(names, labels))
+        if np.any(codes == code)
+    ]
     w_grid, b_grid = np.meshgrid(diagram.sigma_w2, diagram.sigma_b2, indexing="ij")
     chi_1 = np.where(np.isfinite(diagram.chi_1), diagram.chi_1, np.nan)
     if np.nanmin(chi_1) < 1 < np.nanmax(chi_1):
@@ -62,8 +78,9 @@ def plot_phase_diagram(diagram: PhaseDiagram, path: str | Path, *, sigma_b2: flo
     xi_c = np.where(np.isfinite(diagram.xi_c), diagram.xi_c, np.nan)
     levels = [level for level in (2, 5, 10, 20, 50) if np.nanmin(xi_c, initial=np.inf) < level]
     if levels:
-        lines = plane.contour(w_grid, b_grid, xi_c, levels=levels, colors="dimgray",
-                              linewidths=0.8, linestyles="dashed")
+        lines = plane.contour(
+            w_grid, b_grid, xi_c, levels=levels, colors="dimgray", linewidths=0.8, linestyles="dashed"
+        )
         plane.clabel(lines, fmt="%g", fontsize=8)
         handles.append(plt.Line2D([], [], color="dimgray", linestyle="dashed", label="xi_c contours"))
     if critical_sigma_w2 is not None:
@@ -74,11 +91,16 @@ def plot_phase_diagram(diagram: PhaseDiagram, path: str | Path, *, sigma_b2: flo
     plane.legend(handles=handles, loc="upper left", fontsize=8)
 
     depth = 6 * depth_curve.xi_c[:, 0]
-    curve.semilogy(depth_curve.sigma_w2, np.where(np.isfinite(depth), depth, np.nan),
-                   color="tab:blue", label="trainable depth 6 xi_c")
+    curve.semilogy(
+        depth_curve.sigma_w2,
+        np.where(np.isfinite(depth), depth, np.nan),
+        color="tab:blue",
+        label="trainable depth 6 xi_c",
+    )
     if critical_sigma_w2 is not None:
-        curve.axvline(critical_sigma_w2, color="black", linestyle=":",
-                      label=f"critical sigma_w^2 = {critical_sigma_w2:.4g}")
+        curve.axvline(
+            critical_sigma_w2, color="black", linestyle=":", label=f"critical sigma_w^2 = {critical_sigma_w2:.4g}"
+        )
     curve.set_xlabel("sigma_w^2")
     curve.set_ylabel("depth (layers)")
     curve.set_title(f"trainable depth at sigma_b^2 = {sigma_b2:g}")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TextIO
+from typing import Any, Literal, TextIO
 
 from initlab.lab.config import StudyConfig
 from initlab.report import study_text
@@ -19,10 +20,13 @@ from initlab.report.html import escape, page_html
 from initlab.report.markdown import tour_markdown
 from initlab.report.study_html import CSS, StudyPage, study_page, write_study_html
 
-INDEX_CSS = CSS + """
+INDEX_CSS = (
+    CSS
+    + """
 table#claims td { vertical-align: top; } td.verdict-holds { color: #1b6b2a; font-weight: 700; }
 td.verdict-fails { color: #9b1c1c; font-weight: 700; }
 """
+)
 
 
 def load_pages(studies: Sequence[StudyConfig], store) -> list[StudyPage]:
@@ -40,11 +44,19 @@ def claim_table(pages: Sequence[StudyPage]) -> list[dict[str, Any]]:
     """One row per study (number, study, claim, evidence, verdict, link), from stored results."""
     from initlab.lab.tour import BUILTIN_STUDIES
 
-    return [{"number": BUILTIN_STUDIES.index(page.name) + 1, "study": page.name, "stored_as": page.stored_as,
-             "claim": study_text.short_claim(page.name),
-             "evidence": study_text.evidence(page.name, page.claim),
-             "verdict": "holds" if page.claim.holds else "does not hold",
-             "link": f"{page.name}.html", "runs": len(page.rows)} for page in pages]
+    return [
+        {
+            "number": BUILTIN_STUDIES.index(page.name) + 1,
+            "study": page.name,
+            "stored_as": page.stored_as,
+            "claim": study_text.short_claim(page.name),
+            "evidence": study_text.evidence(page.name, page.claim),
+            "verdict": "holds" if page.claim.holds else "does not hold",
+            "link": f"{page.name}.html",
+            "runs": len(page.rows),
+        }
+        for page in pages
+    ]
 
 
 def index_html(table: Sequence[Mapping[str, Any]], heading: str, note: str = "") -> str:
@@ -53,23 +65,28 @@ def index_html(table: Sequence[Mapping[str, Any]], heading: str, note: str = "")
     for row in table:
         kind = "holds" if row["verdict"] == "holds" else "fails"
         body.append(
-            f"<tr><td>{row['number']}</td><td class=\"text\"><a href=\"{escape(row['link'])}\">"
-            f"{escape(row['study'])}</a></td><td class=\"text\">{escape(row['claim'])}</td>"
-            f"<td class=\"text\">{escape(row['evidence'])}</td><td class=\"text verdict-{kind}\">"
-            f"{escape(row['verdict'])}</td><td>{row['runs']}</td></tr>")
-    table_text = ("<table id=\"claims\"><thead><tr><th>#</th><th class=\"text\">study</th>"
-                  "<th class=\"text\">claim</th><th class=\"text\">measured evidence</th>"
-                  "<th class=\"text\">verdict</th><th>runs</th></tr></thead><tbody>"
-                  + "".join(body) + "</tbody></table>")
-    intro = ("<p>Each row is a classic claim about initialization, tested on real data by training "
-             "real networks. The verdict is computed from the stored runs by the study's check; "
-             "follow a link for the figures, the numbers and an explanation.</p>")
+            f'<tr><td>{row["number"]}</td><td class="text"><a href="{escape(row["link"])}">'
+            f'{escape(row["study"])}</a></td><td class="text">{escape(row["claim"])}</td>'
+            f'<td class="text">{escape(row["evidence"])}</td><td class="text verdict-{kind}">'
+            f"{escape(row['verdict'])}</td><td>{row['runs']}</td></tr>"
+        )
+    table_text = (
+        '<table id="claims"><thead><tr><th>#</th><th class="text">study</th>'
+        '<th class="text">claim</th><th class="text">measured evidence</th>'
+        '<th class="text">verdict</th><th>runs</th></tr></thead><tbody>' + "".join(body) + "</tbody></table>"
+    )
+    intro = (
+        "<p>Each row is a classic claim about initialization, tested on real data by training "
+        "real networks. The verdict is computed from the stored runs by the study's check; "
+        "follow a link for the figures, the numbers and an explanation.</p>"
+    )
     extra = f'<p class="muted">{escape(note)}</p>' if note else ""
     return page_html(heading, f"<h1>{escape(heading)}</h1>{intro}{table_text}{extra}", css=INDEX_CSS)
 
 
-def render_studies(studies: Sequence[StudyConfig], store, out_dir: str | Path, *, heading: str,
-                   note: str = "", force: bool = True) -> list[dict[str, Any]]:
+def render_studies(
+    studies: Sequence[StudyConfig], store, out_dir: str | Path, *, heading: str, note: str = "", force: bool = True
+) -> list[dict[str, Any]]:
     """Write every study's page, ``index.html`` and ``summary.md`` into ``out_dir``; the claim table.
 
     ``force=False`` keeps study pages whose stored runs and claim have not changed
@@ -86,21 +103,27 @@ def render_studies(studies: Sequence[StudyConfig], store, out_dir: str | Path, *
     return table
 
 
-def print_claim_table(table: Sequence[Mapping[str, Any]], stream: TextIO | None = None, *,
-                      width: int = 140) -> None:
+def print_claim_table(table: Sequence[Mapping[str, Any]], stream: TextIO | None = None, *, width: int = 140) -> None:
     """The claim table in the terminal (rich)."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(file=stream or sys.stdout, width=width)
     rich_table = Table(title="initlab tour: the claims, measured", show_lines=True)
-    for column, style in (("#", "right"), ("study", "left"), ("claim", "left"),
-                          ("measured evidence", "left"), ("verdict", "left")):
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
+        ("#", "right"),
+        ("study", "left"),
+        ("claim", "left"),
+        ("measured evidence", "left"),
+        ("verdict", "left"),
+    )
+    for column, style in columns:
         rich_table.add_column(column, justify=style, overflow="fold")
     for row in table:
         colour = "green" if row["verdict"] == "holds" else "red"
-        rich_table.add_row(str(row["number"]), row["study"], row["claim"], row["evidence"],
-                           f"[{colour}]{row['verdict']}[/{colour}]")
+        rich_table.add_row(
+            str(row["number"]), row["study"], row["claim"], row["evidence"], f"[{colour}]{row['verdict']}[/{colour}]"
+        )
     console.print(rich_table)
 
 
@@ -118,12 +141,25 @@ class TourProgress:
         self.bar = None
         if self.stream.isatty():
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-            self.bar = Progress(TextColumn("[bold]tour"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
-                                console=Console(file=self.stream))
+            self.bar = Progress(
+                TextColumn("[bold]tour"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                TextColumn("{task.description}"),
+                console=Console(file=self.stream),
+            )
             self.task = self.bar.add_task("", total=total)
             self.bar.start()
 
@@ -149,8 +185,9 @@ class TourProgress:
         """Per study: nothing (the bar runs across studies; see :meth:`close`)."""
         if self.bar is None:
             elapsed = time.monotonic() - self.started
-            print(f"[tour {self.done}/{self.total} runs, {elapsed:.0f} s] {self.study} done",
-                  file=self.stream, flush=True)
+            print(
+                f"[tour {self.done}/{self.total} runs, {elapsed:.0f} s] {self.study} done", file=self.stream, flush=True
+            )
 
     def close(self) -> None:
         """Stop the bar."""

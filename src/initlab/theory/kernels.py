@@ -28,8 +28,9 @@ Daniely, Frostig, Singer (2016), "Toward deeper understanding of neural networks
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -42,7 +43,9 @@ Array = np.ndarray
 class PairKernel(Protocol):
     """``E[phi(u1) phi(u2)]`` and ``E[phi'(u1) phi'(u2)]`` at equal variances ``q``, correlation ``c``."""
 
-    method: str
+    @property
+    def method(self) -> str:
+        """Where the values come from (shown in reports)."""
 
     def pair_moment(self, q, c) -> Array:
         """``K(q, c) = E[phi(u1) phi(u2)]``, broadcast over ``q`` and ``c``."""
@@ -92,13 +95,13 @@ class QuadratureKernel:
         """``E[phi(u1) phi(u2)]`` by quadrature."""
         q, c = np.broadcast_arrays(np.asarray(q, dtype=float), _clip_correlation(c))
         phi = self.activation
-        return quadrature.expect_2d(lambda u1, u2: phi(u1) * phi(u2), q, q, q * c, n=self.nodes)
+        return np.asarray(quadrature.expect_2d(lambda u1, u2: phi(u1) * phi(u2), q, q, q * c, n=self.nodes))
 
     def derivative_pair_moment(self, q, c) -> Array:
         """``E[phi'(u1) phi'(u2)]`` by quadrature."""
         q, c = np.broadcast_arrays(np.asarray(q, dtype=float), _clip_correlation(c))
         slope = self.activation.derivative
-        return quadrature.expect_2d(lambda u1, u2: slope(u1) * slope(u2), q, q, q * c, n=self.nodes)
+        return np.asarray(quadrature.expect_2d(lambda u1, u2: slope(u1) * slope(u2), q, q, q * c, n=self.nodes))
 
 
 def _clip_correlation(c) -> Array:
@@ -180,9 +183,7 @@ def closed_form_kernel(activation: Activation) -> ClosedFormKernel | None:
             lambda q, c: leaky_relu_derivative_pair_moment(q, c, slope),
         )
     if name == "erf":
-        return ClosedFormKernel(
-            "closed form (Williams 1998)", erf_pair_moment, erf_derivative_pair_moment
-        )
+        return ClosedFormKernel("closed form (Williams 1998)", erf_pair_moment, erf_derivative_pair_moment)
     if name == "sin":
         return ClosedFormKernel("closed form (sin)", sin_pair_moment, sin_derivative_pair_moment)
     return None

@@ -64,7 +64,9 @@ def resolve_activation(where: str, activation: Any) -> Activation:
         if bad.any():
             x = float(_PROBE[bad][0])
             raise bad_value(
-                where, "activation", resolved.name,
+                where,
+                "activation",
+                resolved.name,
                 "an activation with finite values and slopes for finite inputs",
                 f"{what}({x:g}) = {float(array[bad][0])!r}; mean-field theory integrates phi over "
                 "the whole real line, so it must be finite everywhere.",
@@ -77,7 +79,10 @@ def check_sigma_w2(where: str, sigma_w2: Any) -> float:
     value = _as_float(where, "sigma_w2", sigma_w2)
     if not (math.isfinite(value) and value > 0):
         raise bad_value(
-            where, "sigma_w2", sigma_w2, "a finite weight variance > 0 (Var W_ij = sigma_w2 / fan_in)",
+            where,
+            "sigma_w2",
+            sigma_w2,
+            "a finite weight variance > 0 (Var W_ij = sigma_w2 / fan_in)",
             "sigma_w2 = 0 gives a network whose output ignores its input; use a small positive value.",
         )
     return value
@@ -185,8 +190,9 @@ class MeanField:
         'critical'
     """
 
-    def __init__(self, activation: Any, sigma_w2: float, sigma_b2: float, *, q0: float = 1.0,
-                 quadrature_nodes: int = 200):
+    def __init__(
+        self, activation: Any, sigma_w2: float, sigma_b2: float, *, q0: float = 1.0, quadrature_nodes: int = 200
+    ):
         self.activation = resolve_activation("MeanField", activation)
         self.sigma_w2 = check_sigma_w2("MeanField", sigma_w2)
         self.sigma_b2 = check_sigma_b2("MeanField", sigma_b2)
@@ -206,7 +212,9 @@ class MeanField:
         array = np.asarray(values, dtype=float)
         if not np.all(np.isfinite(array)):
             raise bad_value(
-                self._where, "activation", self.activation.name,
+                self._where,
+                "activation",
+                self.activation.name,
                 f"an activation whose {what} is finite",
                 f"It evaluated to {values!r}; the activation grows too fast for Gaussian inputs.",
             )
@@ -247,13 +255,16 @@ class MeanField:
         Raises:
             InitlabError: no fixed point: the variance grows without bound.
         """
-        q_star = float(solve_q_star(self._second_moment, np.array([self.sigma_w2]),
-                                    np.array([self.sigma_b2]), self.q0)[0])
+        q_star = float(
+            solve_q_star(self._second_moment, np.array([self.sigma_w2]), np.array([self.sigma_b2]), self.q0)[0]
+        )
         if math.isinf(q_star):
             limit = Q_GROWTH_LIMIT * max(1.0, self.q0, self.sigma_b2)
             growth = self.q_map(limit) / limit
             raise bad_value(
-                self._where + ".q_star", "sigma_w2", self.sigma_w2,
+                self._where + ".q_star",
+                "sigma_w2",
+                self.sigma_w2,
                 "a weight variance for which the q-map has a fixed point",
                 f"q_map(q) > q for every q up to {limit:.3g} (q_map(q)/q -> {growth:.6g} > 1 there), "
                 "so the pre-activation variance grows without bound with depth. Lower sigma_w2.",
@@ -434,8 +445,9 @@ class MeanField:
         mu_1 = float(self.activation.derivative_second_moment(q))
         mu_2 = float(quadrature.expect_graded(lambda u: slope(u) ** 4, q))
         if mu_1 == 0:
-            raise bad_value(where, "activation", self.activation.name,
-                            "an activation whose slope is not 0 almost surely at q*")
+            raise bad_value(
+                where, "activation", self.activation.name, "an activation whose slope is not 0 almost surely at q*"
+            )
         mean = (self.sigma_w2 * mu_1) ** depth
         variance = mean**2 * depth * (mu_2 / mu_1**2 - 1 - _S_TRANSFORM_FIRST_MOMENT[weights])
         return JacobianSpectrum(depth=int(depth), weights=weights, mean=mean, variance=variance)
@@ -539,8 +551,9 @@ def critical_sigma_w2(activation: Any, sigma_b2: float) -> float:
     variance = check_sigma_b2(where, sigma_b2)
     value, reason = _critical_point(resolved, variance)
     if math.isnan(value):
-        raise bad_value(where, "sigma_b2", sigma_b2,
-                        f"a bias variance at which {resolved.name} has an edge of chaos", reason)
+        raise bad_value(
+            where, "sigma_b2", sigma_b2, f"a bias variance at which {resolved.name} has an edge of chaos", reason
+        )
     return value
 
 

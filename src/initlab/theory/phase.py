@@ -76,7 +76,9 @@ class PhaseDiagram:
         """JSON form: nested lists indexed ``[i_w][i_b]``; ``inf`` and ``nan`` become ``None``."""
 
         def plain(array: np.ndarray) -> list:
-            return np.where(np.isfinite(array), array, None).tolist()
+            values = array.astype(object)
+            values[~np.isfinite(array)] = None
+            return values.tolist()
 
         return {
             "activation": self.activation,
@@ -107,7 +109,10 @@ def _checked(values, activation: Activation, what: str) -> np.ndarray:
     array = np.asarray(values, dtype=float)
     if not np.all(np.isfinite(array)):
         raise bad_value(
-            "phase_diagram", "activation", activation.name, f"an activation whose {what} is finite",
+            "phase_diagram",
+            "activation",
+            activation.name,
+            f"an activation whose {what} is finite",
             "It overflows for the variances of this grid; lower the largest sigma_w2 or sigma_b2.",
         )
     return array
@@ -192,6 +197,7 @@ def phase_diagram(activation: Any, sigma_w2_grid, sigma_b2_grid) -> PhaseDiagram
         q, w, b = q_eval[chaotic], w[chaotic], b[chaotic]
         kernel = closed_form_kernel(resolved)
         if kernel is not None:
+
             def pair(c, index):
                 return kernel.pair_moment(q[index], c)
 

@@ -13,7 +13,7 @@ computing the root of an equation" (the Illinois method).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -27,8 +27,9 @@ Q_GROWTH_LIMIT = 1e12
 """No sign change of q_map(q) - q up to this factor times max(1, q0, sigma_b2) means q* = inf."""
 
 
-def illinois(f: IndexedFunction, lo: Array, hi: Array, f_lo: Array, f_hi: Array,
-             rtol: float = 1e-15, max_iterations: int = 200) -> Array:
+def illinois(
+    f: IndexedFunction, lo: Array, hi: Array, f_lo: Array, f_hi: Array, rtol: float = 1e-15, max_iterations: int = 200
+) -> Array:
     """Roots of ``f(., i)`` in the brackets ``[lo_i, hi_i]`` where ``f_lo_i`` and ``f_hi_i`` differ in sign.
 
     Regula falsi ``x = hi - f_hi (hi - lo) / (f_hi - f_lo)``; when the same end is kept
@@ -66,8 +67,7 @@ def illinois(f: IndexedFunction, lo: Array, hi: Array, f_lo: Array, f_hi: Array,
     return root
 
 
-def solve_q_star(second_moment: Callable[[Array], Array], sigma_w2: Array, sigma_b2: Array,
-                 q0: float = 1.0) -> Array:
+def solve_q_star(second_moment: Callable[[Array], Array], sigma_w2: Array, sigma_b2: Array, q0: float = 1.0) -> Array:
     """Stable fixed points ``q* = sigma_w2 E[phi(sqrt(q*) z)^2] + sigma_b2`` reached from ``q0``.
 
     With ``g(q) = q_map(q) - q``: if ``g(q0) > 0`` the iterates of the q-map grow, and
@@ -116,7 +116,10 @@ def solve_q_star(second_moment: Callable[[Array], Array], sigma_w2: Array, sigma
     if bracketed.size:
         q_star[bracketed] = illinois(
             lambda q, index: gap(q, bracketed[index]),
-            end_a[bracketed], end_b[bracketed], g_a[bracketed], g_b[bracketed],
+            end_a[bracketed],
+            end_b[bracketed],
+            g_a[bracketed],
+            g_b[bracketed],
         )
     return q_star
 
@@ -156,6 +159,9 @@ def solve_c_star(c_map: IndexedFunction, size: int) -> Array:
     if bracketed.size:
         c_star[bracketed] = illinois(
             lambda c, index: c_map(c, bracketed[index]) - c,
-            lo[bracketed], hi[bracketed], g_lo[bracketed], g_hi[bracketed],
+            lo[bracketed],
+            hi[bracketed],
+            g_lo[bracketed],
+            g_hi[bracketed],
         )
     return c_star
