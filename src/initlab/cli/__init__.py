@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from initlab._version import __version__
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         "2 bad input or environment.",
     )
     parser.add_argument("--version", action="version", version=f"initlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="on an error, also print the traceback")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(subparsers)
@@ -47,5 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except InitlabError as error:
+        if args.debug:
+            traceback.print_exception(error, file=sys.stderr)
         print(f"initlab {args.command}: error: {error}", file=sys.stderr)
         return 2
