@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from initlab._io import write_atomically
 from initlab.report import audit_figures
 from initlab.report.audit_columns import HEADERS, TEXT_COLUMNS, VERDICT_COLOURS, layer_cells, short
 from initlab.report.html import escape, figure_html, page_html, table_html
@@ -105,5 +106,5 @@ def write_audit_html(report: Any, path: str | Path | None = None) -> str:
     """:func:`audit_html`, also written to ``path`` (UTF-8) when given."""
     text = audit_html(report)
     if path is not None:
-        Path(path).write_text(text, encoding="utf-8")
+        write_atomically(path, text, "audit report", "path")
     return text

@@ -9,11 +9,13 @@ a per-layer metric becomes ``summary.act_std[0]``, ``summary.act_std[1]``...).
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from initlab._io import write_atomically
 from initlab.errors import InitlabError
 
 _HEADLINE = ("test_accuracy", "test_mse", "train_loss", "weight_norm")
@@ -122,10 +124,11 @@ def _columns(rows: Iterable[dict[str, Any]]) -> list[str]:
 def export_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> int:
     """Write one CSV row per run; the number of rows written."""
     flat = [flatten(row) for row in rows]
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=_columns(flat), restval="")
-        writer.writeheader()
-        writer.writerows(flat)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=_columns(flat), restval="")
+    writer.writeheader()
+    writer.writerows(flat)
+    write_atomically(path, text.getvalue(), "runs export", "--csv")
     return len(flat)
 
 

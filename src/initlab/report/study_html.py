@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from initlab._io import make_folder, write_atomically
 from initlab.lab.claims import ClaimResult
 from initlab.lab.config import StudyConfig
 from initlab.lab.study_claims import GLOROT_BENGIO_TABLE1, fmt
@@ -209,6 +210,6 @@ def write_study_html(page: StudyPage, directory: str | Path, *, force: bool = Tr
     mark = f"<!-- initlab-fingerprint: {fingerprint(page)} -->"
     if not force and target.is_file() and mark in target.read_text(encoding="utf-8"):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(study_html(page).replace("<body>", f"<body>{mark}", 1), encoding="utf-8")
+    make_folder(target.parent, "study report", "--out")
+    write_atomically(target, study_html(page).replace("<body>", f"<body>{mark}", 1), "study report", "--out")
     return target

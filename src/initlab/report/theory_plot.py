@@ -8,11 +8,13 @@ sigma_w2 marked (Schoenholz et al. 2017, figs. 1 and 5).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from initlab._extras import pyplot
+from initlab._io import checked_target, write_atomically
 from initlab.errors import bad_value
 from initlab.theory import PhaseDiagram
 
@@ -44,6 +46,7 @@ def plot_phase_diagram(
     target = Path(path)
     if target.suffix.lower() not in FORMATS:
         raise bad_value("plot_phase_diagram", "path", str(path), "a file name ending in .png or .svg")
+    checked_target(target, "theory", "--plot")
     plt = pyplot("theory --plot")
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
@@ -105,6 +108,9 @@ def plot_phase_diagram(
     curve.set_ylabel("depth (layers)")
     curve.set_title(f"trainable depth at sigma_b^2 = {sigma_b2:g}")
     curve.legend(fontsize=8)
-    figure.savefig(target)
-    plt.close(figure)
-    return target
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format=target.suffix.lower().lstrip("."))
+    finally:
+        plt.close(figure)
+    return write_atomically(target, buffer.getvalue(), "theory", "--plot")

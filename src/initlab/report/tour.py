@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from initlab._io import make_folder, write_atomically
 from initlab.lab.config import StudyConfig
 from initlab.report import study_text
 from initlab.report.html import escape, page_html
@@ -93,13 +94,13 @@ def render_studies(
     (see :func:`initlab.report.study_html.write_study_html`).
     """
     directory = Path(out_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    make_folder(directory, "tour report", "--out")
     pages = load_pages(studies, store)
     for page in pages:
         write_study_html(page, directory, force=force)
     table = claim_table(pages)
-    (directory / "index.html").write_text(index_html(table, heading, note), encoding="utf-8")
-    (directory / "summary.md").write_text(tour_markdown(pages, table, heading), encoding="utf-8")
+    write_atomically(directory / "index.html", index_html(table, heading, note), "tour report", "--out")
+    write_atomically(directory / "summary.md", tour_markdown(pages, table, heading), "tour report", "--out")
     return table
 
 
