@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from initlab.cli import params
 from initlab.errors import bad_value
 from initlab.nn.factory import load_factory, parse_shape
 
@@ -103,7 +104,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="initialise first: 'auto' (initlab.init_ auto plan) or a scheme for Linear/Conv "
         "weights, e.g. he_normal or normal:std=0.01",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the batch, the init and the audit")
+    parser.add_argument("--seed", type=params.seed, default=0, help="seed of the batch, the init and the audit")
     parser.add_argument("--html", metavar="FILE", help="write the self-contained HTML report")
     parser.add_argument("--json", metavar="FILE", help="write the JSON report")
     parser.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian spectrum")

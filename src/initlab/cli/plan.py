@@ -12,6 +12,7 @@ import json
 
 import torch
 
+from initlab.cli import params
 from initlab.errors import bad_value
 from initlab.nn.apply import preview
 from initlab.nn.factory import load_factory, parse_shape
@@ -95,5 +96,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=FORMATS,
         help="table, the record as JSON, or an explicit Plan (TOML/JSON) to edit and reuse",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed recorded with the plan")
+    parser.add_argument("--seed", type=params.seed, default=0, help="seed recorded with the plan")
     parser.set_defaults(handler=handle)

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from initlab.cli import params
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``initlab run``."""
@@ -19,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the expanded grid and a work estimate")
     parser.add_argument("--executor", default="inline", help="inline (default), process or dask")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (with --executor dask)")
-    parser.add_argument("--workers", type=int, metavar="N", help="worker processes (process / local dask)")
+    parser.add_argument("--workers", type=params.workers, metavar="N", help="worker processes (process / local dask)")
     parser.add_argument("--store", default="initlab-runs.sqlite", metavar="PATH", help="SQLite result store")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(handler=run)

@@ -10,6 +10,9 @@ import numpy as np
 from initlab.cli.params import parse_params
 from initlab.errors import InitlabError
 
+MAX_SWEEP = 10_000
+"""Most sigma_w2 values one ``initlab theory`` call evaluates (each solves a fixed point)."""
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``initlab theory``."""
@@ -24,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--sigma-w2",
         default="0.5:4:15",
         metavar="START:STOP:NUM|A,B,...",
-        help="weight variances to sweep (default 0.5:4:15)",
+        help=f"weight variances to sweep, at most {MAX_SWEEP} (default 0.5:4:15)",
     )
     parser.add_argument(
         "--param",
@@ -37,14 +40,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def sigma_w2_sweep(spec: str) -> np.ndarray:
-    """``"START:STOP:NUM"`` (NUM values, both ends included) or ``"A,B,C"`` -> an array of sigma_w2."""
+    """``"START:STOP:NUM"`` (NUM values, both ends included) or ``"A,B,C"`` -> an array of sigma_w2.
+
+    At most :data:`MAX_SWEEP` values (a range's NUM is checked before anything is built),
+    each finite and > 0.
+    """
     try:
         if ":" in spec:
             start, stop, num = spec.split(":")
+            _check_count(int(num), spec)
             values = np.linspace(float(start), float(stop), int(num))
         else:
-            values = np.array([float(part) for part in spec.split(",")])
-    except ValueError:
+            parts = spec.split(",")
+            _check_count(len(parts), spec)
+            values = np.array([float(part) for part in parts])
+    except ValueError as error:
+        if isinstance(error, InitlabError):
+            raise
         values = np.array([])
     if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise InitlabError(
@@ -52,6 +64,12 @@ def sigma_w2_sweep(spec: str) -> np.ndarray:
             "or a comma-separated list of values > 0."
         )
     return values
+
+
+def _check_count(count: int, spec: str) -> None:
+    if count > MAX_SWEEP:
+        shown = spec if len(spec) <= 40 else spec[:40] + "..."
+        raise InitlabError(f"theory: --sigma-w2={shown!r} is invalid: {count} values; expected 1 to {MAX_SWEEP}.")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ is chained to it (``__cause__``), with its own traceback.
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,6 +71,10 @@ def _folder_on_path(folder: Path) -> Iterator[None]:
             sys.path.remove(entry)
 
 
+MAX_INPUT_ELEMENTS = 2**28
+"""Largest batch (in elements) the command builds from ``--input-shape``."""
+
+
 def parse_shape(text: str, where: str) -> tuple[int, ...]:
     """``"32,40"`` -> ``(32, 40)``; ``where`` names the command."""
     try:
@@ -78,4 +83,12 @@ def parse_shape(text: str, where: str) -> tuple[int, ...]:
         shape = ()
     if not shape or any(size <= 0 for size in shape):
         raise bad_value(where, "--input-shape", text, "positive integers separated by commas, e.g. 32,40")
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise bad_value(
+            where,
+            "--input-shape",
+            text,
+            f"at most {MAX_INPUT_ELEMENTS:,} elements in all (1 GiB of float32)",
+            f"It has {math.prod(shape):,}.",
+        )
     return shape
