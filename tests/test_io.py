@@ -65,3 +65,4 @@ def test_make_folder_names_a_file_in_the_way(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InitlabError, match=r"tour report: --out=.* is invalid: the folder cannot be created"):
         make_folder(tmp_path / "file" / "sub", "tour report", "--out")
+

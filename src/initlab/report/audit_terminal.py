@@ -15,7 +15,8 @@ def audit_table(report: Any):
     from rich.text import Text
 
     table = Table(
-        title=f"initlab audit: {report.model} on a batch of shape {tuple(report.batch_shape)}", title_justify="left"
+        title=Text(f"initlab audit: {report.model} on a batch of shape {tuple(report.batch_shape)}"),
+        title_justify="left",
     )
     for position, header in enumerate(HEADERS):
         table.add_column(
