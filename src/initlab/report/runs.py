@@ -29,20 +29,38 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _point(point: dict[str, Any]) -> str:
-    parts = []
-    for key, value in point.items():
-        if isinstance(value, dict):
-            value = value.get("label") or value.get("scheme")
-        parts.append(f"{key.split('.')[-1]}={value}")
-    return ", ".join(parts)
+def _value_text(value: Any) -> str:
+    """A grid value as shown in a table: a scheme dict as ``name(key=value, ...)``."""
+    if isinstance(value, dict):
+        name = value.get("label") or value.get("scheme") or ""
+        params = ", ".join(f"{key}={_fmt(item)}" for key, item in value.items() if key not in ("label", "scheme"))
+        return f"{name}({params})" if params else str(name)
+    return _fmt(value)
+
+
+def differing_keys(rows: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per study, the grid keys whose value differs between its runs (in grid order)."""
+    seen: dict[str, dict[str, set[str]]] = {}
+    for row in rows:
+        study = seen.setdefault(row["study"], {})
+        for key, value in row["point"].items():
+            study.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
+    return {study: [key for key, values in keys.items() if len(values) > 1] for study, keys in seen.items()}
+
+
+def _point(point: dict[str, Any], keys: Sequence[str]) -> str:
+    """The grid values named by ``keys`` (all of the point's when none differ)."""
+    shown = [key for key in keys if key in point] or list(point)
+    return ", ".join(f"{key.split('.')[-1]}={_value_text(point[key])}" for key in shown)
 
 
 def print_runs(rows: Sequence[dict[str, Any]], stream: TextIO) -> None:
-    """The ``initlab runs list`` table."""
+    """The ``initlab runs list`` table: every grid value that differs between runs of a study is shown."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    keys = differing_keys(rows)
     table = Table(title=f"{len(rows)} run(s)")
     for column in ("key", "study", "status", "grid values", "steps", *_HEADLINE, "seconds"):
         table.add_column(column)
@@ -50,9 +68,9 @@ def print_runs(rows: Sequence[dict[str, Any]], stream: TextIO) -> None:
         summary = row["summary"]
         table.add_row(
             row["key"][:12],
-            row["study"],
+            Text(row["study"]),
             row["status"],
-            _point(row["point"]),
+            Text(_point(row["point"], keys.get(row["study"], []))),
             _fmt(summary.get("steps_done")),
             *(_fmt(summary.get(name)) for name in _HEADLINE),
             f"{row['duration']:.2f}",
@@ -162,4 +180,4 @@ def print_plan(plan: dict[str, Any], stream: TextIO) -> None:
         file=stream,
     )
     for run in runs:
-        print(f"  {run['key'][:12]}  {_point(run['point']) or '(base config)'}", file=stream)
+        print(f"  {run['key'][:12]}  {_point(run['point'], list(run['point'])) or '(base config)'}", file=stream)
