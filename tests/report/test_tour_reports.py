@@ -61,6 +61,16 @@ def test_tour_prints_the_claim_table_with_the_stored_verdicts(tiny_tour):
     assert re.search(r"tour: \d+ runs \(\d+ trained by this call", printed)
 
 
+def test_tiny_tour_says_it_is_a_smoke_test_on_the_terminal_and_in_the_reports(tiny_tour):
+    from initlab.report.tour import SMOKE_TEST_WARNING
+
+    _, out, printed = tiny_tour
+    assert f"tour: {SMOKE_TEST_WARNING}" in printed
+    assert 'id="size-warning"' in (out / "index.html").read_text()
+    assert "verdicts are not evidence" in (out / "index.html").read_text()
+    assert f"> **{SMOKE_TEST_WARNING}**" in (out / "summary.md").read_text()
+
+
 def test_second_tour_trains_nothing_redraws_nothing_and_prints_the_same_verdicts(tiny_tour):
     store_path, out, first = tiny_tour
     runs_before = sqlite3.connect(store_path).execute("SELECT COUNT(*) FROM runs").fetchone()[0]

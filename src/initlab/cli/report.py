@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from initlab.cli.tour import SIZE_CHOICES, heading, out_dir_of, size_of
+from initlab.cli.tour import SIZE_CHOICES, heading, out_dir_of, size_of, size_warning
 from initlab.errors import InitlabError
 
 
@@ -50,10 +50,13 @@ def run(args: argparse.Namespace) -> int:
                     f"report --tour: no stored runs of the {size}-size studies in {args.store}; "
                     f"expected a store written by `initlab tour --size {size}`."
                 )
+            note = f"re-rendered from {args.store} without training."
             table = render_studies(
-                studies, store, out_dir, heading=heading(size), note=f"re-rendered from {args.store} without training."
+                studies, store, out_dir, heading=heading(size), note=note, warning=size_warning(size)
             )
             print_claim_table(table, sys.stdout)
+            if size_warning(size):
+                print(f"report: {size_warning(size)}")
             print(f"reports: {out_dir / 'index.html'} (and {out_dir / 'summary.md'})")
             return 0
         if args.study not in BUILTIN_STUDIES:

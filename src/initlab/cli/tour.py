@@ -50,6 +50,13 @@ def _executor(workers: int, pending: int):
     return ProcessExecutor(workers)
 
 
+def size_warning(size: str) -> str:
+    """What a reader must know about the verdicts at ``size`` (empty for the tour and full sizes)."""
+    from initlab.report.tour import SMOKE_TEST_WARNING
+
+    return SMOKE_TEST_WARNING if size == "tiny" else ""
+
+
 def heading(size: str) -> str:
     return "initlab tour" if size == "tour" else f"initlab tour ({size} size)"
 
@@ -79,9 +86,13 @@ def run(args: argparse.Namespace) -> int:
             f"{sum(o.runs for o in outcomes)} runs ({trained} trained by this call, the rest read from "
             f"{args.store}); this call took {wall:.0f} s wall, {cpu:.0f} s CPU."
         )
-        table = render_studies(studies, store, out_dir, heading=heading(size), note=note, force=False)
+        table = render_studies(
+            studies, store, out_dir, heading=heading(size), note=note, force=False, warning=size_warning(size)
+        )
         failed = sum(row["status"] == "failed" for study in studies for row in store.runs(study=study.name))
     print_claim_table(table, sys.stdout)
+    if size_warning(size):
+        print(f"tour: {size_warning(size)}")
     print(f"reports: {out_dir / 'index.html'} (and {out_dir / 'summary.md'})")
     print(f"tour: {note}")
     if failed:

@@ -47,6 +47,10 @@ def claim_table_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def tour_markdown(pages: Sequence[StudyPage], table: Sequence[Mapping[str, Any]], heading: str) -> str:
-    """The tour summary: the claim table, then each study's section."""
-    return "\n".join([f"# {heading}", "", claim_table_markdown(table), "", *(study_markdown(page) for page in pages)])
+def tour_markdown(
+    pages: Sequence[StudyPage], table: Sequence[Mapping[str, Any]], heading: str, warning: str = ""
+) -> str:
+    """The tour summary: ``warning`` (if any), the claim table, then each study's section."""
+    alert = [f"> **{warning}**", ""] if warning else []
+    sections = [study_markdown(page) for page in pages]
+    return "\n".join([f"# {heading}", "", *alert, claim_table_markdown(table), "", *sections])

@@ -60,8 +60,15 @@ def claim_table(pages: Sequence[StudyPage]) -> list[dict[str, Any]]:
     ]
 
 
-def index_html(table: Sequence[Mapping[str, Any]], heading: str, note: str = "") -> str:
-    """The tour index page: the claim table with a link to each study's page."""
+SMOKE_TEST_WARNING = (
+    "tiny size: a smoke test of the machinery, far too small to show the claims; "
+    "its verdicts are not evidence (run `initlab tour` for the tour size)."
+)
+"""Shown on the terminal and in the reports of a ``--size tiny`` tour."""
+
+
+def index_html(table: Sequence[Mapping[str, Any]], heading: str, note: str = "", warning: str = "") -> str:
+    """The tour index page: the claim table with a link to each study's page (``warning`` above it)."""
     body = []
     for row in table:
         kind = "holds" if row["verdict"] == "holds" else "fails"
@@ -82,13 +89,23 @@ def index_html(table: Sequence[Mapping[str, Any]], heading: str, note: str = "")
         "follow a link for the figures, the numbers and an explanation.</p>"
     )
     extra = f'<p class="muted">{escape(note)}</p>' if note else ""
-    return page_html(heading, f"<h1>{escape(heading)}</h1>{intro}{table_text}{extra}", css=INDEX_CSS)
+    alert = f'<p class="warning" id="size-warning"><strong>{escape(warning)}</strong></p>' if warning else ""
+    return page_html(heading, f"<h1>{escape(heading)}</h1>{alert}{intro}{table_text}{extra}", css=INDEX_CSS)
 
 
 def render_studies(
-    studies: Sequence[StudyConfig], store, out_dir: str | Path, *, heading: str, note: str = "", force: bool = True
+    studies: Sequence[StudyConfig],
+    store,
+    out_dir: str | Path,
+    *,
+    heading: str,
+    note: str = "",
+    force: bool = True,
+    warning: str = "",
 ) -> list[dict[str, Any]]:
     """Write every study's page, ``index.html`` and ``summary.md`` into ``out_dir``; the claim table.
+
+    ``warning`` (e.g. :data:`SMOKE_TEST_WARNING`) is shown above the claim table of both.
 
     ``force=False`` keeps study pages whose stored runs and claim have not changed
     (see :func:`initlab.report.study_html.write_study_html`).
@@ -99,8 +116,9 @@ def render_studies(
     for page in pages:
         write_study_html(page, directory, force=force)
     table = claim_table(pages)
-    write_atomically(directory / "index.html", index_html(table, heading, note), "tour report", "--out")
-    write_atomically(directory / "summary.md", tour_markdown(pages, table, heading), "tour report", "--out")
+    write_atomically(directory / "index.html", index_html(table, heading, note, warning), "tour report", "--out")
+    markdown = tour_markdown(pages, table, heading, warning)
+    write_atomically(directory / "summary.md", markdown, "tour report", "--out")
     return table
 
 
