@@ -8,10 +8,10 @@ model; without it torch.fx is used.
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
+from initlab._json import dumps
 from initlab.cli import params
 from initlab.errors import bad_value
 from initlab.nn.apply import preview
@@ -51,7 +51,7 @@ def render(record: InitRecord, fmt: str) -> str:
     if fmt == "table":
         return str(record)
     if fmt == "json":
-        return json.dumps(record.to_dict(), indent=2)
+        return dumps(record.to_dict(), indent=2)
     plan = explicit_plan(record)
     return plan.to_toml() if fmt == "plan-toml" else plan.to_json()
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from initlab._json import dumps
 from initlab.cli import params
 
 
@@ -48,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
             report = run_study(study, store, executor, make_progress(sys.stderr, quiet=args.quiet))
     finally:
         executor.close()
-    print(json.dumps(report.to_dict()))
+    print(dumps(report.to_dict()))
     return 1 if report.failed else 0

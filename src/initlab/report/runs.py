@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from initlab._io import write_atomically
+from initlab._json import dumps
 from initlab.errors import InitlabError
 
 _HEADLINE = ("test_accuracy", "test_mse", "train_loss", "weight_norm")
@@ -90,8 +91,8 @@ def print_run(row: dict[str, Any], stream: TextIO) -> None:
     )
     if row["error"]:
         console.print(f"error: {row['error']}")
-    console.print("config:", json.dumps(row["config"], indent=2, sort_keys=True), markup=False)
-    console.print("summary:", json.dumps(row["summary"], indent=2), markup=False)
+    console.print("config:", dumps(row["config"], indent=2, sort_keys=True), markup=False)
+    console.print("summary:", dumps(row["summary"], indent=2), markup=False)
     history = row.get("history") or {}
     scalars = [
         name for name, values in history.items() if name != "step" and values and not isinstance(values[0], list)
