@@ -187,35 +187,6 @@ def test_parameter_requiring_grad_is_filled_across_threads():
     assert parameter.requires_grad and torch.equal(parameter.detach(), filled((3 * CHUNK + 5,), Stream(0, "p")))
 
 
-def test_collected_moments_equal_the_tensor_moments():
-    from initlab.random import collect_moments
-
-    tensor = torch.empty(3 * CHUNK + 77)
-    with collect_moments(tensor) as moments:
-        normal_(tensor, Stream(0, "m"), mean=0.5, std=2.0)
-    exact = tensor.double()
-    assert moments.complete and moments.count == tensor.numel()
-    assert moments.total == pytest.approx(float(exact.sum()), rel=1e-6)
-    assert moments.squares == pytest.approx(float((exact * exact).sum()), rel=1e-6)
-
-
-@pytest.mark.parametrize(
-    "case",
-    ["bfloat16", "shard", "other tensor", "non-contiguous"],
-)
-def test_moments_stay_incomplete_when_the_fill_does_not_write_the_whole_tensor(case):
-    from initlab.random import collect_moments
-
-    tensor = torch.empty(64, 32, dtype=torch.bfloat16 if case == "bfloat16" else torch.float32)
-    target = {"other tensor": torch.empty(64, 32), "non-contiguous": tensor.t()}.get(case, tensor)
-    with collect_moments(tensor) as moments:
-        if case == "shard":
-            normal_(tensor[:32], Stream(), full_shape=(64, 32), index=(slice(0, 32),))
-        else:
-            normal_(target, Stream())
-    assert not moments.complete
-
-
 def reference_rejection(length, stream, low, high):
     """Stream values [0, length) of N(0, 1) restricted to [low, high], by rejection in plain numpy.
 
@@ -303,19 +274,6 @@ def test_rejection_sampler_shards_equal_the_numpy_rejection():
         shard = torch.empty(streams.normalize_index(shape, index)[0])
         truncated_normal_(shard, stream, low=-1.0, high=3.0, full_shape=shape, index=index)
         assert np.array_equal(shard.numpy().reshape(-1), reference[index].reshape(-1))
-
-
-def test_missing_compiled_kernels_are_an_error_that_says_how_to_build_them(monkeypatch):
-    monkeypatch.setattr(streams, "_kernels", None)
-    monkeypatch.setattr(streams, "_KERNELS_IMPORT_ERROR", "No module named 'initlab._kernels'")
-    with pytest.raises(InitlabError) as caught:
-        truncated_normal_(torch.empty(10), Stream())
-    assert str(caught.value) == (
-        "initlab.random: the compiled kernels (initlab._kernels, from src/initlab/_kernels.c) are missing "
-        "(No module named 'initlab._kernels'); the truncated-normal rejection sampler needs them. Build them by "
-        "reinstalling initlab from its source tree with a C compiler available: `pip install -e .` "
-        "(or `make install`)."
-    )
 
 
 # Golden values of the streams, recorded with torch 2.13.0 (CPU). Each row: kind, seed, name, the first and
