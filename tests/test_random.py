@@ -2,6 +2,9 @@
 
 import hashlib
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -374,3 +377,60 @@ def test_streams_equal_their_golden_values(kind, seed, name, head, tail, total, 
     assert "".join(f"{bit:08x}" for bit in bits[-8:]) == tail
     assert math.fsum(values.astype(np.float64).tolist()).hex() == total
     assert hashlib.sha256(values.tobytes()).hexdigest() == digest
+
+
+@pytest.mark.parametrize("density", [0.0, 1e-4, 0.02, 0.0455, 0.0999, 0.1, 0.3, 0.97, 1.0])
+@pytest.mark.parametrize("length", [1, 8, 15, 64, 4096, CHUNK])
+def test_true_positions_equal_numpy_flatnonzero_at_every_density(density, length):
+    mask = np.random.default_rng(length).random(length) < density
+    assert np.array_equal(streams._true_positions(mask), np.flatnonzero(mask))
+
+
+def test_outside_compares_in_float32_with_inclusive_bounds_and_keeps_nan():
+    low, high = streams._float32_bound(-2.0), streams._float32_bound(1.3)  # 1.3 is not a float32
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, -2.0, np.nextafter(np.float32(-2.0), np.float32(-3.0)),
+                        high, np.nextafter(high, np.float32(2.0)), 1.3], dtype=np.float32)
+    values = np.tile(special, 30)
+    expected = np.flatnonzero((values < low) | (values > high))
+    assert np.array_equal(streams._outside(values, low, high), expected)
+    # -inf, +inf, one ulp below -2 and one ulp above float32(1.3) in each group of ten; NaN stays
+    assert np.array_equal(expected[:4], [1, 2, 6, 8])
+
+
+FORK_CHILD_REFILLS = """
+import hashlib, os, sys, time
+import torch
+from initlab.random import CHUNK, Stream, normal_, truncated_normal_
+
+def digest():
+    values = torch.empty(6 * CHUNK + 77)  # seven chunks: the fill pool runs them
+    normal_(values, Stream(3, "fork"))
+    wide = torch.empty(6 * CHUNK + 77)
+    truncated_normal_(wide, Stream(3, "fork"), low=-2.0, high=2.0)
+    return hashlib.sha256(values.numpy().tobytes() + wide.numpy().tobytes()).digest()
+
+parent = digest()
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if digest() == parent else 1)
+deadline = time.monotonic() + 60
+while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        sys.exit(os.waitstatus_to_exitcode(status))
+    if time.monotonic() > deadline:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        sys.exit(3)
+    time.sleep(0.02)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_fills_with_a_new_pool_and_gets_the_parents_values():
+    # run in a fresh interpreter with two fill threads: exit code 0 = equal values in the child,
+    # 1 = different values, 3 = the child hung (the parent's pool threads do not exist after fork)
+    environment = {**os.environ, "INITLAB_FILL_THREADS": "2"}
+    result = subprocess.run([sys.executable, "-c", FORK_CHILD_REFILLS], env=environment, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
