@@ -4,14 +4,16 @@ A tensor's values depend only on ``(seed, parameter name, element index)``:
 never on the device, ``torch.get_num_threads()``, the number of fill
 threads, the order in which tensors are filled, or sharding.
 
-How it works. The flat element range of a tensor is cut into fixed chunks of
+Streams. The flat element range of a tensor is cut into fixed chunks of
 ``CHUNK`` elements. Chunk ``j`` of stream ``(seed, name)`` owns a private
 torch CPU generator (Mersenne Twister) seeded with a 63-bit BLAKE2b hash of
 ``(seed, name, j)``. Element ``i`` is the ``i % CHUNK``-th value of chunk
-``i // CHUNK``. Chunks are filled by a pool of threads (torch releases the GIL
-inside its kernels), so a fill uses every core, yet each value is a pure
-function of its coordinates. A shard (a tuple of slices of the full shape)
-is filled by generating only the chunks it touches and picking its elements.
+``i // CHUNK``. Chunks are filled by a pool of threads (torch and numpy
+release the GIL inside their kernels), and each value is a pure function of
+its coordinates. A shard (a tuple of slices of the full shape) is filled by
+generating only the chunks it touches and picking its elements. The pool is
+made on first use and dropped in a child process after ``os.fork()`` (the
+child makes its own).
 
 Normal values come from torch's vectorised Box-Muller transform over
 24-bit uniforms (blocks of 16 values), which is exact in distribution up
@@ -20,23 +22,18 @@ to the 24-bit resolution of the uniforms: ``|z|`` never exceeds
 Every generated run has a length that is a multiple of 16, so the value at
 a position never depends on how long the generated run was (prefix property).
 
-Truncated normals use exact rejection from the normal when the interval
-holds at least half the mass (e.g. +-2 sigma: 95.4 %): rejected positions are
-refilled, in position order, from a second per-chunk generator, so no
-buffer larger than one chunk is ever allocated and no value is clamped.
-Finding the rejected positions and writing the redraws is compiled code
-(``initlab._kernels``, built from ``_kernels.c`` by ``pip install -e .``):
-it compares 64 values at a time into a bit mask (AVX-512F compares where
-the CPU has them, chosen at import, else SSE2) and writes only the set
-bits' positions, with the GIL released. In numpy the same step (a compare,
-then ``np.flatnonzero``, whose per-element branch is mispredicted at the
-4.5 % random density of +-2 sigma) cost almost half as much as drawing the
-values; compiled, with one round of proposals sized from the interval's
-mass and a reused redraw generator, a +-2 sigma chunk costs ~1.2x a normal
-one (one thread, 2^18 values: ~650 us + ~120 us).
-Narrow or far-tail intervals use the inverse CDF in float64 (log-space in
-the tails), which is exact to float64 rounding — unlike the erfinv-and-clamp
-method of ``torch.nn.init.trunc_normal_`` (pytorch/pytorch#155588).
+Truncated normals on an interval holding at least half the mass (e.g. +-2
+sigma: 95.4 %) use exact rejection from the normal, in float32: a chunk's
+values outside the float32-rounded bounds are replaced, in position order,
+by the accepted values of a second per-chunk generator (see
+:func:`_rejection_kernel`), so no buffer larger than one chunk is allocated
+and no value is clamped. Narrow or far-tail intervals use the inverse CDF in
+float64 (log-space in the tails), exact to float64 rounding — unlike the
+erfinv-and-clamp method of ``torch.nn.init.trunc_normal_``
+(pytorch/pytorch#155588).
+
+The values of every stream are pinned by golden values in the tests, so a
+torch release that changes its generator is caught.
 """
 
 from __future__ import annotations
@@ -46,9 +43,9 @@ import hashlib
 import math
 import os
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -97,7 +94,7 @@ class Stream:
         """A fresh CPU generator for one chunk and purpose."""
         return torch.Generator(device="cpu").manual_seed(self.chunk_seed(chunk, purpose))
 
-    def child(self, suffix: str) -> "Stream":
+    def child(self, suffix: str) -> Stream:
         """An independent stream derived from this one (e.g. for a sparsity mask)."""
         return Stream(self.seed, f"{self.name}#{suffix}")
 
@@ -450,16 +447,16 @@ def normalize_index(
     full_shape = tuple(int(size) for size in full_shape)
     if index is None:
         return full_shape, tuple(slice(0, size, 1) for size in full_shape)
-    given = index = tuple(index) if isinstance(index, (tuple, list)) else (index,)
-    if len(index) > len(full_shape):
+    given: tuple = tuple(index) if isinstance(index, (tuple, list)) else (index,)
+    if len(given) > len(full_shape):
         raise InitlabError(
-            f"{where}={index!r} has {len(index)} entries but the full shape {full_shape} "
+            f"{where}={given!r} has {len(given)} entries but the full shape {full_shape} "
             f"has {len(full_shape)} dimensions; expected at most one slice per dimension."
         )
-    index = index + tuple(slice(None) for _ in range(len(full_shape) - len(index)))
+    padded = given + tuple(slice(None) for _ in range(len(full_shape) - len(given)))
     # messages below repeat the index as the caller gave it
     slices, shape = [], []
-    for dim, (size, part) in enumerate(zip(full_shape, index)):
+    for dim, (size, part) in enumerate(zip(full_shape, padded)):
         if isinstance(part, (int, np.integer)) and not isinstance(part, bool):
             position = int(part) + size if part < 0 else int(part)
             if not 0 <= position < size:

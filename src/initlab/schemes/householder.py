@@ -108,14 +108,17 @@ def exact_matmul(left: np.ndarray, right: np.ndarray, slices: int = 1) -> np.nda
     are random), plus the float64 rounding of the final sums.
     """
     left_parts, right_parts = _integer_split(left, -1, slices), _integer_split(right, -2, slices)
-    result = None
+    terms = []
     for order in reversed(range(slices)):
         for i in range(order + 1):
             (left_integers, left_step), (right_integers, right_step) = left_parts[i], right_parts[order - i]
             term = _integer_product(left_integers, right_integers)
             term *= left_step
             term *= right_step
-            result = term if result is None else np.add(result, term, out=result)
+            terms.append(term)
+    result = terms[0]
+    for term in terms[1:]:
+        result += term
     return result
 
 
