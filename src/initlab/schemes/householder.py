@@ -48,6 +48,34 @@ BLOCK = 256
 """Reflectors per block of the WY accumulation. Changing it changes the last bits of the values."""
 
 
+_LARGE = 1 << 17
+"""Arrays with at least this many elements take their elementwise steps in torch (speed only)."""
+
+
+def _rounded_quotient(values: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """``values / step`` rounded half to even (the division by a power of two is exact).
+
+    Elementwise IEEE operations give the same bits in numpy and in torch on
+    any number of threads; large arrays use torch's threads.
+    """
+    if values.size < _LARGE:
+        quotient = np.divide(values, step)
+        return np.rint(quotient, out=quotient)
+    return torch.div(torch.from_numpy(values), torch.from_numpy(step)).round_().numpy()
+
+
+def _scale_(values: np.ndarray, *steps: np.ndarray) -> np.ndarray:
+    """``values`` times each of ``steps`` (powers of two, broadcast: exact), in place; see :func:`_rounded_quotient`."""
+    if values.size < _LARGE:
+        for step in steps:
+            values *= step
+        return values
+    tensor = torch.from_numpy(values)
+    for step in steps:
+        tensor.mul_(torch.from_numpy(step))
+    return values
+
+
 def _integer_split(values: np.ndarray, axis: int, slices: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``values`` as ``sum(integers * step for integers, step in parts)``, one power-of-two step per vector.
 
@@ -64,8 +92,7 @@ def _integer_split(values: np.ndarray, axis: int, slices: int) -> list[tuple[np.
         subscripts = "...ij,...ij->...i" if axis == -1 else "...ij,...ij->...j"
         _, exponent = np.frexp(np.sqrt(np.einsum(subscripts, rest, rest)))  # norm < 2**exponent (0 for 0)
         step = np.expand_dims(np.ldexp(1.0, exponent - NORM_BITS), axis)
-        integers = np.divide(rest, step)  # exact: step is a power of two
-        np.rint(integers, out=integers)
+        integers = _rounded_quotient(rest, step)
         parts.append((integers, step))
         if level + 1 < slices:
             rest = rest - integers * step
@@ -112,10 +139,7 @@ def exact_matmul(left: np.ndarray, right: np.ndarray, slices: int = 1) -> np.nda
     for order in reversed(range(slices)):
         for i in range(order + 1):
             (left_integers, left_step), (right_integers, right_step) = left_parts[i], right_parts[order - i]
-            term = _integer_product(left_integers, right_integers)
-            term *= left_step
-            term *= right_step
-            terms.append(term)
+            terms.append(_scale_(_integer_product(left_integers, right_integers), left_step, right_step))
     result = terms[0]
     for term in terms[1:]:
         result += term
@@ -195,7 +219,7 @@ def orthonormal_columns(gaussian: torch.Tensor, slices: int = 1) -> torch.Tensor
         if stop < cols:  # apply I - V T V^T to the columns accumulated so far
             trailing = q[:, start:, stop:]
             update = exact_matmul(t, exact_matmul(block_t, trailing, slices), slices)
-            trailing -= exact_matmul(block, update, slices)
+            torch.from_numpy(trailing).sub_(torch.from_numpy(exact_matmul(block, update, slices)))
         # the block's own columns: (I - V T V^T) [I_b; 0] = [I_b; 0] - V T V[:b]^T
         own = exact_matmul(block, exact_matmul(t, block_t[:, :, : stop - start], slices), slices)
         np.negative(own, out=own)
