@@ -79,19 +79,20 @@ def _scale_(values: np.ndarray, *steps: np.ndarray) -> np.ndarray:
 def _integer_split(values: np.ndarray, axis: int, slices: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``values`` as ``sum(integers * step for integers, step in parts)``, one power-of-two step per vector.
 
-    A vector is a row (``axis=-1``) or a column (``axis=-2``) of the last two
-    dimensions. Each part holds integers (as float64) whose vectors have a
+    ``values`` is a batch ``(batch, m, n)``; a vector is a row (``axis=-1``)
+    or a column (``axis=-2``) of one matrix. Each part holds integers (as float64) whose vectors have a
     Euclidean norm below ``2**NORM_BITS``; the first part is ``values``
     rounded to ``NORM_BITS`` bits relative to each vector's norm, each further
     part the same rounding of what the earlier parts left over (an exact
     difference), so ``slices`` parts carry about ``slices * NORM_BITS`` bits.
     """
+    subscripts, spread = ("bij,bij->bi", (slice(None), slice(None), None)) if axis == -1 else \
+        ("bij,bij->bj", (slice(None), None, slice(None)))
     parts = []
     rest = values
     for level in range(slices):
-        subscripts = "...ij,...ij->...i" if axis == -1 else "...ij,...ij->...j"
         _, exponent = np.frexp(np.sqrt(np.einsum(subscripts, rest, rest)))  # norm < 2**exponent (0 for 0)
-        step = np.expand_dims(np.ldexp(1.0, exponent - NORM_BITS), axis)
+        step = np.ldexp(1.0, exponent - NORM_BITS)[spread]
         integers = _rounded_quotient(rest, step)
         parts.append((integers, step))
         if level + 1 < slices:
@@ -115,7 +116,7 @@ def _integer_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def exact_matmul(left: np.ndarray, right: np.ndarray, slices: int = 1) -> np.ndarray:
-    """``left @ right`` (float64, batched over leading dimensions), reproducible bit for bit anywhere.
+    """``left @ right`` for float64 batches ``(batch, m, k) @ (batch, k, n)``, reproducible bit for bit anywhere.
 
     Each operand is split by :func:`_integer_split` (rows of ``left``, columns
     of ``right``) and the integer parts are multiplied by ``torch.matmul`` in
@@ -166,7 +167,7 @@ def _reflectors(gaussian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return lower, tau, np.where(usable, -alpha_sign, 1.0)
 
 
-_T_LOOP = 16
+_T_LOOP = 32
 """Largest block whose ``T`` is built column by column (larger ones are split in halves)."""
 
 
