@@ -1,6 +1,10 @@
 """Counter-based streams: values depend only on (seed, name, element index)."""
 
+import hashlib
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -186,35 +190,6 @@ def test_parameter_requiring_grad_is_filled_across_threads():
     assert parameter.requires_grad and torch.equal(parameter.detach(), filled((3 * CHUNK + 5,), Stream(0, "p")))
 
 
-def test_collected_moments_equal_the_tensor_moments():
-    from initlab.random import collect_moments
-
-    tensor = torch.empty(3 * CHUNK + 77)
-    with collect_moments(tensor) as moments:
-        normal_(tensor, Stream(0, "m"), mean=0.5, std=2.0)
-    exact = tensor.double()
-    assert moments.complete and moments.count == tensor.numel()
-    assert moments.total == pytest.approx(float(exact.sum()), rel=1e-6)
-    assert moments.squares == pytest.approx(float((exact * exact).sum()), rel=1e-6)
-
-
-@pytest.mark.parametrize(
-    "case",
-    ["bfloat16", "shard", "other tensor", "non-contiguous"],
-)
-def test_moments_stay_incomplete_when_the_fill_does_not_write_the_whole_tensor(case):
-    from initlab.random import collect_moments
-
-    tensor = torch.empty(64, 32, dtype=torch.bfloat16 if case == "bfloat16" else torch.float32)
-    target = {"other tensor": torch.empty(64, 32), "non-contiguous": tensor.t()}.get(case, tensor)
-    with collect_moments(tensor) as moments:
-        if case == "shard":
-            normal_(tensor[:32], Stream(), full_shape=(64, 32), index=(slice(0, 32),))
-        else:
-            normal_(target, Stream())
-    assert not moments.complete
-
-
 def reference_rejection(length, stream, low, high):
     """Stream values [0, length) of N(0, 1) restricted to [low, high], by rejection in plain numpy.
 
@@ -304,14 +279,158 @@ def test_rejection_sampler_shards_equal_the_numpy_rejection():
         assert np.array_equal(shard.numpy().reshape(-1), reference[index].reshape(-1))
 
 
-def test_missing_compiled_kernels_are_an_error_that_says_how_to_build_them(monkeypatch):
-    monkeypatch.setattr(streams, "_kernels", None)
-    monkeypatch.setattr(streams, "_KERNELS_IMPORT_ERROR", "No module named 'initlab._kernels'")
-    with pytest.raises(InitlabError) as caught:
-        truncated_normal_(torch.empty(10), Stream())
-    assert str(caught.value) == (
-        "initlab.random: the compiled kernels (initlab._kernels, from src/initlab/_kernels.c) are missing "
-        "(No module named 'initlab._kernels'); the truncated-normal rejection sampler needs them. Build them by "
-        "reinstalling initlab from its source tree with a C compiler available: `pip install -e .` "
-        "(or `make install`)."
-    )
+# Golden values of the streams, recorded with torch 2.13.0 (CPU). Each row: kind, seed, name, the first and
+# the last 8 values (float32 bit patterns, hex), the exact float64 sum of all values (math.fsum, float.hex) and
+# the SHA-256 of the float32 bytes, of a fill of GOLDEN_LENGTH elements (three chunks, the last one partial).
+# A failure means the values of some stream changed: a new torch generator, a changed sampler or CHUNK.
+GOLDEN_LENGTH = 2 * CHUNK + 1037
+GOLDEN_FILLS = {
+    "normal": (normal_, {"mean": 0.25, "std": 1.5}),
+    "uniform": (uniform_, {"low": -0.3, "high": 0.7}),
+    "truncated rejection": (truncated_normal_, {"mean": 0.1, "std": 0.37, "low": -2.0, "high": 2.0}),
+    "truncated rejection narrow": (truncated_normal_, {"mean": -1.0, "std": 3.0, "low": -0.7, "high": 0.7}),
+    "truncated inverse cdf": (truncated_normal_, {"mean": 0.5, "std": 2.0, "low": 0.5, "high": 0.6}),
+    "truncated inverse cdf tail": (truncated_normal_, {"mean": 0.0, "std": 0.5, "low": 5.0, "high": 6.0}),
+}
+GOLDEN = [
+    ("normal", 0, "w",
+     "3f3cf6643f7a9736bf702d1cbf704876bf627bdcbf9c5540c00ba0f53f810e05",
+     "39d93d00bf02db083fc50e30bf784c10bf9c1c41be314c88bee226383f254068",
+     "0x1.00e704357bb00p+17", "b1ba17b92e35a65ef3d7cde6b33e35122affa69b9e91aeec84128e70bb715ce7"),
+    ("normal", 7, "encoder.0.weight",
+     "3ed0d25240069340bf62b2c93fd9c88ebec10f26bd1b2ffabee900c8bfe49c60",
+     "c007ab353fabbf9d3fad7b783f41bd88bf17019ebf7089743f369858c0282418",
+     "0x1.00cb9cf3e6600p+17", "44f3fc10ef3ae4790950ca7007af7e425f8d44639f59a8bd32bf811767dbf84d"),
+    ("normal", 2**65, "x",
+     "bee1401a3f60f7693fddcfae3f811123bf6d0401bfc81c58c00046b23ead982e",
+     "bd88c6453ff375054042603a3f71e5e0bed8b8993fbb5803bf52dfaa3fdae39a",
+     "0x1.ffe309a5d2e00p+16", "673dcdb7f4e2e24f30814ad4cb754bf60b193e277098bac4af1a08d3699edf86"),
+    ("uniform", 0, "w",
+     "bc436740be1dd58cbcea17003e631ea03e036d843e6f13343f2cb3193e02ba1c",
+     "3e9880febc59f7403edf4dea3ee49cae3f1b59433f237b613f211b9e3dc1a1e0",
+     "0x1.9a5393c6c4000p+16", "97abd51d6d77b5b582bd32b9eac7725acbddba85a5962fa5972dcb1972bf6957"),
+    ("uniform", 7, "encoder.0.weight",
+     "be6680903f2f68373f1cc8f63f0519a0bc9c0ac03dec9bf0be2909ec3eb5b9a8",
+     "3ed78764bd8571303e1c2a44be85b1723f2481353f2434d9be1b4d2c3f1b34eb",
+     "0x1.9c25cf5914000p+16", "6086fdab7282fa88494aa036ecd7b3234b1282f1c93d971b70bf4c3917ddb1ce"),
+    ("uniform", 2**65, "x",
+     "3e9acfaabe5c6e403ef9af603dd657483d460fa03eabd1843f0900cf3c83afe0",
+     "be7dc8483e6403dc3f14aa723d4dbea03e9c6fecbddb0aa03edf0a4e3c2614c0",
+     "0x1.9aa84e9de8000p+16", "e5efaf1cbed6adaaebd4ebfdc004ae15ca43c33803af5f2201ff3bb702878a4c"),
+    ("truncated rejection", 0, "w",
+     "3e61b2403e8f405cbe45b874be45d372be3835f2be869f35beffe84b3e92f5f1",
+     "3d1d6e96bdb3b70d3ed60e00be4dbbb0be8666f9bb8f5f80bd90a0973e4a4d34",
+     "0x1.9a1da3cfa4a00p+15", "3f5b328eb2e08ed564abbfbdfdb914e0a62d239821f642c860618085697d076c"),
+    ("truncated rejection", 7, "encoder.0.weight",
+     "3e0e45a03f0e981ebe386c243eea819dbd5ff4ee3ced77b0bd9763c3becdef9f",
+     "bef817d33ebd15ce3ebecbbe3e666916bddb7aa7be4613923e5b69f1bf1c15f5",
+     "0x1.99be848333400p+15", "8bd0f3e4411b4104b91e20ebcb1a3b1d03b37be2a834843c1aadc63e317dcbee"),
+    ("truncated rejection", 2**65, "x",
+     "bd8fbd893e829c313eee7afe3e92f904be429a24beb1d0e0bee981453df9c95a",
+     "3cb3136c3f01eb393f4998f93e8af687bd8753273ecc78f9be28cf083eeb98e3",
+     "0x1.98222fc3a6400p+15", "d1cfd62eb4c05933244126885d58312ae9614309c91c9b3d13017b10bb0a158b"),
+    ("truncated rejection narrow", 0, "w",
+     "bcc267203eea5cd8be466ff4bed34528bfc258643f8a308c3f2827783f043814",
+     "bfbfe4d8c0216d84be9082bac03ff96abde14490bfec5322c018898ebe55fcc0",
+     "-0x1.00c9b7c4c2600p+19", "a06c5da8c5709218fd1ef524da37b06edf81674cb9351b550e40367e45764bfe"),
+    ("truncated rejection narrow", 7, "encoder.0.weight",
+     "bf2f2daebf1cce2c3f839b1ebfd17253c01043cabfc9b300c01a4032bfb5018a",
+     "bf745529be060128bf3daf2b3c5ec400c02b80cfc0052f22bd967a783f19a39a",
+     "-0x1.00fb6c5753400p+19", "e8fb6eeeef8d623e36148fa9afc07032880fad850747cd39ddc971352a7d1be3"),
+    ("truncated rejection narrow", 2**65, "x",
+     "c01850063e83dda4bfdad1233f04448cc008ca8cc040dcaa3f1c3358bf5267d2",
+     "bfd118c8bfdade403e4408603ec79780c0162e26c01c06c4beabb672bfba51bb",
+     "-0x1.014f5343d1000p+19", "15084a439e018c3d19c6bb8636cfe01a533f015e129071f443a98860cfa6b7b9"),
+    ("truncated inverse cdf", 0, "w",
+     "3fd1a6913fd51beb3fce80483fc516f33fcc32853fd661363fd935b13fd4c9ed",
+     "3fd70f303fc0b3b43fc2543b3fc0176d3fcead013fc19b623fd1cabc3fc51765",
+     "0x1.9a39682917400p+19", "93e92bcb979f51549a21fa7df6724e76a16dbdc0fb58922d6c9c63fabe667615"),
+    ("truncated inverse cdf", 7, "encoder.0.weight",
+     "3fca17d53fd1c80e3fd3206f3fd783a03fc8a49d3fcb3d3f3fc7d41f3fd07082",
+     "3fd868ce3fc4799a3fc8c5bb3fd371f03fd1948a3fd634083fc7a6163fd8a80b",
+     "0x1.9a29d7b6f0800p+19", "71bdc10333539aafe7721e200e7e1f6c64d234a1f7df3a23e632a2f4cd41ecab"),
+    ("truncated inverse cdf", 2**65, "x",
+     "3fc488cc3fd1bc273fc557983fc801e43fcb16f33fc60a083fc730fb3fd555d4",
+     "3fd40a4d3fd8d4973fca1b7d3fc8f5203fd4bfc43fc136503fcde0ac3fc486a9",
+     "0x1.9a29d32292800p+19", "abd75f8cde6bafc301440045c642787b5a5e578c66cbfd655ecc294e2a181e78"),
+    ("truncated inverse cdf tail", 0, "w",
+     "40272347402a760d402525d8402163d5402401e4402c5933403725f3402a10d0",
+     "402dab9040202ce7402099b8402005c940253e444020689340273e65402163f7",
+     "0x1.4c6b20526b400p+20", "4e970d9c0c1d4c4b65318e2ad639402e4141cc56ba9ddb345940ab40479b5970"),
+    ("truncated inverse cdf tail", 7, "encoder.0.weight",
+     "40231e0f40273c5f40285855402ec10f40229178402396404022476840264bed",
+     "4031bec2402134b640229d8b4028a3b2402715ee402c0c564022377c4032f09d",
+     "0x1.4c5fb1e5bb800p+20", "9f8303f88600a71605ba695d33c7d50aff530c112549fdd0428d1f3b09065439"),
+    ("truncated inverse cdf tail", 2**65, "x",
+     "402139344027336840217793402257634023860f4021af4d40220fa6402ac1be",
+     "40293b0d4033f61440231f814022aef9402a04b740204e4a4024d18d40213892",
+     "0x1.4c5d5b0483c00p+20", "1327a6584d3e3569891b77089945218097dbf583085b85050d07e993ce70bdb4"),
+]
+
+
+@pytest.mark.parametrize("kind, seed, name, head, tail, total, digest", GOLDEN)
+def test_streams_equal_their_golden_values(kind, seed, name, head, tail, total, digest):
+    fill, arguments = GOLDEN_FILLS[kind]
+    values = filled((GOLDEN_LENGTH,), Stream(seed, name), fill, **arguments).numpy()
+    bits = values.view(np.uint32)
+    assert "".join(f"{bit:08x}" for bit in bits[:8]) == head
+    assert "".join(f"{bit:08x}" for bit in bits[-8:]) == tail
+    assert math.fsum(values.astype(np.float64).tolist()).hex() == total
+    assert hashlib.sha256(values.tobytes()).hexdigest() == digest
+
+
+@pytest.mark.parametrize("density", [0.0, 1e-4, 0.02, 0.0455, 0.0999, 0.1, 0.3, 0.97, 1.0])
+@pytest.mark.parametrize("length", [1, 8, 15, 64, 4096, CHUNK])
+def test_true_positions_equal_numpy_flatnonzero_at_every_density(density, length):
+    mask = np.random.default_rng(length).random(length) < density
+    assert np.array_equal(streams._true_positions(mask), np.flatnonzero(mask))
+
+
+def test_outside_compares_in_float32_with_inclusive_bounds_and_keeps_nan():
+    low, high = streams._float32_bound(-2.0), streams._float32_bound(1.3)  # 1.3 is not a float32
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, -2.0, np.nextafter(np.float32(-2.0), np.float32(-3.0)),
+                        high, np.nextafter(high, np.float32(2.0)), 1.3], dtype=np.float32)
+    values = np.tile(special, 30)
+    expected = np.flatnonzero((values < low) | (values > high))
+    assert np.array_equal(streams._outside(values, low, high), expected)
+    # -inf, +inf, one ulp below -2 and one ulp above float32(1.3) in each group of ten; NaN stays
+    assert np.array_equal(expected[:4], [1, 2, 6, 8])
+
+
+FORK_CHILD_REFILLS = """
+import hashlib, os, sys, time
+import torch
+from initlab.random import CHUNK, Stream, normal_, truncated_normal_
+
+def digest():
+    values = torch.empty(6 * CHUNK + 77)  # seven chunks: the fill pool runs them
+    normal_(values, Stream(3, "fork"))
+    wide = torch.empty(6 * CHUNK + 77)
+    truncated_normal_(wide, Stream(3, "fork"), low=-2.0, high=2.0)
+    return hashlib.sha256(values.numpy().tobytes() + wide.numpy().tobytes()).digest()
+
+parent = digest()
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if digest() == parent else 1)
+deadline = time.monotonic() + 60
+while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        sys.exit(os.waitstatus_to_exitcode(status))
+    if time.monotonic() > deadline:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        sys.exit(3)
+    time.sleep(0.02)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_fills_with_a_new_pool_and_gets_the_parents_values():
+    # run in a fresh interpreter with two fill threads: exit code 0 = equal values in the child,
+    # 1 = different values, 3 = the child hung (the parent's pool threads do not exist after fork)
+    environment = {**os.environ, "INITLAB_FILL_THREADS": "2"}
+    result = subprocess.run([sys.executable, "-c", FORK_CHILD_REFILLS], env=environment, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])

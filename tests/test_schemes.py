@@ -8,7 +8,11 @@ standard errors (a false alarm has probability < 1e-6). Kolmogorov-Smirnov
 tests use fixed seeds and require p > 1e-4.
 """
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +24,7 @@ from initlab import InitlabError
 from initlab.fans import Layout, fans
 from initlab.schemes import from_dict, get, known_schemes
 from initlab.schemes.basic import KERAS_TRUNCATION_CORRECTION, truncated_std_factor
+from initlab.schemes.householder import exact_matmul, orthonormal_columns
 
 KS_P_MIN = 1e-4
 SHAPE = (400, 300)
@@ -303,3 +308,112 @@ def test_unknown_scheme_lists_known_names_and_suggests():
     text = str(caught.value)
     assert text.startswith("initlab.get: unknown scheme 'he_normall'; expected one of: constant, delta_orthogonal,")
     assert "Did you mean he_normal" in text
+
+
+# ------------------------------------------------------------------ thread invariance (issue 21)
+
+FILL_AND_DIGEST = """
+import hashlib, json, sys
+import torch
+torch.set_num_threads(int(sys.argv[1]))  # this subprocess's own setting
+import initlab
+from initlab import Layout
+from torch import nn
+
+def digest(tensor):
+    return hashlib.sha256(tensor.detach().contiguous().numpy().tobytes()).hexdigest()
+
+found = {}
+shapes = {"linear": [(96, 80), (700, 300), (300, 700), (1100, 1000)], "conv": [(64, 32, 3, 3), (256, 128, 3)]}
+for name in initlab.known_schemes():
+    scheme = initlab.get(name, value=0.5) if name == "constant" else initlab.get(name)
+    for kind, kind_shapes in shapes.items():
+        for shape in kind_shapes:
+            for dtype in (torch.float32, torch.float64):
+                tensor = torch.empty(shape, dtype=dtype)
+                try:
+                    scheme.init_(tensor, layout=Layout(kind), seed=3, name="w")
+                except initlab.InitlabError:  # e.g. delta_orthogonal of a matrix
+                    continue
+                found[f"{name} {shape} {dtype}"] = digest(tensor)
+
+def convnet():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.Tanh(),
+                         nn.Flatten(), nn.Linear(64 * 8 * 8, 300), nn.ReLU(), nn.Linear(300, 10))
+
+batch = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+plans = {
+    "auto": "auto",
+    "auto, residual scaled": initlab.Plan.auto(initlab.Residual("7")),
+    "orthogonal": initlab.Plan([initlab.Rule(type=(nn.Linear, nn.Conv2d), weight=initlab.orthogonal())]),
+    "delta orthogonal": initlab.Plan([initlab.Rule(type=nn.Conv2d, weight=initlab.delta_orthogonal()),
+                                      initlab.Rule(type=nn.Linear, weight=initlab.orthogonal(2.0))]),
+}
+for name, plan in plans.items():
+    model = convnet()
+    initlab.init_(model, plan, seed=5, example_input=batch)
+    found[f"init_ {name}"] = [digest(parameter) for parameter in model.parameters()]
+
+torch.manual_seed(0)
+mlp = nn.Sequential(nn.Linear(48, 128), nn.ReLU(), nn.Linear(128, 128), nn.Tanh(), nn.Linear(128, 10))
+initlab.lsuv_(mlp, torch.randn(32, 48, generator=torch.Generator().manual_seed(2)), seed=5)
+found["lsuv_"] = [digest(parameter) for parameter in mlp.parameters()]
+print(json.dumps(found))
+"""
+
+
+def digests(torch_threads: int, fill_threads: int, blas_threads: int) -> dict:
+    environment = {"INITLAB_FILL_THREADS": str(fill_threads), "OPENBLAS_NUM_THREADS": str(blas_threads),
+                   "OMP_NUM_THREADS": str(blas_threads)}
+    result = subprocess.run([sys.executable, "-c", FILL_AND_DIGEST, str(torch_threads)],
+                            env={**os.environ, **environment}, capture_output=True, text=True, timeout=600,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_values_are_the_same_at_one_and_two_threads():
+    # torch's thread count (set in each subprocess), initlab's fill threads and numpy's BLAS threads all
+    # change; orthogonal and delta_orthogonal used to follow the QR's thread count (issue 21)
+    one, two = digests(1, 1, 1), digests(2, 3, 2)
+    assert one.keys() == two.keys() and len(one) > 300
+    assert [key for key in one if one[key] != two[key]] == []
+
+
+@pytest.mark.parametrize("slices", [1, 2, 3])
+def test_exact_matmul_products_of_the_integer_parts_are_exact(slices, monkeypatch):
+    # the integer parts' products equal Python's exact integer arithmetic, whatever BLAS does
+    products = []
+    original = initlab.schemes.householder._integer_product
+
+    def checked(left, right):
+        result = original(left, right)
+        products.append((left, right, result.copy()))  # the caller scales the product in place
+        return result
+
+    monkeypatch.setattr(initlab.schemes.householder, "_integer_product", checked)
+    rng = np.random.default_rng(slices)
+    left, right = rng.standard_normal((2, 40, 3000)) * 1e3, rng.standard_normal((2, 3000, 30)) * 1e-3
+    result = exact_matmul(left, right, slices)
+    assert len(products) == slices * (slices + 1) // 2
+    for left_integers, right_integers, product in products:
+        assert np.all(np.abs(product) < 2.0**53)
+        as_integers = [array.astype(np.int64).astype(object) for array in (left_integers, right_integers, product)]
+        assert np.array_equal(np.einsum("bik,bkj->bij", as_integers[0], as_integers[1]), as_integers[2])
+    # and the result is left @ right within the documented bound (per entry, relative to |row| |column|)
+    scale = np.linalg.norm(left, axis=-1)[..., :, None] * np.linalg.norm(right, axis=-2)[..., None, :]
+    bound = (slices + 1) * (math.sqrt(3000) * 2.0**-26) ** slices + 2.0**-50
+    assert np.all(np.abs(result - left @ right) <= bound * scale)
+
+
+@pytest.mark.parametrize("rows, cols, slices, tolerance", [(300, 300, 1, 1e-6), (700, 300, 1, 1e-6),
+                                                           (600, 520, 3, 1e-14), (12, 12, 3, 1e-15)])
+def test_orthonormal_columns_equal_lapack_householder_product_of_the_same_reflectors(rows, cols, slices, tolerance):
+    gaussian = torch.randn(rows, cols, dtype=torch.float64, generator=torch.Generator().manual_seed(rows))
+    lower = gaussian.tril()
+    norms, alpha = lower.square().sum(0).sqrt(), lower.diagonal().clone()
+    sign = torch.where(alpha >= 0, 1.0, -1.0).double()
+    beta = -sign * norms
+    reference = torch.linalg.householder_product(lower / (alpha - beta), (beta - alpha) / beta) * -sign
+    assert float((orthonormal_columns(gaussian[None], slices)[0] - reference).abs().max()) < tolerance

@@ -4,14 +4,16 @@ A tensor's values depend only on ``(seed, parameter name, element index)``:
 never on the device, ``torch.get_num_threads()``, the number of fill
 threads, the order in which tensors are filled, or sharding.
 
-How it works. The flat element range of a tensor is cut into fixed chunks of
+Streams. The flat element range of a tensor is cut into fixed chunks of
 ``CHUNK`` elements. Chunk ``j`` of stream ``(seed, name)`` owns a private
 torch CPU generator (Mersenne Twister) seeded with a 63-bit BLAKE2b hash of
 ``(seed, name, j)``. Element ``i`` is the ``i % CHUNK``-th value of chunk
-``i // CHUNK``. Chunks are filled by a pool of threads (torch releases the GIL
-inside its kernels), so a fill uses every core, yet each value is a pure
-function of its coordinates. A shard (a tuple of slices of the full shape)
-is filled by generating only the chunks it touches and picking its elements.
+``i // CHUNK``. Chunks are filled by a pool of threads (torch and numpy
+release the GIL inside their kernels), and each value is a pure function of
+its coordinates. A shard (a tuple of slices of the full shape) is filled by
+generating only the chunks it touches and picking its elements. The pool is
+made on first use and dropped in a child process after ``os.fork()`` (the
+child makes its own).
 
 Normal values come from torch's vectorised Box-Muller transform over
 24-bit uniforms (blocks of 16 values), which is exact in distribution up
@@ -20,50 +22,36 @@ to the 24-bit resolution of the uniforms: ``|z|`` never exceeds
 Every generated run has a length that is a multiple of 16, so the value at
 a position never depends on how long the generated run was (prefix property).
 
-Truncated normals use exact rejection from the normal when the interval
-holds at least half the mass (e.g. +-2 sigma: 95.4 %): rejected positions are
-refilled, in position order, from a second per-chunk generator, so no
-buffer larger than one chunk is ever allocated and no value is clamped.
-Finding the rejected positions and writing the redraws is compiled code
-(``initlab._kernels``, built from ``_kernels.c`` by ``pip install -e .``):
-it compares 64 values at a time into a bit mask (AVX-512F compares where
-the CPU has them, chosen at import, else SSE2) and writes only the set
-bits' positions, with the GIL released. In numpy the same step (a compare,
-then ``np.flatnonzero``, whose per-element branch is mispredicted at the
-4.5 % random density of +-2 sigma) cost almost half as much as drawing the
-values; compiled, with one round of proposals sized from the interval's
-mass and a reused redraw generator, a +-2 sigma chunk costs ~1.2x a normal
-one (one thread, 2^18 values: ~650 us + ~120 us).
-Narrow or far-tail intervals use the inverse CDF in float64 (log-space in
-the tails), which is exact to float64 rounding — unlike the erfinv-and-clamp
-method of ``torch.nn.init.trunc_normal_`` (pytorch/pytorch#155588).
+Truncated normals on an interval holding at least half the mass (e.g. +-2
+sigma: 95.4 %) use exact rejection from the normal, in float32: a chunk's
+values outside the float32-rounded bounds are replaced, in position order,
+by the accepted values of a second per-chunk generator (see
+:func:`_rejection_kernel`), so no buffer larger than one chunk is allocated
+and no value is clamped. Narrow or far-tail intervals use the inverse CDF in
+float64 (log-space in the tails), exact to float64 rounding — unlike the
+erfinv-and-clamp method of ``torch.nn.init.trunc_normal_``
+(pytorch/pytorch#155588).
+
+The values of every stream are pinned by golden values in the tests, so a
+torch release that changes its generator is caught.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import hashlib
 import math
 import os
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy import special
 
 from initlab.errors import InitlabError
-
-try:
-    from initlab import _kernels
-except ImportError as error:  # the C extension was not built: reported where it is needed
-    _kernels, _KERNELS_IMPORT_ERROR = None, str(error)
-else:
-    _KERNELS_IMPORT_ERROR = ""
 
 CHUNK = 1 << 18
 """Elements per counter chunk (a multiple of 16). Changing it changes every value."""
@@ -106,27 +94,30 @@ class Stream:
         """A fresh CPU generator for one chunk and purpose."""
         return torch.Generator(device="cpu").manual_seed(self.chunk_seed(chunk, purpose))
 
-    def child(self, suffix: str) -> "Stream":
+    def child(self, suffix: str) -> Stream:
         """An independent stream derived from this one (e.g. for a sparsity mask)."""
         return Stream(self.seed, f"{self.name}#{suffix}")
-
-
-def _compiled_kernels():
-    """The ``initlab._kernels`` extension module, or an InitlabError saying how to build it."""
-    if _kernels is None:
-        raise InitlabError(
-            "initlab.random: the compiled kernels (initlab._kernels, from src/initlab/_kernels.c) are "
-            f"missing ({_KERNELS_IMPORT_ERROR}); the truncated-normal rejection sampler needs them. "
-            "Build them by reinstalling initlab from its source tree with a C compiler available: "
-            "`pip install -e .` (or `make install`)."
-        )
-    return _kernels
 
 
 # --------------------------------------------------------------------------- pool
 
 _pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+"""The fill pool and its size, made on first use."""
+
+
+def _forget_pool_in_child() -> None:
+    """After ``os.fork()``, in the child: drop the parent's pool (its threads do not exist here).
+
+    The next fill starts a new pool. The lock is replaced too: another thread
+    of the parent may have held it at the moment of the fork.
+    """
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def fill_threads() -> int:
@@ -147,17 +138,20 @@ def fill_threads() -> int:
                 f"INITLAB_FILL_THREADS={configured!r} is invalid; expected a positive integer."
             )
         return count
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):  # the cores this process may run on (Linux)
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
+    """The fill pool with ``workers`` threads (a new one when the count changed)."""
     global _pool
     with _pool_lock:
-        if _pool is None or _pool._max_workers != workers:  # noqa: SLF001 - resize on change
+        if _pool is None or _pool[0] != workers:
             if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="initlab-fill")
-        return _pool
+                _pool[1].shutdown(wait=False)
+            _pool = (workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="initlab-fill"))
+        return _pool[1]
 
 
 def _run_parallel(tasks: Sequence[Callable[[], None]]) -> None:
@@ -204,27 +198,58 @@ def uniform_kernel(low: float = 0.0, high: float = 1.0) -> Kernel:
 
 
 _scratch = threading.local()
+"""Per-thread work buffers of the rejection sampler, reused from chunk to chunk."""
 
 
-def _position_buffer(length: int) -> np.ndarray:
-    """This thread's int64 work buffer of at least ``length`` (reused: no page faults)."""
-    if getattr(_scratch, "positions", None) is None or _scratch.positions.size < length:
-        _scratch.positions = np.empty(max(length, CHUNK), dtype=np.int64)
-    return _scratch.positions
+def _mask_buffers(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's two boolean work vectors of ``length``."""
+    masks = getattr(_scratch, "masks", None)
+    if masks is None or masks.shape[1] < length:
+        masks = _scratch.masks = np.empty((2, max(length, CHUNK)), dtype=np.bool_)
+    return masks[0, :length], masks[1, :length]
 
 
 def _proposal_buffer(length: int) -> torch.Tensor:
-    """This thread's float32 work tensor of at least ``length`` (reused: no allocation)."""
+    """This thread's float32 work tensor of at least ``length``."""
     if getattr(_scratch, "proposal", None) is None or _scratch.proposal.numel() < length:
         _scratch.proposal = torch.empty(max(_round_up(length), CHUNK // 8), dtype=torch.float32)
     return _scratch.proposal
 
 
 @functools.lru_cache(maxsize=256)
-def _float32_bound(value: float) -> float:
+def _float32_bound(value: float) -> np.float32:
     """``value`` rounded to the nearest float32 (the rejection test compares in float32)."""
     with np.errstate(over="ignore"):
-        return float(np.float32(value))
+        return np.float32(value)
+
+
+def _outside(values: np.ndarray, low: np.float32, high: np.float32) -> np.ndarray:
+    """Ascending positions ``i`` with ``values[i] < low`` or ``values[i] > high`` (float32; NaN is not outside)."""
+    outside, above = _mask_buffers(values.size)
+    np.less(values, low, out=outside)
+    np.greater(values, high, out=above)
+    np.logical_or(outside, above, out=outside)
+    return _true_positions(outside)
+
+
+_SPARSE = 0.1
+"""Below this density numpy's nonzero visits set entries one at a time (a slow path); see _true_positions."""
+
+
+def _true_positions(mask: np.ndarray) -> np.ndarray:
+    """``np.flatnonzero(mask)`` for a contiguous boolean vector.
+
+    A sparse mask (fewer than 1 in 10 entries set) is read 8 entries at a
+    time: first the 8-byte words that hold a set entry, then the set entries
+    within those words (at least 1 in 8 of them), so numpy's nonzero never
+    runs at a density where it takes its per-entry path.
+    """
+    if mask.size % 8 or np.count_nonzero(mask) >= _SPARSE * mask.size:
+        return np.flatnonzero(mask)
+    words = mask.view(np.uint64)
+    busy = np.flatnonzero(words != 0)
+    within = np.flatnonzero(words[busy].view(np.bool_))
+    return busy[within >> 3] * 8 + (within & 7)
 
 
 _PROPOSAL_SIGMAS = 6.0
@@ -256,39 +281,34 @@ def _redraw_generator(stream: Stream, chunk: int) -> torch.Generator:
 def _rejection_kernel(low: float, high: float) -> Kernel:
     """Standard normal restricted to [low, high] by rejection (mass >= 1/2), in float32.
 
-    Values outside the bounds (compared in float32, the bounds rounded to
-    float32) are found by the compiled ``initlab._kernels.outside``. A
-    rejected position is refilled with the next accepted value of a second
-    per-chunk generator, in position order, so a position's value depends
-    only on the positions before it (the prefix property). While ``missing``
-    positions remain, ``_proposal_length(missing, mass)`` proposals are drawn
-    (almost always one round: the accepted count falls short only 6 standard
-    deviations below its mean); the values do not depend on that length,
-    since the proposals continue one stream and only the last round's surplus
-    is discarded.
-
-    Raises:
-        InitlabError: the compiled kernels are not built.
+    A chunk's normal values outside the bounds (compared in float32 with the
+    bounds rounded to float32: ``x < low`` or ``x > high``) are rejected. The
+    rejected positions, in ascending order, take the accepted values (``low <=
+    x <= high``, in float32) of the chunk's second generator
+    (``stream.generator(chunk, "redraw")``) in the order they are drawn, so a
+    position's value depends only on the positions before it (the prefix
+    property). While ``missing`` positions remain, ``_proposal_length(missing,
+    mass)`` proposals are drawn (almost always one round: the accepted count
+    falls short only 6 standard deviations below its mean); the values do not
+    depend on that length, since the proposals continue one stream and only
+    the last round's surplus is discarded.
     """
-    kernels = _compiled_kernels()
     low32, high32 = _float32_bound(low), _float32_bound(high)
     acceptance = _normal_mass(low, high)
 
     def kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
         out.normal_(generator=stream.generator(chunk))
         values = out.numpy()
-        positions = _position_buffer(values.size)
-        rejected = kernels.outside(values, low32, high32, positions)
-        if rejected == 0:
-            return
-        positions = positions[:rejected]
-        redraw = _redraw_generator(stream, chunk)
+        positions = _outside(values, low32, high32)
+        redraw = _redraw_generator(stream, chunk) if positions.size else None
         filled = 0
-        while filled < rejected:
-            size = _proposal_length(rejected - filled, acceptance)
+        while filled < positions.size:
+            size = _proposal_length(positions.size - filled, acceptance)
             proposal = _proposal_buffer(size)[:size]
-            proposal.normal_(generator=redraw)
-            filled += kernels.refill(values, positions, filled, proposal.numpy(), low32, high32)
+            drawn = proposal.normal_(generator=redraw).numpy()
+            accepted = drawn[(drawn >= low32) & (drawn <= high32)][: positions.size - filled]
+            values[positions[filled : filled + accepted.size]] = accepted
+            filled += accepted.size
 
     return kernel
 
@@ -304,9 +324,7 @@ def _inverse_cdf_kernel(low: float, high: float) -> Kernel:
     a, b = (-high, -low) if reflect else (low, high)
 
     def kernel(out: torch.Tensor, stream: Stream, chunk: int) -> None:
-        uniforms = torch.empty(out.numel(), dtype=torch.float64)
-        uniforms.uniform_(generator=stream.generator(chunk))
-        u = uniforms.numpy()
+        u = out.uniform_(generator=stream.generator(chunk)).numpy()  # out is float64
         if b <= 0.0:
             log_cdf_a, log_cdf_b = special.log_ndtr(a), special.log_ndtr(b)
             log_mass = log_cdf_b + math.log1p(-math.exp(log_cdf_a - log_cdf_b))
@@ -316,10 +334,9 @@ def _inverse_cdf_kernel(low: float, high: float) -> Kernel:
         else:
             cdf_a, cdf_b = special.ndtr(a), special.ndtr(b)
             values = special.ndtri(cdf_a + u * (cdf_b - cdf_a))
-        np.clip(values, a, b, out=values)
+        np.clip(values, a, b, out=u)
         if reflect:
-            np.negative(values, out=values)
-        out.copy_(torch.from_numpy(values))
+            np.negative(u, out=u)
 
     return kernel
 
@@ -348,75 +365,19 @@ def affine_kernel(kernel: Kernel, shift: float, scale: float) -> Kernel:
 
     def scaled(out: torch.Tensor, stream: Stream, chunk: int) -> None:
         kernel(out, stream, chunk)
+        values = out.numpy()
         if scale != 1.0:
-            out.mul_(scale)
+            np.multiply(values, scale, out=values)
         if shift != 0.0:
-            out.add_(shift)
+            np.add(values, shift, out=values)
 
     return scaled
-
-
-# --------------------------------------------------------------------------- moments
-
-@dataclass
-class Moments:
-    """Count, sum and sum of squares of the values a fill wrote into one tensor.
-
-    Gathered by the fill threads from each chunk right after it is generated,
-    while it is still in cache, so measuring a freshly filled tensor costs
-    almost nothing. Each chunk is reduced in float32 (torch's cascade sum and
-    a BLAS dot: ~1e-7 relative) and the chunk results added in float64. Only
-    complete when one fill wrote every element of the tensor directly (see
-    :func:`collect_moments`).
-    """
-
-    storage: int
-    numel: int
-    count: int = 0
-    total: float = 0.0
-    squares: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def complete(self) -> bool:
-        """True when every element was counted exactly once."""
-        return self.count == self.numel
-
-    def add(self, values: torch.Tensor) -> None:
-        """Count a contiguous float32 vector of written values (one cached chunk)."""
-        total, squares = float(values.sum()), float(torch.dot(values, values))
-        with self._lock:
-            self.count += values.numel()
-            self.total += total
-            self.squares += squares
-
-
-_moments_target: contextvars.ContextVar[Moments | None] = contextvars.ContextVar("initlab_moments", default=None)
-
-
-@contextmanager
-def collect_moments(tensor: torch.Tensor) -> Iterator[Moments]:
-    """Within the block, a fill that writes all of ``tensor`` directly also measures it.
-
-    A float32 contiguous CPU tensor filled whole by one call of :func:`fill_`
-    (normal, uniform, truncated normal, variance scaling) ends the block with
-    ``moments.complete``; anything else (another dtype, a shard, a scheme that
-    fills a temporary and copies it) leaves the moments incomplete, and the
-    caller measures the tensor itself.
-    """
-    moments = Moments(tensor.data_ptr(), tensor.numel())
-    token = _moments_target.set(moments)
-    try:
-        yield moments
-    finally:
-        _moments_target.reset(token)
 
 
 # --------------------------------------------------------------------------- filling
 
 
-def _fill_flat_range(flat: torch.Tensor, start: int, kernel: Kernel, stream: Stream,
-                     moments: Moments | None = None) -> None:
+def _fill_flat_range(flat: torch.Tensor, start: int, kernel: Kernel, stream: Stream) -> None:
     """Fill contiguous vector ``flat`` with stream elements ``[start, start + len)``."""
     stop = start + flat.numel()
     tasks: list[Callable[[], None]] = []
@@ -424,14 +385,11 @@ def _fill_flat_range(flat: torch.Tensor, start: int, kernel: Kernel, stream: Str
         chunk_start = chunk * CHUNK
         lo, hi = max(start, chunk_start), min(stop, chunk_start + CHUNK)
         target = flat[lo - start : hi - start]
-        tasks.append(_chunk_task(target, lo - chunk_start, kernel, stream, chunk, moments))
+        tasks.append(_chunk_task(target, lo - chunk_start, kernel, stream, chunk))
     _run_parallel(tasks)
 
 
-def _chunk_task(
-    target: torch.Tensor, offset: int, kernel: Kernel, stream: Stream, chunk: int,
-    moments: Moments | None = None,
-) -> Callable[[], None]:
+def _chunk_task(target: torch.Tensor, offset: int, kernel: Kernel, stream: Stream, chunk: int) -> Callable[[], None]:
     """A task writing chunk values ``[offset, offset + len(target))`` into ``target``."""
     needed = offset + target.numel()
 
@@ -442,8 +400,6 @@ def _chunk_task(
             scratch = torch.empty(_round_up(needed), dtype=target.dtype)
             kernel(scratch, stream, chunk)
             target.copy_(scratch[offset:needed])
-        if moments is not None:
-            moments.add(target)
 
     return task
 
@@ -491,16 +447,16 @@ def normalize_index(
     full_shape = tuple(int(size) for size in full_shape)
     if index is None:
         return full_shape, tuple(slice(0, size, 1) for size in full_shape)
-    given = index = tuple(index) if isinstance(index, (tuple, list)) else (index,)
-    if len(index) > len(full_shape):
+    given: tuple = tuple(index) if isinstance(index, (tuple, list)) else (index,)
+    if len(given) > len(full_shape):
         raise InitlabError(
-            f"{where}={index!r} has {len(index)} entries but the full shape {full_shape} "
+            f"{where}={given!r} has {len(given)} entries but the full shape {full_shape} "
             f"has {len(full_shape)} dimensions; expected at most one slice per dimension."
         )
-    index = index + tuple(slice(None) for _ in range(len(full_shape) - len(index)))
+    padded = given + tuple(slice(None) for _ in range(len(full_shape) - len(given)))
     # messages below repeat the index as the caller gave it
     slices, shape = [], []
-    for dim, (size, part) in enumerate(zip(full_shape, index)):
+    for dim, (size, part) in enumerate(zip(full_shape, padded)):
         if isinstance(part, (int, np.integer)) and not isinstance(part, bool):
             position = int(part) + size if part < 0 else int(part)
             if not 0 <= position < size:
@@ -560,11 +516,8 @@ def fill_(
     if flat.numel() == 0:
         return out
     start = _contiguous_start(full_shape, slices)
-    moments = _moments_target.get()
-    measured = (moments is not None and direct and dtype == torch.float32 and index is None
-                and buffer.data_ptr() == moments.storage and flat.numel() == moments.numel)
     if start is not None:
-        _fill_flat_range(flat, start, kernel, stream, moments if measured else None)
+        _fill_flat_range(flat, start, kernel, stream)
     else:
         _fill_gather(flat, _flat_indices(full_shape, slices), kernel, stream)
     if not direct:
@@ -633,9 +586,10 @@ def truncated_normal_(
 def _clamped_kernel(kernel: Kernel, lower: float, upper: float) -> Kernel:
     """``kernel``'s values limited to [lower, upper] (only rounding can cross them)."""
 
-    def clamped(values: torch.Tensor, chunk_stream: Stream, chunk: int) -> None:
-        kernel(values, chunk_stream, chunk)
-        values.clamp_(lower, upper)
+    def clamped(out: torch.Tensor, chunk_stream: Stream, chunk: int) -> None:
+        kernel(out, chunk_stream, chunk)
+        values = out.numpy()
+        np.clip(values, lower, upper, out=values)
 
     return clamped
 

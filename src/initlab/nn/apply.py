@@ -30,7 +30,6 @@ from initlab.nn.layers import is_norm, param_layout, role
 from initlab.nn.plan import AUTO, Plan, Rule, as_plan
 from initlab.nn.record import InitRecord, Row, measure
 from initlab.nn.residual import Residual, Scaled
-from initlab.random import Moments, collect_moments
 from initlab.schemes import Scheme, zeros
 
 
@@ -299,36 +298,23 @@ def apply_plan(model: nn.Module, plan: Plan, *, seed: int, example_input: Any = 
 
 
 def _write_and_measure(todo: list[tuple[Assignment, Row]], seed: int) -> None:
-    """Write every parameter and record its std, mean and probes.
-
-    Each fill uses the parallel fill pool. An element-wise fill of a float32 tensor
-    measures it itself, chunk by chunk while the values are in cache
-    (``initlab.random.collect_moments``); only the other (mostly small) tensors are
-    read again here, which is cheaper than overlapping the reads with the next fill.
-    """
+    """Write every parameter, then record its std, mean and probes (measured from the tensor)."""
     for assignment, row in todo:
-        moments = _write(assignment, seed)
-        row.measured_std, row.measured_mean, row.probes = measure(assignment.tensor, moments)
+        _write(assignment, seed)
+        row.measured_std, row.measured_mean, row.probes = measure(assignment.tensor)
 
 
-def _write(assignment: Assignment, seed: int) -> Moments | None:
-    """Fill one parameter; returns the moments its fill gathered (None if it changed after)."""
+def _write(assignment: Assignment, seed: int) -> None:
+    """Fill one parameter (and zero an embedding's padding row)."""
     # detach(): the same storage without autograd tracking, so that the fill pool's
     # threads (where grad mode is on by default) may write views of a Parameter.
     tensor, scheme = assignment.tensor.detach(), assignment.choice.scheme
-    moments = None
-    if scheme.single_fill:  # the fill measures the tensor while it writes it
-        with collect_moments(tensor) as moments:
-            scheme.init_(tensor, layout=assignment.layout, seed=seed, name=assignment.name)
-    else:
-        scheme.init_(tensor, layout=assignment.layout, seed=seed, name=assignment.name)
+    scheme.init_(tensor, layout=assignment.layout, seed=seed, name=assignment.name)
     module = assignment.module
     padding = getattr(module, "padding_idx", None)
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and padding is not None and assignment.name.endswith("weight"):
         with torch.no_grad():
             assignment.tensor[padding].zero_()
-        return None
-    return moments
 
 
 def _reset_norm_buffers(model: nn.Module, covered: Callable[[nn.Module], bool]) -> list[str]:

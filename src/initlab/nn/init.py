@@ -87,7 +87,7 @@ Other differences, all improvements of the same call: ``trunc_normal_`` is
 exact at any std and bounds (torch's rejection and uniform-proposal sampler
 also fails with ``a=-inf`` on a narrow interval); ``orthogonal_`` works on
 float16/bfloat16 tensors and views (QR-free Householder construction in
-float32, float64 for float64 tensors); ``sparse_`` draws its zero positions
+float64 with exact matrix products: the same values at any thread count); ``sparse_`` draws its zero positions
 from the ``generator`` too (torch's uses the global RNG for them).
 """
 
@@ -95,8 +95,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import contextmanager
-from typing import Callable, Iterator, Literal, TypeVar
+from typing import Callable, Literal, TypeVar
 
 import torch
 import torch.nn.init as _torch_init
@@ -107,6 +106,7 @@ from initlab import random as _random
 from initlab.errors import InitlabError
 from initlab.fans import Layout
 from initlab.fans import fans as _count_fans
+from initlab.schemes.householder import FLOAT64_SLICES, orthonormal_columns
 
 __all__ = [
     "calculate_gain",
@@ -304,20 +304,6 @@ def _normal_fill(tensor: Tensor, mean: float, std: float, generator) -> Tensor:
 def _no_function_modes():
     """Run initlab.random's code with TorchFunctionModes off (its scratch tensors stay on the CPU)."""
     return torch._C.DisableTorchFunction()
-
-
-@contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    """Run LAPACK/BLAS with a fixed thread count (their results depend on it)."""
-    previous = torch.get_num_threads()
-    if previous == count:
-        yield
-        return
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # --------------------------------------------------------------------------- gain and fans
@@ -852,23 +838,21 @@ def kaiming_normal_(
 
 
 def haar_householder(rows: int, cols: int, seed: int, dtype: torch.dtype, gain: float = 1.0) -> Tensor:
-    """``gain`` times a Haar-distributed ``(rows, cols)`` matrix with orthonormal columns (rows >= cols).
+    """``gain`` times a Haar-distributed ``(rows, cols)`` float64 matrix with orthonormal columns (rows >= cols).
 
-    Stewart's construction: the Householder vector ``k`` of the QR
-    decomposition of a Gaussian matrix ``G`` is a function of a fresh standard
-    normal vector of length ``rows - k`` (rotational invariance), so ``Q`` is
-    built from the reflectors of the columns ``x_k = G[k:, k]`` directly —
-    ``beta_k = -sign(x_k[0]) ||x_k||``, ``tau_k = (beta_k - x_k[0]) / beta_k``,
-    ``v_k = x_k / (x_k[0] - beta_k)`` (LAPACK's ``larfg``) — then
-    ``Q = H_1 ... H_cols`` (``orgqr``) times ``diag(sign(beta_k))``, the sign
-    correction that makes Q Haar. Same distribution as QR of a Gaussian
-    matrix, without the factorization (half the work). ``G`` is the stream
-    ``Stream(seed, "")`` laid out as ``(rows, cols)``. The LAPACK step runs
-    on one thread (``torch.set_num_threads(1)`` for its duration, then the
-    previous count again): MKL's rounding depends on the thread count, and
-    the result must not. Skipping ``geqrf`` pays for it on few cores (2048 x
-    2048 on 2 cores: ~1.4x faster than torch's ``orthogonal_``); on many cores
-    torch's multi-threaded QR can be the faster one.
+    Stewart's construction (:mod:`initlab.schemes.householder`): the
+    Householder vector ``k`` of the QR decomposition of a Gaussian matrix
+    ``G`` is a function of a fresh standard normal vector of length
+    ``rows - k`` (rotational invariance), so ``Q`` is built from the
+    reflectors of the columns ``x_k = G[k:, k]`` directly — ``beta_k =
+    -sign(x_k[0]) ||x_k||``, ``tau_k = (beta_k - x_k[0]) / beta_k``, ``v_k =
+    x_k / (x_k[0] - beta_k)`` (LAPACK's ``larfg``) — then ``Q = H_1 ...
+    H_cols`` (``orgqr``) times ``diag(sign(beta_k))``, the sign correction
+    that makes Q Haar. Same distribution as QR of a Gaussian matrix, without
+    the factorization. ``G`` is the stream ``Stream(seed, "")`` laid out as
+    ``(rows, cols)``, made in ``dtype``. The products are computed exactly
+    (integer operands in float64), so the values do not depend on the
+    thread count; accurate to float64 rounding for float64, else to ~1e-7.
 
     Reference: Stewart (1980), "The efficient generation of random orthogonal
     matrices with an application to condition estimators"; Mezzadri (2007).
@@ -876,18 +860,8 @@ def haar_householder(rows: int, cols: int, seed: int, dtype: torch.dtype, gain: 
     gaussian = torch.empty((rows, cols), dtype=dtype, device="cpu")
     with _no_function_modes():
         _random.fill_(gaussian, _random.Stream(seed, STREAM_NAME), _random.normal_kernel(0.0, 1.0), dtype=dtype)
-    with _torch_threads(1):
-        lower = gaussian.tril_()
-        norms = torch.mul(lower, lower).sum(0).sqrt_()  # |x_k|; 10x faster than vector_norm(dim=0)
-        alpha = torch.diagonal(lower).clone()
-        sign = torch.where(alpha >= 0, 1.0, -1.0).to(dtype)
-        beta = -sign * norms
-        usable = norms > 0  # a zero column (probability 0) gets the identity reflector
-        tau = torch.where(usable, (beta - alpha) / torch.where(usable, beta, 1.0), 0.0)
-        scale = torch.where(usable, 1.0 / torch.where(usable, alpha - beta, 1.0), 0.0)
-        reflectors = lower.mul_(scale)
-        q = torch.linalg.householder_product(reflectors, tau)
-    return q.mul_(torch.where(usable, -sign, 1.0).mul_(gain))
+        q = orthonormal_columns(gaussian[None], slices=FLOAT64_SLICES if dtype == torch.float64 else 1)[0]
+        return q.mul_(gain)
 
 
 def orthogonal_(
@@ -901,9 +875,10 @@ def orthogonal_(
     ``(rows, cols)``) gets orthonormal rows when ``rows < cols`` and
     orthonormal columns otherwise, Haar-distributed as with torch (QR of a
     Gaussian matrix with the signs of R's diagonal moved into Q). Built
-    without a QR factorization (:func:`haar_householder`), in float32 — float64
-    for float64 tensors — so float16/bfloat16 tensors work too (torch's QR
-    does not support them); views are written in place.
+    without a QR factorization (:func:`haar_householder`), in float64 with
+    exact matrix products, so the values do not depend on the thread count and
+    float16/bfloat16 tensors work too (torch's QR does not support them);
+    views are written in place.
 
     Reference: Saxe, McClelland, Ganguli (2014), "Exact solutions to the
     nonlinear dynamics of learning in deep linear neural networks".

@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from initlab.errors import InitlabError, bad_value
-from initlab.random import Moments
 
 PROBES = 8
 """Values recorded per parameter, at evenly spaced flat positions."""
@@ -214,12 +213,10 @@ def _moments(flat: torch.Tensor) -> tuple[float, float]:
     return total, squares
 
 
-def variance_mean(tensor: torch.Tensor, moments: Moments | None = None) -> tuple[float, float]:
+def variance_mean(tensor: torch.Tensor) -> tuple[float, float]:
     """Unbiased variance and mean of all elements of a non-empty tensor, cheaply.
 
-    From the sums of :func:`_moments` (or of ``moments``, gathered by the fill
-    itself while each chunk was in cache — see ``initlab.random.collect_moments``),
-    Var = (sum(x^2) - n mean^2) / (n - 1); that loses digits when |mean| is not
+    From the sums of :func:`_moments`, Var = (sum(x^2) - n mean^2) / (n - 1); that loses digits when |mean| is not
     small next to the RMS, so then (|mean| > 1% of the RMS: biases, norm weights,
     offsets) a two-pass variance in float64 is used instead.
     """
@@ -228,10 +225,7 @@ def variance_mean(tensor: torch.Tensor, moments: Moments | None = None) -> tuple
         data = data.float() if data.dtype in (torch.float16, torch.bfloat16) else data
         flat = data.reshape(-1)
         count = flat.numel()
-        if moments is not None and moments.complete and moments.numel == count:
-            total, squares = moments.total, moments.squares
-        else:
-            total, squares = _moments(flat)
+        total, squares = _moments(flat)
         mean = total / count
         if count == 1:
             return 0.0, mean
@@ -240,12 +234,12 @@ def variance_mean(tensor: torch.Tensor, moments: Moments | None = None) -> tuple
         return max(squares - count * mean * mean, 0.0) / (count - 1), mean
 
 
-def measure(tensor: torch.Tensor, moments: Moments | None = None) -> tuple[float | None, float | None, list[float]]:
+def measure(tensor: torch.Tensor) -> tuple[float | None, float | None, list[float]]:
     """(std, mean, probe values) of a tensor (None, None, [] when it is empty); see :func:`variance_mean`."""
     count = tensor.numel()
     if count == 0:
         return None, None, []
-    variance, mean = variance_mean(tensor, moments)
+    variance, mean = variance_mean(tensor)
     flat = tensor.detach().reshape(-1)
     probes = flat[torch.tensor(probe_positions(count), device=flat.device)].float().tolist()
     return math.sqrt(variance), mean, probes

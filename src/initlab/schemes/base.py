@@ -31,14 +31,10 @@ class Scheme(abc.ABC):
     Attributes:
         kind: the registry name used by ``to_dict`` / ``initlab.get``.
         fan_based: whether the scheme needs fan_in/fan_out (2+ dimensions).
-        single_fill: whether ``_fill`` writes the output with exactly one
-            ``initlab.random`` fill and changes nothing after it, so that the
-            fill can measure the tensor (``initlab.random.collect_moments``).
     """
 
     kind: ClassVar[str] = ""
     fan_based: ClassVar[bool] = False
-    single_fill: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ API
     @property

@@ -85,7 +85,6 @@ class Normal(Scheme):
     mean: float = 0.0
     std: float = 1.0
     kind = "normal"
-    single_fill = True
 
     def __post_init__(self) -> None:
         check_finite(self.name, "mean", self.mean)
@@ -129,7 +128,6 @@ class Uniform(Scheme):
     low: float = 0.0
     high: float = 1.0
     kind = "uniform"
-    single_fill = True
 
     def __post_init__(self) -> None:
         low = check_finite(self.kind, "low", self.low)
@@ -167,7 +165,6 @@ class TruncatedNormal(Scheme):
     corrected: bool = False
     mean: float = 0.0
     kind = "truncated_normal"
-    single_fill = True
 
     def __post_init__(self) -> None:
         check_finite(self.kind, "std", self.std, minimum=0.0)

@@ -12,27 +12,25 @@ from initlab.errors import InitlabError
 from initlab.fans import Layout
 from initlab.random import Stream, normalize_index
 from initlab.schemes.base import Scheme, check_finite
-
-
-def _qr_dtype(out: torch.Tensor) -> torch.dtype:
-    """QR runs in float64 for float64 tensors, else float32 (bf16/f16 too)."""
-    return torch.float64 if out.dtype == torch.float64 else torch.float32
+from initlab.schemes.householder import FLOAT64_SLICES, orthonormal_columns
 
 
 def haar_orthogonal(rows: int, cols: int, stream: Stream, dtype: torch.dtype, batch: int = 1) -> torch.Tensor:
-    """``batch`` matrices of shape (rows, cols) with orthonormal rows or columns.
+    """``batch`` Haar-distributed float64 matrices of shape (rows, cols) with orthonormal rows or columns.
 
-    Q from the QR decomposition of a Gaussian matrix, with the signs of R's
-    diagonal moved into Q so that Q is Haar-distributed.
+    The ``(batch, max(rows, cols), min(rows, cols))`` standard normals of
+    ``stream`` (float32 values) give the Householder reflectors of Stewart's
+    construction, with the sign correction of R's diagonal (Mezzadri 2007);
+    see :mod:`initlab.schemes.householder`. The matrix products are exact, so
+    the values are the same at any thread count. Orthonormal to float64
+    rounding when ``dtype`` (the tensor's) is float64, else to a few 1e-7.
 
-    Reference: Mezzadri (2007), "How to generate random matrices from the
-    classical compact groups"; Saxe, McClelland, Ganguli (2014).
+    Reference: Stewart (1980); Mezzadri (2007), "How to generate random
+    matrices from the classical compact groups"; Saxe, McClelland, Ganguli (2014).
     """
-    tall_rows, tall_cols = max(rows, cols), min(rows, cols)
-    gaussian = torch.empty((batch, tall_rows, tall_cols), dtype=torch.float32)
+    gaussian = torch.empty((batch, max(rows, cols), min(rows, cols)), dtype=torch.float32)
     random.normal_(gaussian, stream)
-    q, r = torch.linalg.qr(gaussian.to(dtype))
-    q.mul_(torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2))
+    q = orthonormal_columns(gaussian, slices=FLOAT64_SLICES if dtype == torch.float64 else 1)
     return q if rows >= cols else q.transpose(-2, -1)
 
 
@@ -48,8 +46,9 @@ class Orthogonal(Scheme):
     Q has orthonormal rows (rows <= cols) or columns (rows > cols), so
     W W^T = gain^2 I or W^T W = gain^2 I; the element std is
     gain / sqrt(max(rows, cols)). A fused weight (``Layout(blocks=b)``) gets
-    an independent Q per block. QR runs in float32 (float64 for float64
-    tensors), whatever the tensor's dtype.
+    an independent Q per block. Q is Haar-distributed (:func:`haar_orthogonal`:
+    Householder reflectors of a Gaussian matrix, computed in float64 with exact
+    matrix products, so the values do not depend on the thread count).
 
     Reference: Saxe, McClelland, Ganguli (2014), "Exact solutions to the
     nonlinear dynamics of learning in deep linear neural networks".
@@ -78,7 +77,7 @@ class Orthogonal(Scheme):
                 f"orthogonal: blocks={blocks} does not divide the first dimension of shape={full_shape}."
             )
         rows, cols = full_shape[0] // blocks, math.prod(full_shape[1:])
-        q = haar_orthogonal(rows, cols, stream, _qr_dtype(out), batch=blocks)
+        q = haar_orthogonal(rows, cols, stream, out.dtype, batch=blocks)
         _write_shard(out, q.mul_(self.gain), full_shape, index)
 
 
@@ -124,7 +123,8 @@ class DeltaOrthogonal(Scheme):
 
     Every tap is 0 except the kernel centre, which holds gain * Q with Q an
     orthogonal (out_g x in_g) channel matrix per group (orthonormal columns
-    when out_g >= in_g, the case of Xiao et al.; rows otherwise). A deep CNN
+    when out_g >= in_g, the case of Xiao et al.; rows otherwise), Haar-distributed
+    and the same at any thread count (:func:`haar_orthogonal`). A deep CNN
     so initialised is dynamically isometric at initialization.
 
     Reference: Xiao, Bahri, Sohl-Dickstein, Schoenholz, Pennington (2018),
@@ -145,7 +145,7 @@ class DeltaOrthogonal(Scheme):
             )
         groups = layout.groups if layout.kind == "conv" else 1
         out_per_group, in_per_group = full_shape[0] // groups, full_shape[1]
-        q = haar_orthogonal(out_per_group, in_per_group, stream, _qr_dtype(out), batch=groups)
+        q = haar_orthogonal(out_per_group, in_per_group, stream, out.dtype, batch=groups)
         full = torch.zeros(full_shape, dtype=q.dtype)
         centre = tuple(size // 2 for size in full_shape[2:])
         full[(slice(None), slice(None)) + centre] = q.reshape(full_shape[0], in_per_group) * self.gain

@@ -58,7 +58,6 @@ class VarianceScaling(Scheme):
     label: str = ""
     kind = "variance_scaling"
     fan_based = True
-    single_fill = True
 
     def __post_init__(self) -> None:
         check_finite(self.name, "scale", self.scale, minimum=0.0, strict=True)
