@@ -67,6 +67,24 @@ def test_process_pool_reports_worker_loss_and_task_errors():
         executor.close()
 
 
+def _torch_threads():
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_process_pool_sets_the_workers_torch_threads_and_leaves_the_caller_alone():
+    before = _torch_threads()
+    executor = ProcessExecutor(1, torch_threads=before + 1)  # differs from the caller's count
+    try:
+        assert executor.submit(_torch_threads).result(timeout=60) == before + 1
+    finally:
+        executor.close()
+    assert _torch_threads() == before
+    with pytest.raises(InitlabError, match=r"ProcessExecutor: torch_threads=0 is invalid; expected a positive"):
+        ProcessExecutor(1, torch_threads=0)
+
+
 def test_bad_executor_options():
     with pytest.raises(InitlabError, match=r"--executor='slurm' is invalid; expected one of inline, process, dask"):
         make_executor("slurm")

@@ -14,10 +14,10 @@ name ``<name>.<size>``, so its runs and its verdict are stored apart from the
 full study's. Runs are keyed by their resolved config, so a second tour finds
 every run in the store and only re-renders.
 
-Threads: a group of small stacked models is dominated by per-operation
-overhead, and two intra-op threads per process on a busy 2-core machine made
-each ``torch.tanh`` call ~400x slower (9 ms vs 0.02 ms measured while
-building this); the tour's workers therefore run one torch thread each.
+The studies' groups of small stacked models gain little from torch's
+intra-op threads, so ``initlab tour`` runs them in worker processes with one
+torch thread each (:class:`initlab.lab.executors.ProcessExecutor`'s
+``torch_threads``); nothing here changes the calling process's thread count.
 """
 
 from __future__ import annotations
@@ -173,16 +173,6 @@ def study_names(size: str) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------ running
-def single_thread_task(items: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """:func:`initlab.lab.runner.train_task` with one torch intra-op thread (see the module docstring)."""
-    import torch
-
-    from initlab.lab.runner import train_task
-
-    torch.set_num_threads(1)
-    return train_task(items)
-
-
 @dataclass
 class StudyOutcome:
     """One study of a tour: its config, the claim computed from the store, and what the run did."""
@@ -218,7 +208,7 @@ def run_studies(studies: Sequence[StudyConfig], store, executor, progress) -> li
 
     outcomes = []
     for study in studies:
-        report = run_study(study, store, executor, progress, task=single_thread_task)
+        report = run_study(study, store, executor, progress)
         outcomes.append(StudyOutcome(study, claim_from_store(study, store), report.total,
                                      report.trained, report.seconds))
     return outcomes

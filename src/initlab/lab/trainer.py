@@ -12,15 +12,8 @@ floating-point rounding (the tests check this against a plain PyTorch loop).
 Plain MLPs whose activation's derivative follows from its output (tanh,
 sigmoid, relu, leaky_relu, linear) skip autograd: :mod:`initlab.lab.backprop`
 computes their backward pass by hand and, for plain SGD with one learning
-rate, folds the update into the weight-gradient product; in float32, where
-torch ships MKL, each core trains one run at a time in compiled code
-(:mod:`initlab._trainer`, with any of the three optimisers).
-
-Performance pitfall measured while building this: holding all layers in one
-stacked ``(layers, runs, ...)`` tensor and indexing ``W[l]`` inside the
-layer loop made backward cost grow with depth^2 (every index op's backward
-materialises a full-size gradient); unbinding once before the loop, or, as
-here, one tensor per layer, keeps it linear.
+rate, folds the update into the weight-gradient product. Every parameter is
+its own tensor (one per layer), so the cost of a step is linear in depth.
 
 Regularisation. ``l2`` adds the penalty lambda/2 * sum ||W||^2 to the loss:
 its gradient lambda * W is added to each weight's gradient (biases only with
@@ -241,33 +234,6 @@ class StackedOptimizer:
             return None
         return float(self.lr[0])
 
-    def compiled_hyper(self) -> torch.Tensor:
-        """The per-run hyper-parameters for :mod:`initlab._trainer`, ``(R, 8)``.
-
-        Columns: lr, the weight and bias factors, the weight and bias L2, beta1
-        (the momentum), beta2, eps. Plain SGD folds L2 and decay into the
-        factors, ``1 - lr (l2 + weight_decay)`` (see :meth:`shrink_`); momentum
-        and Adam decay by ``1 - lr weight_decay`` and add ``l2 p`` to the
-        gradient, as :meth:`step`. Unregularised biases get factor 1 and L2 0;
-        stopped runs have lr 0. (Adam's bias corrections come from
-        :attr:`steps`, which the caller advances.)
-        """
-        zeros = torch.zeros_like(self.lr)
-        decay = self.l2 + self.decay if self.kind == "sgd" else self.decay
-        factor = 1.0 - self.lr * decay
-        l2 = zeros if self.kind == "sgd" else self.l2
-        biases = self._biases_regularized
-        beta1 = self.momentum if self.kind == "momentum" else self.beta1
-        columns = (self.lr, factor, factor if biases else torch.ones_like(factor), l2, l2 if biases else zeros,
-                   beta1, self.beta2, self.eps)
-        return torch.stack(columns, dim=1).contiguous()
-
-    def states_for(self, names: list[str]) -> list[list[torch.Tensor]]:
-        """The optimiser's state tensors of the parameters ``names``, state by state
-        (momentum: velocities; Adam: first, then second moments; SGD: none)."""
-        count = {"sgd": 0, "momentum": 1, "adam": 2}[self.kind]
-        return [[self.state[name][k] for name in names] for k in range(count)]
-
     @torch.no_grad()
     def shrink_(self, name: str, param: torch.Tensor) -> None:
         """``p <- p (1 - lr (l2 + weight_decay))`` for a regularised parameter (fused SGD).
@@ -357,7 +323,6 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
     backprop = MlpBackprop.for_model(model)
     state = _Training(model, configs, dataset.task, keys, None if backprop is None else backprop.outputs)
     optimizer = StackedOptimizer(training.optimizer, model.params, configs, dtype)
-    compiled = backprop is not None and backprop.compiled
     samplers = [BatchSampler(config.training.seed, len(x_train), training.batch_size) for config in configs]
     evaluation = _Evaluation(x_train[:training.eval_train_size], y_train[:training.eval_train_size],
                              x_test, y_test, probe_x, probe_y)
@@ -369,46 +334,17 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
                 break
         if step == training.steps:
             break
-        if compiled:  # the steps up to the next log in one call (at most COMPILED_STEPS_PER_CALL)
-            count = min(step - step % training.log_every + training.log_every, training.steps,
-                        step + COMPILED_STEPS_PER_CALL) - step
-            rows = torch.stack([torch.stack([sampler.next() for _ in range(count)]) for sampler in samplers])
-            losses = backprop.compiled_steps(x_train, y_train, rows, dataset.task, optimizer)
-            going = _stop_diverged(state, step, losses, optimizer)
-        else:
-            count = 1
-            indices = torch.stack([sampler.next() for sampler in samplers])
-            going = _torch_step(state, step, model, backprop, optimizer, x_train[indices], y_train[indices],
-                                dataset.task)
-        if not going:
+        indices = torch.stack([sampler.next() for sampler in samplers])
+        if not _step(state, step, model, backprop, optimizer, x_train[indices], y_train[indices], dataset.task):
             break
-        step += count
+        step += 1
     return state.results(time.perf_counter() - started)
 
 
-COMPILED_STEPS_PER_CALL = 256
-"""Most steps one compiled call takes: their batch indices, (runs, steps, batch) int64, are
-drawn before it (8 MB for 32 runs at batch 128), whatever ``log_every`` is."""
-
-
-def _stop_diverged(state: _Training, step: int, losses: torch.Tensor, optimizer: StackedOptimizer) -> bool:
-    """Stop each run at its first non-finite loss of ``losses`` (R, K), the losses of steps
-    ``step .. step + K - 1``; False when no run is left."""
-    bad = ~torch.isfinite(losses)
-    if not bool(bad.any()):
-        return True
-    first = torch.where(bad.any(dim=1), bad.int().argmax(dim=1), -1)
-    for offset in sorted(set(first[first >= 0].tolist())):
-        state.diverge(step + offset, first != offset, optimizer)
-        if not state.active:
-            return False
-    return True
-
-
-def _torch_step(state: _Training, step: int, model: StackedModel, backprop: MlpBackprop | None,
+def _step(state: _Training, step: int, model: StackedModel, backprop: MlpBackprop | None,
                 optimizer: StackedOptimizer, x_batch: torch.Tensor, y_batch: torch.Tensor, task: str) -> bool:
-    """One step of every run with torch (autograd, or :class:`MlpBackprop`'s backward); False when
-    no run is left."""
+    """One optimiser step of every active run on its batch (autograd, or :class:`MlpBackprop`'s
+    backward); a run whose loss is not finite is stopped first. False when no run is left."""
     if backprop is not None:
         losses = backprop.loss(x_batch, y_batch, task)
     else:

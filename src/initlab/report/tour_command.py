@@ -9,7 +9,7 @@ re-renders. ``initlab report STUDY|--tour`` re-renders from the store without tr
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,23 +32,20 @@ def _out_dir(args: argparse.Namespace, size: str) -> Path:
 
 def _cpu_seconds() -> float:
     """CPU time of this process and its finished children (worker processes), user + system."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    times = os.times()  # the children's fields are 0 where the system does not report them (Windows)
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def _executor(workers: int, pending: int):
-    """Worker processes when there is work for more than one, else inline with one torch thread."""
+    """Worker processes with one torch thread each when there is work for more than one, else inline
+    (this process, its thread count untouched)."""
     from initlab.lab.executors import InlineExecutor, ProcessExecutor
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InitlabError(f"--workers={workers!r} is invalid; expected a positive integer.")
     if workers == 1 or pending == 0:
-        import torch
-
-        torch.set_num_threads(1)
         return InlineExecutor()
-    return ProcessExecutor(workers)
+    return ProcessExecutor(workers, torch_threads=1)
 
 
 def _heading(size: str) -> str:
