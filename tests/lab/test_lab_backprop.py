@@ -37,7 +37,8 @@ def _autograd(model, x, y, task):
 
 
 @pytest.mark.parametrize("activation,params", [
-    ("tanh", ()), ("sigmoid", ()), ("relu", ()), ("leaky_relu", (("negative_slope", 0.2),)), ("linear", ()),
+    ("tanh", ()), ("sigmoid", ()), ("softsign", ()), ("relu", ()), ("leaky_relu", (("negative_slope", 0.2),)),
+    ("linear", ()),
 ])
 @pytest.mark.parametrize("task", ["classification", "regression"])
 @pytest.mark.parametrize("bias", [True, False])
@@ -125,7 +126,7 @@ def test_non_finite_run_gets_no_output_gradient_and_others_are_exact():
         torch.testing.assert_close(grads[name][[0, 2]], expected[name][[0, 2]], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("activation", ["tanh", "softsign", "relu"])
 @pytest.mark.parametrize("bias", [True, False])
 def test_evaluation_outputs_equal_the_models_forward(activation, bias):
     model = _model(activation, bias=bias)

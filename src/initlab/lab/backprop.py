@@ -10,9 +10,9 @@ Williams 1986)::
               dL/dW_l  = delta_l^T h_{l-1},   dL/db_l = 1^T delta_l
               dL/dh_{l-1} = delta_l W_l
 
-``phi'`` from the output: tanh ``1 - h^2``, sigmoid ``h (1 - h)``, relu and
-leaky_relu with a positive slope ``1`` or the slope by the sign of ``h``,
-linear ``1``. L is the sum over runs of each run's mean loss, so every run
+``phi'`` from the output: tanh ``1 - h^2``, sigmoid ``h (1 - h)``, softsign
+``(1 - |h|)^2``, relu and leaky_relu with a positive slope ``1`` or the slope
+by the sign of ``h``, linear ``1``. L is the sum over runs of each run's mean loss, so every run
 gets exactly the gradient of its own loss; runs never mix (each product is
 one matrix per run, ``torch.bmm``).
 
@@ -53,12 +53,25 @@ def _pass_through(grad: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
     return grad
 
 
+def _softsign_(z: torch.Tensor) -> torch.Tensor:
+    """``z / (1 + |z|)`` in place."""
+    return z.div_(z.abs().add_(1.0))
+
+
+def _softsign_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``dL/dz = dL/dh (1 - |h|)^2`` written into ``grad`` (``1 / (1 + |z|) = 1 - |h|``)."""
+    rest = out.abs().neg_().add_(1.0)
+    return grad.mul_(rest).mul_(rest)
+
+
 def _output_rules(name: str, params: dict) -> tuple[Activation, Derivative] | None:
     """phi in place and phi' from phi's output, for activations where the output determines phi'."""
     if name == "tanh":
         return torch.tanh_, lambda grad, out: _aten.tanh_backward.grad_input(grad, out, grad_input=grad)
     if name == "sigmoid":
         return torch.sigmoid_, lambda grad, out: _aten.sigmoid_backward.grad_input(grad, out, grad_input=grad)
+    if name == "softsign":
+        return _softsign_, _softsign_backward_
     if name == "relu":
         return torch.relu_, lambda grad, out: _aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
     if name == "leaky_relu" and float(params.get("negative_slope", 0.01)) > 0:

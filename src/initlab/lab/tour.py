@@ -62,10 +62,10 @@ _SCALES = [{"scheme": "variance_scaling", "scale": scale, "mode": "fan_in", "dis
 REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
     "tour": {
         "symmetry": {"training.steps": 500, "grid": {"training.seed": [0]}},
-        "depth-signal": {"grid": {"training.seed": [0]}},
+        "depth-signal": {"dataset.n_test": 256, "training.eval_train_size": 256, "grid": {"training.seed": [0]}},
         "saturation": {"training.steps": 600, "grid": {"training.steps": [0, 600], "training.seed": [0]}},
         "pairing": {"training.steps": 600, "grid": {"training.seed": [0]}},
-        "regularization": {"training.steps": 1000,
+        "regularization": {"training.steps": 1000, "execution.max_batch_runs": 2,
                            "grid": {"training.l2": [0.0, 0.003, 0.03, 0.1], "training.seed": [0]}},
         "bias": {"training.steps": 500, "grid": {"training.seed": [0]}},
         "glorot-table": {"training.steps": 1500, "model.width": 128, "grid": {"training.seed": [0]}},

@@ -225,8 +225,8 @@ class StackedOptimizer:
                             if is_weight(name) or (biases_too and name.startswith("layers."))}
         self.state = {name: [torch.zeros_like(p) for _ in range(2 if kind == "adam" else 1)]
                       for name, p in params.items()} if kind != "sgd" else {}
-        self._penalised = bool((self.l2 + self.decay).any())
-        self._biases_regularized = biases_too
+        self._with_l2, self._with_decay = bool(self.l2.any()), bool(self.decay.any())
+        self._penalised = self._with_l2 or self._with_decay
 
     def single_lr(self) -> float | None:
         """The learning rate of plain SGD whose runs all share it (the fused step's case), else None."""
@@ -256,35 +256,50 @@ class StackedOptimizer:
 
     @torch.no_grad()
     def step(self, grads: dict[str, torch.Tensor]) -> None:
+        """One update of every parameter from its gradient ``grads[name]`` (the runs' own rates)."""
         self.steps += 1
+        per_run = {"lr": self.lr}
+        if self._with_l2:
+            per_run["l2"] = self.l2
+        if self._with_decay:
+            per_run["decay"] = 1.0 - self.lr * self.decay
+        if self.kind == "momentum":
+            per_run["momentum"] = self.momentum
+        elif self.kind == "adam":
+            per_run.update(beta1=self.beta1, beta2=self.beta2, eps=self.eps, rest1=1.0 - self.beta1,
+                           rest2=1.0 - self.beta2,
+                           step_size=self.lr / (1.0 - self.beta1 ** self.steps),
+                           correction2_sqrt=(1.0 - self.beta2 ** self.steps).sqrt())
+        shaped: dict[int, dict[str, torch.Tensor]] = {}
         for name, param in self.params.items():
-            grad = grads[name]
-            shape = (-1,) + (1,) * (param.dim() - 1)
-            lr = self.lr.view(shape)
-            if name in self.regularized:
-                if bool(self.l2.any()):
-                    grad = grad.addcmul(param, self.l2.view(shape))
-                if bool(self.decay.any()):
-                    param.mul_(1.0 - lr * self.decay.view(shape))
-            if self.kind == "sgd":
-                param.addcmul_(grad, lr, value=-1.0)
-            elif self.kind == "momentum":
-                (velocity,) = self.state[name]
-                velocity.mul_(self.momentum.view(shape)).add_(grad)
-                param.addcmul_(velocity, lr, value=-1.0)
-            else:
-                self._adam(name, param, grad, shape, lr)
+            if param.dim() not in shaped:  # (R,) values as (R, 1, ...) to broadcast over a parameter
+                shape = (-1,) + (1,) * (param.dim() - 1)
+                shaped[param.dim()] = {key: value.view(shape) for key, value in per_run.items()}
+            self._update(name, param, grads[name], shaped[param.dim()])
 
-    def _adam(self, name, param, grad, shape, lr) -> None:
+    def _update(self, name: str, param: torch.Tensor, grad: torch.Tensor, hyper: dict[str, torch.Tensor]) -> None:
+        """One parameter's update: L2 into the gradient, decoupled decay, then the optimiser's rule."""
+        if name in self.regularized:
+            if self._with_l2:
+                grad = grad.addcmul(param, hyper["l2"])
+            if self._with_decay:
+                param.mul_(hyper["decay"])
+        if self.kind == "sgd":
+            param.addcmul_(grad, hyper["lr"], value=-1.0)
+        elif self.kind == "momentum":
+            (velocity,) = self.state[name]
+            velocity.mul_(hyper["momentum"]).add_(grad)
+            param.addcmul_(velocity, hyper["lr"], value=-1.0)
+        else:
+            self._adam(name, param, grad, hyper)
+
+    def _adam(self, name: str, param: torch.Tensor, grad: torch.Tensor, hyper: dict[str, torch.Tensor]) -> None:
         """torch.optim.Adam's update (bias-corrected moments, eps added to sqrt(v_hat))."""
         first, second = self.state[name]
-        beta1, beta2 = self.beta1.view(shape), self.beta2.view(shape)
-        first.mul_(beta1).addcmul_(grad, 1.0 - beta1)
-        second.mul_(beta2).addcmul_(grad * grad, 1.0 - beta2)
-        correction1 = 1.0 - beta1 ** self.steps
-        correction2_sqrt = (1.0 - beta2 ** self.steps).sqrt()
-        denominator = (second.sqrt() / correction2_sqrt).add_(self.eps.view(shape))
-        param.addcdiv_(first * (lr / correction1), denominator, value=-1.0)
+        first.mul_(hyper["beta1"]).addcmul_(grad, hyper["rest1"])
+        second.mul_(hyper["beta2"]).addcmul_(grad.square(), hyper["rest2"])
+        denominator = second.sqrt().div_(hyper["correction2_sqrt"]).add_(hyper["eps"])
+        param.addcdiv_(first * hyper["step_size"], denominator, value=-1.0)
 
 
 # ---------------------------------------------------------------- training
