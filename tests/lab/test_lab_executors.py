@@ -123,3 +123,30 @@ def test_dask_cluster_results_equal_in_process_results(dask_executor, tmp_path):
 
 def test_dask_dead_worker_is_retried_once_then_recorded_failed(dask_executor, tmp_path):
     _check_dead_worker_handling(dask_executor, tmp_path)
+
+
+class _RecordingExecutor:
+    """Runs nothing: records each submitted group's widths and returns failed results."""
+
+    slots = 1
+
+    def __init__(self):
+        self.widths = []
+
+    def submit(self, fn, items):
+        from concurrent.futures import Future
+
+        self.widths.append([config["model"]["width"] for _, config in items])
+        future = Future()
+        future.set_result([{"key": key, "status": "failed", "summary": {}, "history": {}, "error": "skipped",
+                            "duration": 0.0} for key, _ in items])
+        return future
+
+
+def test_groups_go_to_the_executor_largest_first_ties_in_file_order(tmp_path):
+    study = load_study({**STUDY, "grid": {"model.width": [16, 64, 17, 32], "training.seed": [0, 1]},
+                        "execution": {"max_batch_runs": 1}})
+    executor = _RecordingExecutor()
+    with Store(tmp_path / "runs.sqlite") as store:
+        run_study(study, store, executor)
+    assert executor.widths == [[64], [64], [32], [32], [17], [17], [16], [16]]

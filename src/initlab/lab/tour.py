@@ -5,8 +5,8 @@ The ten studies are TOML files shipped in ``initlab/lab/studies/`` (their
 :mod:`initlab.lab.study_claims`). Each comes in three sizes:
 
 * ``full``: the file as written (``initlab tour --full``, ``initlab run``);
-* ``tour``: fewer seeds and steps, never fewer claims (``initlab tour``, studies 1-8,
-  about two minutes on two cores);
+* ``tour``: fewer seeds, steps or evaluation examples, never fewer claims
+  (``initlab tour``, studies 1-8);
 * ``tiny``: small enough for the test suite (seconds each).
 
 A reduced study keeps every grid axis that a claim compares and takes the
