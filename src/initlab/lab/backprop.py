@@ -12,9 +12,11 @@ Williams 1986)::
 
 ``phi'`` from the output: tanh ``1 - h^2``, sigmoid ``h (1 - h)``, softsign
 ``(1 - |h|)^2``, relu and leaky_relu with a positive slope ``1`` or the slope
-by the sign of ``h``, linear ``1``. L is the sum over runs of each run's mean loss, so every run
-gets exactly the gradient of its own loss; runs never mix (each product is
-one matrix per run, ``torch.bmm``).
+by the sign of ``h``, linear ``1`` (tanh, sigmoid, relu and leaky_relu by the
+ATen backward operators autograd itself runs, ``torch.ops.aten.*_backward``).
+L is the sum over runs of each run's mean loss, so every run gets exactly the
+gradient of its own loss; runs never mix (each product is one matrix per
+run, ``torch.bmm``). Parameters keep their dtype (float32 or float64).
 
 With plain SGD and one learning rate for all runs of the group, the update
 is folded into the gradient product: ``W_l <- W_l - lr delta_l^T h_{l-1}``
@@ -30,7 +32,7 @@ runs) takes the explicit gradients from :meth:`MlpBackprop.gradients`.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -107,7 +109,7 @@ class MlpBackprop:
         self._grads: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def for_model(cls, model: StackedModel) -> "MlpBackprop | None":
+    def for_model(cls, model: StackedModel) -> MlpBackprop | None:
         """The fast path for ``model``, or None when its architecture needs autograd."""
         spec = model.spec
         if spec.kind != "mlp" or spec.norm != "none":

@@ -52,20 +52,27 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from initlab.errors import InitlabError
-from initlab.lab.config import LAYER_METRICS, RunConfig, group_key, nn_entry
 from initlab.lab.backprop import MlpBackprop
+from initlab.lab.config import LAYER_METRICS, RunConfig, group_key, nn_entry
 from initlab.lab.datasets import Dataset, load_dataset
 from initlab.lab.models import (
-    SATURATION_MARGIN, ModelSpec, StackedModel, TorchModel, activation_bounds, is_weight,
-    module_to_stack, stack_to_module,
+    SATURATION_MARGIN,
+    ModelSpec,
+    StackedModel,
+    TorchModel,
+    activation_bounds,
+    is_weight,
+    module_to_stack,
+    stack_to_module,
 )
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
