@@ -67,6 +67,24 @@ def test_process_pool_reports_worker_loss_and_task_errors():
         executor.close()
 
 
+def _torch_threads():
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_process_pool_sets_the_workers_torch_threads_and_leaves_the_caller_alone():
+    before = _torch_threads()
+    executor = ProcessExecutor(1, torch_threads=before + 1)  # differs from the caller's count
+    try:
+        assert executor.submit(_torch_threads).result(timeout=60) == before + 1
+    finally:
+        executor.close()
+    assert _torch_threads() == before
+    with pytest.raises(InitlabError, match=r"ProcessExecutor: torch_threads=0 is invalid; expected a positive"):
+        ProcessExecutor(1, torch_threads=0)
+
+
 def test_bad_executor_options():
     with pytest.raises(InitlabError, match=r"--executor='slurm' is invalid; expected one of inline, process, dask"):
         make_executor("slurm")
@@ -105,3 +123,30 @@ def test_dask_cluster_results_equal_in_process_results(dask_executor, tmp_path):
 
 def test_dask_dead_worker_is_retried_once_then_recorded_failed(dask_executor, tmp_path):
     _check_dead_worker_handling(dask_executor, tmp_path)
+
+
+class _RecordingExecutor:
+    """Runs nothing: records each submitted group's widths and returns failed results."""
+
+    slots = 1
+
+    def __init__(self):
+        self.widths = []
+
+    def submit(self, fn, items):
+        from concurrent.futures import Future
+
+        self.widths.append([config["model"]["width"] for _, config in items])
+        future = Future()
+        future.set_result([{"key": key, "status": "failed", "summary": {}, "history": {}, "error": "skipped",
+                            "duration": 0.0} for key, _ in items])
+        return future
+
+
+def test_groups_go_to_the_executor_largest_first_ties_in_file_order(tmp_path):
+    study = load_study({**STUDY, "grid": {"model.width": [16, 64, 17, 32], "training.seed": [0, 1]},
+                        "execution": {"max_batch_runs": 1}})
+    executor = _RecordingExecutor()
+    with Store(tmp_path / "runs.sqlite") as store:
+        run_study(study, store, executor)
+    assert executor.widths == [[64], [64], [32], [32], [17], [17], [16], [16]]

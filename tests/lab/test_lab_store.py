@@ -13,7 +13,7 @@ import time
 import pytest
 
 from initlab.errors import InitlabError
-from initlab.lab.store import MIGRATIONS, SCHEMA_VERSION, Store, migrate
+from initlab.lab.store import MIGRATIONS, SCHEMA_VERSION, Store, _pid_alive, migrate
 
 PYTHON = sys.executable
 
@@ -71,6 +71,29 @@ def test_claims_of_a_dead_process_are_taken_over(tmp_path):
         assert store.claim(["a", "b", "c"]) == ["a", "b", "c"]
         store.connection.execute("UPDATE claims SET pid = ? WHERE run_key = 'a'", (os.getppid(),))
         assert store.claimed_elsewhere(["a", "b"]) == {"a"}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the signal-0 check is the POSIX path")
+def test_pid_alive_asks_posix_with_signal_zero_and_leaves_the_process_running():
+    child = subprocess.Popen([PYTHON, "-c", "import time; time.sleep(60)"])
+    try:
+        assert _pid_alive(child.pid) and _pid_alive(os.getpid())
+        assert child.poll() is None  # signal 0 did not stop it
+    finally:
+        child.kill()
+        child.wait()
+    assert not _pid_alive(child.pid)
+
+
+def test_pid_alive_sends_no_signal_where_os_kill_would_terminate(monkeypatch):
+    def kill(pid, sig):
+        raise AssertionError(f"os.kill({pid}, {sig}) was called")
+
+    monkeypatch.setattr(os, "kill", kill)
+    monkeypatch.setattr(os, "name", "nt")
+    alive = _pid_alive(2 ** 22 + 1)  # no such process; unknown without asking, so assumed running
+    monkeypatch.undo()
+    assert alive
 
 
 STUDY = """

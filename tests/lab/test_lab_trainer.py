@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import initlab
-import initlab.lab.trainer as trainer_module
 from initlab.errors import InitlabError
 from initlab.lab.config import RunConfig
 from initlab.lab.models import ModelSpec, StackedModel, TorchModel, stack_to_module
@@ -213,11 +212,3 @@ def test_eight_plain_sgd_runs_batched_equal_eight_runs_alone_fused_step():
         for index in range(8)
     ]
     _assert_matches_reference(configs)
-
-
-def test_compiled_calls_of_at_most_a_few_steps_give_the_same_runs(monkeypatch):
-    # 30 steps logged every 10, in calls of at most 7 steps: 7 + 3 per log interval
-    monkeypatch.setattr(trainer_module, "COMPILED_STEPS_PER_CALL", 7)
-    for optimizer in ("sgd", "momentum", "adam"):
-        _assert_matches_reference([_config(training={"optimizer": optimizer, "seed": seed, "lr": 0.01})
-                                   for seed in range(2)])

@@ -37,17 +37,15 @@ def _cpu_seconds() -> float:
 
 
 def _executor(workers: int, pending: int):
-    """Worker processes when there is work for more than one, else inline with one torch thread."""
+    """Worker processes with one torch thread each when there is work for more than one, else inline
+    (this process, its thread count untouched)."""
     from initlab.lab.executors import InlineExecutor, ProcessExecutor
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InitlabError(f"--workers={workers!r} is invalid; expected a positive integer.")
     if workers == 1 or pending == 0:
-        import torch
-
-        torch.set_num_threads(1)
         return InlineExecutor()
-    return ProcessExecutor(workers)
+    return ProcessExecutor(workers, torch_threads=1)
 
 
 def size_warning(size: str) -> str:

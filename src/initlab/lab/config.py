@@ -33,7 +33,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ENGINE_VERSION = "7"
+ENGINE_VERSION = "8"
 """Bumped whenever a change to the lab alters the numbers a run produces."""
 
 SCALAR_METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "train_mse",

@@ -5,7 +5,9 @@
 * :class:`ProcessExecutor` (``--workers N``): ``N`` long-lived worker
   processes (``spawn``), each running one task at a time, so a worker that
   dies is blamed for exactly the task it was running
-  (:class:`WorkerLost`) and is replaced.
+  (:class:`WorkerLost`) and is replaced. With ``torch_threads`` each worker
+  sets its own torch intra-op thread count when it starts (the calling
+  process's is left alone).
 * :class:`DaskExecutor`: a Dask ``distributed.Client`` — to an existing
   scheduler (``tcp://HOST:8786``, clusters deployed with Dask's own tools) or
   to a ``LocalCluster`` it starts (``N`` worker processes, one thread
@@ -66,8 +68,13 @@ class InlineExecutor:
         """Nothing to release."""
 
 
-def _worker_main(connection) -> None:
-    """Loop of a worker process: receive ``(fn, args)``, send ``(ok, value)``."""
+def _worker_main(connection, torch_threads: int | None = None) -> None:
+    """Loop of a worker process: set its torch thread count (if given), then receive
+    ``(fn, args)`` and send ``(ok, value)`` until told to stop."""
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     while True:
         message = connection.recv()
         if message is None:
@@ -85,12 +92,18 @@ class ProcessExecutor:
 
     Args:
         workers: number of worker processes (>= 1).
+        torch_threads: torch intra-op threads of each worker process (>= 1), or
+            None for torch's default there.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, torch_threads: int | None = None) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InitlabError(f"--workers={workers!r} is invalid; expected a positive integer.")
-        self.slots = workers
+        if torch_threads is not None and (isinstance(torch_threads, bool) or not isinstance(torch_threads, int)
+                                          or torch_threads < 1):
+            raise InitlabError(f"ProcessExecutor: torch_threads={torch_threads!r} is invalid; expected a "
+                               f"positive integer or None.")
+        self.slots, self.torch_threads = workers, torch_threads
         self._context = multiprocessing.get_context("spawn")
         self._queue: queue.Queue = queue.Queue()
         self._threads = [threading.Thread(target=self._serve, daemon=True) for _ in range(workers)]
@@ -104,7 +117,7 @@ class ProcessExecutor:
 
     def _start(self):
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_worker_main, args=(child,), daemon=True)
+        process = self._context.Process(target=_worker_main, args=(child, self.torch_threads), daemon=True)
         process.start()
         child.close()
         return process, parent

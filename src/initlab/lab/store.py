@@ -118,6 +118,16 @@ def _enable_wal(connection: sqlite3.Connection) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host may still be running.
+
+    On POSIX, signal 0 asks the system without touching the process (a
+    process of another user answers with a permission error: alive). Elsewhere
+    (Windows, where ``os.kill`` would terminate the process) nothing is
+    asked and the answer is True: a dead process's claims are then taken
+    over once they are older than :data:`CLAIM_LEASE`.
+    """
+    if os.name != "posix":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -5,8 +5,8 @@ The ten studies are TOML files shipped in ``initlab/lab/studies/`` (their
 :mod:`initlab.lab.study_claims`). Each comes in three sizes:
 
 * ``full``: the file as written (``initlab tour --full``, ``initlab run``);
-* ``tour``: fewer seeds and steps, never fewer claims (``initlab tour``, studies 1-8,
-  about two minutes on two cores);
+* ``tour``: fewer seeds, steps or evaluation examples, never fewer claims
+  (``initlab tour``, studies 1-8);
 * ``tiny``: small enough for the test suite (seconds each).
 
 A reduced study keeps every grid axis that a claim compares and takes the
@@ -14,10 +14,10 @@ name ``<name>.<size>``, so its runs and its verdict are stored apart from the
 full study's. Runs are keyed by their resolved config, so a second tour finds
 every run in the store and only re-renders.
 
-Threads: a group of small stacked models is dominated by per-operation
-overhead, and two intra-op threads per process on a busy 2-core machine made
-each ``torch.tanh`` call ~400x slower (9 ms vs 0.02 ms measured while
-building this); the tour's workers therefore run one torch thread each.
+The studies' groups of small stacked models gain little from torch's
+intra-op threads, so ``initlab tour`` runs them in worker processes with one
+torch thread each (:class:`initlab.lab.executors.ProcessExecutor`'s
+``torch_threads``); nothing here changes the calling process's thread count.
 """
 
 from __future__ import annotations
@@ -62,10 +62,10 @@ _SCALES = [{"scheme": "variance_scaling", "scale": scale, "mode": "fan_in", "dis
 REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
     "tour": {
         "symmetry": {"training.steps": 500, "grid": {"training.seed": [0]}},
-        "depth-signal": {"grid": {"training.seed": [0]}},
+        "depth-signal": {"dataset.n_test": 256, "training.eval_train_size": 256, "grid": {"training.seed": [0]}},
         "saturation": {"training.steps": 600, "grid": {"training.steps": [0, 600], "training.seed": [0]}},
         "pairing": {"training.steps": 600, "grid": {"training.seed": [0]}},
-        "regularization": {"training.steps": 1000,
+        "regularization": {"training.steps": 1000, "execution.max_batch_runs": 2,
                            "grid": {"training.l2": [0.0, 0.003, 0.03, 0.1], "training.seed": [0]}},
         "bias": {"training.steps": 500, "grid": {"training.seed": [0]}},
         "glorot-table": {"training.steps": 1500, "model.width": 128, "grid": {"training.seed": [0]}},
@@ -173,16 +173,6 @@ def study_names(size: str) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------ running
-def single_thread_task(items: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """:func:`initlab.lab.runner.train_task` with one torch intra-op thread (see the module docstring)."""
-    import torch
-
-    from initlab.lab.runner import train_task
-
-    torch.set_num_threads(1)
-    return train_task(items)
-
-
 @dataclass
 class StudyOutcome:
     """One study of a tour: its config, the claim computed from the store, and what the run did."""
@@ -218,7 +208,7 @@ def run_studies(studies: Sequence[StudyConfig], store, executor, progress) -> li
 
     outcomes = []
     for study in studies:
-        report = run_study(study, store, executor, progress, task=single_thread_task)
+        report = run_study(study, store, executor, progress)
         outcomes.append(StudyOutcome(study, claim_from_store(study, store), report.total,
                                      report.trained, report.seconds))
     return outcomes

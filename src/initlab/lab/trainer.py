@@ -12,15 +12,8 @@ floating-point rounding (the tests check this against a plain PyTorch loop).
 Plain MLPs whose activation's derivative follows from its output (tanh,
 sigmoid, relu, leaky_relu, linear) skip autograd: :mod:`initlab.lab.backprop`
 computes their backward pass by hand and, for plain SGD with one learning
-rate, folds the update into the weight-gradient product; in float32, where
-torch ships MKL, each core trains one run at a time in compiled code
-(:mod:`initlab._trainer`, with any of the three optimisers).
-
-Performance pitfall measured while building this: holding all layers in one
-stacked ``(layers, runs, ...)`` tensor and indexing ``W[l]`` inside the
-layer loop made backward cost grow with depth^2 (every index op's backward
-materialises a full-size gradient); unbinding once before the loop, or, as
-here, one tensor per layer, keeps it linear.
+rate, folds the update into the weight-gradient product. Every parameter is
+its own tensor (one per layer), so the cost of a step is linear in depth.
 
 Regularisation. ``l2`` adds the penalty lambda/2 * sum ||W||^2 to the loss:
 its gradient lambda * W is added to each weight's gradient (biases only with
@@ -59,20 +52,27 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from initlab.errors import InitlabError
-from initlab.lab.config import LAYER_METRICS, RunConfig, group_key, nn_entry
 from initlab.lab.backprop import MlpBackprop
+from initlab.lab.config import LAYER_METRICS, RunConfig, group_key, nn_entry
 from initlab.lab.datasets import Dataset, load_dataset
 from initlab.lab.models import (
-    SATURATION_MARGIN, ModelSpec, StackedModel, TorchModel, activation_bounds, is_weight,
-    module_to_stack, stack_to_module,
+    SATURATION_MARGIN,
+    ModelSpec,
+    StackedModel,
+    TorchModel,
+    activation_bounds,
+    is_weight,
+    module_to_stack,
+    stack_to_module,
 )
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -232,41 +232,14 @@ class StackedOptimizer:
                             if is_weight(name) or (biases_too and name.startswith("layers."))}
         self.state = {name: [torch.zeros_like(p) for _ in range(2 if kind == "adam" else 1)]
                       for name, p in params.items()} if kind != "sgd" else {}
-        self._penalised = bool((self.l2 + self.decay).any())
-        self._biases_regularized = biases_too
+        self._with_l2, self._with_decay = bool(self.l2.any()), bool(self.decay.any())
+        self._penalised = self._with_l2 or self._with_decay
 
     def single_lr(self) -> float | None:
         """The learning rate of plain SGD whose runs all share it (the fused step's case), else None."""
         if self.kind != "sgd" or not bool((self.lr == self.lr[0]).all()):
             return None
         return float(self.lr[0])
-
-    def compiled_hyper(self) -> torch.Tensor:
-        """The per-run hyper-parameters for :mod:`initlab._trainer`, ``(R, 8)``.
-
-        Columns: lr, the weight and bias factors, the weight and bias L2, beta1
-        (the momentum), beta2, eps. Plain SGD folds L2 and decay into the
-        factors, ``1 - lr (l2 + weight_decay)`` (see :meth:`shrink_`); momentum
-        and Adam decay by ``1 - lr weight_decay`` and add ``l2 p`` to the
-        gradient, as :meth:`step`. Unregularised biases get factor 1 and L2 0;
-        stopped runs have lr 0. (Adam's bias corrections come from
-        :attr:`steps`, which the caller advances.)
-        """
-        zeros = torch.zeros_like(self.lr)
-        decay = self.l2 + self.decay if self.kind == "sgd" else self.decay
-        factor = 1.0 - self.lr * decay
-        l2 = zeros if self.kind == "sgd" else self.l2
-        biases = self._biases_regularized
-        beta1 = self.momentum if self.kind == "momentum" else self.beta1
-        columns = (self.lr, factor, factor if biases else torch.ones_like(factor), l2, l2 if biases else zeros,
-                   beta1, self.beta2, self.eps)
-        return torch.stack(columns, dim=1).contiguous()
-
-    def states_for(self, names: list[str]) -> list[list[torch.Tensor]]:
-        """The optimiser's state tensors of the parameters ``names``, state by state
-        (momentum: velocities; Adam: first, then second moments; SGD: none)."""
-        count = {"sgd": 0, "momentum": 1, "adam": 2}[self.kind]
-        return [[self.state[name][k] for name in names] for k in range(count)]
 
     @torch.no_grad()
     def shrink_(self, name: str, param: torch.Tensor) -> None:
@@ -290,35 +263,50 @@ class StackedOptimizer:
 
     @torch.no_grad()
     def step(self, grads: dict[str, torch.Tensor]) -> None:
+        """One update of every parameter from its gradient ``grads[name]`` (the runs' own rates)."""
         self.steps += 1
+        per_run = {"lr": self.lr}
+        if self._with_l2:
+            per_run["l2"] = self.l2
+        if self._with_decay:
+            per_run["decay"] = 1.0 - self.lr * self.decay
+        if self.kind == "momentum":
+            per_run["momentum"] = self.momentum
+        elif self.kind == "adam":
+            per_run.update(beta1=self.beta1, beta2=self.beta2, eps=self.eps, rest1=1.0 - self.beta1,
+                           rest2=1.0 - self.beta2,
+                           step_size=self.lr / (1.0 - self.beta1 ** self.steps),
+                           correction2_sqrt=(1.0 - self.beta2 ** self.steps).sqrt())
+        shaped: dict[int, dict[str, torch.Tensor]] = {}
         for name, param in self.params.items():
-            grad = grads[name]
-            shape = (-1,) + (1,) * (param.dim() - 1)
-            lr = self.lr.view(shape)
-            if name in self.regularized:
-                if bool(self.l2.any()):
-                    grad = grad.addcmul(param, self.l2.view(shape))
-                if bool(self.decay.any()):
-                    param.mul_(1.0 - lr * self.decay.view(shape))
-            if self.kind == "sgd":
-                param.addcmul_(grad, lr, value=-1.0)
-            elif self.kind == "momentum":
-                (velocity,) = self.state[name]
-                velocity.mul_(self.momentum.view(shape)).add_(grad)
-                param.addcmul_(velocity, lr, value=-1.0)
-            else:
-                self._adam(name, param, grad, shape, lr)
+            if param.dim() not in shaped:  # (R,) values as (R, 1, ...) to broadcast over a parameter
+                shape = (-1,) + (1,) * (param.dim() - 1)
+                shaped[param.dim()] = {key: value.view(shape) for key, value in per_run.items()}
+            self._update(name, param, grads[name], shaped[param.dim()])
 
-    def _adam(self, name, param, grad, shape, lr) -> None:
+    def _update(self, name: str, param: torch.Tensor, grad: torch.Tensor, hyper: dict[str, torch.Tensor]) -> None:
+        """One parameter's update: L2 into the gradient, decoupled decay, then the optimiser's rule."""
+        if name in self.regularized:
+            if self._with_l2:
+                grad = grad.addcmul(param, hyper["l2"])
+            if self._with_decay:
+                param.mul_(hyper["decay"])
+        if self.kind == "sgd":
+            param.addcmul_(grad, hyper["lr"], value=-1.0)
+        elif self.kind == "momentum":
+            (velocity,) = self.state[name]
+            velocity.mul_(hyper["momentum"]).add_(grad)
+            param.addcmul_(velocity, hyper["lr"], value=-1.0)
+        else:
+            self._adam(name, param, grad, hyper)
+
+    def _adam(self, name: str, param: torch.Tensor, grad: torch.Tensor, hyper: dict[str, torch.Tensor]) -> None:
         """torch.optim.Adam's update (bias-corrected moments, eps added to sqrt(v_hat))."""
         first, second = self.state[name]
-        beta1, beta2 = self.beta1.view(shape), self.beta2.view(shape)
-        first.mul_(beta1).addcmul_(grad, 1.0 - beta1)
-        second.mul_(beta2).addcmul_(grad * grad, 1.0 - beta2)
-        correction1 = 1.0 - beta1 ** self.steps
-        correction2_sqrt = (1.0 - beta2 ** self.steps).sqrt()
-        denominator = (second.sqrt() / correction2_sqrt).add_(self.eps.view(shape))
-        param.addcdiv_(first * (lr / correction1), denominator, value=-1.0)
+        first.mul_(hyper["beta1"]).addcmul_(grad, hyper["rest1"])
+        second.mul_(hyper["beta2"]).addcmul_(grad.square(), hyper["rest2"])
+        denominator = second.sqrt().div_(hyper["correction2_sqrt"]).add_(hyper["eps"])
+        param.addcdiv_(first * hyper["step_size"], denominator, value=-1.0)
 
 
 # ---------------------------------------------------------------- training
@@ -357,7 +345,6 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
     backprop = MlpBackprop.for_model(model)
     state = _Training(model, configs, dataset.task, keys, None if backprop is None else backprop.outputs)
     optimizer = StackedOptimizer(training.optimizer, model.params, configs, dtype)
-    compiled = backprop is not None and backprop.compiled
     samplers = [BatchSampler(config.training.seed, len(x_train), training.batch_size) for config in configs]
     evaluation = _Evaluation(x_train[:training.eval_train_size], y_train[:training.eval_train_size],
                              x_test, y_test, probe_x, probe_y)
@@ -369,46 +356,17 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
                 break
         if step == training.steps:
             break
-        if compiled:  # the steps up to the next log in one call (at most COMPILED_STEPS_PER_CALL)
-            count = min(step - step % training.log_every + training.log_every, training.steps,
-                        step + COMPILED_STEPS_PER_CALL) - step
-            rows = torch.stack([torch.stack([sampler.next() for _ in range(count)]) for sampler in samplers])
-            losses = backprop.compiled_steps(x_train, y_train, rows, dataset.task, optimizer)
-            going = _stop_diverged(state, step, losses, optimizer)
-        else:
-            count = 1
-            indices = torch.stack([sampler.next() for sampler in samplers])
-            going = _torch_step(state, step, model, backprop, optimizer, x_train[indices], y_train[indices],
-                                dataset.task)
-        if not going:
+        indices = torch.stack([sampler.next() for sampler in samplers])
+        if not _step(state, step, model, backprop, optimizer, x_train[indices], y_train[indices], dataset.task):
             break
-        step += count
+        step += 1
     return state.results(time.perf_counter() - started)
 
 
-COMPILED_STEPS_PER_CALL = 256
-"""Most steps one compiled call takes: their batch indices, (runs, steps, batch) int64, are
-drawn before it (8 MB for 32 runs at batch 128), whatever ``log_every`` is."""
-
-
-def _stop_diverged(state: _Training, step: int, losses: torch.Tensor, optimizer: StackedOptimizer) -> bool:
-    """Stop each run at its first non-finite loss of ``losses`` (R, K), the losses of steps
-    ``step .. step + K - 1``; False when no run is left."""
-    bad = ~torch.isfinite(losses)
-    if not bool(bad.any()):
-        return True
-    first = torch.where(bad.any(dim=1), bad.int().argmax(dim=1), -1)
-    for offset in sorted(set(first[first >= 0].tolist())):
-        state.diverge(step + offset, first != offset, optimizer)
-        if not state.active:
-            return False
-    return True
-
-
-def _torch_step(state: _Training, step: int, model: StackedModel, backprop: MlpBackprop | None,
+def _step(state: _Training, step: int, model: StackedModel, backprop: MlpBackprop | None,
                 optimizer: StackedOptimizer, x_batch: torch.Tensor, y_batch: torch.Tensor, task: str) -> bool:
-    """One step of every run with torch (autograd, or :class:`MlpBackprop`'s backward); False when
-    no run is left."""
+    """One optimiser step of every active run on its batch (autograd, or :class:`MlpBackprop`'s
+    backward); a run whose loss is not finite is stopped first. False when no run is left."""
     if backprop is not None:
         losses = backprop.loss(x_batch, y_batch, task)
     else:
