@@ -40,7 +40,7 @@ def test_saturated_fraction_uses_the_documented_margin():
 def test_summary_matches_numpy_and_skips_non_finite_values():
     generator = torch.Generator().manual_seed(0)
     values = torch.randn(1000, generator=generator) * 3 + 1
-    summary = statistics.summarize_rows(values.reshape(1, -1))[0]
+    summary = statistics.summarize(values)
     array = values.numpy().astype(np.float64)
     assert summary.mean == pytest.approx(array.mean(), rel=1e-5)
     assert summary.std == pytest.approx(array.std(ddof=1), rel=1e-5)
@@ -49,7 +49,7 @@ def test_summary_matches_numpy_and_skips_non_finite_values():
     assert summary.percentiles["p99"] == pytest.approx(np.percentile(array, 99), rel=1e-5)
     assert sum(summary.histogram_counts) == 1000
     values[[3, 7]] = torch.tensor([float("nan"), float("inf")])
-    with_bad = statistics.summarize_rows(values.reshape(1, -1))[0]
+    with_bad = statistics.summarize(values)
     assert with_bad.non_finite == 2 and math.isfinite(with_bad.std)
 
 

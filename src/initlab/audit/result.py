@@ -1,7 +1,7 @@
 """The audit's result: plain data (dataclasses with ``to_dict`` / ``from_dict``), no rendering.
 
-Rendering lives in :mod:`initlab.report` (terminal table, JSON, self-contained HTML);
-the methods here that render import it lazily.
+The JSON form is :mod:`initlab.audit.json_form`. Rendering lives in :mod:`initlab.report`
+(terminal table, self-contained HTML); the methods here that render import it lazily.
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from initlab.audit.jacobian import JacobianStats
+from initlab.audit.json_form import SCHEMA_VERSION, from_json_text, to_json_text
 from initlab.audit.statistics import Summary
 from initlab.audit.theory_overlay import TheoryOverlay
 from initlab.audit.thresholds import HEALTHY, VERDICTS
-
-SCHEMA_VERSION = 1
-"""Version of the JSON form (see :mod:`initlab.report.audit_json`); bumped on any breaking change."""
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -211,7 +208,7 @@ class AuditReport:
         raise KeyError(f"no layer named {name!r}; layers: {', '.join(layer.name for layer in self.layers)}")
 
     def to_dict(self) -> dict:
-        """Plain-data form; the JSON schema is documented in :mod:`initlab.report.audit_json`."""
+        """Plain-data form; its JSON schema is documented in :mod:`initlab.audit.json_form`."""
         return {
             "schema_version": self.schema_version,
             "model": self.model,
@@ -239,12 +236,24 @@ class AuditReport:
             thresholds=dict(data["thresholds"]), notes=list(data["notes"]), schema_version=data["schema_version"],
         )
 
-    # ---------------------------------------------------------------- rendering
     def to_json(self, path: str | Path | None = None) -> str:
-        """The JSON form (schema in :mod:`initlab.report.audit_json`); also written to ``path`` if given."""
-        from initlab.report.audit_json import write_audit_json
+        """The JSON form (schema in :mod:`initlab.audit.json_form`); also written to ``path``
+        (UTF-8, with a final newline) if given."""
+        text = to_json_text(self.to_dict())
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
 
-        return write_audit_json(self, path)
+    @classmethod
+    def from_json(cls, text: str) -> AuditReport:
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+            InitlabError: not JSON, or a ``schema_version`` this version cannot read.
+        """
+        return cls.from_dict(from_json_text(text))
+
+    # ---------------------------------------------------------------- rendering
 
     def to_html(self, path: str | Path | None = None) -> str:
         """A self-contained HTML page (figures inline); also written to ``path`` if given."""
