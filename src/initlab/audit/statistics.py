@@ -86,14 +86,26 @@ def subsample_step(numel: int) -> int:
     return max(1, math.ceil(numel / SUBSAMPLE))
 
 
-def _mean_and_std(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(sum, mean, std)`` of the 1-D float64 ``values`` (at least two): the two-pass
+def _total(values: torch.Tensor) -> float:
+    """The sum of the 1-D ``values``: torch's cascade sum in their dtype (within a few ulps of
+    the exact sum), in float64 when that overflows."""
+    total = float(values.sum())
+    if math.isinf(total):
+        total = float(values.sum(dtype=torch.float64))
+    return total
+
+
+def _std(values: torch.Tensor, mean: float) -> float:
+    """Std (Bessel) of the finite 1-D ``values`` (at least two) of mean ``mean``, by the two-pass
     formula ``std^2 = sum((x - mean)^2) / (n - 1)``, which loses no digits when the mean is
-    large next to the std."""
-    total = values.sum()
-    mean = total / values.numel()
+    large next to the std. The squares are summed in the values' dtype, or in float64 when
+    that overflows."""
     centred = values - mean
-    return total, mean, torch.sqrt(torch.dot(centred, centred) / (values.numel() - 1))
+    squares = float(torch.dot(centred, centred))
+    if math.isinf(squares):
+        centred = values.double() - mean
+        squares = float(torch.dot(centred, centred))
+    return math.sqrt(squares / (values.numel() - 1))
 
 
 def _sorted(values: torch.Tensor) -> torch.Tensor:
@@ -121,34 +133,29 @@ def _empty_summary(numel: int, non_finite: int) -> Summary:
 def summarize(tensor: torch.Tensor) -> Summary:
     """The :class:`Summary` of a floating tensor's values.
 
-    Mean, std (Bessel; 0 for a single value) and rms from sums in float64
-    (:func:`_mean_and_std`), range by ``torch.aminmax``, all over the finite values (a finite
-    float64 sum proves every value finite; otherwise they are selected first). Percentiles
+    Mean (sum in float64), std (Bessel, :func:`_std`; 0 for a single value), rms and range
+    (``torch.aminmax``), all over the finite values (a finite sum proves every value finite;
+    otherwise they are selected first). Percentiles
     (numpy's linear interpolation) and the histogram (``torch.histc`` between the
     subsample's smallest and largest value) come from the sorted strided subsample of
     :func:`subsample_step`.
     """
     values = _flat(tensor)
     numel = values.numel()
-    wide = values.double()
-    total = wide.sum()
+    total = _total(values)
     if not math.isfinite(total):
-        finite = torch.isfinite(values)
-        values, wide = values[finite], wide[finite]
+        values = values[torch.isfinite(values)]
+        total = _total(values)
     count = values.numel()
     if count == 0:
         return _empty_summary(numel, numel)
-    if count == 1:
-        mean, std = wide[0], torch.zeros((), dtype=torch.float64)
-    else:
-        _, mean, std = _mean_and_std(wide)
-    low, high = torch.aminmax(values)
+    mean_value = total / count
+    std_value = _std(values, mean_value) if count > 1 else 0.0
+    low_value, high_value = torch.stack(torch.aminmax(values)).tolist()
     ordered = _sorted(values[:: subsample_step(count)])
     lower, upper, weights = _percentile_positions(len(ordered))
     picked = ordered[[0, len(ordered) - 1, *lower, *upper]].tolist()
     first, last, below, above = picked[0], picked[1], picked[2: 2 + len(lower)], picked[2 + len(lower):]
-    mean_value, std_value = torch.stack([mean, std]).tolist()
-    low_value, high_value = torch.stack([low, high]).tolist()
     counts = torch.histc(ordered, bins=HISTOGRAM_BINS, min=first, max=last)
     return Summary(
         numel=numel, non_finite=numel - count, mean=mean_value, std=std_value, min=low_value, max=high_value,
@@ -161,19 +168,20 @@ def summarize(tensor: torch.Tensor) -> Summary:
 
 
 def norm_and_std(tensor: torch.Tensor) -> tuple[float, float]:
-    """Euclidean norm and std (Bessel) of all elements, from sums in float64
-    (:func:`_mean_and_std`; ``||x||^2 = (n - 1) std^2 + n mean^2``). One element:
-    ``(|x|, 0)``; none: ``(0, 0)``; NaN/inf values give a NaN std and a NaN/inf norm."""
-    values = _flat(tensor).double()
+    """Euclidean norm and std (Bessel) of all elements: the mean from a float64 sum, the std
+    by :func:`_std`, and ``||x||^2 = (n - 1) std^2 + n mean^2``. One element: ``(|x|, 0)``;
+    none: ``(0, 0)``; NaN/inf values give a NaN std and a NaN/inf norm."""
+    values = _flat(tensor)
     count = values.numel()
     if count < 2:
         value = float(values[0]) if count else 0.0
         return abs(value), 0.0
-    total, mean, std = _mean_and_std(values)
+    total = _total(values)
     if not math.isfinite(total):
         return vector_norm(values), math.nan
-    mean_value, std_value = torch.stack([mean, std]).tolist()
-    return math.sqrt((count - 1) * std_value**2 + count * mean_value**2), std_value
+    mean = total / count
+    std = _std(values, mean)
+    return math.sqrt((count - 1) * std**2 + count * mean**2), std
 
 
 def tensor_std(tensor: torch.Tensor) -> float:
@@ -224,18 +232,19 @@ def saturated_fraction(output: torch.Tensor, bounds: tuple[float, float], margin
 
 def unit_vectors(tensor: torch.Tensor, unit_axis: int, columns: int = SYMMETRY_COLUMNS) -> torch.Tensor:
     """``(units, m)``: each unit's values over at most ``columns`` evenly strided samples and
-    positions, gathered without copying the whole tensor."""
+    positions; a contiguous copy of those values only (the reductions of the symmetry check
+    are several times slower on a transposed view)."""
     values = tensor.detach()
     axis = unit_axis % values.ndim
     units = values.shape[axis]
     if axis == values.ndim - 1:
         rows = values.reshape(-1, units)
-        return rows[:: max(1, math.ceil(rows.shape[0] / columns))].T
+        return rows[:: max(1, math.ceil(rows.shape[0] / columns))].T.contiguous()
     per_sample = values.movedim(axis, 1).flatten(2) if values.ndim > 2 else values.unsqueeze(-1)
     samples, positions = per_sample.shape[0], per_sample.shape[2]
     side = max(1, int(math.sqrt(columns)))
     picked = per_sample[:: max(1, math.ceil(samples / side)), :, :: max(1, math.ceil(positions / side))]
-    return picked.transpose(0, 1).reshape(units, -1)
+    return picked.transpose(0, 1).reshape(units, -1).contiguous()
 
 
 def _neighbour_gaps(vectors: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -253,7 +262,9 @@ def duplicate_pairs(outputs: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     (identical units have equal projections, so they sit next to each other), and each
     unit is compared with its neighbour in that order: a group of ``k`` identical units
     yields ``k - 1`` pairs, the number of units that duplicate another one. Weight rows
-    are compared only for the pairs whose outputs are equal. Cost: O(units x (columns + fan_in)).
+    are compared only for the pairs whose outputs are equal. Cost: O(units x (columns + fan_in)),
+    or a sort of the first column only when no two units are that close there (usual case:
+    equal outputs are equal in every column).
 
     Args:
         outputs: ``(units, m)`` from :func:`unit_vectors`.
@@ -264,27 +275,31 @@ def duplicate_pairs(outputs: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     """
     empty = torch.zeros(0, dtype=torch.long)
     units = outputs.shape[0]
-    if units < 2:
+    dtype = torch.promote_types(outputs.dtype, torch.float32)
+    outputs = outputs.to(dtype)
+    limit = rtol * float(outputs.abs().max()) if outputs.numel() else 0.0
+    if units < 2 or (outputs.shape[1] and not _any_close_neighbours(outputs[:, 0], limit)):
         return empty, empty
     rows = weight.detach().reshape(units, -1)
     if bias is not None:
         rows = torch.cat([rows, bias.detach().reshape(units, 1)], dim=1)
-    dtype = torch.promote_types(outputs.dtype, torch.float32)
-    outputs, rows = outputs.to(dtype), rows.to(dtype)
+    rows = rows.to(dtype)
     generator = torch.Generator().manual_seed(seed)
     directions = torch.randn(outputs.shape[1] + rows.shape[1], generator=generator).to(dtype)
     key = outputs @ directions[: outputs.shape[1]] + rows @ directions[outputs.shape[1]:]
     order = torch.argsort(key)
     first, second = order[:-1], order[1:]
-    limit = rtol * float(outputs.abs().max())
-    same = _neighbour_gaps(outputs[:, :1], first, second) <= limit  # equal outputs are equal in column 0
-    if not bool(same.any()):
-        return empty, empty
-    first, second = first[same], second[same]
     same = _neighbour_gaps(outputs, first, second) <= limit
     first, second = first[same], second[same]
     same = _neighbour_gaps(rows, first, second) <= rtol * float(rows.abs().max())
     return first[same], second[same]
+
+
+def _any_close_neighbours(values: torch.Tensor, limit: float) -> bool:
+    """Whether two of the 1-D ``values`` lie within ``limit`` of each other (the closest two
+    are neighbours once sorted)."""
+    ordered = torch.sort(values).values
+    return bool((ordered[1:] - ordered[:-1] <= limit).any())
 
 
 def pairs_still_equal(vectors: torch.Tensor, first: torch.Tensor, second: torch.Tensor, rtol: float) -> int:
