@@ -9,7 +9,6 @@ import traceback
 import weakref
 
 import numpy as np
-
 import pytest
 import torch
 from torch import nn

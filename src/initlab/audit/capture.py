@@ -25,9 +25,10 @@ two apart.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -121,11 +122,12 @@ def unit_axis_of(module: nn.Module | None) -> int | None:
     return None
 
 
-def has_weight_rows(module: nn.Module | None) -> bool:
-    """Whether each output unit of ``module`` owns one row of ``module.weight`` (Linear, ungrouped Conv)."""
-    if isinstance(module, nn.Linear):
-        return True
-    return isinstance(module, _CONVOLUTIONS) and module.groups == 1
+def weight_rows(module: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """``(weight, bias)`` of a module each of whose output units owns one row of the weight
+    (Linear, ungrouped Conv), else None."""
+    if isinstance(module, nn.Linear) or (isinstance(module, _CONVOLUTIONS) and module.groups == 1):
+        return module.weight, module.bias
+    return None
 
 
 def _is_recorded(module: nn.Module) -> bool:
@@ -187,7 +189,7 @@ class _FunctionalActivations(TorchFunctionMode):
     """Records activation functions called outside recorded modules during the forward pass;
     every other torch call goes through unchanged."""
 
-    def __init__(self, capture: "Capture"):
+    def __init__(self, capture: Capture):
         super().__init__()
         self.capture = capture
 
@@ -236,10 +238,10 @@ class Capture:
         self._origins: dict[int, _Origin] = {}
         self._handles: list[Any] = []
 
-    def __enter__(self) -> "Capture":
+    def __enter__(self) -> None:
+        """Register the two global forward hooks."""
         self._handles.append(nn.modules.module.register_module_forward_pre_hook(self._pre_hook))
         self._handles.append(nn.modules.module.register_module_forward_hook(self._post_hook))
-        return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
@@ -336,17 +338,17 @@ class Capture:
     def _measure_units(self, record: Record, output: torch.Tensor) -> None:
         """Dead units (ReLU, ReLU6), saturation (bounded activations) and identical units
         (layers whose units own weight rows)."""
-        activation, module, axis = record.activation, record.module, record.unit_axis
+        activation, axis = record.activation, record.unit_axis
         if _can_die(activation):
             record.dead = statistics.dead_units(output, axis)
         if activation is not None and activation.bounds is not None:
             record.saturated_fraction = statistics.saturated_fraction(
                 output, activation.bounds, self.thresholds.saturation_margin)
-        if (has_weight_rows(module) and output.ndim >= 2 and output.numel() > 0
-                and module.weight.shape[0] == output.shape[axis]):
+        rows = weight_rows(record.module)
+        if rows is not None and output.ndim >= 2 and output.numel() > 0 and rows[0].shape[0] == output.shape[axis]:
             vectors = statistics.unit_vectors(output, axis)
             record.duplicate_pairs = statistics.duplicate_pairs(
-                vectors, module.weight, module.bias, self.thresholds.symmetry_rtol, self.seed)
+                vectors, *rows, self.thresholds.symmetry_rtol, self.seed)
             record.symmetric_units = len(record.duplicate_pairs[0])
 
     def _gradient_hook(self, record: Record) -> Callable[[torch.Tensor], None]:

@@ -13,8 +13,9 @@ audit's own measurements propagates unchanged, with a note saying so.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,6 +30,7 @@ from initlab.audit.thresholds import Thresholds
 from initlab.audit.verdicts import assess
 from initlab.errors import InitlabError
 from initlab.random import Stream, normal_
+
 
 def audit(
     model: nn.Module,
@@ -173,12 +175,14 @@ def _prepare_inputs(batch: Any) -> tuple[tuple, dict, list[torch.Tensor]]:
         copy = tensor.detach().clone()
         return copy.requires_grad_(True) if copy.is_floating_point() else copy
 
+    args: tuple[torch.Tensor, ...] = ()
+    kwargs: dict[str, torch.Tensor] = {}
     if isinstance(batch, torch.Tensor):
-        args, kwargs = (leaf(batch),), {}
+        args = (leaf(batch),)
     elif isinstance(batch, Mapping):
-        args, kwargs = (), {key: leaf(value) for key, value in batch.items()}
+        kwargs = {key: leaf(value) for key, value in batch.items()}
     else:
-        args, kwargs = tuple(leaf(value) for value in batch), {}
+        args = tuple(leaf(value) for value in batch)
     leaves = [t for t in (*args, *kwargs.values()) if t.requires_grad]
     return args, kwargs, leaves
 
@@ -381,7 +385,7 @@ def _theory(layers: list[LayerReport], records: list[Record], batch: Any, notes:
         return None
     chain = _mlp_chain(layers, records)
     activation = plain_mlp_activation(chain) if chain else None
-    if activation is None:
+    if chain is None or activation is None:
         return None
     q_input = vector_norm(batch) ** 2 / batch.numel() if batch.numel() else math.nan  # mean(x^2)
     try:

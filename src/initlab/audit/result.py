@@ -16,6 +16,7 @@ from initlab.audit.statistics import Summary
 from initlab.audit.theory_overlay import TheoryOverlay
 from initlab.audit.thresholds import HEALTHY, VERDICTS
 
+
 @dataclass(frozen=True)
 class Finding:
     """One unhealthy verdict at one layer.
@@ -47,7 +48,7 @@ class Finding:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Finding":
+    def from_dict(cls, data: dict) -> Finding:
         """Inverse of :meth:`to_dict`."""
         return cls(**data)
 
@@ -121,7 +122,7 @@ class LayerReport:
     @property
     def dead_fraction(self) -> float | None:
         """``dead_units / units``."""
-        return None if not self.units else self.dead_units / self.units
+        return None if not self.units or self.dead_units is None else self.dead_units / self.units
 
     def to_dict(self) -> dict:
         """Plain-data form (adds ``verdict``)."""
@@ -133,7 +134,7 @@ class LayerReport:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LayerReport":
+    def from_dict(cls, data: dict) -> LayerReport:
         """Inverse of :meth:`to_dict`."""
         values = {key: value for key, value in data.items() if key != "verdict"}
         values["output"] = Summary.from_dict(data["output"])
@@ -226,7 +227,7 @@ class AuditReport:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "AuditReport":
+    def from_dict(cls, data: dict) -> AuditReport:
         """Inverse of :meth:`to_dict` (derived fields are recomputed, not read)."""
         return cls(
             model=data["model"], batch_shape=list(data["batch_shape"]), backward=data["backward"], seed=data["seed"],

@@ -13,8 +13,8 @@ and torch's global generators are seeded with ``seed`` (so dropout masks are rep
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch

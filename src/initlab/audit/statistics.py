@@ -63,7 +63,7 @@ class Summary:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Summary":
+    def from_dict(cls, data: dict) -> Summary:
         """Inverse of :meth:`to_dict`."""
         return cls(
             numel=data["numel"], non_finite=data["non_finite"], mean=data["mean"], std=data["std"],

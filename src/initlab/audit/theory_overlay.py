@@ -57,7 +57,7 @@ class TheoryOverlay:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TheoryOverlay":
+    def from_dict(cls, data: dict) -> TheoryOverlay:
         """Inverse of :meth:`to_dict`."""
         return cls(**data)
 
