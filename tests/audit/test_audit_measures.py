@@ -153,3 +153,26 @@ def test_recommendation_follows_each_layers_activation_and_weight_shape():
     assert [a.target_std for a in advice[:3]] == pytest.approx(
         [math.sqrt(2 / 1.04 / 40), math.sqrt(2 / 1.25 / 32), math.sqrt(2 / 1.04 / 16)])
     assert advice[3].label.startswith("Glorot") and advice[3].target_std == pytest.approx(math.sqrt(2 / (16 + 5)))
+
+
+@pytest.mark.parametrize("build", [lambda: mlp(4, 16, nn.ReLU, scheme_init(initlab.he_normal())),
+                                   lambda: mlp(3, 8, nn.Tanh, lambda linear, position: nn.init.zeros_(linear.weight)),
+                                   ConvNet])
+def test_skipping_the_gradients_no_layer_reads_changes_no_figure(monkeypatch, build):
+    from initlab.audit.capture import Capture
+
+    torch.manual_seed(0)
+    model = build()
+    x = torch.randn(8, 3, 16, 16) if isinstance(model, ConvNet) else batch(8)
+    skipped = audit(model, x, jacobian=False).to_dict()
+    monkeypatch.setattr(Capture, "finish_forward", lambda self: None)  # every gradient measured
+    assert audit(model, x, jacobian=False).to_dict() == skipped
+
+
+def test_a_sequential_subclass_with_its_own_forward_still_has_its_functions_recorded():
+    class Squashed(nn.Sequential):
+        def forward(self, x):
+            return torch.tanh(super().forward(x))
+
+    report = audit(nn.Sequential(Squashed(nn.Linear(40, 8)), nn.Linear(8, 3)), batch(8), jacobian=False)
+    assert [layer.kind for layer in report.layers] == ["Linear → F.tanh", "Linear"]

@@ -6,7 +6,9 @@ execution order (a module called twice gives two records, ``name`` and ``name#2`
 Activation functions called in a ``forward`` outside any recorded module
 (``F.relu(x)``, ``x.tanh()``) are recorded too, through a
 :class:`torch.overrides.TorchFunctionMode` the caller enters around the model's forward
-call (:meth:`Capture.functional_activations`).
+call (:meth:`Capture.functional_activations`); a model whose every unrecorded module is a
+plain ``nn.Sequential`` (whose ``forward`` only calls its children) calls no function
+outside recorded modules, and runs without the mode.
 
 When. A call's output is measured in the forward hook, before a later in-place operation
 (``nn.ReLU(inplace=True)``, ``x += y``) can change it. One global forward pre-hook and one
@@ -25,8 +27,9 @@ two apart.
 from __future__ import annotations
 
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,6 +174,7 @@ class Record:
     symmetric_units: int | None = None
     grad_norm: float | None = None
     grad_std: float | None = None
+    gradient_read: bool = True  # whether the report reads this output's gradient (see Capture.finish_forward)
 
 
 @dataclass
@@ -252,9 +256,12 @@ class Capture:
             self._handles.pop().remove()
         self._origins.clear()
 
-    def functional_activations(self) -> TorchFunctionMode:
-        """A mode to enter (``with``) around the model's forward call: it records the
-        activation functions called outside recorded modules."""
+    def functional_activations(self) -> AbstractContextManager:
+        """A context to enter (``with``) around the model's forward call: a mode that records
+        the activation functions called outside recorded modules, or no mode at all when no
+        unrecorded module but a plain ``nn.Sequential`` can call one."""
+        if all(recorded or type(module) is nn.Sequential for module, recorded in self._recorded.items()):
+            return nullcontext()
         return _FunctionalActivations(self)
 
     def note_batch(self, batch: torch.Tensor) -> None:
@@ -347,12 +354,27 @@ class Capture:
         rows = weight_rows(record.module)
         if rows is not None and output.ndim >= 2 and output.numel() > 0 and rows[0].shape[0] == output.shape[axis]:
             vectors = statistics.unit_vectors(output, axis)
+            scale = max(-record.output.min, record.output.max)  # NaN when no value is finite: no pair then
             record.duplicate_pairs = statistics.duplicate_pairs(
-                vectors, *rows, self.thresholds.symmetry_rtol, self.seed)
+                vectors, *rows, self.thresholds.symmetry_rtol, self.seed, scale)
             record.symmetric_units = len(record.duplicate_pairs[0])
+
+    def finish_forward(self) -> None:
+        """After the forward pass: mark the gradients no layer of the report reads, which the
+        gradient hooks then skip. Those are the gradients of a call whose output only the
+        activation of its own row reads (``Linear`` in ``Linear → ReLU``: the row reports the
+        activation's output gradient) and which has no identical units to re-check."""
+        readers = Counter(record.source for record in self.records)
+        for row in rows(self.records):
+            base = row[0]
+            pairs = base.duplicate_pairs
+            if len(row) == 2 and readers[base.index] == 1 and (pairs is None or len(pairs[0]) == 0):
+                base.gradient_read = False
 
     def _gradient_hook(self, record: Record) -> Callable[[torch.Tensor], None]:
         def hook(gradient: torch.Tensor) -> None:
+            if not record.gradient_read:
+                return
             with self._measuring(f"the gradient of '{record.name}'"):
                 self._measure_gradient(record, gradient.detach())
         return hook

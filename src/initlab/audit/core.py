@@ -109,6 +109,7 @@ def _statistics(model: nn.Module, batch: Any, target: Any, loss_fn: Callable | N
         for leaf in leaves:
             capture.note_batch(leaf)
         output = _run_model(model, args, kwargs, capture, batch)
+        capture.finish_forward()
         selected = _select_output(output, output_fn)
         gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes, capture)
     layers = _layers(capture.records, leaves, gradients)

@@ -255,7 +255,7 @@ def _neighbour_gaps(vectors: torch.Tensor, first: torch.Tensor, second: torch.Te
 
 
 def duplicate_pairs(outputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rtol: float,
-                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                    seed: int = 0, scale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Pairs ``(i, j)`` of units with equal outputs and equal weight rows and biases, within ``rtol``.
 
     Units are sorted by a random projection of their output vector and weight row together
@@ -263,21 +263,26 @@ def duplicate_pairs(outputs: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     unit is compared with its neighbour in that order: a group of ``k`` identical units
     yields ``k - 1`` pairs, the number of units that duplicate another one. Weight rows
     are compared only for the pairs whose outputs are equal. Cost: O(units x (columns + fan_in)),
-    or a sort of the first column only when no two units are that close there (usual case:
-    equal outputs are equal in every column).
+    or a sort of the first column only when no two units are that close there (equal
+    outputs are equal in every column).
 
     Args:
         outputs: ``(units, m)`` from :func:`unit_vectors`.
         weight: ``(units, ...)``: one weight row per unit.
         bias: ``(units,)`` or None.
-        rtol: tolerance relative to the largest magnitude of the compared values.
+        rtol: tolerance relative to the largest magnitude of the compared values (for the
+            outputs: ``scale``).
         seed: seed of the projection direction (a private generator: the global RNG is not used).
+        scale: the outputs' magnitude the tolerance is relative to; by default their largest
+            (the capture passes the largest magnitude of the whole layer output).
     """
     empty = torch.zeros(0, dtype=torch.long)
     units = outputs.shape[0]
     dtype = torch.promote_types(outputs.dtype, torch.float32)
     outputs = outputs.to(dtype)
-    limit = rtol * float(outputs.abs().max()) if outputs.numel() else 0.0
+    if scale is None:
+        scale = float(outputs.abs().max()) if outputs.numel() else 0.0
+    limit = rtol * scale
     if units < 2 or (outputs.shape[1] and not _any_close_neighbours(outputs[:, 0], limit)):
         return empty, empty
     rows = weight.detach().reshape(units, -1)
@@ -289,8 +294,9 @@ def duplicate_pairs(outputs: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     key = outputs @ directions[: outputs.shape[1]] + rows @ directions[outputs.shape[1]:]
     order = torch.argsort(key)
     first, second = order[:-1], order[1:]
-    same = _neighbour_gaps(outputs, first, second) <= limit
-    first, second = first[same], second[same]
+    for columns in (outputs[:, :1], outputs):  # the first column rules out most pairs at little cost
+        same = _neighbour_gaps(columns, first, second) <= limit
+        first, second = first[same], second[same]
     same = _neighbour_gaps(rows, first, second) <= rtol * float(rows.abs().max())
     return first[same], second[same]
 
