@@ -290,7 +290,7 @@ def duplicate_pairs(outputs: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
         rows = torch.cat([rows, bias.detach().reshape(units, 1)], dim=1)
     rows = rows.to(dtype)
     generator = torch.Generator().manual_seed(seed)
-    directions = torch.randn(outputs.shape[1] + rows.shape[1], generator=generator).to(dtype)
+    directions = torch.randn(outputs.shape[1] + rows.shape[1], generator=generator).to(outputs.device, dtype)
     key = outputs @ directions[: outputs.shape[1]] + rows @ directions[outputs.shape[1]:]
     order = torch.argsort(key)
     first, second = order[:-1], order[1:]
