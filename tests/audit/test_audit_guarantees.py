@@ -4,8 +4,11 @@ every supported architecture, and rejects bad input with a clear InitlabError (i
 from __future__ import annotations
 
 import gc
+import random
+import traceback
 import weakref
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -130,31 +133,50 @@ def test_hooks_are_removed_and_state_restored_when_the_model_raises():
     assert_identical(before, model)  # BatchNorm ran before the failure: its statistics are restored
 
 
-@pytest.mark.parametrize("enabled", [True, False])
-def test_the_garbage_collector_is_paused_during_the_audit_and_left_as_it_was(enabled):
+@pytest.mark.parametrize("collector, threads", [(True, 1), (False, 2)])
+def test_the_audit_changes_no_process_wide_setting(monkeypatch, collector, threads):
+    # seen from inside the model and the loss, and any call that would change them fails
     seen = []
 
     class Probe(nn.Module):
-        def __init__(self, fail: bool):
-            super().__init__()
-            self.fail = fail
-
         def forward(self, x):
-            seen.append(gc.isenabled())
-            if self.fail:
-                raise RuntimeError("probe failed")
+            seen.append((gc.isenabled(), torch.get_num_threads()))
             return x
 
-    (gc.enable if enabled else gc.disable)()
+    def loss_fn(output, target):
+        seen.append((gc.isenabled(), torch.get_num_threads()))
+        return nn.functional.mse_loss(output, target)
+
+    previous_threads = torch.get_num_threads()
+    (gc.enable if collector else gc.disable)()
+    torch.set_num_threads(threads)
+    for name, module in (("disable", gc), ("enable", gc), ("freeze", gc), ("set_num_threads", torch),
+                         ("set_num_interop_threads", torch)):
+        monkeypatch.setattr(module, name, lambda *args, name=name: pytest.fail(f"the audit called {name}"))
     try:
-        audit(nn.Sequential(nn.Linear(IN_FEATURES, 8), Probe(False), nn.ReLU()), batch(8), jacobian=False)
-        assert gc.isenabled() is enabled
-        with pytest.raises(InitlabError, match="probe failed"):
-            audit(nn.Sequential(nn.Linear(IN_FEATURES, 8), Probe(True)), batch(8), jacobian=False)
-        assert gc.isenabled() is enabled
+        model = nn.Sequential(nn.Linear(IN_FEATURES, 8), nn.Tanh(), Probe(), nn.Linear(8, 3))
+        audit(model, batch(8), target=torch.zeros(8, 3), loss_fn=loss_fn, jacobian=False)
+        assert (gc.isenabled(), torch.get_num_threads()) == (collector, threads)
     finally:
+        monkeypatch.undo()
         gc.enable()
-    assert seen == [False, False]
+        torch.set_num_threads(previous_threads)
+    assert seen == [(collector, threads)] * 2
+
+
+def test_python_and_numpy_random_states_are_restored_when_the_model_draws_from_them():
+    class DrawsNoise(nn.Module):
+        def forward(self, x):
+            return x * (1.0 + random.random() + float(np.random.rand()))
+
+    model = nn.Sequential(nn.Linear(IN_FEATURES, 8), DrawsNoise(), nn.Linear(8, 3))
+    random.seed(5)
+    np.random.seed(5)
+    expected = (random.random(), float(np.random.rand()))
+    random.seed(5)
+    np.random.seed(5)
+    audit(model, batch(8))
+    assert (random.random(), float(np.random.rand())) == expected
 
 
 def test_the_audit_leaves_no_reference_cycles_behind():
@@ -404,3 +426,118 @@ def test_state_of_every_dtype_and_layout_is_restored_bit_for_bit():
     audit(model, batch(8))
     assert_identical(before, model)
     assert not model.transposed.is_contiguous()
+
+
+def assert_left_clean(model: nn.Module, before: dict, rng_before: torch.Tensor) -> None:
+    """After an audit that raised: the model bit-identical, no hook and no torch-function mode left."""
+    assert_identical(before, model)
+    assert torch.equal(rng_before, torch.get_rng_state())
+    assert_no_hooks(model)
+    assert torch._C._len_torch_function_stack() == 0
+
+
+def frames_of(error: BaseException) -> list[str]:
+    return [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+
+
+class FailsInBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, gradient):
+        raise ArithmeticError("boom in the backward pass")
+
+
+def test_an_error_of_the_model_is_chained_with_its_traceback_and_names_what_the_audit_did():
+    class Exploder(nn.Module):
+        def forward(self, x):
+            raise KeyError("boom inside the model")
+
+    model = nn.Sequential(nn.Linear(IN_FEATURES, 8), nn.BatchNorm1d(8), Exploder())
+    before, rng_before = snapshot(model), torch.get_rng_state()
+    with pytest.raises(InitlabError, match=r"model raised KeyError in module '2' during the audit's forward pass "
+                                           r"on the batch \(batch shape \(8, 40\)\)") as error:
+        audit(model, batch(8))
+    cause = error.value.__cause__
+    assert isinstance(cause, KeyError) and "forward" in frames_of(cause)  # the model's own frame is kept
+    assert_left_clean(model, before, rng_before)
+
+
+@pytest.mark.parametrize("where, message, cause_type", [
+    ("loss", r"audit: loss_fn raised ZeroDivisionError on the model's output \(shape \(8, 3\)\)", ZeroDivisionError),
+    ("output_fn", r"audit: output_fn raised IndexError on the model's output \(a Tensor\)", IndexError),
+    ("backward", r"audit: the backward pass raised ArithmeticError: boom in the backward pass", ArithmeticError),
+])
+def test_an_error_of_the_users_loss_output_fn_or_backward_is_chained_and_leaves_nothing_behind(
+        where, message, cause_type):
+    def loss_fn(output, target):
+        raise ZeroDivisionError("boom in the loss")
+
+    def output_fn(output):
+        return output[99]
+
+    layers = [nn.Linear(IN_FEATURES, 8), nn.Dropout(0.5), nn.ReLU(), nn.Linear(8, 3)]
+    model = nn.Sequential(*layers[:3], *([FailsInBackwardModule()] if where == "backward" else []), layers[3]).train()
+    options = {"loss": {"target": torch.zeros(8, 3), "loss_fn": loss_fn}, "output_fn": {"output_fn": output_fn},
+               "backward": {}}[where]
+    before, rng_before = snapshot(model), torch.get_rng_state()
+    with pytest.raises(InitlabError, match=message) as error:
+        audit(model, batch(8), **options)
+    assert isinstance(error.value.__cause__, cause_type)
+    assert_left_clean(model, before, rng_before)
+
+
+class FailsInBackwardModule(nn.Module):
+    def forward(self, x):
+        return FailsInBackward.apply(x)
+
+
+@pytest.mark.parametrize("step, frame", [("summarize", "record"), ("norm_and_std", "hook")])
+def test_an_error_of_the_audit_itself_is_not_blamed_on_the_model(monkeypatch, step, frame):
+    # in the forward hook (a summary), then in a gradient hook during the backward pass
+    from initlab.audit import statistics
+
+    original = getattr(statistics, step)
+    calls = []
+
+    def fails_on_the_second_call(tensor):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OverflowError("a bug in the audit")
+        return original(tensor)
+
+    monkeypatch.setattr(statistics, step, fails_on_the_second_call)
+    model = nn.Sequential(nn.Linear(IN_FEATURES, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 3))
+    before, rng_before = snapshot(model), torch.get_rng_state()
+    with pytest.raises(OverflowError, match="a bug in the audit") as error:
+        audit(model, batch(8))
+    assert not isinstance(error.value, InitlabError) and frame in frames_of(error.value)
+    if hasattr(error.value, "__notes__"):  # Python >= 3.11
+        assert any("an error of initlab, not of the model" in note for note in error.value.__notes__)
+    assert_left_clean(model, before, rng_before)
+
+
+def test_an_error_of_the_audit_that_the_model_swallows_is_still_raised(monkeypatch):
+    from initlab.audit import statistics
+
+    class Forgiving(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Linear(IN_FEATURES, 8)
+
+        def forward(self, x):
+            try:
+                return self.inner(x)
+            except OverflowError:
+                return x[:, :8]
+
+    def fails(tensor):
+        raise OverflowError("a bug in the audit")
+
+    monkeypatch.setattr(statistics, "summarize", fails)
+    model = Forgiving()
+    with pytest.raises(OverflowError, match="a bug in the audit"):
+        audit(model, batch(8))
+    assert_no_hooks(model)

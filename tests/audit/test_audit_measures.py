@@ -40,7 +40,7 @@ def test_saturated_fraction_uses_the_documented_margin():
 def test_summary_matches_numpy_and_skips_non_finite_values():
     generator = torch.Generator().manual_seed(0)
     values = torch.randn(1000, generator=generator) * 3 + 1
-    summary = statistics.summarize_rows(values.reshape(1, -1))[0]
+    summary = statistics.summarize(values)
     array = values.numpy().astype(np.float64)
     assert summary.mean == pytest.approx(array.mean(), rel=1e-5)
     assert summary.std == pytest.approx(array.std(ddof=1), rel=1e-5)
@@ -49,7 +49,7 @@ def test_summary_matches_numpy_and_skips_non_finite_values():
     assert summary.percentiles["p99"] == pytest.approx(np.percentile(array, 99), rel=1e-5)
     assert sum(summary.histogram_counts) == 1000
     values[[3, 7]] = torch.tensor([float("nan"), float("inf")])
-    with_bad = statistics.summarize_rows(values.reshape(1, -1))[0]
+    with_bad = statistics.summarize(values)
     assert with_bad.non_finite == 2 and math.isfinite(with_bad.std)
 
 
@@ -153,3 +153,26 @@ def test_recommendation_follows_each_layers_activation_and_weight_shape():
     assert [a.target_std for a in advice[:3]] == pytest.approx(
         [math.sqrt(2 / 1.04 / 40), math.sqrt(2 / 1.25 / 32), math.sqrt(2 / 1.04 / 16)])
     assert advice[3].label.startswith("Glorot") and advice[3].target_std == pytest.approx(math.sqrt(2 / (16 + 5)))
+
+
+@pytest.mark.parametrize("build", [lambda: mlp(4, 16, nn.ReLU, scheme_init(initlab.he_normal())),
+                                   lambda: mlp(3, 8, nn.Tanh, lambda linear, position: nn.init.zeros_(linear.weight)),
+                                   ConvNet])
+def test_skipping_the_gradients_no_layer_reads_changes_no_figure(monkeypatch, build):
+    from initlab.audit.capture import Capture
+
+    torch.manual_seed(0)
+    model = build()
+    x = torch.randn(8, 3, 16, 16) if isinstance(model, ConvNet) else batch(8)
+    skipped = audit(model, x, jacobian=False).to_dict()
+    monkeypatch.setattr(Capture, "finish_forward", lambda self: None)  # every gradient measured
+    assert audit(model, x, jacobian=False).to_dict() == skipped
+
+
+def test_a_sequential_subclass_with_its_own_forward_still_has_its_functions_recorded():
+    class Squashed(nn.Sequential):
+        def forward(self, x):
+            return torch.tanh(super().forward(x))
+
+    report = audit(nn.Sequential(Squashed(nn.Linear(40, 8)), nn.Linear(8, 3)), batch(8), jacobian=False)
+    assert [layer.kind for layer in report.layers] == ["Linear → F.tanh", "Linear"]

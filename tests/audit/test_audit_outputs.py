@@ -16,7 +16,6 @@ from torch import nn
 from initlab.audit import SCHEMA_VERSION, AuditReport, audit
 from initlab.cli import main
 from initlab.errors import InitlabError
-from initlab.report.audit_json import read_audit_json
 from models_for_audit import batch, mlp, normal_init
 
 HOSTILE = "<script>alert(1)</script>"
@@ -60,7 +59,7 @@ def test_json_is_versioned_and_round_trips(unhealthy, tmp_path):
     assert data["schema_version"] == SCHEMA_VERSION == 1
     assert data["verdict"] == "vanishing" and data["healthy"] is False
     assert data["layers"][0]["output"]["histogram"]["counts"]
-    assert read_audit_json(text).to_dict() == unhealthy.to_dict()
+    assert AuditReport.from_json(text).to_dict() == unhealthy.to_dict()
 
 
 def test_json_writes_non_finite_values_as_strings_and_reads_them_back():
@@ -77,16 +76,18 @@ def test_json_writes_non_finite_values_as_strings_and_reads_them_back():
     data = json.loads(text, parse_constant=refuse)  # strict JSON: no NaN/Infinity literals
     # the gradient through exp(200 x) overflows at the first layer's output
     assert data["layers"][0]["grad_output_norm"] == "inf" and data["layers"][0]["grad_output_std"] == "nan"
-    back = read_audit_json(text)
+    back = AuditReport.from_json(text)
     assert back.verdict == "non_finite" and back.first("non_finite").layer == 2  # where inf first appears
     assert math.isinf(back.layers[0].grad_output_norm) and math.isnan(back.layers[0].grad_output_std)
 
 
-def test_json_with_another_schema_version_is_refused(unhealthy):
+def test_json_with_another_schema_version_or_no_json_is_refused(unhealthy):
     data = json.loads(unhealthy.to_json())
     data["schema_version"] = 99
-    with pytest.raises(InitlabError, match=r"schema_version=99 is invalid; expected 1"):
-        read_audit_json(json.dumps(data))
+    with pytest.raises(InitlabError, match=r"AuditReport.from_json: schema_version=99 is invalid; expected 1"):
+        AuditReport.from_json(json.dumps(data))
+    with pytest.raises(InitlabError, match=r"AuditReport.from_json: text is not JSON \(Expecting value"):
+        AuditReport.from_json("not json")
 
 
 def test_html_is_self_contained_and_escapes_user_strings(tmp_path):

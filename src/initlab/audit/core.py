@@ -1,32 +1,21 @@
 """``initlab.audit(model, batch)``: one forward and one backward pass with hooks, then verdicts.
 
-Cost. One forward and one backward pass of the model plus: per recorded call, the
-statistics of its output (sums for mean/std, min/max, a subsample of at most 4096 values
-sorted once for percentiles and histogram, per-unit maxima, a symmetry check) — for
-float32 CPU outputs one call of a compiled kernel in the hook, which also measures the
-layer's weight, and the rest in one loop after the forward pass, else batched over
-buffers of same-shaped outputs (:mod:`initlab.audit.capture`); a compiled pass over each
-reported output gradient (a hook on its autograd node) and, after the backward pass, over
-each weight gradient; and a snapshot of the parameters and buffers. The compiled passes
-run on torch's OpenMP threads and read tensors at their addresses (no numpy views).
-``benchmarks/bench_audit.py`` measures the total against one plain forward+backward pass
-(target <= 2x with ``jacobian=False``): a ResNet-18 about 1.4-1.5x, a 50-layer width-256
-MLP (101 records on a forward+backward of only ~21-32 ms) about 1.7-1.95x on 2 cores.
-Of the MLP's extra time, about 40 % is the forward hooks (the
-compiled calls ~40 % of that, the rest Python), 20 % the backward's gradient hooks and
-the weight-gradient loop, 15 % the summaries after the forward pass, 10 % the snapshot
-and its comparison, 10 % layers, verdicts and theory. What was measured and kept: an
-output no one reads is not kept alive (its memory is reused, as without the audit), the
-garbage collector is paused and no reference cycle is left, gradient hooks are registered
-after the forward pass only where read. The Jacobian, when asked, adds one forward pass
-and ``m`` (exact) or ``2 x 32`` (Lanczos) backward passes per analysed sample.
+The passes run under :func:`initlab.audit.state.preserved` (the model and the global random
+states are put back bit for bit) with the hooks of :class:`initlab.audit.capture.Capture`
+(removed on every exit path); the layers, verdicts and theory overlay are computed from
+the records afterwards. The audit changes no process-wide setting (thread count, garbage
+collector). An error raised by the user's code (model, ``loss_fn``, ``output_fn``) is
+re-raised as an :class:`~initlab.errors.InitlabError` saying what the audit was doing,
+chained to the original (``from error``), so that its traceback is kept; an error of the
+audit's own measurements propagates unchanged, with a note saying so.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,13 +23,14 @@ from torch import nn
 from initlab.audit import jacobian as jacobian_module
 from initlab.audit.capture import NORMALIZING, Capture, Record, first_tensor, rows
 from initlab.audit.result import AuditReport, LayerReport
-from initlab.audit.state import collector_paused, preserved
-from initlab.audit.statistics import non_finite_count, norm_and_std, single_threaded, tensor_std, vector_norm
+from initlab.audit.state import preserved
+from initlab.audit.statistics import non_finite_count, norm_and_std, tensor_std, vector_norm
 from initlab.audit.theory_overlay import PASS_THROUGH, MLPLayer, plain_mlp_activation, predict
 from initlab.audit.thresholds import Thresholds
 from initlab.audit.verdicts import assess
 from initlab.errors import InitlabError
 from initlab.random import Stream, normal_
+
 
 def audit(
     model: nn.Module,
@@ -62,8 +52,10 @@ def audit(
     MLPs, and verdicts with fixes (rules in :mod:`initlab.audit.thresholds`).
 
     The model is left bit-identical: parameters, buffers (BatchNorm running statistics),
-    train/eval modes, ``requires_grad`` flags and the global torch RNG are restored, and
-    every hook is removed, also when the model raises. Works inside ``torch.no_grad()``.
+    train/eval modes, ``requires_grad`` flags and the global random states (torch, Python's
+    ``random``, numpy's global generator) are restored, and every hook is removed, also
+    when the model, the loss or the audit itself raises. No process-wide setting (thread
+    count, garbage collector) is changed. Works inside ``torch.no_grad()``.
 
     Args:
         model: any ``nn.Module`` (MLP, CNN with BatchNorm, residual net, Transformer, GRU/LSTM...).
@@ -85,7 +77,9 @@ def audit(
         InitlabError: a model that is not an ``nn.Module``, a batch that is not a tensor
             (or tuple/dict of tensors), a batch with NaN/inf, only one of ``target`` and
             ``loss_fn``, a loss that is not a scalar, an output that is not a floating
-            tensor, or a model that raises on the batch (the message repeats its shape).
+            tensor; or the model (the message repeats the batch's shape), ``loss_fn``,
+            ``output_fn`` or the backward pass raised: the InitlabError is chained to that
+            error (``__cause__``), whose traceback is kept.
 
     Example:
         >>> report = initlab.audit(model, torch.randn(64, 40))  # doctest: +SKIP
@@ -96,7 +90,7 @@ def audit(
     if not isinstance(limits, Thresholds):
         raise InitlabError(f"audit: thresholds={thresholds!r} is invalid; expected an initlab.audit.Thresholds.")
     notes: list[str] = []
-    with collector_paused(), preserved(model, seed), torch.inference_mode(False), torch.enable_grad():
+    with preserved(model, seed), torch.inference_mode(False), torch.enable_grad():
         backward, layers, theory = _statistics(model, batch, target, loss_fn, output_fn, seed, limits, notes)
         spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
     return AuditReport(
@@ -108,8 +102,7 @@ def audit(
 def _statistics(model: nn.Module, batch: Any, target: Any, loss_fn: Callable | None, output_fn: Callable | None,
                 seed: int, limits: Thresholds, notes: list[str]) -> tuple[str, list[LayerReport], Any]:
     """The forward and backward passes with hooks, then the layers with their verdicts and the
-    theory overlay: ``(backward kind, layers, theory)``. The capture and its records are freed
-    on return (before the collector runs again, :func:`collector_paused`)."""
+    theory overlay: ``(backward kind, layers, theory)``."""
     args, kwargs, leaves = _prepare_inputs(batch)
     capture = Capture(model, limits, seed)
     with capture:
@@ -118,12 +111,10 @@ def _statistics(model: nn.Module, batch: Any, target: Any, loss_fn: Callable | N
         output = _run_model(model, args, kwargs, capture, batch)
         capture.finish_forward()
         selected = _select_output(output, output_fn)
-        gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes, capture.weights)
-    with single_threaded():
-        layers = _layers(capture.records, leaves, gradients, capture.weight_moments)
-        assess(layers, limits)
-        weight_norms = {key: norm for key, (norm, _) in capture.weight_moments.items()}
-        theory = _theory(layers, capture.records, batch, notes, weight_norms)
+        gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes, capture)
+    layers = _layers(capture.records, leaves, gradients)
+    assess(layers, limits)
+    theory = _theory(layers, capture.records, batch, notes)
     return gradients.kind, layers, theory
 
 
@@ -185,34 +176,48 @@ def _prepare_inputs(batch: Any) -> tuple[tuple, dict, list[torch.Tensor]]:
         copy = tensor.detach().clone()
         return copy.requires_grad_(True) if copy.is_floating_point() else copy
 
+    args: tuple[torch.Tensor, ...] = ()
+    kwargs: dict[str, torch.Tensor] = {}
     if isinstance(batch, torch.Tensor):
-        args, kwargs = (leaf(batch),), {}
+        args = (leaf(batch),)
     elif isinstance(batch, Mapping):
-        args, kwargs = (), {key: leaf(value) for key, value in batch.items()}
+        kwargs = {key: leaf(value) for key, value in batch.items()}
     else:
-        args, kwargs = tuple(leaf(value) for value in batch), {}
+        args = tuple(leaf(value) for value in batch)
     leaves = [t for t in (*args, *kwargs.values()) if t.requires_grad]
     return args, kwargs, leaves
 
 
 def _run_model(model: nn.Module, args: tuple, kwargs: dict, capture: Capture, batch: Any) -> Any:
+    """``model(*args, **kwargs)`` with the capture's functional-activation mode; the model's
+    own failure becomes an InitlabError naming the module and the batch's shape."""
     try:
-        with capture.functional_mode():
-            return model(*args, **kwargs)
-    except InitlabError:
-        raise
-    except Exception as error:  # the model's own failure, reported with the batch's shape
+        with capture.functional_activations():
+            output = model(*args, **kwargs)
+    except Exception as error:
+        if error is capture.failure:
+            raise
         where = capture.stack[-1] if capture.stack else "<model>"
         shapes = ", ".join(f"{name} shape {tuple(t.shape)}" for name, t in _tensors_of(batch))
         raise InitlabError(
-            f"audit: the model raised {type(error).__name__} in module '{where}' on the batch ({shapes}): {error}. "
-            "Expected a batch the model accepts: check the batch's shape, dtype and device."
-        ) from None
+            f"audit: the model raised {type(error).__name__} in module '{where}' during the audit's forward pass "
+            f"on the batch ({shapes}): {error}. Expected a batch the model accepts: check the batch's shape, "
+            "dtype and device."
+        ) from error
+    if capture.failure is not None:  # the model caught an error of the capture: the records are incomplete
+        raise capture.failure
+    return output
 
 
 def _select_output(output: Any, output_fn: Callable | None) -> torch.Tensor:
     if output_fn is not None:
-        selected = output_fn(output)
+        try:
+            selected = output_fn(output)
+        except Exception as error:
+            raise InitlabError(
+                f"audit: output_fn raised {type(error).__name__} on the model's output (a {type(output).__name__}): {error}; "
+                "expected a callable returning the tensor to audit."
+            ) from error
         hint = "output_fn must return a floating-point tensor of the model's output"
     elif isinstance(output, Mapping):
         raise InitlabError(
@@ -232,60 +237,66 @@ def _select_output(output: Any, output_fn: Callable | None) -> torch.Tensor:
 
 @dataclass
 class Gradients:
-    """What the backward pass measured besides the per-record gradient hooks.
+    """What the backward pass measured besides the capture's gradient hooks.
 
     Attributes:
         kind: ``"loss"`` or ``"random_cotangent"``.
         output_norm: ``||dL/d output||`` (None without a backward pass).
         input_norm: ``||dL/d batch||`` of the first floating batch tensor.
         parameters: ``id(parameter) -> gradient`` (None when unused).
-        moments: ``id(parameter) -> (norm, std)`` of the gradient of each weight the
-            backward pass was asked to measure (:func:`statistics.norm_and_std`).
     """
 
     kind: str
     output_norm: float | None = None
     input_norm: float | None = None
     parameters: dict[int, torch.Tensor | None] = field(default_factory=dict)
-    moments: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+
+def _loss(output: torch.Tensor, target: Any, loss_fn: Callable) -> torch.Tensor:
+    """``loss_fn(output, target)`` as a 0-d tensor; the user's failure becomes an InitlabError."""
+    try:
+        loss = loss_fn(output, target)
+    except Exception as error:
+        raise InitlabError(
+            f"audit: loss_fn raised {type(error).__name__} on the model's output (shape {tuple(output.shape)}) and "
+            f"the target: {error}; expected loss_fn(output, target) to return a scalar tensor."
+        ) from error
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise InitlabError(f"audit: loss_fn returned {_short(loss)}; expected a scalar tensor (e.g. reduction='mean').")
+    return loss.reshape(())
+
+
+def _random_cotangent(output: torch.Tensor, seed: int) -> torch.Tensor:
+    """Unit-variance normal values shaped like ``output``, from initlab's stream ``audit.cotangent``."""
+    cotangent = torch.empty(output.numel(), dtype=torch.float64)
+    normal_(cotangent, Stream(seed, "audit.cotangent"))
+    return cotangent.reshape(output.shape).to(dtype=output.dtype, device=output.device)
 
 
 def _backward(output: torch.Tensor, model: nn.Module, leaves: list[torch.Tensor], target: Any,
-              loss_fn: Callable | None, seed: int, notes: list[str],
-              weights: Mapping[int, torch.Tensor] | None = None) -> Gradients:
-    """One backward pass with ``torch.autograd.grad`` (parameters' ``.grad`` stay untouched),
-    then the norm and std of the gradients of ``weights`` (``id -> parameter``): one loop after
-    the pass, where each compiled pass runs on torch's threads and no Python runs between two
-    of the model's products (measured ~1 ms less than parameter hooks on a 50-layer MLP)."""
+              loss_fn: Callable | None, seed: int, notes: list[str], capture: Capture) -> Gradients:
+    """One backward pass with ``torch.autograd.grad`` (parameters' ``.grad`` stay untouched)
+    from ``loss_fn(output, target)`` or, without ``loss_fn``, from a seeded random cotangent."""
     result = Gradients("loss" if loss_fn is not None else "random_cotangent")
     if not output.requires_grad:
         notes.append("no backward pass: the output does not depend on any parameter or floating input")
         return result
-    top: dict[str, float] = {}
-    output.register_hook(lambda gradient: top.__setitem__("norm", vector_norm(gradient)))
     parameters = [p for p in model.parameters() if p.requires_grad]
     inputs = parameters + leaves
+    if loss_fn is not None:
+        root, cotangent = _loss(output, target, loss_fn), None
+    else:
+        root, cotangent = output, _random_cotangent(output, seed)
     try:
-        if loss_fn is not None:
-            loss = loss_fn(output, target)
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise InitlabError(
-                    f"audit: loss_fn returned {_short(loss)}; expected a scalar tensor (e.g. reduction='mean')."
-                )
-            grads = torch.autograd.grad(loss.reshape(()), inputs, allow_unused=True)
-        else:
-            cotangent = torch.empty(output.numel(), dtype=torch.float64)
-            normal_(cotangent, Stream(seed, "audit.cotangent"))
-            cotangent = cotangent.reshape(output.shape).to(dtype=output.dtype, device=output.device)
-            grads = torch.autograd.grad(output, inputs, grad_outputs=cotangent, allow_unused=True)
-    except RuntimeError as error:
-        raise InitlabError(f"audit: the backward pass failed: {error}; expected a differentiable model.") from None
-    result.output_norm = top.get("norm")
+        output_gradient, *grads = torch.autograd.grad(root, [output, *inputs], cotangent, allow_unused=True)
+    except Exception as error:
+        if error is capture.failure:
+            raise
+        raise InitlabError(
+            f"audit: the backward pass raised {type(error).__name__}: {error}; expected a differentiable model."
+        ) from error
+    result.output_norm = None if output_gradient is None else vector_norm(output_gradient)
     result.parameters = {id(parameter): gradient for parameter, gradient in zip(parameters, grads)}
-    for key in weights or {}:
-        gradient = result.parameters.get(key)
-        if gradient is not None:
-            result.moments[key] = norm_and_std(gradient)
     if leaves and grads[len(parameters)] is not None:
         result.input_norm = vector_norm(grads[len(parameters)])
     return result
@@ -295,7 +306,7 @@ def _backward(output: torch.Tensor, model: nn.Module, leaves: list[torch.Tensor]
 def _own_weights(module: nn.Module | None) -> list[tuple[str, nn.Parameter]]:
     if module is None:
         return []
-    return [(name, p) for name, p in module._parameters.items() if p is not None and "weight" in name]
+    return [(name, p) for name, p in module.named_parameters(recurse=False) if "weight" in name]
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -304,28 +315,25 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def _weight_figures(layer: LayerReport, record: Record, gradients: Gradients,
-                    moments: Mapping[int, tuple[float, float]]) -> None:
-    """Weight norm/std (from ``moments``, ``id(parameter) -> (norm, std)``, when measured
-    during the forward pass), weight-gradient norm/std and their ratio."""
+def _weight_figures(layer: LayerReport, record: Record, gradients: Gradients) -> None:
+    """Weight norm (of all the module's own weights) and std (of the first), the same for
+    their gradients, and the ratio of the two norms."""
     weights = _own_weights(record.module) if record.first_call else []
     if not weights:
         return
     _, main = weights[0]
     layer.weight_shape = list(main.shape)
-    main_norm, layer.weight_std = moments.get(id(main)) or norm_and_std(main)
-    layer.weight_norm = math.sqrt(main_norm**2 + sum(
-        (moments[id(p)][0] if id(p) in moments else vector_norm(p)) ** 2 for _, p in weights[1:]))
+    main_norm, layer.weight_std = norm_and_std(main)
+    layer.weight_norm = math.sqrt(main_norm**2 + sum(vector_norm(p) ** 2 for _, p in weights[1:]))
     grads = [gradients.parameters.get(id(p)) for _, p in weights]
     if grads[0] is not None:
-        main_grad_norm, layer.weight_grad_std = gradients.moments.get(id(main)) or norm_and_std(grads[0])
+        main_grad_norm, layer.weight_grad_std = norm_and_std(grads[0])
         others = sum(vector_norm(g) ** 2 for g in grads[1:] if g is not None)
         layer.weight_grad_norm = math.sqrt(main_grad_norm**2 + others)
         layer.grad_to_weight_ratio = _ratio(layer.weight_grad_norm, layer.weight_norm)
 
 
-def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradients,
-            moments: Mapping[int, tuple[float, float]] | None = None) -> list[LayerReport]:
+def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradients) -> list[LayerReport]:
     """One :class:`LayerReport` per row, with gains, reference ratios and gradient growth."""
     reference = tensor_std(leaves[0]) if leaves and leaves[0].numel() > 1 else None
     grad_norms = {record.index: record.grad_norm for record in records}
@@ -351,7 +359,7 @@ def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradie
         layer.grad_input_norm = None if base.source is None else grad_norms.get(base.source)
         layer.grad_growth = _ratio(layer.grad_input_norm, layer.grad_output_norm)
         layer.grad_ratio = _ratio(layer.grad_input_norm, gradients.output_norm)
-        _weight_figures(layer, base, gradients, moments or {})
+        _weight_figures(layer, base, gradients)
         layers.append(layer)
     return layers
 
@@ -373,17 +381,16 @@ def _mlp_chain(layers: list[LayerReport], records: list[Record]) -> list[MLPLaye
     return chain
 
 
-def _theory(layers: list[LayerReport], records: list[Record], batch: Any, notes: list[str],
-            weight_norms: Mapping[int, float] | None = None):
+def _theory(layers: list[LayerReport], records: list[Record], batch: Any, notes: list[str]):
     if not isinstance(batch, torch.Tensor) or not batch.is_floating_point():
         return None
     chain = _mlp_chain(layers, records)
     activation = plain_mlp_activation(chain) if chain else None
-    if activation is None:
+    if chain is None or activation is None:
         return None
-    q_input = norm_and_std(batch)[0] ** 2 / batch.numel() if batch.numel() else math.nan  # mean(x^2)
+    q_input = vector_norm(batch) ** 2 / batch.numel() if batch.numel() else math.nan  # mean(x^2)
     try:
-        return predict(chain, activation, q_input, weight_norms)
+        return predict(chain, activation, q_input)
     except ImportError as error:
         notes.append(f"theory overlay skipped: initlab.theory is not available ({error})")
     except InitlabError as error:

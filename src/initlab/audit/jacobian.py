@@ -20,8 +20,8 @@ mean squared singular value near 1 and a small spread (variance of ``sigma^2``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -76,7 +76,7 @@ class JacobianStats:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "JacobianStats":
+    def from_dict(cls, data: dict) -> JacobianStats:
         """Inverse of :meth:`to_dict`."""
         return cls(**{**data, "singular_values": [list(row) for row in data["singular_values"]]})
 

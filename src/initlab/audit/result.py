@@ -1,7 +1,7 @@
 """The audit's result: plain data (dataclasses with ``to_dict`` / ``from_dict``), no rendering.
 
-Rendering lives in :mod:`initlab.report` (terminal table, JSON, self-contained HTML);
-the methods here that render import it lazily.
+The JSON form is :mod:`initlab.audit.json_form`. Rendering lives in :mod:`initlab.report`
+(terminal table, self-contained HTML); the methods here that render import it lazily.
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from initlab.audit.jacobian import JacobianStats
+from initlab.audit.json_form import SCHEMA_VERSION, from_json_text, to_json_text
 from initlab.audit.statistics import Summary
 from initlab.audit.theory_overlay import TheoryOverlay
 from initlab.audit.thresholds import HEALTHY, VERDICTS
-
-SCHEMA_VERSION = 1
-"""Version of the JSON form (see :mod:`initlab.report.audit_json`); bumped on any breaking change."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ class Finding:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Finding":
+    def from_dict(cls, data: dict) -> Finding:
         """Inverse of :meth:`to_dict`."""
         return cls(**data)
 
@@ -124,7 +122,7 @@ class LayerReport:
     @property
     def dead_fraction(self) -> float | None:
         """``dead_units / units``."""
-        return None if not self.units else self.dead_units / self.units
+        return None if not self.units or self.dead_units is None else self.dead_units / self.units
 
     def to_dict(self) -> dict:
         """Plain-data form (adds ``verdict``)."""
@@ -136,7 +134,7 @@ class LayerReport:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LayerReport":
+    def from_dict(cls, data: dict) -> LayerReport:
         """Inverse of :meth:`to_dict`."""
         values = {key: value for key, value in data.items() if key != "verdict"}
         values["output"] = Summary.from_dict(data["output"])
@@ -211,7 +209,7 @@ class AuditReport:
         raise KeyError(f"no layer named {name!r}; layers: {', '.join(layer.name for layer in self.layers)}")
 
     def to_dict(self) -> dict:
-        """Plain-data form; the JSON schema is documented in :mod:`initlab.report.audit_json`."""
+        """Plain-data form; its JSON schema is documented in :mod:`initlab.audit.json_form`."""
         return {
             "schema_version": self.schema_version,
             "model": self.model,
@@ -229,7 +227,7 @@ class AuditReport:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "AuditReport":
+    def from_dict(cls, data: dict) -> AuditReport:
         """Inverse of :meth:`to_dict` (derived fields are recomputed, not read)."""
         return cls(
             model=data["model"], batch_shape=list(data["batch_shape"]), backward=data["backward"], seed=data["seed"],
@@ -239,12 +237,24 @@ class AuditReport:
             thresholds=dict(data["thresholds"]), notes=list(data["notes"]), schema_version=data["schema_version"],
         )
 
-    # ---------------------------------------------------------------- rendering
     def to_json(self, path: str | Path | None = None) -> str:
-        """The JSON form (schema in :mod:`initlab.report.audit_json`); also written to ``path`` if given."""
-        from initlab.report.audit_json import write_audit_json
+        """The JSON form (schema in :mod:`initlab.audit.json_form`); also written to ``path``
+        (UTF-8, with a final newline) if given."""
+        text = to_json_text(self.to_dict())
+        if path is not None:
+            write_atomically(path, text + "\n", "audit report", "path")
+        return text
 
-        return write_audit_json(self, path)
+    @classmethod
+    def from_json(cls, text: str) -> AuditReport:
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+            InitlabError: not JSON, or a ``schema_version`` this version cannot read.
+        """
+        return cls.from_dict(from_json_text(text))
+
+    # ---------------------------------------------------------------- rendering
 
     def to_html(self, path: str | Path | None = None) -> str:
         """A self-contained HTML page (figures inline); also written to ``path`` if given."""

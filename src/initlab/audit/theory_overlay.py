@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 from torch import nn
 
-from initlab.audit.statistics import norm_and_std
+from initlab.audit.statistics import vector_norm
 from initlab.errors import InitlabError
 
 PASS_THROUGH = (nn.Flatten, nn.Identity)
@@ -58,7 +57,7 @@ class TheoryOverlay:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TheoryOverlay":
+    def from_dict(cls, data: dict) -> TheoryOverlay:
         """Inverse of :meth:`to_dict`."""
         return cls(**data)
 
@@ -74,14 +73,12 @@ class MLPLayer:
 
 
 def _mean_square(tensor: torch.Tensor) -> float:
-    """``mean(x^2) = ||x||^2 / n`` (:func:`statistics.norm_and_std`: double sums of one
-    compiled pass for float32 CPU tensors, no overflow in float32)."""
-    return norm_and_std(tensor)[0] ** 2 / tensor.numel()
+    """``mean(x^2) = ||x||^2 / n``, the norm in float64 (:func:`statistics.vector_norm`)."""
+    return vector_norm(tensor) ** 2 / tensor.numel()
 
 
-def _weight_variances(module: nn.Linear, weight_norm: float | None = None) -> tuple[float, float]:
-    mean_square = _mean_square(module.weight) if weight_norm is None else weight_norm**2 / module.weight.numel()
-    sigma_w2 = mean_square * module.weight.shape[1]
+def _weight_variances(module: nn.Linear) -> tuple[float, float]:
+    sigma_w2 = _mean_square(module.weight) * module.weight.shape[1]
     sigma_b2 = 0.0 if module.bias is None else _mean_square(module.bias)
     return sigma_w2, sigma_b2
 
@@ -97,12 +94,8 @@ def plain_mlp_activation(layers: list[MLPLayer]) -> str | None:
     return hidden.pop()
 
 
-def predict(layers: list[MLPLayer], activation: str, q_input: float,
-            weight_norms: Mapping[int, float] | None = None) -> TheoryOverlay:
+def predict(layers: list[MLPLayer], activation: str, q_input: float) -> TheoryOverlay:
     """Mean-field ``q^l`` for the chain ``layers`` (see the module docstring).
-
-    ``weight_norms``: ``id(weight) -> ||W||`` already measured (the audit's forward hooks),
-    used for ``sigma_w2`` instead of another pass over the weight.
 
     Raises:
         ImportError: ``initlab.theory`` is not installed.
@@ -111,8 +104,7 @@ def predict(layers: list[MLPLayer], activation: str, q_input: float,
     from initlab.theory import MeanField
     from initlab.theory.mean_field import check_sigma_b2, check_sigma_w2
 
-    norms = weight_norms or {}
-    variances = [_weight_variances(layer.module, norms.get(id(layer.module.weight))) for layer in layers]
+    variances = [_weight_variances(layer.module) for layer in layers]
     predicted: list[float] = []
     # q_map of MeanField(phi, sigma_w2, sigma_b2) is sigma_w2 * E[phi(sqrt(q) z)^2] + sigma_b2: the
     # activation's second moment, set up once, gives it for every layer.

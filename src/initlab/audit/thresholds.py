@@ -13,7 +13,8 @@ verdict            rule (per layer ``l`` in execution order; defaults below)
 ``symmetric``      at least ``symmetric_units_min`` units of a Linear/Conv layer duplicate
                    another unit: equal weight rows (and bias), equal outputs on the batch and,
                    when gradients exist, equal gradients, each within
-                   ``symmetry_rtol`` x the largest magnitude of the compared values. Such units
+                   ``symmetry_rtol`` x the largest magnitude of the compared values (for the
+                   outputs: of the layer's whole output). Such units
                    receive equal updates and never differ (Rumelhart et al. 1986).
 ``dead``           more than ``dead_fraction_max`` of the units of a layer ending in ReLU (or
                    ReLU6) are <= 0 for every sample and position of the batch (counted per

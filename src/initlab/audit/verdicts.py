@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from initlab.activations import get_activation
 from initlab.audit.result import Finding, LayerReport

@@ -1,4 +1,8 @@
-"""The audit report as JSON: a documented, versioned schema.
+"""The JSON form of an audit report (:meth:`AuditReport.to_json <initlab.audit.AuditReport.to_json>`,
+:meth:`AuditReport.from_json <initlab.audit.AuditReport.from_json>`): a documented, versioned schema.
+
+This module turns the report's plain-data form (``AuditReport.to_dict()``) into strict JSON
+text and back; it knows nothing of the report classes.
 
 Schema, version 1 (``schema_version: 1``). Numbers are floats unless noted; a figure
 that does not apply is ``null``; non-finite floats are written as the strings
@@ -46,10 +50,12 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 from initlab.errors import InitlabError
+
+SCHEMA_VERSION = 1
+"""Version of the JSON form; bumped on any breaking change."""
 
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _TEXT_KEYS = frozenset(
@@ -95,32 +101,27 @@ def _decode(value: Any, key: str = "") -> Any:
     return value
 
 
-def audit_to_json(report: Any) -> str:
-    """The JSON text of ``report`` (indented, keys in schema order)."""
-    return json.dumps(_encode(report.to_dict()), indent=2, allow_nan=False, ensure_ascii=False)
+def to_json_text(data: dict) -> str:
+    """Strict JSON text (indented, keys in the order given, non-finite floats as strings) of
+    a report's plain-data form."""
+    return json.dumps(_encode(data), indent=2, allow_nan=False, ensure_ascii=False)
 
 
-def write_audit_json(report: Any, path: str | Path | None = None) -> str:
-    """:func:`audit_to_json`, also written to ``path`` (UTF-8) when given."""
-    text = audit_to_json(report)
-    if path is not None:
-        Path(path).write_text(text + "\n", encoding="utf-8")
-    return text
-
-
-def read_audit_json(text: str):
-    """Rebuild an :class:`~initlab.audit.AuditReport` from :func:`audit_to_json`'s text.
+def from_json_text(text: str) -> dict:
+    """The plain-data form of a report back from :func:`to_json_text`'s text.
 
     Raises:
-        InitlabError: not JSON, or a ``schema_version`` this version cannot read.
+        InitlabError: not JSON, or a ``schema_version`` other than :data:`SCHEMA_VERSION`.
     """
-    from initlab.audit.result import SCHEMA_VERSION, AuditReport
-
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise InitlabError(f"read_audit_json: text is not JSON ({error}); expected audit_to_json's output.") from None
+        raise InitlabError(
+            f"AuditReport.from_json: text is not JSON ({error}); expected the text of AuditReport.to_json."
+        ) from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:
-        raise InitlabError(f"read_audit_json: schema_version={version!r} is invalid; expected {SCHEMA_VERSION}.")
-    return AuditReport.from_dict(_decode(data))
+        raise InitlabError(
+            f"AuditReport.from_json: schema_version={version!r} is invalid; expected {SCHEMA_VERSION}."
+        )
+    return _decode(data)
