@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from initlab._io import write_atomically
 from initlab.audit.jacobian import JacobianStats
 from initlab.audit.json_form import SCHEMA_VERSION, from_json_text, to_json_text
 from initlab.audit.statistics import Summary
