@@ -6,6 +6,8 @@ makes PyTorch's own layer constructors draw through it.
 """
 
 from initlab.nn.apply import init_, preview
+from initlab.nn.discover import DiscoveryWarning
+from initlab.nn.layers import register_layer
 from initlab.nn.lsuv import LSUVRecord, lsuv_
 from initlab.nn.plan import Plan, Rule
 from initlab.nn.record import InitRecord, Verification, verify
@@ -15,5 +17,5 @@ from initlab.nn.switch import use_initlab_init
 
 __all__ = [
     "init_", "preview", "lsuv_", "LSUVRecord", "Plan", "Rule", "InitRecord", "Verification",
-    "verify", "Residual", "init", "use_initlab_init",
+    "verify", "Residual", "init", "use_initlab_init", "register_layer", "DiscoveryWarning",
 ]

@@ -24,9 +24,9 @@ from torch import nn
 
 from initlab.errors import InitlabError, bad_value
 from initlab.fans import Layout, fans
-from initlab.nn.auto import Choice, auto_choice
+from initlab.nn.auto import Choice, Target, auto_choice
 from initlab.nn.discover import Discovery, discover
-from initlab.nn.layers import is_norm, param_layout, role
+from initlab.nn.layers import is_norm, layer_kind, param_layout, role
 from initlab.nn.plan import AUTO, Plan, Rule, as_plan
 from initlab.nn.record import InitRecord, Row, measure
 from initlab.nn.residual import Residual, Scaled
@@ -76,16 +76,18 @@ class _Resolver:
         self.rules = list(plan.rules) + ([plan.default] if isinstance(plan.default, Rule) else [])
         self.used: list[int] = [0] * len(plan.rules)
         self.discovery: Discovery | None = None
+        self.frozen_means_kept = any(tensor.requires_grad for tensor in model.parameters())
 
     def discover(self) -> Discovery:
         if self.discovery is None:
             self.discovery = discover(self.model, self.example_input)
         return self.discovery
 
-    def auto(self, module_name: str, module: nn.Module, local: str, tensor: torch.Tensor) -> Choice:
-        return auto_choice(module_name, module, local, tensor, self.modules, self.discover)
+    def auto(self, target: Target) -> Choice:
+        return auto_choice(target, self.modules, self.discover)
 
-    def choose(self, module_name: str, module: nn.Module, name: str, local: str, tensor: torch.Tensor) -> Choice:
+    def choose(self, target: Target, name: str) -> Choice:
+        module_name, module, local = target.module_name, target.module, target.local_name
         for index, rule in enumerate(self.rules):
             if not rule.selects(module_name, name, module):
                 continue
@@ -96,22 +98,36 @@ class _Resolver:
                 self.used[index] += 1
             label = rule.describe() if index < len(self.plan.rules) else f"default {rule.describe()}"
             if spec == AUTO:
-                choice = self.auto(module_name, module, local, tensor)
+                choice = self.auto(target)
                 return Choice(choice.scheme, choice.activation, choice.found_by, choice.gain,
                               "; ".join(filter(None, [f"auto via {label}", choice.note])))
             return Choice(spec, None, f"rule: {label}", _scheme_gain(spec))
         if self.plan.default == AUTO:
-            return self.auto(module_name, module, local, tensor)
+            return self.auto(target)
         return Choice(None, note="no rule covers it and the plan's default is None")
+
+    def target(self, name: str, aliases: list[str], tensor: torch.Tensor) -> Target:
+        """The parameter as seen from its first owner that is a known layer (else its first name)."""
+        owners = [name, *aliases]
+        first = next((owner for owner in owners if layer_kind(self.modules[owner.rpartition(".")[0]]) is not None),
+                     name)
+        module_name, _, local = first.rpartition(".")
+        tied = tuple(dict.fromkeys(owner.rpartition(".")[0] for owner in owners if owner != first))
+        return Target(module_name, self.modules[module_name], local, tensor, tuple(t for t in tied if t != module_name),
+                      self.frozen_means_kept)
+
+    def layout(self, target: Target) -> Layout | None:
+        structure = None if self.discovery is None else self.discovery.structure
+        blocks = structure.blocks.get(target.module_name, (1, ""))[0] if structure is not None else 1
+        return param_layout(target.module, target.local_name, target.tensor, blocks)
 
     def resolve(self) -> list[Assignment]:
         assignments = []
         for name, aliases, tensor in _unique_parameters(self.model):
-            module_name, _, local = name.rpartition(".")
-            module = self.modules[module_name]
-            choice = self.choose(module_name, module, name, local, tensor)
-            assignments.append(Assignment(name, aliases, module_name, module, tensor,
-                                          param_layout(module, local, tensor), choice))
+            target = self.target(name, aliases, tensor)
+            choice = self.choose(target, name)
+            assignments.append(Assignment(name, aliases, target.module_name, target.module, tensor,
+                                          self.layout(target), choice))
         if self.plan.strict:
             unused = [rule.describe() for rule, count in zip(self.plan.rules, self.used) if count == 0]
             if unused:
