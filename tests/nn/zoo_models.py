@@ -372,14 +372,42 @@ def _loss(entry: Entry, output: Any) -> torch.Tensor:
     return -torch.log_softmax(logits, dim=-1).mean()
 
 
+def _attention_scores(probe: _ScoreProbe):
+    """A pre-hook for nn.MultiheadAttention: the std of its q k^T / sqrt(d_head) (with bias_k appended)."""
+
+    def hook(module: nn.MultiheadAttention, args: tuple, kwargs: dict) -> None:
+        query = args[0] if args else kwargs["query"]
+        key = args[1] if len(args) > 1 else kwargs["key"]
+        if not module.batch_first:
+            query, key = query.transpose(0, 1), key.transpose(0, 1)
+        weight_q, weight_k, _ = module.in_proj_weight.chunk(3)
+        bias_q, bias_k, _ = module.in_proj_bias.chunk(3) if module.in_proj_bias is not None else (None,) * 3
+        q, k = F.linear(query, weight_q, bias_q), F.linear(key, weight_k, bias_k)
+        if module.bias_k is not None:
+            k = torch.cat([k, module.bias_k.expand(k.shape[0], 1, -1)], dim=1)
+        heads, width = module.num_heads, module.head_dim
+        q = q.reshape(q.shape[0], q.shape[1], heads, width).transpose(1, 2)
+        k = k.reshape(k.shape[0], k.shape[1], heads, width).transpose(1, 2)
+        probe.score_stds.append(_finite_std(q @ k.transpose(-2, -1) / math.sqrt(width)))
+
+    return hook
+
+
 @torch.no_grad()
 def health(entry: Entry, model: nn.Module, inputs: dict[str, Any]) -> Health:
+    """One forward pass in train mode (the mode training starts in: BatchNorm on batch statistics)."""
     probe = _ScoreProbe()
     handles = [module.register_forward_hook(probe.check) for module in model.modules()]
+    handles += [module.register_forward_pre_hook(_attention_scores(probe), with_kwargs=True)
+                for module in model.modules() if isinstance(module, nn.MultiheadAttention)]
+    modes = [(module, module.training) for module in model.modules()]
+    model.train()
     try:
         with probe:
             output = model(**inputs)
     finally:
         for handle in handles:
             handle.remove()
+        for module, training in modes:
+            module.training = training
     return Health(float(_loss(entry, output)), math.log(entry.classes), probe.score_stds, probe.finite)
