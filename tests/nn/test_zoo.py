@@ -18,10 +18,9 @@ import math
 
 import pytest
 import torch
+import zoo_models
 
 from initlab.nn import init_
-
-import zoo_models
 
 ENTRIES = {entry.name: entry for entry in zoo_models.entries()}
 HF = {entry.name for entry in zoo_models.hf_entries()}
@@ -46,7 +45,7 @@ def initialised():
 def test_zoo_model_starts_healthy(initialised, name):
     if name in HF:
         pytest.importorskip("transformers")
-    entry, model, record, health = initialised[name]
+    _entry, model, record, health = initialised[name]
     assert record.discovery in ("fx", "trace"), record.discovery_note
     unexplained = [row.name for row in record.rows if row.status == "untouched" and not row.note.startswith("kept")]
     assert not unexplained
@@ -72,7 +71,7 @@ def test_zoo_records_say_what_was_kept_and_why(initialised):
 
 def test_gpt2_conv1d_projections_are_initialised_as_linear_layers(initialised):
     pytest.importorskip("transformers")
-    _, model, record, _ = initialised["gpt2"]
+    _, _model, record, _ = initialised["gpt2"]
     attention = record.row("transformer.h.0.attn.c_attn.weight")
     assert attention.layout == {"kind": "linear_in_out", "blocks": 3}
     assert attention.fans == {"fan_in": 32, "fan_out": 32, "receptive_field": 1}
