@@ -27,6 +27,7 @@ from initlab.fans import Layout, fans
 from initlab.nn.auto import Choice, Target, auto_choice
 from initlab.nn.discover import Discovery, discover
 from initlab.nn.layers import is_norm, layer_kind, param_layout, role
+from initlab.nn.partial import Partial, as_partial
 from initlab.nn.plan import AUTO, Plan, Rule, as_plan
 from initlab.nn.record import InitRecord, Row, measure
 from initlab.nn.residual import Residual, Scaled
@@ -243,30 +244,49 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def plan_model(model: nn.Module, plan: Any = AUTO, *, example_input: Any = None) -> tuple[list[Assignment], Discovery | None]:
-    """Resolve ``plan`` for ``model`` without touching it: the assignments and the discovery used."""
+_LOADED = "loaded from the checkpoint: left as is"
+
+
+def plan_model(model: nn.Module, plan: Any = AUTO, *, example_input: Any = None,
+               partial: Partial | None = None) -> tuple[list[Assignment], Discovery | None]:
+    """Resolve ``plan`` for ``model`` without touching it: the assignments and the discovery used.
+
+    With ``partial``, the parameters it does not select get no scheme (they stay as loaded).
+    """
     check_model(model, "init_")
     resolver = _Resolver(model, as_plan(plan), example_input)
-    return resolver.resolve(), resolver.discovery
+    assignments = resolver.resolve()
+    if partial is not None:
+        for assignment in assignments:
+            if not partial.selects([assignment.name, *assignment.aliases]):
+                assignment.choice = Choice(None, note=_LOADED)
+    return assignments, resolver.discovery
 
 
-def _record(assignments, discovery, seed, status) -> InitRecord:
+def _record(assignments, discovery, seed, status, partial: Partial | None = None) -> InitRecord:
+    rows = [_row(assignment, seed, status) for assignment in assignments]
+    for row in rows:
+        if row.note == _LOADED:
+            row.status = "loaded"
     return InitRecord(
         seed=seed,
         discovery="" if discovery is None else discovery.method,
         discovery_note="" if discovery is None else discovery.note,
-        rows=[_row(assignment, seed, status) for assignment in assignments],
+        rows=rows,
+        partial=None if partial is None else partial.to_dict(sum(row.status == "loaded" for row in rows)),
     )
 
 
-def preview(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: Any = None) -> InitRecord:
+def preview(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: Any = None,
+            only: Any = None) -> InitRecord:
     """What :func:`init_` would do, without changing the model (rows have status ``"planned"``)."""
-    assignments, discovery = plan_model(model, plan, example_input=example_input)
-    return _record(assignments, discovery, _check_seed(seed), "planned")
+    partial = as_partial(model, only)
+    assignments, discovery = plan_model(model, plan, example_input=example_input, partial=partial)
+    return _record(assignments, discovery, _check_seed(seed), "planned", partial)
 
 
 def init_(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: Any = None,
-          residual: Residual | None = None) -> InitRecord:
+          residual: Residual | None = None, only: Any = None) -> InitRecord:
     """Initialise every parameter of ``model`` by ``plan``; returns the :class:`InitRecord`.
 
     Args:
@@ -279,28 +299,36 @@ def init_(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: A
         example_input: an input the model accepts (a tensor, a tuple of
             positional arguments or a dict of keyword arguments). With it the
             model is run once (without lasting effect) to see which activation
-            follows each layer; without it torch.fx tracing is used.
+            follows each layer; without it torch.fx tracing is tried, then a
+            run on an input built from the model (:mod:`initlab.nn.inputs`).
         residual: residual-aware treatment of branch-output layers (overrides ``plan.residual``).
+        only: initialise only these parameters and leave every other tensor
+            bit-identical: the result of :func:`initlab.nn.load_matching` (missing
+            and shape-mismatched keys), of ``model.load_state_dict(state,
+            strict=False)`` (missing keys) or a list of names; see
+            :mod:`initlab.nn.partial`. The record keeps the sets (``partial``).
 
     Raises:
         InitlabError: a model without parameters, a strict rule matching
             nothing, a scheme that cannot apply to a parameter (e.g. orthogonal
-            on a 1-D bias), an example input the model rejects, meta tensors.
+            on a 1-D bias), an example input the model rejects, meta tensors,
+            names in ``only`` that the model does not have.
     """
     plan = as_plan(plan)
     if residual is not None:
         plan = Plan(plan.rules, plan.default, plan.strict, residual)
-    return apply_plan(model, plan, seed=seed, example_input=example_input)
+    return apply_plan(model, plan, seed=seed, example_input=example_input, only=only)
 
 
 def apply_plan(model: nn.Module, plan: Plan, *, seed: int, example_input: Any = None,
-               measure_values: bool = True) -> InitRecord:
+               measure_values: bool = True, only: Any = None) -> InitRecord:
     """:func:`init_` for a :class:`Plan`; ``measure_values=False`` skips the measured std/mean/probes
     (for weights about to change anyway, as in LSUV's pre-initialization; :func:`verify` skips such rows).
     """
     seed = _check_seed(seed)
-    assignments, discovery = plan_model(model, plan, example_input=example_input)
-    record = _record(assignments, discovery, seed, "initialised")  # checks every scheme before any write
+    partial = as_partial(model, only)
+    assignments, discovery = plan_model(model, plan, example_input=example_input, partial=partial)
+    record = _record(assignments, discovery, seed, "initialised", partial)  # checks every scheme before any write
     _check_materialised(assignments)
     todo = [(assignment, row) for assignment, row in zip(assignments, record.rows)
             if assignment.choice.scheme is not None]
@@ -310,7 +338,10 @@ def apply_plan(model: nn.Module, plan: Plan, *, seed: int, example_input: Any = 
         for assignment, _ in todo:
             _write(assignment, seed)
     touched = {id(a.module) for a in assignments if a.choice.scheme is not None}
-    record.buffers_reset = _reset_norm_buffers(model, lambda module: plan.default == AUTO or id(module) in touched)
+    if partial is not None:
+        record.buffers_reset = _reset_norm_buffers(model, lambda module: True, partial.names)
+    else:
+        record.buffers_reset = _reset_norm_buffers(model, lambda module: plan.default == AUTO or id(module) in touched)
     return record
 
 
@@ -347,14 +378,18 @@ def _write(assignment: Assignment, seed: int) -> Moments | None:
     return moments
 
 
-def _reset_norm_buffers(model: nn.Module, covered: Callable[[nn.Module], bool]) -> list[str]:
+def _reset_norm_buffers(model: nn.Module, covered: Callable[[nn.Module], bool],
+                        only: frozenset[str] | None = None) -> list[str]:
     """Reset the running statistics of the norm layers the plan covers; their names.
 
     A norm layer is covered when the plan initialised one of its parameters, or, for
-    the auto plan, always (a BatchNorm without affine parameters too).
+    the auto plan, always (a BatchNorm without affine parameters too). With ``only``
+    (a partial init), exactly the norms whose running statistics are named in it.
     """
     reset = []
     for name, module in model.named_modules():
+        if only is not None and f"{name}.running_mean".lstrip(".") not in only:
+            continue
         if (is_norm(module) and covered(module) and hasattr(module, "reset_running_stats")
                 and getattr(module, "track_running_stats", False)):
             if module.running_mean is not None and module.running_mean.device.type != "meta":
