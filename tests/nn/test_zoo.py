@@ -36,8 +36,11 @@ def initialised():
             continue
         torch.manual_seed(0)
         model = entry.build()
+        calls = []
+        handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
         record = init_(model, seed=0)
-        results[name] = (entry, model, record, zoo_models.health(entry, model, entry.inputs()))
+        handle.remove()
+        results[name] = (entry, model, record, zoo_models.health(entry, model, entry.inputs()), len(calls))
     return results
 
 
@@ -45,8 +48,9 @@ def initialised():
 def test_zoo_model_starts_healthy(initialised, name):
     if name in HF:
         pytest.importorskip("transformers")
-    _entry, model, record, health = initialised[name]
+    _, model, record, health, forward_passes = initialised[name]
     assert record.discovery in ("fx", "trace"), record.discovery_note
+    assert forward_passes == (1 if record.discovery == "trace" else 0)  # at most one forward pass
     unexplained = [row.name for row in record.rows if row.status == "untouched" and not row.note.startswith("kept")]
     assert not unexplained
     assert health.finite
@@ -58,7 +62,7 @@ def test_zoo_model_starts_healthy(initialised, name):
 
 def test_zoo_records_say_what_was_kept_and_why(initialised):
     notes = {name: {row.name: row.note for row in record.rows if row.status == "untouched"}
-             for name, (_, _, record, _) in initialised.items()}
+             for name, (_, _, record, _, _) in initialised.items()}
     assert notes["timm-patch-layerscale"] == {
         f"blocks.{index}.gamma": "kept at its construction value: no auto rule for a parameter of LayerScaleBlock"
         for index in (0, 1)}
@@ -71,7 +75,7 @@ def test_zoo_records_say_what_was_kept_and_why(initialised):
 
 def test_gpt2_conv1d_projections_are_initialised_as_linear_layers(initialised):
     pytest.importorskip("transformers")
-    _, _model, record, _ = initialised["gpt2"]
+    _, _, record, _, _ = initialised["gpt2"]
     attention = record.row("transformer.h.0.attn.c_attn.weight")
     assert attention.layout == {"kind": "linear_in_out", "blocks": 3}
     assert attention.fans == {"fan_in": 32, "fan_out": 32, "receptive_field": 1}
@@ -83,7 +87,7 @@ def test_gpt2_conv1d_projections_are_initialised_as_linear_layers(initialised):
 
 def test_t5_query_carries_the_score_scaling(initialised):
     pytest.importorskip("transformers")
-    _, _, record, _ = initialised["t5"]
+    _, _, record, _, _ = initialised["t5"]
     query = record.row("encoder.block.0.layer.0.SelfAttention.q.weight")
     assert query.scheme_name == "glorot_normal x0.3536" and "d_head=8" in query.note
     assert record.row("encoder.block.0.layer.0.SelfAttention.k.weight").scheme_name == "glorot_normal"
@@ -92,7 +96,7 @@ def test_t5_query_carries_the_score_scaling(initialised):
 
 def test_vision_models_zero_the_norm_ending_each_residual_branch(initialised):
     pytest.importorskip("transformers")
-    _, _, record, _ = initialised["resnet"]
+    _, _, record, _, _ = initialised["resnet"]
     ends = {row.name for row in record.rows if "ends a residual branch" in row.note}
     assert ends == {"resnet.encoder.stages.0.layers.0.layer.2.normalization.weight",
                     "resnet.encoder.stages.1.layers.0.layer.2.normalization.weight"}
