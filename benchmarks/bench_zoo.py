@@ -29,9 +29,9 @@ from harness import emit, target
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "nn"))
 
-import zoo_models  # noqa: E402
+import zoo_models
 
-from initlab.nn import init_  # noqa: E402
+from initlab.nn import init_
 
 
 def best(function, repeats: int = 3) -> tuple[float, object]:
