@@ -13,11 +13,11 @@ from initlab.nn.partial import PartialLoad, load_matching
 from initlab.nn.plan import Plan, Rule
 from initlab.nn.record import InitRecord, Verification, verify
 from initlab.nn.residual import Residual
-from initlab.nn import init
+from initlab.nn import init, presets
 from initlab.nn.switch import use_initlab_init
 
 __all__ = [
     "init_", "preview", "lsuv_", "LSUVRecord", "Plan", "Rule", "InitRecord", "Verification",
     "verify", "Residual", "init", "use_initlab_init", "register_layer", "DiscoveryWarning",
-    "load_matching", "PartialLoad",
+    "load_matching", "PartialLoad", "presets",
 ]

@@ -15,6 +15,7 @@ other buffers are not touched.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -101,8 +102,8 @@ class _Resolver:
             if spec == AUTO:
                 choice = self.auto(target)
                 return Choice(choice.scheme, choice.activation, choice.found_by, choice.gain,
-                              "; ".join(filter(None, [f"auto via {label}", choice.note])))
-            return Choice(spec, None, f"rule: {label}", _scheme_gain(spec))
+                              "; ".join(filter(None, [f"auto via {label}", choice.note])), rule.layout_compat)
+            return Choice(spec, None, f"rule: {label}", _scheme_gain(spec), layout_compat=rule.layout_compat)
         if self.plan.default == AUTO:
             return self.auto(target)
         return Choice(None, note="no rule covers it and the plan's default is None")
@@ -117,10 +118,13 @@ class _Resolver:
         return Target(module_name, self.modules[module_name], local, tensor, tuple(t for t in tied if t != module_name),
                       self.frozen_means_kept)
 
-    def layout(self, target: Target) -> Layout | None:
+    def layout(self, target: Target, choice: Choice) -> Layout | None:
         structure = None if self.discovery is None else self.discovery.structure
         blocks = structure.blocks.get(target.module_name, (1, ""))[0] if structure is not None else 1
-        return param_layout(target.module, target.local_name, target.tensor, blocks)
+        layout = param_layout(target.module, target.local_name, target.tensor, blocks)
+        if layout is not None and choice.layout_compat != layout.compat:
+            layout = dataclasses.replace(layout, compat=choice.layout_compat)
+        return layout
 
     def resolve(self) -> list[Assignment]:
         assignments = []
@@ -128,7 +132,7 @@ class _Resolver:
             target = self.target(name, aliases, tensor)
             choice = self.choose(target, name)
             assignments.append(Assignment(name, aliases, target.module_name, target.module, tensor,
-                                          self.layout(target), choice))
+                                          self.layout(target, choice), choice))
         if self.plan.strict:
             unused = [rule.describe() for rule, count in zip(self.plan.rules, self.used) if count == 0]
             if unused:

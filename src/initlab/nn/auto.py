@@ -100,6 +100,7 @@ class Choice:
             ``"rule"``) or ``""`` where no activation is involved.
         gain: the gain the scheme applies (None where not a fan-based scheme).
         note: anything the record should say (why a default was used, what was kept and why).
+        layout_compat: ``"torch"`` when a rule asks for torch's fan counting.
     """
 
     scheme: Scheme | None
@@ -107,6 +108,7 @@ class Choice:
     found_by: str = ""
     gain: float | None = None
     note: str = ""
+    layout_compat: str = "forward"
 
 
 @dataclass(frozen=True)
