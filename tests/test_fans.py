@@ -8,7 +8,8 @@ Reference formulas written out here (not imported from the libraries):
   out_axis=-1): rf = prod(shape[:-2]); fan_in = shape[-2] * rf, fan_out = shape[-1] * rf.
 - forward counting (initlab): conv (out, in/g, *k): fan_in = (in/g) prod(k),
   fan_out = (out/g) prod(k); conv_transpose (in, out/g, *k): fan_in = (in/g) prod(k),
-  fan_out = (out/g) prod(k).
+  fan_out = (out/g) prod(k). With strides s, an input position lies in prod(k/s)
+  windows: conv fan_out = (out/g) prod(k/s), conv_transpose fan_in = (in/g) prod(k/s).
 """
 
 import math
@@ -117,7 +118,7 @@ def test_layout_object_round_trips_to_dict():
         (lambda: fans((30, 4, 3), "conv", groups=4),
          "fans: groups=4 does not divide out_channels (dimension 0) = 30 of shape=(30, 4, 3); expected a divisor of 30."),
         (lambda: fans((8, 4), "dense"),
-         "layout: kind='dense' is invalid; expected one of linear, conv, conv_transpose, embedding, axes."),
+         "layout: kind='dense' is invalid; expected one of linear, linear_in_out, conv, conv_transpose, embedding, axes."),
         (lambda: fans((8, 4), "linear", groups=0),
          "layout: groups=0 is invalid; expected a positive integer."),
         (lambda: fans((8, 4), "linear", layout_compat="keras"),
@@ -137,3 +138,50 @@ def test_bad_input_messages(call, message):
         call()
     assert str(caught.value) == message
     assert isinstance(caught.value, ValueError)
+
+
+def _coverage_by_enumeration(kernel: int, stride: int, length: int = 64) -> float:
+    """Mean number of windows (kernel, stride, no padding) that cover an input position, away from the edges."""
+    counts = [0] * length
+    for start in range(0, length - kernel + 1, stride):
+        for position in range(start, start + kernel):
+            counts[position] += 1
+    inner = counts[kernel:length - kernel - (length - kernel) % stride]
+    return sum(inner) / len(inner)
+
+
+@pytest.mark.parametrize("kernel, stride", [(8, 8), (4, 4), (3, 2), (3, 1), (7, 2), (1, 2), (2, 2), (5, 3)])
+def test_strided_conv_fan_out_counts_the_windows_covering_one_input(kernel, stride):
+    coverage = _coverage_by_enumeration(kernel, stride)
+    assert coverage == pytest.approx(kernel / stride, rel=0.05)
+    counted = fans((16, 3, kernel, kernel), Layout("conv", stride=(stride, stride)))
+    assert counted.fan_in == 3 * kernel * kernel
+    assert counted.fan_out == pytest.approx(16 * (kernel / stride) ** 2)
+    transposed = fans((16, 3, kernel, kernel), Layout("conv_transpose", stride=(stride, stride)))
+    assert transposed.fan_in == pytest.approx(16 * (kernel / stride) ** 2)
+    assert transposed.fan_out == 3 * kernel * kernel
+
+
+def test_patch_embedding_fan_out_is_the_channel_count():
+    patch = fans((64, 3, 16, 16), Layout("conv", stride=(16, 16)))
+    assert patch == Fans(fan_in=3 * 256, fan_out=64, receptive_field=256)
+    assert isinstance(patch.fan_out, int)
+    assert fans((64, 3, 16, 16), Layout("conv", stride=16)).fan_out == 64  # one stride for every axis
+    assert fans((64, 3, 16, 16), Layout("conv", stride=(16, 16), compat="torch")).fan_out == 64 * 256
+
+
+def test_transposed_linear_layout_reads_in_then_out():
+    assert fans((32, 96), "linear_in_out") == Fans(fan_in=32, fan_out=96)
+    assert fans((32, 96), Layout("linear_in_out", blocks=3)) == Fans(fan_in=32, fan_out=32)
+    assert fans((96, 32), Layout("linear", blocks=3)) == Fans(fan_in=32, fan_out=32)
+    with pytest.raises(InitlabError, match=r"blocks=5 does not divide the second dimension of shape=\(32, 96\)"):
+        fans((32, 96), Layout("linear_in_out", blocks=5))
+
+
+def test_bad_stride():
+    with pytest.raises(InitlabError, match=r"layout: stride=\(0, 2\) is invalid; expected a tuple of positive"):
+        Layout("conv", stride=(0, 2))
+    with pytest.raises(InitlabError, match=r"stride=\(2, 2\) has 2 entries but shape=\(8, 3, 3\) has 1 kernel"):
+        fans((8, 3, 3), Layout("conv", stride=(2, 2)))
+    assert Layout("conv", stride=(1, 1)).to_dict() == {"kind": "conv"}
+    assert Layout("conv", stride=(2, 1)).to_dict() == {"kind": "conv", "stride": [2, 1]}

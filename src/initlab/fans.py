@@ -2,15 +2,16 @@
 
 Conventions (``k`` = kernel sizes, ``prod(k)`` = receptive field):
 
-=================  ============================  ========================  =========================
-layout             weight shape                  fan_in                    fan_out
-=================  ============================  ========================  =========================
-``linear``         (out, in)                     in                        out
-``conv``           (out, in/groups, *k)          (in/groups)*prod(k)       (out/groups)*prod(k)
-``conv_transpose`` (in, out/groups, *k)          (in/groups)*prod(k)       (out/groups)*prod(k)
-``embedding``      (num, dim)                    num                       dim
-``axes``           any, with in/out/batch axes   prod(in axes)*receptive   prod(out axes)*receptive
-=================  ============================  ========================  =========================
+==================  ============================  ========================  =========================
+layout              weight shape                  fan_in                    fan_out
+==================  ============================  ========================  =========================
+``linear``          (out, in)                     in                        out
+``linear_in_out``   (in, out)                     in                        out
+``conv``            (out, in/groups, *k)          (in/groups)*prod(k)       (out/groups)*prod(k/s)
+``conv_transpose``  (in, out/groups, *k)          (in/groups)*prod(k/s)     (out/groups)*prod(k)
+``embedding``       (num, dim)                    num                       dim
+``axes``            any, with in/out/batch axes   prod(in axes)*receptive   prod(out axes)*receptive
+==================  ============================  ========================  =========================
 
 fan_in is the number of inputs that one output unit sums over; fan_out the
 number of outputs one input unit feeds. For a grouped convolution each
@@ -21,18 +22,34 @@ convolution with weight ``(in, out/groups, *k)`` the roles of the first two
 axes are swapped with respect to a conv: an input channel feeds
 ``(out/groups)*prod(k)`` outputs.
 
+Strides (``Layout(stride=s)``, one entry per spatial axis). A convolution
+with stride ``s`` places its windows ``s`` apart, so an input position lies
+in ``k/s`` windows per axis on average (``ceil`` or ``floor`` of it at each
+position): its fan_out is ``(out/groups)*prod(k/s)``. A patch embedding
+(kernel = stride) has fan_out = out, not ``out*k*k``. A transposed
+convolution with stride ``s`` is the adjoint: each output position sums
+``prod(k/s)`` taps of each input channel, so its fan_in is
+``(in/groups)*prod(k/s)``. A fan that ``k/s`` makes fractional is kept as a
+float (k = 3, s = 2: 1.5 windows per input position).
+
+``linear_in_out`` is a linear map whose weight is stored transposed,
+``(in, out)``, as in ``y = x @ W + b`` (Hugging Face ``Conv1D``, Keras
+``Dense`` kernels).
+
 Where torch differs. ``torch.nn.init._calculate_fan_in_and_fan_out`` reads
 any weight as ``(out, in, *k)``: it computes fan_out = shape[0]*prod(k),
 which over-counts a grouped conv's fan_out by the factor ``groups``
-(pytorch/pytorch#23854), and it swaps fan_in and fan_out of a transposed
-conv (pytorch/pytorch#7865). ``layout_compat="torch"`` reproduces torch
+(pytorch/pytorch#23854), it swaps fan_in and fan_out of a transposed
+conv (pytorch/pytorch#7865), and it ignores strides. ``layout_compat="torch"`` reproduces torch
 exactly; the default ``"forward"`` counts as above. The embedding layout
 follows JAX/Keras (in axis -2, out axis -1); torch's counting gives
 fan_in = dim, fan_out = num.
 
 Fused projections. ``blocks=b`` describes a weight made of ``b`` stacked
-independent matrices along its first axis (``nn.MultiheadAttention``'s
-``in_proj_weight`` is 3 stacked E x E blocks): fans are those of one block.
+independent matrices along its output axis (``nn.MultiheadAttention``'s
+``in_proj_weight`` is 3 stacked E x E blocks along its first axis; a fused
+``(in, 3 E)`` ``linear_in_out`` weight has them along its second): fans are
+those of one block.
 """
 
 from __future__ import annotations
@@ -43,7 +60,7 @@ from typing import Sequence
 
 from initlab.errors import InitlabError
 
-LAYOUTS = ("linear", "conv", "conv_transpose", "embedding", "axes")
+LAYOUTS = ("linear", "linear_in_out", "conv", "conv_transpose", "embedding", "axes")
 COMPATS = ("forward", "torch")
 
 
@@ -51,8 +68,8 @@ COMPATS = ("forward", "torch")
 class Fans:
     """Fan counts of one weight tensor (or of one block of a fused weight)."""
 
-    fan_in: int
-    fan_out: int
+    fan_in: int | float
+    fan_out: int | float
     receptive_field: int = 1
 
     def to_dict(self) -> dict:
@@ -64,8 +81,10 @@ class Layout:
     """How to read a weight tensor's axes.
 
     Args:
-        kind: one of ``linear``, ``conv``, ``conv_transpose``, ``embedding``, ``axes``.
+        kind: one of ``linear``, ``linear_in_out``, ``conv``, ``conv_transpose``, ``embedding``, ``axes``.
         groups: channel groups of a (transposed) convolution.
+        stride: the strides of a (transposed) convolution, one per kernel axis or one for
+            all (empty: all 1).
         in_axis, out_axis: for ``kind="axes"`` (Keras/JAX style): the input and
             output axes (int or tuple of ints); every other axis, except the
             batch axes, is a receptive-field axis.
@@ -82,6 +101,7 @@ class Layout:
     batch_axis: tuple[int, ...] = field(default_factory=tuple)
     blocks: int = 1
     compat: str = "forward"
+    stride: tuple[int, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if self.kind not in LAYOUTS:
@@ -97,11 +117,19 @@ class Layout:
                 raise InitlabError(
                     f"layout: {argument}={value!r} is invalid; expected a positive integer."
                 )
+        stride = (self.stride,) if isinstance(self.stride, int) else self.stride
+        if not isinstance(stride, (tuple, list)) or any(
+            isinstance(step, bool) or not isinstance(step, int) or step < 1 for step in stride
+        ):
+            raise InitlabError(
+                f"layout: stride={self.stride!r} is invalid; expected a tuple of positive integers."
+            )
+        object.__setattr__(self, "stride", tuple(stride) if any(step != 1 for step in stride) else ())
 
     def to_dict(self) -> dict:
         data = {"kind": self.kind}
         defaults = Layout()
-        for name in ("groups", "in_axis", "out_axis", "batch_axis", "blocks", "compat"):
+        for name in ("groups", "in_axis", "out_axis", "batch_axis", "blocks", "compat", "stride"):
             value = getattr(self, name)
             if value != getattr(defaults, name):
                 data[name] = list(value) if isinstance(value, tuple) else value
@@ -136,11 +164,12 @@ def fans(
         shape: the weight's shape.
         layout: a layout name, a :class:`Layout`, or None to infer it.
         **options: Layout fields (``groups``, ``in_axis``, ``out_axis``,
-            ``batch_axis``, ``blocks``, ``layout_compat``).
+            ``batch_axis``, ``blocks``, ``stride``, ``layout_compat``).
 
     Raises:
         InitlabError: for a shape with fewer than 2 dimensions, a zero-size
-            dimension, or groups/blocks that do not divide the channels.
+            dimension, groups/blocks that do not divide the channels, or
+            strides that do not match the kernel's axes.
     """
     shape = tuple(int(size) for size in shape)
     spec = as_layout(layout, shape, **options)
@@ -154,12 +183,14 @@ def fans(
             f"fans: shape={shape} has a dimension of size 0, so fan_in or fan_out is 0; "
             f"expected every dimension >= 1."
         )
-    if shape[0] % spec.blocks:
+    block_axis = 1 if spec.kind == "linear_in_out" else 0
+    if shape[block_axis] % spec.blocks:
         raise InitlabError(
-            f"fans: blocks={spec.blocks} does not divide the first dimension of shape={shape}; "
+            f"fans: blocks={spec.blocks} does not divide the {('first', 'second')[block_axis]} dimension of "
+            f"shape={shape}; "
             f"expected a fused weight of {spec.blocks} equal stacked blocks."
         )
-    shape = (shape[0] // spec.blocks,) + shape[1:]
+    shape = shape[:block_axis] + (shape[block_axis] // spec.blocks,) + shape[block_axis + 1:]
     if spec.compat == "torch":
         return _torch_fans(shape)
     if spec.kind == "axes":
@@ -170,14 +201,37 @@ def fans(
     if spec.kind == "linear":
         _expect_dims(shape, 2, spec.kind)
         return Fans(fan_in=shape[1], fan_out=shape[0])
+    if spec.kind == "linear_in_out":
+        _expect_dims(shape, 2, spec.kind)
+        return Fans(fan_in=shape[0], fan_out=shape[1])
     receptive = math.prod(shape[2:])
+    covered = _windows_per_position(shape[2:], spec.stride, shape)
     if spec.kind == "conv":
         out_channels, in_per_group = shape[0], shape[1]
         _check_groups(out_channels, spec.groups, shape, "out_channels (dimension 0)")
-        return Fans(in_per_group * receptive, out_channels // spec.groups * receptive, receptive)
+        return Fans(in_per_group * receptive, _count(out_channels // spec.groups * covered), receptive)
     in_channels, out_per_group = shape[0], shape[1]
     _check_groups(in_channels, spec.groups, shape, "in_channels (dimension 0)")
-    return Fans(in_channels // spec.groups * receptive, out_per_group * receptive, receptive)
+    return Fans(_count(in_channels // spec.groups * covered), out_per_group * receptive, receptive)
+
+
+def _windows_per_position(kernel: tuple[int, ...], stride: tuple[int, ...], shape: tuple[int, ...]) -> float:
+    """prod(k_i / s_i): how many windows of a strided convolution cover one position, on average."""
+    if not stride:
+        return math.prod(kernel)
+    if len(stride) == 1:
+        stride = stride * len(kernel)
+    if len(stride) != len(kernel):
+        raise InitlabError(
+            f"fans: stride={stride} has {len(stride)} entries but shape={shape} has {len(kernel)} kernel "
+            f"axes; expected one stride per kernel axis."
+        )
+    return math.prod(size / step for size, step in zip(kernel, stride))
+
+
+def _count(value: float) -> int | float:
+    """An integer fan as an int, a fractional one (k/s not whole) as a float."""
+    return round(value) if abs(value - round(value)) < 1e-9 else value
 
 
 def _torch_fans(shape: tuple[int, ...]) -> Fans:

@@ -124,9 +124,11 @@ def test_tied_weights_are_initialised_once_under_their_first_name():
     assert names.count("embed.weight") == 1 and "head.weight" not in names
     row = record.row("head.weight")
     assert row.name == "embed.weight" and row.aliases == ["head.weight"]
-    expected = normal(0.0, 1.0).sample((50, 32), layout="embedding", seed=2, name="embed.weight")
+    # tied to the readout head: the logits decide, std 0.5 / sqrt(d) (issue 16), not N(0, 1)
+    expected = normal(0.0, 0.5 / math.sqrt(32)).sample((50, 32), layout="embedding", seed=2, name="embed.weight")
     assert torch.equal(model.head.weight.detach(), torch.from_numpy(expected))
     assert model.head.weight is model.embed.weight
+    assert "tied with the readout head" in row.note
 
 
 def test_verify_passes_then_fails_after_a_manual_reinit_of_one_layer():

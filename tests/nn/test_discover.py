@@ -12,7 +12,7 @@ from torch import nn
 from initlab.activations import get_activation
 from initlab.gains import gain
 from initlab.nn import preview
-from initlab.nn.discover import discover
+from initlab.nn.discover import DiscoveryWarning, discover
 
 from initlab_nn_models import Decoder, MixedMLP, ResidualBlock, SmallCNN, Swish
 
@@ -51,8 +51,10 @@ def test_mixed_mlp_gets_the_scheme_of_each_activation(example_input):
     assert picks(record, "fc6.weight") == ("he_normal", "leaky_relu(negative_slope=0.2)",
                                            pytest.approx(math.sqrt(2 / 1.04)))
     assert record.row("fc6.weight").scheme["scale"] == pytest.approx(2 / 1.04)
-    assert picks(record, "head.weight") == ("glorot_normal", None, 1.0)
-    assert "no activation before output" in record.row("head.weight").found_by
+    # the head's output is the model's output: the readout rule (logit std 0.5 on unit features)
+    assert picks(record, "head.weight") == ("readout_normal", None, 0.5)
+    assert record.row("head.weight").target_std == pytest.approx(0.5 / math.sqrt(64))
+    assert "readout" in record.row("head.weight").found_by
     for name in ("fc1.bias", "head.bias"):
         assert record.row(name).scheme == {"scheme": "zeros"}
 
@@ -75,7 +77,7 @@ def test_cnn_with_batchnorm_sees_relu_through_the_norm(example_input):
     assert conv2.fans == {"fan_in": 8 * 9, "fan_out": 16 * 9, "receptive_field": 9}
     assert conv2.target_std == pytest.approx(SQRT2 / math.sqrt(72))
     assert (record.row("bn1.weight").scheme, record.row("bn1.bias").scheme) == ({"scheme": "ones"}, {"scheme": "zeros"})
-    assert picks(record, "fc.weight")[:2] == ("glorot_normal", None)
+    assert picks(record, "fc.weight")[:2] == ("readout_normal", None)
 
 
 @pytest.mark.parametrize("example_input", [None, torch.randn(2, 8, 6, 6)], ids=["fx", "trace"])
@@ -106,13 +108,35 @@ def test_transformer_gelu_module_activation_is_found():
     assert record.row("linear1.weight").activation == "gelu"
 
 
-def test_untraceable_model_without_input_falls_back_and_says_so():
-    record = preview(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True))
+class NeedsLengths(nn.Module):
+    """A model fx cannot trace (control flow on a value) whose forward needs two arguments."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 16)
+
+    def forward(self, x, lengths):
+        if int(lengths.max()) > 3:
+            x = x[:, :3]
+        return torch.relu(self.fc(x))
+
+
+def test_untraceable_model_without_input_falls_back_says_so_and_warns():
+    with pytest.warns(DiscoveryWarning, match=r"could not see the computation of NeedsLengths.*Glorot normal"):
+        record = preview(NeedsLengths())
     assert record.discovery == "unknown"
     assert "torch.fx could not trace" in record.discovery_note and "example_input" in record.discovery_note
-    row = record.row("linear1.weight")
+    assert "no input built from the model's first layer ran ((2, 16), (2, 8, 16))" in record.discovery_note
+    row = record.row("fc.weight")
     assert (row.scheme_name, row.found_by) == ("glorot_normal", "unknown")
     assert "activation not found" in row.note
+
+
+def test_transformer_layer_without_input_is_traced_on_a_built_input():
+    record = preview(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True))
+    assert record.discovery == "trace"
+    assert "built input of shape (2, 8, 16)" in record.discovery_note and "torch.fx could not" in record.discovery_note
+    assert picks(record, "linear1.weight") == ("he_normal", "relu", pytest.approx(SQRT2))
 
 
 def test_gru_uses_one_block_per_gate():
@@ -130,21 +154,22 @@ def test_gru_uses_one_block_per_gate():
 @pytest.mark.parametrize("example_input", [None, torch.randn(2, 16, 4, 4)], ids=["fx", "trace"])
 def test_conv_transpose_decoder(example_input):
     record = preview(Decoder(), example_input=example_input)
-    up1 = record.row("up1.weight")  # weight (in=16, out=8, 4, 4): fan_in = 16 * 16
-    assert (up1.scheme_name, up1.activation, up1.layout) == ("he_normal", "relu", {"kind": "conv_transpose"})
-    assert up1.fans == {"fan_in": 16 * 16, "fan_out": 8 * 16, "receptive_field": 16}
+    up1 = record.row("up1.weight")  # weight (in=16, out=8, 4, 4), stride 2: an output sums (4/2)^2 taps per input
+    assert (up1.scheme_name, up1.activation, up1.layout) == ("he_normal", "relu",
+                                                             {"kind": "conv_transpose", "stride": [2, 2]})
+    assert up1.fans == {"fan_in": 16 * 4, "fan_out": 8 * 16, "receptive_field": 16}
     assert picks(record, "up2.weight")[:2] == ("glorot_normal", "sigmoid")
 
 
 @pytest.mark.parametrize("example_input", [None, torch.randn(3, 10)], ids=["fx", "trace"])
-def test_custom_activation_module_uses_its_forward_gain(example_input):
+def test_custom_module_computing_a_named_activation_is_that_activation(example_input):
     model = nn.Sequential(nn.Linear(10, 10), Swish(), nn.Linear(10, 2))
     record = preview(model, example_input=example_input)
     row = record.row("0.weight")
-    assert row.activation == "custom:Swish"
-    silu = forward_gain("silu")  # x * sigmoid(x) is SiLU: the same gain, by quadrature of the wrapper
-    assert row.gain == pytest.approx(silu, rel=1e-6)
-    assert row.target_std == pytest.approx(silu / math.sqrt(10), rel=1e-6)
+    assert row.activation == "silu"  # x * sigmoid(x) computes SiLU: it is SiLU, whatever class wraps it
+    silu = forward_gain("silu")
+    assert row.gain == pytest.approx(silu, rel=1e-12)
+    assert row.target_std == pytest.approx(silu / math.sqrt(10), rel=1e-12)
 
 
 def test_custom_function_marked_for_fx_uses_its_forward_gain():

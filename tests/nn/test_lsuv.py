@@ -8,6 +8,7 @@ from torch import nn
 
 from initlab import InitlabError
 from initlab.nn import lsuv_
+from initlab.nn.layers import layer_kind
 from initlab.nn.lsuv import _FITTED
 
 from initlab_nn_models import ResidualBlock, bn_cnn, deep_mlp
@@ -22,7 +23,7 @@ def output_variances(model: nn.Module, batch: torch.Tensor) -> dict[str, float]:
     variances: dict[str, float] = {}
     handles = []
     for name, module in model.named_modules():
-        if isinstance(module, _FITTED) and not name.endswith("out_proj"):
+        if layer_kind(module) in _FITTED and not name.endswith("out_proj"):
             def hook(module, args, output, name=name):
                 output = output[0] if isinstance(output, tuple) else output
                 variances.setdefault(name, float(output.float().var()))
@@ -155,3 +156,19 @@ def test_bad_input():
         lsuv_(deep_mlp(depth=1, width=4), torch.randn(2, 4), tol=0)
     with pytest.raises(InitlabError, match=r"lsuv_: batch of shape \(2, 5\) was rejected by the model"):
         lsuv_(deep_mlp(depth=1, width=4), torch.randn(2, 5))
+
+
+def test_registered_in_out_linear_layers_are_fitted():
+    from test_real_models import FusedQKV, TransposedLinear
+
+    from initlab.nn import register_layer
+
+    register_layer(TransposedLinear, "linear", "linear_in_out")
+    model = FusedQKV()
+    batch = torch.randn(8, 6, 32, generator=torch.Generator().manual_seed(0))
+    record = lsuv_(model, batch, tol=0.05)
+    fitted = {layer.name: layer for layer in record.layers}
+    assert set(fitted) == {"qkv", "out", "fc"}
+    assert all(layer.status == "fitted" for layer in fitted.values())
+    for name, variance in output_variances(model, batch).items():
+        assert abs(variance - 1.0) <= 0.05, name

@@ -120,7 +120,7 @@ def test_bad_plans():
         Rule(type="os.path.Nothing", weight=zeros())
     with pytest.raises(InitlabError, match=r"Rule: weight='he' is invalid; expected a Scheme"):
         Rule(match="x", weight="he")
-    with pytest.raises(InitlabError, match=r"Rule: match=None is invalid; expected a glob, a module type, or both"):
+    with pytest.raises(InitlabError, match=r"Rule: match=None is invalid; expected a glob, a module type or kind, or several"):
         Rule(weight=zeros())
     with pytest.raises(InitlabError, match=r"unknown scheme 'he_norml'"):
         Plan.from_dict({"rules": [{"match": "a", "weight": {"scheme": "he_norml"}}]})

@@ -6,14 +6,18 @@ makes PyTorch's own layer constructors draw through it.
 """
 
 from initlab.nn.apply import init_, preview
+from initlab.nn.discover import DiscoveryWarning
+from initlab.nn.layers import register_layer
 from initlab.nn.lsuv import LSUVRecord, lsuv_
+from initlab.nn.partial import PartialLoad, load_matching
 from initlab.nn.plan import Plan, Rule
 from initlab.nn.record import InitRecord, Verification, verify
 from initlab.nn.residual import Residual
-from initlab.nn import init
+from initlab.nn import init, presets
 from initlab.nn.switch import use_initlab_init
 
 __all__ = [
     "init_", "preview", "lsuv_", "LSUVRecord", "Plan", "Rule", "InitRecord", "Verification",
-    "verify", "Residual", "init", "use_initlab_init",
+    "verify", "Residual", "init", "use_initlab_init", "register_layer", "DiscoveryWarning",
+    "load_matching", "PartialLoad", "presets",
 ]

@@ -15,6 +15,7 @@ other buffers are not touched.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -24,9 +25,10 @@ from torch import nn
 
 from initlab.errors import InitlabError, bad_value
 from initlab.fans import Layout, fans
-from initlab.nn.auto import Choice, auto_choice
+from initlab.nn.auto import Choice, Target, auto_choice
 from initlab.nn.discover import Discovery, discover
-from initlab.nn.layers import is_norm, param_layout, role
+from initlab.nn.layers import is_norm, layer_kind, param_layout, role
+from initlab.nn.partial import Partial, as_partial
 from initlab.nn.plan import AUTO, Plan, Rule, as_plan
 from initlab.nn.record import InitRecord, Row, measure
 from initlab.nn.residual import Residual, Scaled
@@ -75,16 +77,18 @@ class _Resolver:
         self.rules = list(plan.rules) + ([plan.default] if isinstance(plan.default, Rule) else [])
         self.used: list[int] = [0] * len(plan.rules)
         self.discovery: Discovery | None = None
+        self.frozen_means_kept = any(tensor.requires_grad for tensor in model.parameters())
 
     def discover(self) -> Discovery:
         if self.discovery is None:
             self.discovery = discover(self.model, self.example_input)
         return self.discovery
 
-    def auto(self, module_name: str, module: nn.Module, local: str, tensor: torch.Tensor) -> Choice:
-        return auto_choice(module_name, module, local, tensor, self.modules, self.discover)
+    def auto(self, target: Target) -> Choice:
+        return auto_choice(target, self.modules, self.discover)
 
-    def choose(self, module_name: str, module: nn.Module, name: str, local: str, tensor: torch.Tensor) -> Choice:
+    def choose(self, target: Target, name: str) -> Choice:
+        module_name, module, local = target.module_name, target.module, target.local_name
         for index, rule in enumerate(self.rules):
             if not rule.selects(module_name, name, module):
                 continue
@@ -95,22 +99,39 @@ class _Resolver:
                 self.used[index] += 1
             label = rule.describe() if index < len(self.plan.rules) else f"default {rule.describe()}"
             if spec == AUTO:
-                choice = self.auto(module_name, module, local, tensor)
+                choice = self.auto(target)
                 return Choice(choice.scheme, choice.activation, choice.found_by, choice.gain,
-                              "; ".join(filter(None, [f"auto via {label}", choice.note])))
-            return Choice(spec, None, f"rule: {label}", _scheme_gain(spec))
+                              "; ".join(filter(None, [f"auto via {label}", choice.note])), rule.layout_compat)
+            return Choice(spec, None, f"rule: {label}", _scheme_gain(spec), layout_compat=rule.layout_compat)
         if self.plan.default == AUTO:
-            return self.auto(module_name, module, local, tensor)
+            return self.auto(target)
         return Choice(None, note="no rule covers it and the plan's default is None")
+
+    def target(self, name: str, aliases: list[str], tensor: torch.Tensor) -> Target:
+        """The parameter as seen from its first owner that is a known layer (else its first name)."""
+        owners = [name, *aliases]
+        first = next((owner for owner in owners if layer_kind(self.modules[owner.rpartition(".")[0]]) is not None),
+                     name)
+        module_name, _, local = first.rpartition(".")
+        tied = tuple(dict.fromkeys(owner.rpartition(".")[0] for owner in owners if owner != first))
+        return Target(module_name, self.modules[module_name], local, tensor, tuple(t for t in tied if t != module_name),
+                      self.frozen_means_kept)
+
+    def layout(self, target: Target, choice: Choice) -> Layout | None:
+        structure = None if self.discovery is None else self.discovery.structure
+        blocks = structure.blocks.get(target.module_name, (1, ""))[0] if structure is not None else 1
+        layout = param_layout(target.module, target.local_name, target.tensor, blocks)
+        if layout is not None and choice.layout_compat != layout.compat:
+            layout = dataclasses.replace(layout, compat=choice.layout_compat)
+        return layout
 
     def resolve(self) -> list[Assignment]:
         assignments = []
         for name, aliases, tensor in _unique_parameters(self.model):
-            module_name, _, local = name.rpartition(".")
-            module = self.modules[module_name]
-            choice = self.choose(module_name, module, name, local, tensor)
-            assignments.append(Assignment(name, aliases, module_name, module, tensor,
-                                          param_layout(module, local, tensor), choice))
+            target = self.target(name, aliases, tensor)
+            choice = self.choose(target, name)
+            assignments.append(Assignment(name, aliases, target.module_name, target.module, tensor,
+                                          self.layout(target, choice), choice))
         if self.plan.strict:
             unused = [rule.describe() for rule, count in zip(self.plan.rules, self.used) if count == 0]
             if unused:
@@ -226,30 +247,49 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def plan_model(model: nn.Module, plan: Any = AUTO, *, example_input: Any = None) -> tuple[list[Assignment], Discovery | None]:
-    """Resolve ``plan`` for ``model`` without touching it: the assignments and the discovery used."""
+_LOADED = "loaded from the checkpoint: left as is"
+
+
+def plan_model(model: nn.Module, plan: Any = AUTO, *, example_input: Any = None,
+               partial: Partial | None = None) -> tuple[list[Assignment], Discovery | None]:
+    """Resolve ``plan`` for ``model`` without touching it: the assignments and the discovery used.
+
+    With ``partial``, the parameters it does not select get no scheme (they stay as loaded).
+    """
     check_model(model, "init_")
     resolver = _Resolver(model, as_plan(plan), example_input)
-    return resolver.resolve(), resolver.discovery
+    assignments = resolver.resolve()
+    if partial is not None:
+        for assignment in assignments:
+            if not partial.selects([assignment.name, *assignment.aliases]):
+                assignment.choice = Choice(None, note=_LOADED)
+    return assignments, resolver.discovery
 
 
-def _record(assignments, discovery, seed, status) -> InitRecord:
+def _record(assignments, discovery, seed, status, partial: Partial | None = None) -> InitRecord:
+    rows = [_row(assignment, seed, status) for assignment in assignments]
+    for row in rows:
+        if row.note == _LOADED:
+            row.status = "loaded"
     return InitRecord(
         seed=seed,
         discovery="" if discovery is None else discovery.method,
         discovery_note="" if discovery is None else discovery.note,
-        rows=[_row(assignment, seed, status) for assignment in assignments],
+        rows=rows,
+        partial=None if partial is None else partial.to_dict(sum(row.status == "loaded" for row in rows)),
     )
 
 
-def preview(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: Any = None) -> InitRecord:
+def preview(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: Any = None,
+            only: Any = None) -> InitRecord:
     """What :func:`init_` would do, without changing the model (rows have status ``"planned"``)."""
-    assignments, discovery = plan_model(model, plan, example_input=example_input)
-    return _record(assignments, discovery, _check_seed(seed), "planned")
+    partial = as_partial(model, only)
+    assignments, discovery = plan_model(model, plan, example_input=example_input, partial=partial)
+    return _record(assignments, discovery, _check_seed(seed), "planned", partial)
 
 
 def init_(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: Any = None,
-          residual: Residual | None = None) -> InitRecord:
+          residual: Residual | None = None, only: Any = None) -> InitRecord:
     """Initialise every parameter of ``model`` by ``plan``; returns the :class:`InitRecord`.
 
     Args:
@@ -262,28 +302,36 @@ def init_(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: A
         example_input: an input the model accepts (a tensor, a tuple of
             positional arguments or a dict of keyword arguments). With it the
             model is run once (without lasting effect) to see which activation
-            follows each layer; without it torch.fx tracing is used.
+            follows each layer; without it torch.fx tracing is tried, then a
+            run on an input built from the model (:mod:`initlab.nn.inputs`).
         residual: residual-aware treatment of branch-output layers (overrides ``plan.residual``).
+        only: initialise only these parameters and leave every other tensor
+            bit-identical: the result of :func:`initlab.nn.load_matching` (missing
+            and shape-mismatched keys), of ``model.load_state_dict(state,
+            strict=False)`` (missing keys) or a list of names; see
+            :mod:`initlab.nn.partial`. The record keeps the sets (``partial``).
 
     Raises:
         InitlabError: a model without parameters, a strict rule matching
             nothing, a scheme that cannot apply to a parameter (e.g. orthogonal
-            on a 1-D bias), an example input the model rejects, meta tensors.
+            on a 1-D bias), an example input the model rejects, meta tensors,
+            names in ``only`` that the model does not have.
     """
     plan = as_plan(plan)
     if residual is not None:
         plan = Plan(plan.rules, plan.default, plan.strict, residual)
-    return apply_plan(model, plan, seed=seed, example_input=example_input)
+    return apply_plan(model, plan, seed=seed, example_input=example_input, only=only)
 
 
 def apply_plan(model: nn.Module, plan: Plan, *, seed: int, example_input: Any = None,
-               measure_values: bool = True) -> InitRecord:
+               measure_values: bool = True, only: Any = None) -> InitRecord:
     """:func:`init_` for a :class:`Plan`; ``measure_values=False`` skips the measured std/mean/probes
     (for weights about to change anyway, as in LSUV's pre-initialization; :func:`verify` skips such rows).
     """
     seed = _check_seed(seed)
-    assignments, discovery = plan_model(model, plan, example_input=example_input)
-    record = _record(assignments, discovery, seed, "initialised")  # checks every scheme before any write
+    partial = as_partial(model, only)
+    assignments, discovery = plan_model(model, plan, example_input=example_input, partial=partial)
+    record = _record(assignments, discovery, seed, "initialised", partial)  # checks every scheme before any write
     _check_materialised(assignments)
     todo = [(assignment, row) for assignment, row in zip(assignments, record.rows)
             if assignment.choice.scheme is not None]
@@ -293,7 +341,10 @@ def apply_plan(model: nn.Module, plan: Plan, *, seed: int, example_input: Any = 
         for assignment, _ in todo:
             _write(assignment, seed)
     touched = {id(a.module) for a in assignments if a.choice.scheme is not None}
-    record.buffers_reset = _reset_norm_buffers(model, lambda module: plan.default == AUTO or id(module) in touched)
+    if partial is not None:
+        record.buffers_reset = _reset_norm_buffers(model, lambda module: True, partial.names)
+    else:
+        record.buffers_reset = _reset_norm_buffers(model, lambda module: plan.default == AUTO or id(module) in touched)
     return record
 
 
@@ -317,14 +368,18 @@ def _write(assignment: Assignment, seed: int) -> None:
             assignment.tensor[padding].zero_()
 
 
-def _reset_norm_buffers(model: nn.Module, covered: Callable[[nn.Module], bool]) -> list[str]:
+def _reset_norm_buffers(model: nn.Module, covered: Callable[[nn.Module], bool],
+                        only: frozenset[str] | None = None) -> list[str]:
     """Reset the running statistics of the norm layers the plan covers; their names.
 
     A norm layer is covered when the plan initialised one of its parameters, or, for
-    the auto plan, always (a BatchNorm without affine parameters too).
+    the auto plan, always (a BatchNorm without affine parameters too). With ``only``
+    (a partial init), exactly the norms whose running statistics are named in it.
     """
     reset = []
     for name, module in model.named_modules():
+        if only is not None and f"{name}.running_mean".lstrip(".") not in only:
+            continue
         if (is_norm(module) and covered(module) and hasattr(module, "reset_running_stats")
                 and getattr(module, "track_running_stats", False)):
             if module.running_mean is not None and module.running_mean.device.type != "meta":

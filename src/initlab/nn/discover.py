@@ -1,20 +1,31 @@
-"""Find the activation that actually follows each layer of a model.
+"""Find the activation that actually follows each layer of a model, and the structure around it.
 
 Two ways to see the computation, both reduced to one small data-flow graph
 (:class:`Graph`: nodes in execution order, each with the nodes it reads):
 
 * ``"fx"`` — :mod:`torch.fx` symbolic tracing, without running the model.
-  torch.nn modules are leaves, and so is any parameter-free module without
-  children (a custom activation module). Fails on data-dependent control
-  flow (``nn.TransformerEncoderLayer`` for one).
-* ``"trace"`` — run the model once on an ``example_input`` and record what
-  runs: forward hooks on every leaf/known module, and a
-  :class:`torch.overrides.TorchFunctionMode` for every torch function called
-  outside those modules (``F.relu``, ``torch.tanh``, ``x.sigmoid()``,
+  torch.nn modules are leaves, and so is any weighted layer, any norm or
+  parameter-free module without children (a custom activation module). A
+  module with children is traced through, so an activation applied inside
+  a norm-act module (a BatchNorm2d subclass that calls its own ``act``) is
+  seen. Fails on data-dependent control flow (``nn.TransformerEncoderLayer``,
+  Hugging Face models).
+* ``"trace"`` — run the model once and record what runs: forward hooks on
+  every atomic module (a weighted layer, or a module without children), and
+  a :class:`torch.overrides.TorchFunctionMode` for every torch function
+  called outside those modules (``F.relu``, ``torch.tanh``, ``x.sigmoid()``,
   ``x + y``...). Tensors are followed by identity, so the graph is the real
-  data flow. The run leaves no trace: buffers (BatchNorm running statistics)
-  and the CPU random state are restored, and the fused attention fast paths
-  are switched off so that every submodule is seen.
+  data flow. The run is on ``example_input`` when given; without it, when fx
+  fails, on an input built from the model's first layer and its
+  conventions (:mod:`initlab.nn.inputs`).
+
+Every run and probe leaves no trace and does not depend on the global random
+state: the model runs in eval mode (dropout and stochastic depth off), every
+buffer is restored, and the torch (CPU and the model's CUDA devices), numpy
+and Python random states are saved, seeded with a fixed value for the run and
+restored; the fused attention fast paths are switched off so that every
+submodule is seen. When neither way works, :func:`discover` says so in its
+note and warns (:class:`DiscoveryWarning`).
 
 The activation after a layer is found by walking forward from the layer's
 output through *transparent* nodes — normalisation, dropout, pooling,
@@ -27,10 +38,16 @@ What counts as an activation: any torch activation module or function the
 registry :func:`initlab.activations.get_activation` knows (with its
 parameters: ``negative_slope``, ``alpha``, ``beta``, ``approximate``...),
 other element-wise torch activations (``hardswish``, ``celu``...), any
-parameter-free custom module that acts element-wise (checked on a probe),
-and, under fx, any element-wise Python function marked with ``torch.fx.wrap``
-(a plain Python function is otherwise traced through and seen as its torch
-operations). The last three are wrapped into numpy callables (custom activations).
+parameter-free custom module that acts element-wise (checked on a probe, in
+eval mode), and, under fx, any element-wise Python function marked with
+``torch.fx.wrap``. A custom module or function is identified by what it
+computes: when its values on the probe grid are those of a named activation
+(``x.sigmoid()`` in a module is ``sigmoid``, Hugging Face's
+``NewGELUActivation`` is ``gelu_tanh``, a module computing ``x if x > 0 else
+a x`` is ``leaky_relu(a)``), it *is* that activation, so it gets the same
+scheme whatever class wraps it; otherwise it becomes a custom activation. A
+module whose output changes with the random state (dropout, stochastic
+depth in train mode) is never an activation: it is transparent.
 """
 
 from __future__ import annotations
@@ -39,8 +56,11 @@ import collections
 import contextlib
 import functools
 import operator
+import random
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,18 +81,22 @@ _DUNDER = {
     "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul",
     "__truediv__": "div", "__itruediv__": "div", "__neg__": "neg",
     "__getitem__": "getitem", "iadd": "add", "isub": "sub", "imul": "mul", "truediv": "div",
+    "__matmul__": "matmul", "__rmatmul__": "matmul", "multiply": "mul", "divide": "div",
 }
-_TRANSPARENT_OPS = frozenset({
-    "add", "sub", "neg", "getitem", "view", "view_as", "reshape", "flatten", "unflatten",
-    "permute", "transpose", "t", "contiguous", "squeeze", "unsqueeze", "expand", "expand_as",
-    "clone", "to", "float", "double", "half", "bfloat16", "type", "type_as", "detach",
-    "cat", "concat", "concatenate", "stack", "chunk", "split", "narrow", "unbind", "movedim",
-    "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
+STRUCTURAL_OPS = frozenset({
+    "getitem", "view", "view_as", "reshape", "flatten", "unflatten", "permute", "transpose", "t",
+    "contiguous", "squeeze", "unsqueeze", "expand", "expand_as", "clone", "to", "float", "double",
+    "half", "bfloat16", "type", "type_as", "detach", "chunk", "split", "narrow", "unbind", "movedim",
+    "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "identity",
+})
+"""Operations that only move, cast or drop values: a readout's logits may pass through them."""
+_TRANSPARENT_OPS = STRUCTURAL_OPS | frozenset({
+    "add", "sub", "neg", "cat", "concat", "concatenate", "stack", "masked_fill",
     "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices",
     "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
     "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
     "adaptive_max_pool3d", "pad", "interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle",
-    "batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "identity",
+    "batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
 })
 # Linear in their one graph input when the other operand is a constant or a parameter.
 _SCALING_OPS = frozenset({"mul", "div"})
@@ -87,6 +111,13 @@ _EXTRA_ELEMENTWISE = frozenset({
     "hardswish", "hardsigmoid", "celu", "logsigmoid", "tanhshrink", "softshrink", "hardshrink",
 })
 _PROBE = torch.linspace(-3.0, 3.0, 13, dtype=torch.float64)
+_MATCH_GRID = np.linspace(-8.0, 8.0, 161)
+_SEED = 0
+"""The fixed seed every discovery run and probe uses (inside a forked random state)."""
+
+
+class DiscoveryWarning(UserWarning):
+    """Discovery could not see the model's computation: the auto plan's choices are defaults."""
 
 
 @dataclass(frozen=True)
@@ -111,13 +142,24 @@ class Found:
 
 @dataclass
 class Node:
-    """One operation of the data-flow graph (execution order = position in ``Graph.nodes``)."""
+    """One operation of the data-flow graph (execution order = position in ``Graph.nodes``).
+
+    ``args`` holds, per positional argument, the node that produced it (None: not a graph
+    tensor); ``factor`` the constant of a multiplication/division by a number; ``shape`` the
+    shape of the first output (trace only); ``constants``/``keywords`` the non-tensor arguments.
+    """
 
     label: str
     role: str  # "input", "layer", "activation", "transparent", "stop", "output"
     inputs: list[int]
     module: str | None = None
     activation: Activation | None = None
+    op: str = ""
+    args: tuple[int | None, ...] = ()
+    factor: float | None = None
+    shape: tuple[int, ...] | None = None
+    constants: tuple = ()
+    keywords: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -141,11 +183,20 @@ class Graph:
 
 @dataclass
 class Discovery:
-    """The activation after every layer of one model (look-ups by module name)."""
+    """The activation after every layer of one model (look-ups by module name), and its structure.
+
+    Attributes:
+        method: ``"fx"``, ``"trace"`` or ``"unknown"``.
+        note: how the graph was obtained, or why it could not be.
+        found: the finding per layer.
+        structure: what :mod:`initlab.nn.structure` read from the graph (readouts, residual
+            branch ends, attention score scaling, fused projections); None when method is unknown.
+    """
 
     method: str
     note: str
     found: dict[str, Found]
+    structure: Any = None
 
     def get(self, module_name: str) -> Found:
         """The finding for ``module_name``; a layer the graph never reached has none."""
@@ -157,29 +208,55 @@ class Discovery:
         return Found(None, self.method, f"not called in the {where}")
 
 
+# -------------------------------------------------------------------- random state
+
+
+@contextlib.contextmanager
+def fixed_random_state(devices: list[int] = ()) -> Iterator[None]:
+    """Run the body with torch (CPU and ``devices``), numpy and Python random seeded with a fixed
+    value, and put every one of those states back afterwards."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=list(devices)):
+            torch.manual_seed(_SEED)
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
 # -------------------------------------------------------------------- classification
 
 
-def _numpy_wrapper(function: Callable[[torch.Tensor], torch.Tensor], name: str) -> Callable | None:
-    """A float64 numpy version of a torch callable if it acts element-wise, else None.
+def _probe_values(function: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor | None:
+    """``function`` on the 13 probe points if it acts element-wise and deterministically, else None.
 
-    Element-wise means: same shape out as in, and the same values whether the
-    13 probe points come as a row, a column or a vector (softmax, reductions
-    and reshapes fail this).
+    Element-wise means: same shape out as in, and the same values whether the probe points
+    come as a row, a column or a vector (softmax, reductions and reshapes fail this).
+    Deterministic means: the same values under two different random states (dropout and
+    stochastic depth fail this).
     """
     try:
-        with torch.no_grad():
+        with torch.no_grad(), fixed_random_state():
             flat = function(_PROBE.clone())
             column = function(_PROBE.reshape(13, 1).clone())
             row = function(_PROBE.reshape(1, 13).clone())
-        if not all(isinstance(out, torch.Tensor) for out in (flat, column, row)):
+            torch.manual_seed(_SEED + 1)
+            again = function(_PROBE.clone())
+        if not all(isinstance(out, torch.Tensor) for out in (flat, column, row, again)):
             return None
         if flat.shape != _PROBE.shape or column.shape != (13, 1) or row.shape != (1, 13):
             return None
-        if not (torch.allclose(column.reshape(13), flat) and torch.allclose(row.reshape(13), flat)):
+        if not (torch.allclose(column.reshape(13), flat) and torch.allclose(row.reshape(13), flat)
+                and torch.equal(again, flat)):
             return None
     except Exception:  # a user module may reject a probe in any way: then it is no activation
         return None
+    return flat
+
+
+def _numpy_wrapper(function: Callable[[torch.Tensor], torch.Tensor], name: str) -> Callable:
+    """A float64 numpy version of a torch callable."""
 
     def evaluate(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -189,9 +266,76 @@ def _numpy_wrapper(function: Callable[[torch.Tensor], torch.Tensor], name: str) 
     return evaluate
 
 
-def _is_identity(function: Callable[[torch.Tensor], torch.Tensor]) -> bool:
-    with torch.no_grad():
-        return bool(torch.equal(function(_PROBE.clone()), _PROBE))
+@functools.lru_cache(maxsize=1)
+def _named_on_grid() -> tuple[tuple[Activation, np.ndarray], ...]:
+    """Every parameter-free named activation (and relu6) with its values on the match grid."""
+    named = [get_activation(name) for name in known_activations() if name not in ("linear", "prelu")]
+    named.append(get_activation("hardtanh", min_val=0.0, max_val=6.0))
+    return tuple((activation, activation(_MATCH_GRID)) for activation in named)
+
+
+def match_named(function: Callable[[np.ndarray], np.ndarray]) -> Activation | None:
+    """The named activation an element-wise callable computes, if any (its values on a grid of
+    161 points in [-8, 8] agree to 1e-5), including ``leaky_relu(a)`` for any slope ``a``."""
+    try:
+        with np.errstate(all="ignore"):
+            values = np.asarray(function(_MATCH_GRID.copy()), dtype=float)
+    except Exception:  # a user callable may fail in any way: then it matches nothing
+        return None
+    if values.shape != _MATCH_GRID.shape or not np.all(np.isfinite(values)):
+        return None
+    for activation, expected in _named_on_grid():
+        if np.allclose(values, expected, rtol=1e-5, atol=1e-6):
+            return activation
+    positive, negative = _MATCH_GRID > 0, _MATCH_GRID < 0
+    slope = values[0] / _MATCH_GRID[0]
+    if (np.allclose(values[positive], _MATCH_GRID[positive], rtol=1e-6, atol=1e-9)
+            and np.allclose(values[negative], slope * _MATCH_GRID[negative], rtol=1e-6, atol=1e-9)
+            and 0.0 <= slope < 1.0):
+        return get_activation("leaky_relu", negative_slope=float(slope)) if slope else get_activation("relu")
+    return None
+
+
+def _element_wise(function: Callable[[torch.Tensor], torch.Tensor], name: str) -> tuple[str, Activation | None]:
+    """(role, activation) of an element-wise candidate: a named or custom activation, the identity
+    (transparent), or "stop" when it is not element-wise and deterministic."""
+    values = _probe_values(function)
+    if values is None:
+        return "stop", None
+    if torch.equal(values, _PROBE):
+        return "transparent", None
+    wrapper = _numpy_wrapper(function, name)
+    named = match_named(wrapper)
+    if named is not None:
+        return "activation", named
+    try:
+        return "activation", get_activation(wrapper)
+    except InitlabError:
+        return "stop", None
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    modes = [(item, item.training) for item in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for item, training in modes:
+            item.training = training
+
+
+def _is_stochastic(module: nn.Module) -> bool:
+    """Whether the module's train-mode output depends on the random state (dropout, drop path)."""
+    with torch.no_grad(), fixed_random_state():
+        try:
+            probe = torch.linspace(-1.0, 1.0, 64, dtype=torch.float64).reshape(4, 16) + 2.0
+            first = module(probe.clone())
+            torch.manual_seed(_SEED + 1)
+            second = module(probe.clone())
+        except Exception:  # not callable on a plain tensor: decided by the other checks
+            return False
+    return isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and not torch.equal(first, second)
 
 
 def classify_module(module: nn.Module) -> tuple[str, Activation | None]:
@@ -201,7 +345,7 @@ def classify_module(module: nn.Module) -> tuple[str, Activation | None]:
         return "layer", None
     if kind == "prelu":
         return "activation", get_activation("prelu", negative_slope=float(getattr(module, "init", 0.25)))
-    if isinstance(module, TRANSPARENT_MODULES):
+    if kind == "norm" or isinstance(module, TRANSPARENT_MODULES):
         return "transparent", None
     try:
         activation = get_activation(module)
@@ -210,20 +354,10 @@ def classify_module(module: nn.Module) -> tuple[str, Activation | None]:
         pass
     if any(True for _ in module.parameters()) or any(True for _ in module.children()):
         return "stop", None
-    wrapper = _numpy_wrapper(module, type(module).__qualname__)
-    if wrapper is None:
-        return "stop", None
-    if _is_identity(module):
+    if module.training and _is_stochastic(module):
         return "transparent", None
-    return _custom(wrapper)
-
-
-def _custom(wrapper: Callable) -> tuple[str, Activation | None]:
-    """An element-wise callable as a custom activation ("stop" if the registry refuses it)."""
-    try:
-        return "activation", get_activation(wrapper)
-    except InitlabError:
-        return "stop", None
+    with _eval_mode(module):
+        return _element_wise(module, type(module).__qualname__)
 
 
 def module_label(name: str, module: nn.Module) -> str:
@@ -234,6 +368,21 @@ def module_label(name: str, module: nn.Module) -> str:
 def _canonical_op(name: str) -> str:
     name = _DUNDER.get(name, name)
     return name[:-1] if name.endswith("_") and not name.endswith("__") else name
+
+
+def scalar_factor(op: str, constants: tuple, keywords: dict) -> float | None:
+    """The constant a mul/div multiplies its graph input by (1/c for a division), if it is a number."""
+    if op not in _SCALING_OPS:
+        return None
+    values = list(constants) + [value for key, value in keywords.items() if key == "other"]
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            if value.numel() != 1 or value.device.type == "meta":
+                return None
+            value = float(value.detach().reshape(()))
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0:
+            return float(value) if op == "mul" else 1.0 / float(value)
+    return None
 
 
 def classify_function(name: str, constants: tuple, keywords: dict, graph_inputs: int) -> tuple[str, Activation | None]:
@@ -268,9 +417,7 @@ def classify_function(name: str, constants: tuple, keywords: dict, graph_inputs:
         function = functools.partial(getattr(torch.nn.functional, op), **{
             key: value for key, value in params.items() if key != "approximate"
         })
-        wrapper = _numpy_wrapper(function, op)
-        if wrapper is not None:
-            return _custom(wrapper)
+        return _element_wise(function, op)
     return "stop", None
 
 
@@ -282,26 +429,31 @@ def _is_user_function(target: Any) -> bool:
 
 
 def classify_user_function(function: Callable, constants: tuple, keywords: dict) -> tuple[str, Activation | None]:
-    """A user function applied to one graph tensor: a custom activation if it acts element-wise."""
+    """A user function applied to one graph tensor: an activation if it acts element-wise."""
     bound = functools.partial(function, *constants, **keywords) if constants or keywords else function
-    wrapper = _numpy_wrapper(bound, getattr(function, "__qualname__", type(function).__name__))
-    if wrapper is None:
-        return "stop", None
-    if _is_identity(bound):
-        return "transparent", None
-    return _custom(wrapper)
+    return _element_wise(bound, getattr(function, "__qualname__", type(function).__name__))
 
 
 # -------------------------------------------------------------------- fx
 
 
+def is_atomic(module: nn.Module) -> bool:
+    """A module seen as one node: a weighted layer; a norm, PReLU or parameter-free module
+    without children. Anything else is looked into: a norm-act layer holding its activation,
+    a custom module computing with its own parameters (``x * self.gamma``)."""
+    kind = layer_kind(module)
+    if kind in WEIGHTED_KINDS:
+        return True
+    if any(True for _ in module.children()):
+        return False
+    return kind is not None or not any(True for _ in module.parameters())
+
+
 class _LeafTracer(torch.fx.Tracer):
-    """torch.nn modules and parameter-free childless modules (custom activations) are leaves."""
+    """Atomic modules are leaves (see :func:`is_atomic`), and so are the other torch.nn modules."""
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        if super().is_leaf_module(module, qualified_name) or layer_kind(module) is not None:
-            return True
-        return not any(True for _ in module.children()) and not any(True for _ in module.parameters())
+        return is_atomic(module) or (layer_kind(module) is None and super().is_leaf_module(module, qualified_name))
 
 
 def _function_name(target: Any) -> str:
@@ -312,12 +464,16 @@ def _function_name(target: Any) -> str:
 
 def fx_graph(model: nn.Module) -> Graph:
     """The data-flow graph of ``model`` by torch.fx symbolic tracing (raises on failure)."""
-    traced = _LeafTracer().trace(model)
+    for module in model.modules():  # probe custom norms now: fx patches module calls while tracing
+        layer_kind(module)
+    with fixed_random_state():
+        traced = _LeafTracer().trace(model)
     graph = Graph("fx")
     index_of: dict[torch.fx.Node, int] = {}
     for fx_node in traced.nodes:
         leaves, _ = tree_flatten((fx_node.args, fx_node.kwargs))
         inputs = [index_of[arg] for arg in leaves if isinstance(arg, torch.fx.Node) and arg in index_of]
+        args = tuple(index_of.get(arg) if isinstance(arg, torch.fx.Node) else None for arg in fx_node.args)
         if fx_node.op == "placeholder":
             index_of[fx_node] = graph.add(Node(fx_node.name, "input", []))
         elif fx_node.op == "output":
@@ -326,7 +482,7 @@ def fx_graph(model: nn.Module) -> Graph:
             module = model.get_submodule(fx_node.target)
             role, activation = classify_module(module)
             label = module_label(fx_node.target, module)
-            index_of[fx_node] = graph.add(Node(label, role, inputs, fx_node.target, activation))
+            index_of[fx_node] = graph.add(Node(label, role, inputs, fx_node.target, activation, args=args))
         elif fx_node.op in ("call_function", "call_method"):
             name = _function_name(fx_node.target)
             constants = tuple(arg for arg in fx_node.args[1:] if not isinstance(arg, torch.fx.Node))
@@ -335,15 +491,21 @@ def fx_graph(model: nn.Module) -> Graph:
                 role, activation = classify_user_function(fx_node.target, constants, keywords)
             else:
                 role, activation = classify_function(name, constants, keywords, len(inputs))
-            index_of[fx_node] = graph.add(Node(_canonical_op(name), role, inputs, None, activation))
+            op = _canonical_op(name)
+            factor = scalar_factor(op, constants, keywords) if len(inputs) == 1 else None
+            index_of[fx_node] = graph.add(Node(op, role, inputs, None, activation, op, args, factor,
+                                               None, constants, keywords))
     return graph
 
 
 # -------------------------------------------------------------------- execution trace
 
 
-def _is_atomic(module: nn.Module) -> bool:
-    return layer_kind(module) is not None or not any(True for _ in module.children())
+def _first_shape(values: Any) -> tuple[int, ...] | None:
+    for leaf in tree_flatten(values)[0]:
+        if isinstance(leaf, torch.Tensor):
+            return tuple(leaf.shape)
+    return None
 
 
 class _Recorder(TorchFunctionMode):
@@ -355,7 +517,7 @@ class _Recorder(TorchFunctionMode):
         self.producer: dict[int, int] = {}
         self.alive: list[torch.Tensor] = []  # keeps ids unique for the whole run
         self.depth = 0
-        self.pending: list[list[int]] = []
+        self.pending: list[tuple[list[int], tuple]] = []
         self.called: dict[int, nn.Module] = {}
         self.names = {id(module): name for name, module in model.named_modules()}
 
@@ -364,6 +526,9 @@ class _Recorder(TorchFunctionMode):
         leaves, _ = tree_flatten(values)
         return [self.producer[id(leaf)] for leaf in leaves
                 if isinstance(leaf, torch.Tensor) and id(leaf) in self.producer]
+
+    def source(self, value: Any) -> int | None:
+        return self.producer.get(id(value)) if isinstance(value, torch.Tensor) else None
 
     def produce(self, values: Any, node: int) -> None:
         leaves, _ = tree_flatten(values)
@@ -376,12 +541,14 @@ class _Recorder(TorchFunctionMode):
     def before(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         self.depth += 1
         if self.depth == 1:
-            self.pending.append(self.sources((args, kwargs)))
+            self.pending.append((self.sources((args, kwargs)), tuple(self.source(arg) for arg in args)))
 
     def after(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         if self.depth == 1:
             name = self.names.get(id(module), type(module).__name__)
-            node = self.graph.add(Node(module_label(name, module), "module", self.pending.pop(), name))
+            inputs, positions = self.pending.pop()
+            node = self.graph.add(Node(module_label(name, module), "module", inputs, name, args=positions,
+                                       shape=_first_shape(output)))
             self.called[node] = module
             self.produce(output, node)
         self.depth -= 1
@@ -403,22 +570,41 @@ class _Recorder(TorchFunctionMode):
         if not inputs or not any(isinstance(leaf, torch.Tensor) for leaf in tree_flatten(result)[0]):
             return result
         name = _function_name(func)
-        constants = tuple(arg for arg in args[1:] if not isinstance(arg, torch.Tensor))
-        role, activation = classify_function(name, constants, kwargs, len(inputs))
-        node = self.graph.add(Node(_canonical_op(name), role, inputs, None, activation))
+        op = _canonical_op(name)
+        constants = tuple(arg for arg in args[1:] if self.source(arg) is None)
+        keywords = {key: value for key, value in kwargs.items() if self.source(value) is None}
+        role, activation = classify_function(name, constants, keywords, len(inputs))
+        factor = scalar_factor(op, constants, keywords) if len(inputs) == 1 else None
+        node = self.graph.add(Node(op, role, inputs, None, activation, op, tuple(self.source(arg) for arg in args),
+                                   factor, _first_shape(result), _plain(constants), _plain(keywords)))
         self.produce(result, node)
         return result
 
 
+def _plain(values: Any) -> Any:
+    """Constants as kept in a node: numbers, strings and sizes as they are; tensors by shape only."""
+    if isinstance(values, dict):
+        return {key: _plain(value) for key, value in values.items()}
+    if isinstance(values, (tuple, list)):
+        return tuple(_plain(value) for value in values)
+    if isinstance(values, torch.Tensor):
+        return float(values.detach().reshape(())) if values.numel() == 1 and values.device.type != "meta" else None
+    return values if isinstance(values, (int, float, str, bool, type(None), torch.dtype)) else None
+
+
+def _cuda_devices(model: nn.Module) -> list[int]:
+    return sorted({tensor.device.index or 0 for tensor in model.parameters() if tensor.device.type == "cuda"})
+
+
 @contextlib.contextmanager
 def preserved(model: nn.Module) -> Iterator[None]:
-    """Run code on ``model`` and restore its buffers, the RNG states (CPU and the model's
-    CUDA devices) and the MHA fast-path switch."""
+    """Run code on ``model`` and restore its buffers and the random states (torch on the CPU and
+    the model's CUDA devices, numpy, Python), seeded with a fixed value meanwhile; the MHA fast
+    path is switched off."""
     saved = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
     fastpath = torch.backends.mha.get_fastpath_enabled() if hasattr(torch.backends, "mha") else None
     try:
-        cuda = sorted({tensor.device.index or 0 for tensor in model.parameters() if tensor.device.type == "cuda"})
-        with torch.random.fork_rng(devices=cuda):
+        with fixed_random_state(_cuda_devices(model)):
             if fastpath is not None:
                 torch.backends.mha.set_fastpath_enabled(False)
             yield
@@ -452,7 +638,7 @@ def call_model(model: nn.Module, example_input: Any) -> Any:
 
 
 def trace_graph(model: nn.Module, example_input: Any) -> Graph:
-    """The data-flow graph of one real run of ``model`` on ``example_input``.
+    """The data-flow graph of one real run of ``model`` (in eval mode) on ``example_input``.
 
     Raises:
         InitlabError: the model rejects the input (the message repeats its shape).
@@ -462,10 +648,10 @@ def trace_graph(model: nn.Module, example_input: Any) -> Graph:
     handles = []
     try:
         for module in model.modules():
-            if _is_atomic(module):
+            if is_atomic(module):
                 handles.append(module.register_forward_pre_hook(recorder.before, with_kwargs=True))
                 handles.append(module.register_forward_hook(recorder.after, with_kwargs=True))
-        with preserved(model), torch.no_grad(), recorder:
+        with preserved(model), _eval_mode(model), torch.no_grad(), recorder:
             output = call_model(model, example_input)
     except InitlabError:
         raise
@@ -521,23 +707,54 @@ def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def discover(model: nn.Module, example_input: Any = None) -> Discovery:
-    """The activation after every layer node of ``model``.
+def _reason(error: Exception) -> str:
+    return _shorten(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", 120)
 
-    With ``example_input`` the model is run once and observed (``"trace"``);
-    without it torch.fx symbolic tracing is tried (``"fx"``). When fx fails
-    and there is no example input, every layer's finding is ``"unknown"``
-    and the note says why.
+
+def _graph_without_input(model: nn.Module) -> tuple[Graph | None, str]:
+    """fx, else a run on a built input; (None, why) when neither works."""
+    from initlab.nn.inputs import candidate_inputs
+
+    try:
+        return fx_graph(model), "torch.fx symbolic trace"
+    except Exception as error:  # fx raises many error types on untraceable code
+        fx_failure = f"torch.fx could not trace the model ({_reason(error)})"
+    tried = []
+    for candidate, origin in candidate_inputs(model):
+        try:
+            graph = trace_graph(model, candidate)
+        except InitlabError:
+            tried.append(describe_input(candidate))
+            continue
+        return graph, (f"traced a run on a built input of shape {describe_input(candidate)} ({origin}); "
+                       f"{fx_failure}")
+    built = f"no input built from the model's first layer ran ({', '.join(tried)})" if tried else \
+        "no input could be built from the model's first layer"
+    return None, f"{fx_failure}; {built}; pass example_input to trace a real run"
+
+
+def discover(model: nn.Module, example_input: Any = None) -> Discovery:
+    """The activation after every layer node of ``model``, and the structure around the layers.
+
+    With ``example_input`` the model is run once on it and observed (``"trace"``);
+    without it torch.fx symbolic tracing is tried (``"fx"``), then a run on an input
+    built from the model (``"trace"``, see :mod:`initlab.nn.inputs`). When all fail,
+    every layer's finding is ``"unknown"``, the note says why and a
+    :class:`DiscoveryWarning` is issued.
     """
+    from initlab.nn.structure import analyse
+
     if example_input is not None:
         graph, note = trace_graph(model, example_input), f"traced a run on an input of shape {describe_input(example_input)}"
     else:
-        try:
-            graph, note = fx_graph(model), "torch.fx symbolic trace"
-        except Exception as error:  # fx raises many error types on untraceable code
-            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            return Discovery("unknown", f"torch.fx could not trace the model ({_shorten(reason, 120)}); "
-                                        f"pass example_input to trace a real run", {})
+        graph, note = _graph_without_input(model)
+        if graph is None:
+            warnings.warn(
+                f"initlab could not see the computation of {type(model).__name__}: {note}. Every layer "
+                f"gets the auto plan's default (Glorot normal) and the record says 'unknown'.",
+                DiscoveryWarning, stacklevel=3,
+            )
+            return Discovery("unknown", note, {})
     readers = graph.consumers()
     calls: dict[str, list[int]] = collections.defaultdict(list)
     for index, node in enumerate(graph.nodes):
@@ -549,4 +766,5 @@ def discover(model: nn.Module, example_input: Any = None) -> Discovery:
         if len(indices) > 1:
             detail += f"; called {len(indices)} times"
         found[name] = Found(activation, graph.method, detail)
-    return Discovery(graph.method, note, found)
+    modules = dict(model.named_modules())
+    return Discovery(graph.method, note, found, analyse(graph, modules))

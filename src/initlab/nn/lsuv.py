@@ -1,7 +1,8 @@
 """LSUV: layer-sequential unit-variance initialization, fitted in flight.
 
 Mishkin & Matas (2016), "All you need is a good init": pre-initialise every
-Linear / Conv / ConvTranspose / MultiheadAttention layer orthogonally
+Linear (registered linear layers such as Hugging Face's ``Conv1D`` too) /
+Conv / ConvTranspose / MultiheadAttention layer orthogonally
 (Saxe et al. 2014), then, layer by layer in execution order, rescale the
 weight so that the variance of the layer's output on a batch is 1.
 
@@ -55,12 +56,14 @@ from torch.utils._pytree import tree_flatten, tree_map
 from initlab.errors import InitlabError, bad_value
 from initlab.nn.apply import check_model, apply_plan
 from initlab.nn.discover import call_model, describe_input, preserved
+from initlab.nn.layers import layer_kind
 from initlab.nn.plan import Plan, Rule
 from initlab.nn.record import InitRecord, text_table, variance_mean
 from initlab.schemes import orthogonal, zeros
 
-_FITTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-           nn.ConvTranspose3d, nn.MultiheadAttention)
+_FITTED = ("linear", "conv", "conv_transpose", "attention")
+"""Layer kinds fitted (:func:`initlab.nn.layers.layer_kind`): registered linear layers such as
+Hugging Face's ``Conv1D`` included."""
 _DROPOUT = (nn.modules.dropout._DropoutNd, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
@@ -141,7 +144,7 @@ def _fitted_layers(model: nn.Module) -> dict[nn.Module, str]:
     for name, module in model.named_modules():
         if isinstance(module, nn.MultiheadAttention):
             layers[module] = name
-        elif isinstance(module, _FITTED) and module not in layers:
+        elif layer_kind(module) in _FITTED and module not in layers:
             layers[module] = name
     for module in list(layers):
         if isinstance(module, nn.MultiheadAttention):
@@ -226,7 +229,7 @@ class _Fitter:
             weight.mul_(scale)
             self.last_scale = scale
             return output * scale, variance * scale * scale, mean * scale
-        channel = output.dim() - 1 if isinstance(module, (nn.Linear, nn.MultiheadAttention)) else 1
+        channel = output.dim() - 1 if layer_kind(module) in ("linear", "attention") else 1
         shape = [1] * output.dim()
         shape[channel] = -1
         z = output.float() - bias.float().reshape(shape)
@@ -305,7 +308,7 @@ def lsuv_(model: nn.Module, batch: Any, *, tol: float = 0.05, max_iter: int = 10
     started = time.perf_counter()
     record = None
     if pre_init:
-        plan = Plan([Rule(type=_FITTED, weight=orthogonal(), bias=zeros())], default=None)
+        plan = Plan([Rule(kind=_FITTED, weight=orthogonal(), bias=zeros())], default=None)
         record = apply_plan(model, plan, seed=seed, measure_values=False)
     like = next(parameter for parameter in model.parameters() if parameter.is_floating_point())
     inputs = _on_model(batch, like)

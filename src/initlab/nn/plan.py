@@ -3,10 +3,16 @@
 A :class:`Rule` selects parameters by the qualified-name glob ``match`` (tried
 against the owning module's name and against the parameter's own name, so
 ``"encoder.*.fc*"`` selects modules and ``"*.bias"`` or ``"pos_embedding"``
-parameters) and/or by the owning module's ``type``; it gives a scheme for
+parameters), by the owning module's ``type`` and/or by its ``kind`` (the
+family :func:`initlab.nn.layers.layer_kind` names: ``"linear"`` covers
+``nn.Linear`` and registered layers such as Hugging Face's ``Conv1D``,
+``"norm"`` every norm including custom RMSNorms); it gives a scheme for
 the parameters whose name contains ``bias`` (``bias=``), for the others
 (``weight=``), or for exact local names (``params={"in_proj_weight": ...}``).
 ``"auto"`` in place of a scheme means "what the auto plan would choose".
+``layout_compat="torch"`` makes the rule's fan-based schemes count fans as
+``torch.nn.init`` does (to reproduce a library that uses it: strided and
+grouped convolutions differ).
 
 A :class:`Plan` is an ordered list of rules: for each parameter the first
 rule that selects it *and* gives a scheme for it wins; parameters no rule
@@ -33,7 +39,7 @@ from typing import Any, Mapping, Sequence
 from torch import nn
 
 from initlab.errors import InitlabError, bad_value
-from initlab.nn.layers import role
+from initlab.nn.layers import REGISTRABLE_KINDS, layer_kind, role
 from initlab.nn.residual import Residual, scheme_from_dict
 from initlab.schemes import Scheme
 
@@ -44,6 +50,7 @@ except ModuleNotFoundError:  # pragma: no cover - exercised on 3.10 only
 
 AUTO = "auto"
 SchemeSpec = Scheme | str  # a Scheme or "auto"
+KINDS = (*REGISTRABLE_KINDS, "attention", "recurrent", "prelu")
 
 
 def _check_spec(where: str, argument: str, value: Any) -> None:
@@ -83,12 +90,16 @@ class Rule:
     """One rule of a :class:`Plan`.
 
     Args:
-        match: glob of qualified names (module or parameter); None selects by ``type`` alone.
+        match: glob of qualified names (module or parameter); None selects by ``type``/``kind`` alone.
         type: a module class (or tuple of classes, or their names); None: any module.
+        kind: a layer family or a tuple of them (``linear``, ``conv``, ``conv_transpose``,
+            ``embedding``, ``norm``, ``attention``, ``recurrent``, ``prelu``); None: any.
         weight: scheme for the non-bias parameters of the selected modules (or ``"auto"``).
         bias: scheme for the parameters whose name contains ``bias`` (or ``"auto"``).
         params: schemes for exact local parameter names (``{"weight_hh_l0": orthogonal()}``);
             they take precedence over ``weight``/``bias``.
+        layout_compat: ``"forward"`` (fans from the forward computation) or ``"torch"`` (fans
+            as ``torch.nn.init`` counts them) for this rule's fan-based schemes.
     """
 
     match: str | None = None
@@ -96,15 +107,24 @@ class Rule:
     weight: SchemeSpec | None = None
     bias: SchemeSpec | None = None
     params: Mapping[str, SchemeSpec] = field(default_factory=dict)
+    kind: Any = None
+    layout_compat: str = "forward"
 
     def __post_init__(self) -> None:
         if self.match is not None and (not isinstance(self.match, str) or not self.match):
             raise bad_value("Rule", "match", self.match, "a non-empty glob string or None")
         types = self.type if isinstance(self.type, (tuple, list)) else (self.type,) if self.type is not None else ()
         object.__setattr__(self, "type", tuple(_resolve_type(item) for item in types) or None)
-        if self.match is None and self.type is None:
-            raise bad_value("Rule", "match", None, "a glob, a module type, or both",
-                            "A rule with neither would select every parameter; use Plan(default=...) for that.")
+        kinds = self.kind if isinstance(self.kind, (tuple, list)) else (self.kind,) if self.kind is not None else ()
+        for kind in kinds:
+            if kind not in KINDS:
+                raise bad_value("Rule", "kind", kind, f"one of {', '.join(KINDS)}")
+        object.__setattr__(self, "kind", tuple(kinds) or None)
+        if self.layout_compat not in ("forward", "torch"):
+            raise bad_value("Rule", "layout_compat", self.layout_compat, "'forward' or 'torch'")
+        if self.match is None and self.type is None and self.kind is None:
+            raise bad_value("Rule", "match", None, "a glob, a module type or kind, or several",
+                            "A rule with none would select every parameter; use Plan(default=...) for that.")
         _check_spec("Rule", "weight", self.weight)
         _check_spec("Rule", "bias", self.bias)
         if not isinstance(self.params, Mapping):
@@ -118,6 +138,8 @@ class Rule:
     def selects(self, module_name: str, param_name: str, module: nn.Module) -> bool:
         """Whether the rule's glob and type select this parameter's module."""
         if self.type is not None and not isinstance(module, self.type):
+            return False
+        if self.kind is not None and layer_kind(module) not in self.kind:
             return False
         if self.match is None:
             return True
@@ -135,6 +157,8 @@ class Rule:
             parts.append(f"match={self.match!r}")
         if self.type is not None:
             parts.append("type=" + "|".join(cls.__name__ for cls in self.type))
+        if self.kind is not None:
+            parts.append("kind=" + "|".join(self.kind))
         return f"Rule({', '.join(parts)})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,6 +167,10 @@ class Rule:
             data["match"] = self.match
         if self.type is not None:
             data["type"] = [_type_name(cls) for cls in self.type]
+        if self.kind is not None:
+            data["kind"] = list(self.kind)
+        if self.layout_compat != "forward":
+            data["layout_compat"] = self.layout_compat
         for name in ("weight", "bias"):
             spec = getattr(self, name)
             if spec is not None:
@@ -155,9 +183,10 @@ class Rule:
     def from_dict(cls, data: Mapping[str, Any]) -> "Rule":
         if not isinstance(data, Mapping):
             raise bad_value("Rule.from_dict", "data", data, "a mapping")
-        unknown = sorted(set(data) - {"match", "type", "weight", "bias", "params"})
+        unknown = sorted(set(data) - {"match", "type", "kind", "layout_compat", "weight", "bias", "params"})
         if unknown:
-            raise bad_value("Rule.from_dict", "data", dict(data), "keys among match, type, weight, bias, params",
+            raise bad_value("Rule.from_dict", "data", dict(data),
+                            "keys among match, type, kind, layout_compat, weight, bias, params",
                             f"Unknown: {', '.join(unknown)}.")
         params = data.get("params", {})
         if not isinstance(params, Mapping):
@@ -168,6 +197,8 @@ class Rule:
             weight=_spec_from_data(data.get("weight")),
             bias=_spec_from_data(data.get("bias")),
             params={name: _spec_from_data(spec) for name, spec in params.items()},
+            kind=data.get("kind"),
+            layout_compat=data.get("layout_compat", "forward"),
         )
 
 
@@ -247,6 +278,10 @@ class Plan:
             strict=data.get("strict", False),
             residual=None if residual is None else Residual.from_dict(residual),
         )
+
+    def __str__(self) -> str:
+        """The plan as TOML (what :meth:`save` writes)."""
+        return self.to_toml()
 
     def to_json(self, **dumps: Any) -> str:
         return json.dumps(self.to_dict(), **{"indent": 2, **dumps})

@@ -40,7 +40,8 @@ class Row:
         name: qualified parameter name (the first, for a tied parameter).
         shape: its shape.
         dtype: its dtype (``"float32"``, ``"bfloat16"``...).
-        status: ``"initialised"``, ``"planned"`` (a preview) or ``"untouched"``.
+        status: ``"initialised"``, ``"planned"`` (a preview), ``"untouched"`` or ``"loaded"``
+            (left as loaded from a checkpoint by a partial init).
         layout: the layout's ``to_dict()`` (None for a 1-D tensor).
         scheme: the scheme's ``to_dict()`` (None when untouched).
         scheme_name: display name (``he_normal``, ``zeros``, ``glorot_normal x0.2``...).
@@ -92,6 +93,8 @@ class InitRecord:
         discovery_note: details (e.g. why fx failed).
         rows: one per unique parameter, in ``named_parameters()`` order.
         buffers_reset: norm-layer buffers reset to their initial values (running mean 0, var 1).
+        partial: for ``init_(..., only=...)``: the ``missing``, ``mismatched`` and ``unexpected``
+            keys and how many parameters were ``left_as_loaded``; None for a full init.
     """
 
     seed: int
@@ -99,6 +102,7 @@ class InitRecord:
     discovery_note: str
     rows: list[Row]
     buffers_reset: list[str] = field(default_factory=list)
+    partial: dict[str, Any] | None = None
 
     @property
     def untouched(self) -> list[str]:
@@ -117,6 +121,7 @@ class InitRecord:
         return {
             "seed": self.seed, "discovery": self.discovery, "discovery_note": self.discovery_note,
             "rows": [row.to_dict() for row in self.rows], "buffers_reset": list(self.buffers_reset),
+            "partial": None if self.partial is None else dict(self.partial),
         }
 
     @classmethod
@@ -124,7 +129,7 @@ class InitRecord:
         try:
             rows = [Row(**{**row, "shape": tuple(row["shape"])}) for row in data["rows"]]
             return cls(data["seed"], data["discovery"], data["discovery_note"], rows,
-                       list(data.get("buffers_reset", [])))
+                       list(data.get("buffers_reset", [])), data.get("partial"))
         except (KeyError, TypeError) as error:
             raise bad_value("InitRecord.from_dict", "data", type(data).__name__,
                             "the output of InitRecord.to_dict()", f"({type(error).__name__}: {error})") from None
@@ -155,16 +160,18 @@ def format_table(record: InitRecord) -> str:
     for row in record.rows:
         fans = "-" if row.fans is None else f"{row.fans['fan_in']}/{row.fans['fan_out']}"
         name = row.name + (f" (= {', '.join(row.aliases)})" if row.aliases else "")
-        scheme = row.scheme_name if row.status != "untouched" else "UNTOUCHED"
+        scheme = {"untouched": "UNTOUCHED", "loaded": "LOADED"}.get(row.status, row.scheme_name)
         lines.append((name, "x".join(map(str, row.shape)) or "scalar", _layout_text(row.layout), scheme, fans,
                       row.activation or "-", _clip(row.found_by or "-", 40), _number(row.gain),
                       _number(row.target_std), _number(row.measured_std)))
     out = text_table(header, lines)
-    notes = [f"  {row.name}: {row.note}" for row in record.rows if row.note]
-    touched = sum(row.status != "untouched" for row in record.rows)
+    notes = [f"  {row.name}: {row.note}" for row in record.rows if row.note and row.status != "loaded"]
+    touched = sum(row.status not in ("untouched", "loaded") for row in record.rows)
+    loaded = sum(row.status == "loaded" for row in record.rows)
     out.append("")
     verb = "planned" if any(row.status == "planned" for row in record.rows) else "set"
-    out.append(f"seed {record.seed}; {touched} parameter(s) {verb}, {len(record.untouched)} untouched"
+    out.append(f"seed {record.seed}; {touched} parameter(s) {verb}, "
+               + (f"{loaded} left as loaded, " if loaded else "") + f"{len(record.untouched)} untouched"
                + (f": {', '.join(record.untouched)}" if record.untouched else "")
                + (f"; activations by {record.discovery} ({record.discovery_note})" if record.discovery else ""))
     if notes:
