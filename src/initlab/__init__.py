@@ -12,6 +12,7 @@ from initlab.schemes import (
 )
 from initlab.theory import MeanField, critical_sigma_w2
 from initlab.nn import InitRecord, LSUVRecord, Plan, Residual, Rule, init_, lsuv_, preview, verify
+from initlab.conventions import compare_conventions
 from initlab.audit import AuditReport, audit  # rebinds initlab.audit to the function; import submodules by path
 
 xavier_normal = glorot_normal
@@ -29,6 +30,6 @@ __all__ = [
     "kaiming_uniform", "lecun_normal", "lecun_uniform", "orthogonal", "identity",
     "delta_orthogonal", "sparse", "gain", "get_activation", "MeanField", "critical_sigma_w2",
     "init_", "lsuv_", "verify", "preview", "Plan", "Rule", "Residual", "InitRecord", "LSUVRecord",
-    "audit", "AuditReport",
+    "audit", "AuditReport", "compare_conventions",
     "__version__",
 ]

@@ -346,8 +346,14 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
     add_report_parser(subparsers)
 
 
+def _add_port_check(subparsers: argparse._SubParsersAction) -> None:
+    from initlab.port_check_command import add_parser
+
+    add_parser(subparsers)
+
+
 _REGISTRARS: list[Registrar] = [_add_gain, _add_theory, _add_run, _add_runs, _add_plan, _add_audit,
-                                _add_tour, _add_report]
+                                _add_tour, _add_report, _add_port_check]
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
