@@ -50,6 +50,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from scipy import special
+
 from initlab.errors import InitlabError
 from initlab.fans import Fans
 from initlab.fans import fans as initlab_fans
@@ -409,6 +411,15 @@ def _torch_row(scheme: Scheme, shape: tuple[int, ...], transposed: bool = True) 
 
 # ------------------------------------------------------------------ Keras
 
+KERAS_TORCH_OUTSIDE_PROBABILITY = float(2.0 * special.ndtr(-2.0)) ** 4
+"""Chance that Keras's torch backend returns a 'truncated' normal value outside +-2 stddev: none of 4 draws fit."""
+
+_KERAS_TORCH_TRUNCATION = (
+    "on Keras's torch backend, truncated_normal draws 4 normals per value and keeps the first inside +-2 stddev, "
+    f"or the first draw when none is (probability {KERAS_TORCH_OUTSIDE_PROBABILITY:.2g} per value), so a rare "
+    "value lies outside the bounds (keras/src/backend/torch/random.py); the JAX backend's is exact."
+)
+
 
 def _keras_variance_scaling(scheme: VarianceScaling, counts: tuple[int, int]) -> tuple[str, dict[str, Any], str]:
     """Keras's initializer of the same name: a preset class, else VarianceScaling ("normal" truncates)."""
@@ -452,7 +463,8 @@ def _keras_row(scheme: Scheme, shape: tuple[int, ...], transposed: bool = True) 
     else:
         return _unavailable("keras", shape, counts, f"keras.initializers has no equivalent of initlab's "
                             f"{_scheme_text(scheme)} for shape {shape}.", transposed)
-    return ConventionRow("keras", shape, transposed, call, *counts, notes=(note,) if note else (), **values)
+    notes = tuple(text for text in (note, _KERAS_TORCH_TRUNCATION if values.get("bound_sigmas") else "") if text)
+    return ConventionRow("keras", shape, transposed, call, *counts, notes=notes, **values)
 
 
 def _keras_equivalent(scheme: Scheme, row: ConventionRow) -> str:
