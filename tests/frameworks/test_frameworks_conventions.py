@@ -32,6 +32,9 @@ from initlab.conventions import (
 )
 from initlab.schemes.basic import KERAS_TRUNCATION_CORRECTION
 
+# Keras's torch backend converts tensors with np.array(tensor), which numpy 2 warns about (not initlab's code)
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+
 CASES = [
     (initlab.he_normal(), (256, 128), None, "torch"),
     (initlab.glorot_uniform(), (64, 32, 3, 3), None, "torch"),

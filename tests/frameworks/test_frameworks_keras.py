@@ -18,6 +18,9 @@ from initlab import InitlabError
 from initlab.conventions import channels_last_axes
 from initlab.schemes import ALIASES, FACTORIES
 
+# Keras's torch backend converts tensors with np.array(tensor), which numpy 2 warns about (not initlab's code)
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+
 ARGS = {"constant": (0.25,)}
 DENSE = ((20, 30), torch.nn.Linear(20, 30))  # Keras (in, out); torch (out, in)
 CONV = ((3, 3, 4, 8), torch.nn.Conv2d(4, 8, 3))  # Keras (kh, kw, in, out); torch (out, in, kh, kw)
