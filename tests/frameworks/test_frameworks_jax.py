@@ -25,8 +25,11 @@ from initlab.conventions import compare_conventions
 from initlab.schemes import ALIASES, FACTORIES
 from initlab.schemes.basic import KERAS_TRUNCATION_CORRECTION
 
-KEY = jax.random.key(0)
-OTHER_KEY = jax.random.key(1)
+
+def key(seed: int = 0):
+    """A JAX key, made inside a test: a key made at import would start JAX's runtime during collection."""
+    return jax.random.key(seed)
+
 CONV = (3, 3, 32, 64)  # JAX/Flax HWIO: fan_in 288, fan_out 576
 TRUNCATED_KURTOSIS = float(stats.truncnorm(-2, 2).stats(moments="k"))
 
@@ -59,8 +62,8 @@ AGREEMENT = [
 ]
 
 
-def sample(init, shape, key=KEY) -> np.ndarray:
-    return np.asarray(init(key, shape, jnp.float32), dtype=np.float64)
+def sample(init, shape, seed: int = 0) -> np.ndarray:
+    return np.asarray(init(key(seed), shape, jnp.float32), dtype=np.float64)
 
 
 @pytest.mark.parametrize("kind", sorted(FACTORIES) + sorted(ALIASES))
@@ -68,17 +71,17 @@ def test_every_scheme_is_a_traced_jax_initializer(kind):
     """Each initializer traces (make_jaxpr): the values come from jax.random, with no host round trip."""
     shape = (3, 3, 16, 32) if kind == "delta_orthogonal" else (32, 16)
     init = getattr(initlab_jax, kind)(*((0.5,) if kind == "constant" else ()))
-    jaxpr = jax.make_jaxpr(lambda key: init(key, shape, jnp.float32))(KEY)
+    jaxpr = jax.make_jaxpr(lambda traced: init(traced, shape, jnp.float32))(key())
     assert jaxpr.out_avals[0].shape == shape and jaxpr.out_avals[0].dtype == jnp.float32
     target = ALIASES.get(kind, kind)
     assert init.scheme == initlab.get(target, **({"value": 0.5} if kind == "constant" else {}))
-    assert init(KEY, shape).dtype == jnp.zeros(()).dtype  # default: JAX's default float
+    assert init(key(), shape).dtype == jnp.zeros(()).dtype  # default: JAX's default float
 
 
 @pytest.mark.parametrize(("ours", "theirs", "shape"), [case[1:] for case in AGREEMENT],
                          ids=[case[0] for case in AGREEMENT])
 def test_agrees_in_distribution_with_jax_nn_initializers(ours, theirs, shape):
-    mine, reference = sample(ours, shape), sample(theirs, shape, OTHER_KEY)
+    mine, reference = sample(ours, shape), sample(theirs, shape, seed=1)
     assert mine.shape == reference.shape == shape
     assert stats.ks_2samp(mine.ravel(), reference.ravel()).pvalue > KS_P_MIN
     if ours.scheme.kind in ("uniform", "truncated_normal") or getattr(ours.scheme, "distribution", "normal") != "normal":
@@ -141,7 +144,7 @@ def test_a_flax_dense_network_trains():
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((256, 16)), jnp.float32)
     y = x @ jnp.asarray(rng.standard_normal((16, 1)), jnp.float32) + jnp.abs(x[:, :1])
-    params = model.init(KEY, x)
+    params = model.init(key(), x)
     kernel = np.asarray(params["params"]["Dense_0"]["kernel"])
     assert kernel.shape == (16, 64)
     assert_std_close(kernel, math.sqrt(2.0 / 16))
@@ -159,12 +162,12 @@ def test_a_flax_dense_network_trains():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: initlab_jax.orthogonal(in_axis=(0, 1))(KEY, (2, 3, 4)),
+        (lambda: initlab_jax.orthogonal(in_axis=(0, 1))(key(), (2, 3, 4)),
          "initlab.jax.orthogonal: in_axis=(0, 1), out_axis=-1 are invalid for this scheme; expected one axis each."),
-        (lambda: initlab_jax.he_normal()(KEY, (5,)),
+        (lambda: initlab_jax.he_normal()(key(), (5,)),
          ("initlab.jax.he_normal (shape (5,)): shape=(5,) has 1 dimension(s); a fan-based scheme needs a tensor with "
          "2 or more dimensions. Use zeros() or constant(value) for biases.")),
-        (lambda: initlab_jax.normal()(KEY, (2, 2), jnp.int32),
+        (lambda: initlab_jax.normal()(key(), (2, 2), jnp.int32),
          "initlab.jax.normal: dtype=int32 is invalid; expected a real floating dtype."),
         (lambda: initlab_jax.he_normal(gain=2),
          ("initlab.jax.he_normal: arguments () {'gain': 2} are invalid (got an unexpected keyword argument 'gain'); "
