@@ -34,6 +34,7 @@ from initlab.schemes import (
     zeros,
 )
 from initlab.theory import MeanField, critical_sigma_w2
+from initlab.conventions import compare_conventions
 
 xavier_normal = glorot_normal
 xavier_uniform = glorot_uniform
@@ -88,5 +89,6 @@ __all__ = [
     "LSUVRecord",
     "audit",
     "AuditReport",
+    "compare_conventions",
     "__version__",
 ]

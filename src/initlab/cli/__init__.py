@@ -16,10 +16,10 @@ import traceback
 from collections.abc import Sequence
 
 from initlab._version import __version__
-from initlab.cli import audit, gain, plan, report, run, runs, studies, theory, tour
+from initlab.cli import audit, gain, plan, port_check, report, run, runs, studies, theory, tour
 from initlab.errors import InitlabError
 
-COMMANDS = (gain, theory, plan, audit, studies, run, runs, tour, report)
+COMMANDS = (gain, theory, plan, audit, port_check, studies, run, runs, tour, report)
 """The sub-command modules, in the order ``initlab --help`` lists them."""
 
 

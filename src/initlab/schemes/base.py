@@ -59,6 +59,11 @@ class Scheme(abc.ABC):
         """Sample a full tensor of ``shape`` (or the shard ``index`` of it) as numpy.
 
         Values are generated in float32 and cast to ``dtype`` (float16/32/64).
+        A 1-D ``shape`` ``(n,)`` is one weight vector over n inputs, with
+        fan_in = fan_out = n (the rule of Keras's ``compute_fans``), so
+        ``he_normal().sample((n,))`` is distributed as the numpy recipe
+        ``np.random.randn(n) * np.sqrt(2 / n)``; ``init_`` refuses 1-D
+        tensors for fan-based schemes (they are biases there).
         """
         if str(dtype) not in _NUMPY_DTYPES:
             raise InitlabError(
@@ -67,7 +72,7 @@ class Scheme(abc.ABC):
         full_shape = _as_shape(shape, f"{self.name}.sample")
         shard_shape, _ = normalize_index(full_shape, index)
         out = torch.empty(shard_shape, dtype=torch.float32)
-        self._checked_fill(out, full_shape, index, layout, Stream(seed, name), name)
+        self._checked_fill(out, full_shape, index, layout, Stream(seed, name), name, vector_rule=True)
         return out.numpy().astype(str(dtype), copy=False)
 
     def init_(
@@ -117,9 +122,14 @@ class Scheme(abc.ABC):
         return data
 
     # ------------------------------------------------------------ internals
-    def _checked_fill(self, out, full_shape, index, layout, stream: Stream, name: str) -> None:
+    def _checked_fill(self, out, full_shape, index, layout, stream: Stream, name: str,
+                      vector_rule: bool = False) -> None:
         layout_spec = as_layout(layout, full_shape)
-        fan_counts = self._fans(full_shape, layout_spec, name) if self.fan_based else None
+        fan_counts = None
+        if self.fan_based and vector_rule and len(full_shape) == 1 and full_shape[0] > 0:
+            fan_counts = Fans(full_shape[0], full_shape[0])
+        elif self.fan_based:
+            fan_counts = self._fans(full_shape, layout_spec, name)
         self._fill(out, full_shape, index, layout_spec, fan_counts, stream)
 
     def _fans(self, shape: tuple[int, ...], layout: Layout, name: str) -> Fans:
