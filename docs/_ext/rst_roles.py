@@ -78,7 +78,8 @@ def _fence_tables(text: str) -> str:
                 if rules == 3:
                     break
             indent = lines[index][: len(lines[index]) - len(lines[index].lstrip())]
-            out += ["", f"{indent}```text", *lines[index:end], f"{indent}```", ""]
+            table = [re.sub(r"``([^`]+)``", r"\1  ", line) for line in lines[index:end]]   # keep the columns
+            out += ["", f"{indent}```text", *table, f"{indent}```", ""]
             index = end
             continue
         out.append(lines[index])

@@ -238,3 +238,32 @@ def test_the_extractor_reads_fences_skips_and_outputs(tmp_path):
     assert output_matches(["a", "...", "z  1.0000001"], ["a", "b", "c", "z 1.0"])
     assert not output_matches(["a", "z 1.1"], ["a", "z 1.0"])
     assert not output_matches(["a"], ["a", "b"])
+
+
+def api_directives() -> dict[str, list[str]]:
+    """``{page: [object paths]}`` of the ``::: path`` directives of docs/api/*.md."""
+    return {path.name: re.findall(r"(?m)^:::\s+(\S+)", path.read_text(encoding="utf-8"))
+            for path in sorted((ROOT / "docs" / "api").glob("*.md"))}
+
+
+def test_the_api_reference_loads_statically_and_covers_the_public_api():
+    griffe = pytest.importorskip("griffe")
+    package = griffe.load("initlab", search_paths=[str(ROOT / "src")], allow_inspection=False)
+    import initlab
+
+    for name in initlab.__all__:
+        if name != "__version__":
+            assert name in package.members, f"griffe does not see initlab.{name} without importing initlab"
+    directives = api_directives()
+    assert directives.pop("initlab.md") == ["initlab"]
+    documented = {target for targets in directives.values() for target in targets}
+    for module in ("initlab.schemes", "initlab.fans", "initlab.gains", "initlab.activations", "initlab.random",
+                   "initlab.theory", "initlab.nn", "initlab.nn.init", "initlab.lab", "initlab.errors"):
+        assert module in documented, f"no API page documents {module}"
+    (audit,) = directives["audit.md"]   # the one place that names the audit subpackage
+    for page, targets in directives.items():
+        for target in targets:
+            found = package[target.removeprefix("initlab.")]
+            assert found.is_module, (
+                f"docs/api/{page} documents {target}, which griffe reads as a {found.kind.value}, not a module")
+    assert audit.startswith("initlab.")
