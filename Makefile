@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed-$(DEPHASH)
 WHEEL_DIR  := build/wheel
 WHEEL_VENV := build/wheel-venv
 
-.PHONY: test pytest lint wheel-check demo bench install browser clean
+.PHONY: test pytest lint wheel-check docs demo bench install browser clean
 
 install: $(STAMP)
 
@@ -48,8 +48,13 @@ wheel-check: install
 pytest: install browser
 	$(PY) -m pytest -q
 
-# what .ci/run calls: lint, the whole test suite, then the wheel in a fresh venv
-test: lint pytest wheel-check
+# the documentation site, into site/: --strict fails on a broken link, a missing API reference
+# or a tutorial page whose code raises (the tutorials execute while the site is built)
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
+
+# what .ci/run calls: lint, the whole test suite, the wheel in a fresh venv, the docs site
+test: lint pytest wheel-check docs
 
 demo: install
 	$(VENV)/bin/initlab tour
