@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed-$(DEPHASH)
 WHEEL_DIR  := build/wheel
 WHEEL_VENV := build/wheel-venv
 
-.PHONY: test pytest lint wheel-check docs demo bench install browser clean
+.PHONY: test pytest lint typecheck wheel-check docs demo bench install browser clean
 
 install: $(STAMP)
 
@@ -28,10 +28,13 @@ browser:
 	  echo "installing Debian's chromium for the HTML report tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# ruff (lint and format) and mypy, zero findings on src/
+# ruff (lint and format), zero findings on src/
 lint: install
 	$(VENV)/bin/ruff check src
 	$(VENV)/bin/ruff format --check src
+
+# mypy on src/ (not yet part of `make test`: findings remain, see CHANGELOG)
+typecheck: install
 	$(VENV)/bin/mypy
 
 # the pure-Python wheel, installed with the core dependencies only into a fresh venv, smoke-tested there

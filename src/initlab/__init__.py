@@ -3,6 +3,7 @@
 from initlab._version import __version__
 from initlab.activations import get_activation
 from initlab.audit import AuditReport, audit  # rebinds initlab.audit to the function; import submodules by path
+from initlab.conventions import compare_conventions
 from initlab.errors import InitlabError
 from initlab.fans import Fans, Layout, fans
 from initlab.gains import gain
@@ -34,7 +35,6 @@ from initlab.schemes import (
     zeros,
 )
 from initlab.theory import MeanField, critical_sigma_w2
-from initlab.conventions import compare_conventions
 
 xavier_normal = glorot_normal
 xavier_uniform = glorot_uniform

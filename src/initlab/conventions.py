@@ -237,14 +237,24 @@ def _normal(mean: float, std: float) -> dict[str, Any]:
 
 def _truncated(mean: float, sigma: float, bound: float) -> dict[str, Any]:
     return {
-        "distribution": "truncated normal", "mean": mean, "std": sigma * truncated_std_factor(bound),
-        "sigma": sigma, "bound_sigmas": bound, "low": mean - bound * sigma, "high": mean + bound * sigma,
+        "distribution": "truncated normal",
+        "mean": mean,
+        "std": sigma * truncated_std_factor(bound),
+        "sigma": sigma,
+        "bound_sigmas": bound,
+        "low": mean - bound * sigma,
+        "high": mean + bound * sigma,
     }
 
 
 def _uniform(low: float, high: float) -> dict[str, Any]:
-    return {"distribution": "uniform", "mean": (low + high) / 2, "std": (high - low) / math.sqrt(12.0),
-            "low": low, "high": high}
+    return {
+        "distribution": "uniform",
+        "mean": (low + high) / 2,
+        "std": (high - low) / math.sqrt(12.0),
+        "low": low,
+        "high": high,
+    }
 
 
 def _constant(value: float) -> dict[str, Any]:
@@ -253,8 +263,12 @@ def _constant(value: float) -> dict[str, Any]:
 
 def _orthogonal(gain: float, rows: int, cols: int) -> dict[str, Any]:
     """An orthogonal (rows, cols) matrix times gain: mean square gain^2 / max(rows, cols)."""
-    return {"distribution": "orthogonal", "mean": 0.0, "std": abs(gain) / math.sqrt(max(rows, cols)),
-            "matrix": (rows, cols)}
+    return {
+        "distribution": "orthogonal",
+        "mean": 0.0,
+        "std": abs(gain) / math.sqrt(max(rows, cols)),
+        "matrix": (rows, cols),
+    }
 
 
 def _two_valued(kind: str, gain: float, ones: int, total: int) -> dict[str, Any]:
@@ -324,8 +338,13 @@ def _initlab_row(scheme: Scheme, torch_shape: tuple[int, ...], layout: str) -> C
     elif isinstance(scheme, Sparse) and len(torch_shape) >= 2:
         values = {"distribution": "sparse normal", "mean": 0.0, "std": scheme.target_std(shape=torch_shape)}
     else:
-        return _unavailable("initlab", torch_shape, counts,
-                            f"initlab's {scheme.name} cannot initialise a weight of shape {torch_shape}.", True)
+        return _unavailable(
+            "initlab",
+            torch_shape,
+            counts,
+            f"initlab's {scheme.name} cannot initialise a weight of shape {torch_shape}.",
+            True,
+        )
     return ConventionRow("initlab", torch_shape, True, _scheme_text(scheme), *counts, **values)
 
 
@@ -355,8 +374,10 @@ def _torch_variance_scaling(scheme: VarianceScaling, counts: tuple[int, int]) ->
     prefix = "torch.nn.init."
     if scheme.distribution == "truncated_normal":
         note = "torch has no truncated Xavier/Kaiming: trunc_normal_ with the corrected std and absolute bounds."
-        call = (f"{prefix}trunc_normal_(w, mean=0.0, std={_num(values['sigma'])}, a={_num(values['low'])}, "
-                f"b={_num(values['high'])})")
+        call = (
+            f"{prefix}trunc_normal_(w, mean=0.0, std={_num(values['sigma'])}, a={_num(values['low'])}, "
+            f"b={_num(values['high'])})"
+        )
         return call, values, note
     family = "normal" if scheme.distribution == "normal" else "uniform"
     if scheme.mode == "fan_avg":
@@ -382,11 +403,16 @@ def _torch_row(scheme: Scheme, shape: tuple[int, ...], transposed: bool = True) 
         call = f"{prefix}normal_(w, mean={_num(scheme.mean)}, std={_num(scheme.std)})"
         values = _normal(scheme.mean, scheme.std)
     elif isinstance(scheme, Uniform):
-        call, values = f"{prefix}uniform_(w, a={_num(scheme.low)}, b={_num(scheme.high)})", _uniform(scheme.low, scheme.high)
+        call, values = (
+            f"{prefix}uniform_(w, a={_num(scheme.low)}, b={_num(scheme.high)})",
+            _uniform(scheme.low, scheme.high),
+        )
     elif isinstance(scheme, TruncatedNormal):
         values = _truncated(scheme.mean, scheme.sigma, scheme.bound)
-        call = (f"{prefix}trunc_normal_(w, mean={_num(scheme.mean)}, std={_num(scheme.sigma)}, "
-                f"a={_num(values['low'])}, b={_num(values['high'])})")
+        call = (
+            f"{prefix}trunc_normal_(w, mean={_num(scheme.mean)}, std={_num(scheme.sigma)}, "
+            f"a={_num(values['low'])}, b={_num(values['high'])})"
+        )
         note = "trunc_normal_'s a and b are absolute values, not multiples of std (timm's too)."
     elif isinstance(scheme, VarianceScaling):
         if counts is None:
@@ -403,8 +429,9 @@ def _torch_row(scheme: Scheme, shape: tuple[int, ...], transposed: bool = True) 
         call = f"{prefix}sparse_(w, sparsity={_num(scheme.sparsity)}, std={_num(scheme.std)})"
         values = {"distribution": "sparse normal", "mean": 0.0, "std": scheme.target_std(shape=shape)}
     else:
-        return _unavailable("torch", shape, counts,
-                            f"torch.nn.init has no {scheme.kind} initializer for shape {shape}.", transposed)
+        return _unavailable(
+            "torch", shape, counts, f"torch.nn.init has no {scheme.kind} initializer for shape {shape}.", transposed
+        )
     fan_in, fan_out = counts if counts else (None, None)
     return ConventionRow("torch", shape, transposed, call, fan_in, fan_out, notes=(note,) if note else (), **values)
 
@@ -428,8 +455,10 @@ def _keras_variance_scaling(scheme: VarianceScaling, counts: tuple[int, int]) ->
     if preset and preset[2] == scheme.scale and preset[3] == scheme.mode:
         return f"keras.initializers.{preset[0]}()", _variance_scaling(preset[4], sigma), ""
     keras_distribution = "uniform" if scheme.distribution == "uniform" else "truncated_normal"
-    call = (f"keras.initializers.VarianceScaling(scale={_num(scheme.scale)}, mode={scheme.mode!r}, "
-            f"distribution={scheme.distribution!r})")
+    call = (
+        f"keras.initializers.VarianceScaling(scale={_num(scheme.scale)}, mode={scheme.mode!r}, "
+        f"distribution={scheme.distribution!r})"
+    )
     note = "Keras's distribution='normal' is a truncated normal." if scheme.distribution == "normal" else ""
     return call, _variance_scaling(keras_distribution, sigma), note
 
@@ -461,8 +490,13 @@ def _keras_row(scheme: Scheme, shape: tuple[int, ...], transposed: bool = True) 
         call = f"{prefix}Identity(gain={_num(scheme.gain)})"
         values = _two_valued("identity", scheme.gain, min(shape), math.prod(shape))
     else:
-        return _unavailable("keras", shape, counts, f"keras.initializers has no equivalent of initlab's "
-                            f"{_scheme_text(scheme)} for shape {shape}.", transposed)
+        return _unavailable(
+            "keras",
+            shape,
+            counts,
+            f"keras.initializers has no equivalent of initlab's {_scheme_text(scheme)} for shape {shape}.",
+            transposed,
+        )
     notes = tuple(text for text in (note, _KERAS_TORCH_TRUNCATION if values.get("bound_sigmas") else "") if text)
     return ConventionRow("keras", shape, transposed, call, *counts, notes=notes, **values)
 
@@ -470,8 +504,10 @@ def _keras_row(scheme: Scheme, shape: tuple[int, ...], transposed: bool = True) 
 def _keras_equivalent(scheme: Scheme, row: ConventionRow) -> str:
     if isinstance(scheme, VarianceScaling) and row.fan_in is not None:
         distribution = "untruncated_normal" if scheme.distribution == "normal" else scheme.distribution
-        return (f"keras.initializers.VarianceScaling(scale={_num(scheme.scale)}, mode={scheme.mode!r}, "
-                f"distribution={distribution!r})")
+        return (
+            f"keras.initializers.VarianceScaling(scale={_num(scheme.scale)}, mode={scheme.mode!r}, "
+            f"distribution={distribution!r})"
+        )
     return ""
 
 
@@ -484,8 +520,7 @@ def _jax_variance_scaling(scheme: VarianceScaling, counts: tuple[int, int]) -> t
     preset = _PRESETS.get(scheme.name)
     if preset and preset[2] == scheme.scale and preset[3] == scheme.mode:
         return f"jax.nn.initializers.{preset[1]}()", _variance_scaling(preset[4], sigma), ""
-    call = (f"jax.nn.initializers.variance_scaling({_num(scheme.scale)}, {scheme.mode!r}, "
-            f"{scheme.distribution!r})")
+    call = f"jax.nn.initializers.variance_scaling({_num(scheme.scale)}, {scheme.mode!r}, {scheme.distribution!r})"
     return call, _variance_scaling(scheme.distribution, sigma), ""
 
 
@@ -501,11 +536,16 @@ def _jax_row(scheme: Scheme, shape: tuple[int, ...], transposed: bool = True) ->
         call, values = f"{prefix}normal(stddev={_num(scheme.std)})", _normal(0.0, scheme.std)
         note = "" if scheme.mean == 0.0 else "jax's normal has mean 0: add the mean to its values."
     elif isinstance(scheme, Uniform):
-        call, values = f"{prefix}uniform(scale={_num(scheme.high - scheme.low)})", _uniform(0.0, scheme.high - scheme.low)
+        call, values = (
+            f"{prefix}uniform(scale={_num(scheme.high - scheme.low)})",
+            _uniform(0.0, scheme.high - scheme.low),
+        )
         note = "jax's uniform(scale) samples [0, scale)." + ("" if scheme.low == 0.0 else " Add low to its values.")
     elif isinstance(scheme, TruncatedNormal):
-        call = (f"{prefix}truncated_normal(stddev={_num(scheme.sigma)}, lower={_num(-scheme.bound)}, "
-                f"upper={_num(scheme.bound)})")
+        call = (
+            f"{prefix}truncated_normal(stddev={_num(scheme.sigma)}, lower={_num(-scheme.bound)}, "
+            f"upper={_num(scheme.bound)})"
+        )
         values = _truncated(0.0, scheme.sigma, scheme.bound)
         note = "truncated_normal's lower and upper are in units of stddev; it does not correct the std."
     elif isinstance(scheme, VarianceScaling):
@@ -522,16 +562,20 @@ def _jax_row(scheme: Scheme, shape: tuple[int, ...], transposed: bool = True) ->
         if any(size % 2 == 0 for size in shape[:-2]):
             note = "jax puts the tap at (k - 1) // 2, torch/initlab at k // 2: they differ for an even kernel."
     else:
-        return _unavailable("jax", shape, counts, f"jax.nn.initializers has no equivalent of initlab's "
-                            f"{_scheme_text(scheme)} for shape {shape}.", transposed)
+        return _unavailable(
+            "jax",
+            shape,
+            counts,
+            f"jax.nn.initializers has no equivalent of initlab's {_scheme_text(scheme)} for shape {shape}.",
+            transposed,
+        )
     fan_in, fan_out = counts if counts else (None, None)
     return ConventionRow("jax", shape, transposed, call, fan_in, fan_out, notes=(note,) if note else (), **values)
 
 
 def _jax_equivalent(scheme: Scheme, row: ConventionRow) -> str:
     if isinstance(scheme, VarianceScaling) and row.fan_in is not None:
-        return (f"jax.nn.initializers.variance_scaling({_num(scheme.scale)}, {scheme.mode!r}, "
-                f"{scheme.distribution!r})")
+        return f"jax.nn.initializers.variance_scaling({_num(scheme.scale)}, {scheme.mode!r}, {scheme.distribution!r})"
     return ""
 
 
@@ -588,13 +632,22 @@ class ConventionReport:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scheme": self.scheme.to_dict(), "caller": self.caller, "layout": self.layout,
-                "shape": list(self.shape), "rows": [row.to_dict() for row in self.rows], "traps": list(self.traps)}
+        return {
+            "scheme": self.scheme.to_dict(),
+            "caller": self.caller,
+            "layout": self.layout,
+            "shape": list(self.shape),
+            "rows": [row.to_dict() for row in self.rows],
+            "traps": list(self.traps),
+        }
 
     def to_text(self) -> str:
         """The side-by-side table, the calls and the traps, as the CLI prints them."""
-        lines = [f"port check: {_scheme_text(self.scheme)}",
-                 f"weight: shape {self.shape}, layout {self.layout}, in the {self.caller} convention (the caller)", ""]
+        lines = [
+            f"port check: {_scheme_text(self.scheme)}",
+            f"weight: shape {self.shape}, layout {self.layout}, in the {self.caller} convention (the caller)",
+            "",
+        ]
         header = ("convention", "shape", "fan_in", "fan_out", "distribution", "std", "bounds", "vs initlab")
         table = [header] + [_row_cells(row, self.caller) for row in self.rows]
         widths = [max(len(cells[column]) for cells in table) for column in range(len(header))]
@@ -627,9 +680,16 @@ def _bounds_text(row: ConventionRow) -> str:
 def _row_cells(row: ConventionRow, caller: str) -> tuple[str, ...]:
     label = row.label + (" (caller)" if row.framework == caller and row.transposed else "")
     verdict = "" if row.matches is None else ("same" if row.matches else "DIFFERS")
-    return (label, str(row.shape), "-" if row.fan_in is None else str(row.fan_in),
-            "-" if row.fan_out is None else str(row.fan_out), row.distribution,
-            "-" if row.std is None else f"{row.std:.6g}", _bounds_text(row), verdict)
+    return (
+        label,
+        str(row.shape),
+        "-" if row.fan_in is None else str(row.fan_in),
+        "-" if row.fan_out is None else str(row.fan_out),
+        row.distribution,
+        "-" if row.std is None else f"{row.std:.6g}",
+        _bounds_text(row),
+        verdict,
+    )
 
 
 def _describe(row: ConventionRow) -> str:
@@ -651,25 +711,33 @@ def _traps(scheme: Scheme, caller: str, layout: str, rows: Sequence[ConventionRo
     for row in rows[1:]:
         if row.matches is False and row.transposed:
             hint = f"; to match initlab use {row.equivalent}" if row.equivalent else ""
-            traps.append(f"{row.framework}: {row.call} samples {_describe(row)}, initlab's "
-                         f"{scheme.name} samples {_describe(reference)}{hint}.")
+            traps.append(
+                f"{row.framework}: {row.call} samples {_describe(row)}, initlab's "
+                f"{scheme.name} samples {_describe(reference)}{hint}."
+            )
         elif row.matches is False:
             axes = channels_last_axes(len(reference.shape), layout)
             if caller != "torch":
                 axes = channels_first_axes(len(reference.shape), layout)
-            traps.append(f"{row.framework}'s rules on the {caller} array as is (shape {row.shape}, not "
-                         f"transposed) give {_describe(row)} instead of {_describe(reference)}: transpose "
-                         f"it first, np.transpose(w, {axes}).")
+            traps.append(
+                f"{row.framework}'s rules on the {caller} array as is (shape {row.shape}, not "
+                f"transposed) give {_describe(row)} instead of {_describe(reference)}: transpose "
+                f"it first, np.transpose(w, {axes})."
+            )
         elif not row.call and row.transposed:
             traps.append(f"{row.framework}: {row.notes[0]}")
     if any(row.distribution == "truncated normal" for row in rows):
-        traps.append("truncation bounds: torch's trunc_normal_(w, mean, std, a, b) (and timm's) takes absolute "
-                     "a, b (defaults -2, 2, whatever std); Keras's TruncatedNormal cuts at mean +- 2 stddev and "
-                     "JAX's truncated_normal at lower, upper times stddev.")
+        traps.append(
+            "truncation bounds: torch's trunc_normal_(w, mean, std, a, b) (and timm's) takes absolute "
+            "a, b (defaults -2, 2, whatever std); Keras's TruncatedNormal cuts at mean +- 2 stddev and "
+            "JAX's truncated_normal at lower, upper times stddev."
+        )
     if scheme.kind not in ("zeros", "ones", "constant", "identity"):
-        traps.append("seeds: keras.initializers.*(seed=<int>) returns the same values at every call, so one "
-                     "seeded instance shared by two layers gives them identical weights; initlab.keras advances "
-                     "its (seed, name) stream at each call.")
+        traps.append(
+            "seeds: keras.initializers.*(seed=<int>) returns the same values at every call, so one "
+            "seeded instance shared by two layers gives them identical weights; initlab.keras advances "
+            "its (seed, name) stream at each call."
+        )
     for row in rows:
         traps.extend(f"{row.label}: {note}" for note in row.notes if row.call)
     return tuple(dict.fromkeys(traps))
@@ -706,8 +774,9 @@ def compare_conventions(
     if isinstance(scheme, str):
         scheme = get(scheme, **options)
     elif options:
-        raise InitlabError(f"{where}: options {sorted(options)} are given with a Scheme object; expected them "
-                           f"only with a scheme name.")
+        raise InitlabError(
+            f"{where}: options {sorted(options)} are given with a Scheme object; expected them only with a scheme name."
+        )
     if not isinstance(scheme, Scheme):
         raise InitlabError(f"{where}: scheme={scheme!r} is invalid; expected an initlab scheme or its name.")
     shape = _check_shape(shape, where)
@@ -715,8 +784,10 @@ def compare_conventions(
     if layout not in PORT_LAYOUTS:
         raise InitlabError(f"{where}: layout={layout!r} is invalid; expected one of {', '.join(PORT_LAYOUTS)}.")
     if (layout in ("linear", "embedding") and len(shape) > 2) or (layout == "conv" and len(shape) < 3):
-        raise InitlabError(f"{where}: layout={layout!r} does not fit shape={shape}; expected 1 or 2 dimensions "
-                           f"for linear/embedding, 3 or more for conv.")
+        raise InitlabError(
+            f"{where}: layout={layout!r} does not fit shape={shape}; expected 1 or 2 dimensions "
+            f"for linear/embedding, 3 or more for conv."
+        )
     torch_shape = torch_layout_shape(shape, layout, framework)
     reference = _initlab_row(scheme, torch_shape, layout)
     rows = [reference]
@@ -729,7 +800,11 @@ def compare_conventions(
         as_is = _judged(_ROW_BUILDERS[name](scheme, shape, transposed=False), scheme, reference)
         transposed = next(row for row in rows if row.framework == name)
         if (as_is.fan_in, as_is.fan_out, as_is.std, as_is.matrix) != (
-                transposed.fan_in, transposed.fan_out, transposed.std, transposed.matrix):
+            transposed.fan_in,
+            transposed.fan_out,
+            transposed.std,
+            transposed.matrix,
+        ):
             rows.append(as_is)
     return ConventionReport(scheme, framework, layout, shape, tuple(rows), _traps(scheme, framework, layout, rows))
 

@@ -55,8 +55,8 @@ those of one block.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from initlab.errors import InitlabError
 
@@ -105,25 +105,19 @@ class Layout:
 
     def __post_init__(self) -> None:
         if self.kind not in LAYOUTS:
-            raise InitlabError(
-                f"layout: kind={self.kind!r} is invalid; expected one of {', '.join(LAYOUTS)}."
-            )
+            raise InitlabError(f"layout: kind={self.kind!r} is invalid; expected one of {', '.join(LAYOUTS)}.")
         if self.compat not in COMPATS:
             raise InitlabError(
                 f"layout: layout_compat={self.compat!r} is invalid; expected one of {', '.join(COMPATS)}."
             )
         for argument, value in (("groups", self.groups), ("blocks", self.blocks)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InitlabError(
-                    f"layout: {argument}={value!r} is invalid; expected a positive integer."
-                )
+                raise InitlabError(f"layout: {argument}={value!r} is invalid; expected a positive integer.")
         stride = (self.stride,) if isinstance(self.stride, int) else self.stride
         if not isinstance(stride, (tuple, list)) or any(
             isinstance(step, bool) or not isinstance(step, int) or step < 1 for step in stride
         ):
-            raise InitlabError(
-                f"layout: stride={self.stride!r} is invalid; expected a tuple of positive integers."
-            )
+            raise InitlabError(f"layout: stride={self.stride!r} is invalid; expected a tuple of positive integers.")
         object.__setattr__(self, "stride", tuple(stride) if any(step != 1 for step in stride) else ())
 
     def to_dict(self) -> dict:
@@ -136,7 +130,7 @@ class Layout:
         return data
 
 
-def as_layout(layout: "str | Layout | None", shape: Sequence[int] | None = None, **options) -> Layout:
+def as_layout(layout: str | Layout | None, shape: Sequence[int] | None = None, **options) -> Layout:
     """A :class:`Layout` from a name, a Layout, or None (inferred from the shape).
 
     ``None`` means ``linear`` for a 2-D shape and ``conv`` (torch's
@@ -147,17 +141,13 @@ def as_layout(layout: "str | Layout | None", shape: Sequence[int] | None = None,
     if layout is None:
         layout = "conv" if shape is not None and len(shape) > 2 else "linear"
     if not isinstance(layout, str):
-        raise InitlabError(
-            f"layout={layout!r} is invalid; expected one of {', '.join(LAYOUTS)} or a Layout."
-        )
+        raise InitlabError(f"layout={layout!r} is invalid; expected one of {', '.join(LAYOUTS)} or a Layout.")
     if "layout_compat" in options:
         options["compat"] = options.pop("layout_compat")
     return Layout(kind=layout, **options)
 
 
-def fans(
-    shape: Sequence[int], layout: "str | Layout | None" = "linear", **options
-) -> Fans:
+def fans(shape: Sequence[int], layout: str | Layout | None = "linear", **options) -> Fans:
     """fan_in and fan_out of a weight of ``shape`` read with ``layout``.
 
     Args:
@@ -180,8 +170,7 @@ def fans(
         )
     if any(size <= 0 for size in shape):
         raise InitlabError(
-            f"fans: shape={shape} has a dimension of size 0, so fan_in or fan_out is 0; "
-            f"expected every dimension >= 1."
+            f"fans: shape={shape} has a dimension of size 0, so fan_in or fan_out is 0; expected every dimension >= 1."
         )
     block_axis = 1 if spec.kind == "linear_in_out" else 0
     if shape[block_axis] % spec.blocks:
@@ -190,7 +179,7 @@ def fans(
             f"shape={shape}; "
             f"expected a fused weight of {spec.blocks} equal stacked blocks."
         )
-    shape = shape[:block_axis] + (shape[block_axis] // spec.blocks,) + shape[block_axis + 1:]
+    shape = shape[:block_axis] + (shape[block_axis] // spec.blocks,) + shape[block_axis + 1 :]
     if spec.compat == "torch":
         return _torch_fans(shape)
     if spec.kind == "axes":
@@ -249,15 +238,11 @@ def _axes_fans(shape: tuple[int, ...], spec: Layout) -> Fans:
         result = []
         for axis in axes:
             if not -ndim <= axis < ndim:
-                raise InitlabError(
-                    f"fans: axis {axis} is outside shape={shape}; expected -{ndim} <= axis < {ndim}."
-                )
+                raise InitlabError(f"fans: axis {axis} is outside shape={shape}; expected -{ndim} <= axis < {ndim}.")
             result.append(axis % ndim)
         return tuple(result)
 
-    in_axes, out_axes, batch_axes = (
-        normalise(spec.in_axis), normalise(spec.out_axis), normalise(spec.batch_axis)
-    )
+    in_axes, out_axes, batch_axes = (normalise(spec.in_axis), normalise(spec.out_axis), normalise(spec.batch_axis))
     if set(in_axes) & set(out_axes) or set(batch_axes) & (set(in_axes) | set(out_axes)):
         raise InitlabError(
             f"fans: in_axis={spec.in_axis!r}, out_axis={spec.out_axis!r} and "

@@ -60,9 +60,7 @@ def _import_jax():
         import jax
         import jax.numpy as jnp
     except ImportError as error:
-        raise ImportError(
-            f"initlab.jax needs JAX ({error}); install it with pip install 'initlab[jax]'."
-        ) from error
+        raise ImportError(f"initlab.jax needs JAX ({error}); install it with pip install 'initlab[jax]'.") from error
     return jax, jnp
 
 
@@ -150,7 +148,7 @@ def _orthogonal(scheme: Orthogonal, key, shape, dtype, axes: _Axes, where: str):
 def _identity(scheme: Identity, key, shape, dtype, axes: _Axes, where: str):
     order = axes.canonical_order(shape, where)
     canonical = tuple(shape[axis] for axis in order)
-    centre = tuple(size // 2 for size in canonical[len(axes.batch_axis):-2])
+    centre = tuple(size // 2 for size in canonical[len(axes.batch_axis) : -2])
     channels = np.arange(min(canonical[-2:]))
     index = (Ellipsis, *centre, channels, channels)
     values = jnp.zeros(canonical, dtype).at[index].set(jnp.asarray(scheme.gain, dtype))
@@ -200,12 +198,16 @@ def _elementwise(scheme: Scheme, key, shape, dtype):
 
 
 _STRUCTURED: dict[type, Callable[..., Any]] = {
-    Orthogonal: _orthogonal, Identity: _identity, DeltaOrthogonal: _delta_orthogonal, Sparse: _sparse,
+    Orthogonal: _orthogonal,
+    Identity: _identity,
+    DeltaOrthogonal: _delta_orthogonal,
+    Sparse: _sparse,
 }
 
 
-def initializer(scheme: Scheme | str, *, in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
-                dtype=None) -> Callable[..., Any]:
+def initializer(
+    scheme: Scheme | str, *, in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype=None
+) -> Callable[..., Any]:
     """``scheme`` as a JAX initializer ``init(key, shape, dtype=dtype) -> Array`` (see the module docstring).
 
     Args:
@@ -340,8 +342,32 @@ dirac = eye = identity
 zero, trunc_normal = zeros, truncated_normal
 
 __all__ = [
-    "constant", "delta_orthogonal", "dirac", "eye", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
-    "identity", "initializer", "kaiming_normal", "kaiming_uniform", "large_random", "lecun_normal",
-    "lecun_uniform", "normal", "ones", "orthogonal", "small_random", "sparse", "trunc_normal", "truncated_normal",
-    "uniform", "variance_scaling", "xavier_normal", "xavier_uniform", "zero", "zeros",
+    "constant",
+    "delta_orthogonal",
+    "dirac",
+    "eye",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "identity",
+    "initializer",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "large_random",
+    "lecun_normal",
+    "lecun_uniform",
+    "normal",
+    "ones",
+    "orthogonal",
+    "small_random",
+    "sparse",
+    "trunc_normal",
+    "truncated_normal",
+    "uniform",
+    "variance_scaling",
+    "xavier_normal",
+    "xavier_uniform",
+    "zero",
+    "zeros",
 ]

@@ -138,8 +138,9 @@ class SchemeInitializer(keras.initializers.Initializer):
             )
         call, self.calls = self.calls, self.calls + 1
         name = f"keras#{next(_unnamed_calls)}" if self.name is None else self.stream_name(call)
-        values = keras_sample(self.scheme, shape, seed=self.seed, name=name,
-                              dtype="float64" if dtype == "float64" else "float32")
+        values = keras_sample(
+            self.scheme, shape, seed=self.seed, name=name, dtype="float64" if dtype == "float64" else "float32"
+        )
         return keras.ops.convert_to_tensor(values, dtype=dtype)
 
     def get_config(self) -> dict[str, Any]:
@@ -313,9 +314,27 @@ class Sparse(_Preset):
 
 CLASSES: dict[str, type[_Preset]] = {
     cls.kind: cls
-    for cls in (Zeros, Ones, Constant, SmallRandom, LargeRandom, Normal, Uniform, TruncatedNormal,
-                VarianceScaling, GlorotNormal, GlorotUniform, HeNormal, HeUniform, LecunNormal, LecunUniform,
-                Orthogonal, Identity, DeltaOrthogonal, Sparse)
+    for cls in (
+        Zeros,
+        Ones,
+        Constant,
+        SmallRandom,
+        LargeRandom,
+        Normal,
+        Uniform,
+        TruncatedNormal,
+        VarianceScaling,
+        GlorotNormal,
+        GlorotUniform,
+        HeNormal,
+        HeUniform,
+        LecunNormal,
+        LecunUniform,
+        Orthogonal,
+        Identity,
+        DeltaOrthogonal,
+        Sparse,
+    )
 }
 """initlab scheme name -> its Keras initializer class."""
 
@@ -329,11 +348,52 @@ dirac = eye = identity
 zero, trunc_normal = zeros, truncated_normal
 
 __all__ = [
-    "CLASSES", "DeltaOrthogonal", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity",
-    "LargeRandom", "LecunNormal", "LecunUniform", "Normal", "Ones", "Orthogonal", "SchemeInitializer",
-    "SmallRandom", "Sparse", "TruncatedNormal", "Uniform", "VarianceScaling", "Zeros", "constant",
-    "delta_orthogonal", "dirac", "eye", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity",
-    "kaiming_normal", "kaiming_uniform", "keras_sample", "large_random", "lecun_normal", "lecun_uniform",
-    "normal", "ones", "orthogonal", "small_random", "sparse", "trunc_normal", "truncated_normal", "uniform",
-    "variance_scaling", "xavier_normal", "xavier_uniform", "zero", "zeros",
+    "CLASSES",
+    "DeltaOrthogonal",
+    "GlorotNormal",
+    "GlorotUniform",
+    "HeNormal",
+    "HeUniform",
+    "Identity",
+    "LargeRandom",
+    "LecunNormal",
+    "LecunUniform",
+    "Normal",
+    "Ones",
+    "Orthogonal",
+    "SchemeInitializer",
+    "SmallRandom",
+    "Sparse",
+    "TruncatedNormal",
+    "Uniform",
+    "VarianceScaling",
+    "Zeros",
+    "constant",
+    "delta_orthogonal",
+    "dirac",
+    "eye",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "identity",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "keras_sample",
+    "large_random",
+    "lecun_normal",
+    "lecun_uniform",
+    "normal",
+    "ones",
+    "orthogonal",
+    "small_random",
+    "sparse",
+    "trunc_normal",
+    "truncated_normal",
+    "uniform",
+    "variance_scaling",
+    "xavier_normal",
+    "xavier_uniform",
+    "zero",
+    "zeros",
 ]

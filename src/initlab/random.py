@@ -78,9 +78,7 @@ class Stream:
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise InitlabError(
-                f"Stream: seed={self.seed!r} is invalid; expected an integer."
-            )
+            raise InitlabError(f"Stream: seed={self.seed!r} is invalid; expected an integer.")
         if not isinstance(self.name, str):
             raise InitlabError(f"Stream: name={self.name!r} is invalid; expected a string.")
 
@@ -134,9 +132,7 @@ def fill_threads() -> int:
                 f"INITLAB_FILL_THREADS={configured!r} is invalid; expected a positive integer."
             ) from None
         if count < 1:
-            raise InitlabError(
-                f"INITLAB_FILL_THREADS={configured!r} is invalid; expected a positive integer."
-            )
+            raise InitlabError(f"INITLAB_FILL_THREADS={configured!r} is invalid; expected a positive integer.")
         return count
     if hasattr(os, "sched_getaffinity"):  # the cores this process may run on (Linux)
         return max(1, len(os.sched_getaffinity(0)))
@@ -471,9 +467,7 @@ def normalize_index(
             )
         start, stop, step = part.indices(size)
         if step <= 0:
-            raise InitlabError(
-                f"{where}={given!r} has step {step} in dimension {dim}; expected a positive step."
-            )
+            raise InitlabError(f"{where}={given!r} has step {step} in dimension {dim}; expected a positive step.")
         if (part.start is not None and not -size <= part.start <= size) or (
             part.stop is not None and not -size <= part.stop <= size
         ):

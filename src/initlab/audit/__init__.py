@@ -13,6 +13,15 @@ from initlab.audit.theory_overlay import TheoryOverlay
 from initlab.audit.thresholds import HEALTHY, VERDICTS, Thresholds
 
 __all__ = [
-    "HEALTHY", "SCHEMA_VERSION", "VERDICTS", "AuditReport", "Finding", "JacobianStats", "LayerReport",
-    "Summary", "TheoryOverlay", "Thresholds", "audit",
+    "HEALTHY",
+    "SCHEMA_VERSION",
+    "VERDICTS",
+    "AuditReport",
+    "Finding",
+    "JacobianStats",
+    "LayerReport",
+    "Summary",
+    "TheoryOverlay",
+    "Thresholds",
+    "audit",
 ]

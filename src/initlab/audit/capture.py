@@ -47,25 +47,65 @@ _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm
 _INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 _RMS_NORM = getattr(nn, "RMSNorm", nn.LayerNorm)  # torch >= 2.4
 _CHANNEL_FIRST = (
-    *_CONVOLUTIONS, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, *_BATCH_NORMS, *_INSTANCE_NORMS,
-    nn.GroupNorm, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+    *_CONVOLUTIONS,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    *_BATCH_NORMS,
+    *_INSTANCE_NORMS,
+    nn.GroupNorm,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
 )
-_LAST_AXIS = (nn.Linear, nn.Bilinear, nn.LayerNorm, _RMS_NORM, nn.Embedding, nn.EmbeddingBag,
-              nn.MultiheadAttention, nn.RNNBase, nn.Flatten)
-NORMALIZING = (*_BATCH_NORMS, *_INSTANCE_NORMS, nn.GroupNorm, nn.LayerNorm, _RMS_NORM, nn.Embedding,
-               nn.EmbeddingBag)
+_LAST_AXIS = (
+    nn.Linear,
+    nn.Bilinear,
+    nn.LayerNorm,
+    _RMS_NORM,
+    nn.Embedding,
+    nn.EmbeddingBag,
+    nn.MultiheadAttention,
+    nn.RNNBase,
+    nn.Flatten,
+)
+NORMALIZING = (*_BATCH_NORMS, *_INSTANCE_NORMS, nn.GroupNorm, nn.LayerNorm, _RMS_NORM, nn.Embedding, nn.EmbeddingBag)
 """Modules whose output scale is set by their own parameters: they reset the reference std."""
 
 # Functional activations: function name -> (canonical name, positional parameter names after the input).
 _FUNCTIONAL = {
-    "relu": ("relu", ()), "relu_": ("relu", ()), "tanh": ("tanh", ()), "tanh_": ("tanh", ()),
-    "sigmoid": ("sigmoid", ()), "sigmoid_": ("sigmoid", ()), "gelu": ("gelu", ()), "silu": ("silu", ()),
-    "selu": ("selu", ()), "selu_": ("selu", ()), "elu": ("elu", ("alpha",)), "elu_": ("elu", ("alpha",)),
-    "leaky_relu": ("leaky_relu", ("negative_slope",)), "leaky_relu_": ("leaky_relu", ("negative_slope",)),
-    "hardtanh": ("hardtanh", ("min_val", "max_val")), "hardtanh_": ("hardtanh", ("min_val", "max_val")),
-    "relu6": ("relu6", ()), "mish": ("mish", ()), "softplus": ("softplus", ("beta",)), "softsign": ("softsign", ()),
+    "relu": ("relu", ()),
+    "relu_": ("relu", ()),
+    "tanh": ("tanh", ()),
+    "tanh_": ("tanh", ()),
+    "sigmoid": ("sigmoid", ()),
+    "sigmoid_": ("sigmoid", ()),
+    "gelu": ("gelu", ()),
+    "silu": ("silu", ()),
+    "selu": ("selu", ()),
+    "selu_": ("selu", ()),
+    "elu": ("elu", ("alpha",)),
+    "elu_": ("elu", ("alpha",)),
+    "leaky_relu": ("leaky_relu", ("negative_slope",)),
+    "leaky_relu_": ("leaky_relu", ("negative_slope",)),
+    "hardtanh": ("hardtanh", ("min_val", "max_val")),
+    "hardtanh_": ("hardtanh", ("min_val", "max_val")),
+    "relu6": ("relu6", ()),
+    "mish": ("mish", ()),
+    "softplus": ("softplus", ("beta",)),
+    "softsign": ("softsign", ()),
 }
 _ACTIVATION_PARAMETERS = ("alpha", "negative_slope", "min_val", "max_val", "beta", "approximate")
 
@@ -310,12 +350,28 @@ class Capture:
         name = self._names[module] + (f"#{call}" if call > 1 else "")
         if module not in self._activations:
             self._activations[module] = module_activation(module)
-        self.record(module, name, type(module).__name__, self._activations[module], first_tensor(inputs),
-                    output_tensor, first_call=call == 1)
+        self.record(
+            module,
+            name,
+            type(module).__name__,
+            self._activations[module],
+            first_tensor(inputs),
+            output_tensor,
+            first_call=call == 1,
+        )
 
     # ------------------------------------------------------------- records
-    def record(self, module: nn.Module | None, name: str, module_type: str, activation: Activation | None,
-               input_tensor: torch.Tensor | None, output: torch.Tensor, *, first_call: bool = True) -> None:
+    def record(
+        self,
+        module: nn.Module | None,
+        name: str,
+        module_type: str,
+        activation: Activation | None,
+        input_tensor: torch.Tensor | None,
+        output: torch.Tensor,
+        *,
+        first_call: bool = True,
+    ) -> None:
         """Measure one call's output now, and hook its gradient."""
         with self._measuring(f"the output of '{name}'"):
             origin = self._origins.get(id(input_tensor)) if input_tensor is not None else None
@@ -331,9 +387,15 @@ class Capture:
             else:
                 input_std = None
             record = Record(
-                index=len(self.records), name=name, module_type=module_type, module=module, first_call=first_call,
-                activation=activation, unit_axis=-1 if axis is None else axis,
-                source=None if origin is None else origin.index, input_std=input_std,
+                index=len(self.records),
+                name=name,
+                module_type=module_type,
+                module=module,
+                first_call=first_call,
+                activation=activation,
+                unit_axis=-1 if axis is None else axis,
+                source=None if origin is None else origin.index,
+                input_std=input_std,
                 output=statistics.summarize(output),
             )
             self._measure_units(record, output.detach())
@@ -350,13 +412,15 @@ class Capture:
             record.dead = statistics.dead_units(output, axis)
         if activation is not None and activation.bounds is not None:
             record.saturated_fraction = statistics.saturated_fraction(
-                output, activation.bounds, self.thresholds.saturation_margin)
+                output, activation.bounds, self.thresholds.saturation_margin
+            )
         rows = weight_rows(record.module)
         if rows is not None and output.ndim >= 2 and output.numel() > 0 and rows[0].shape[0] == output.shape[axis]:
             vectors = statistics.unit_vectors(output, axis)
             scale = max(-record.output.min, record.output.max)  # NaN when no value is finite: no pair then
             record.duplicate_pairs = statistics.duplicate_pairs(
-                vectors, *rows, self.thresholds.symmetry_rtol, self.seed, scale)
+                vectors, *rows, self.thresholds.symmetry_rtol, self.seed, scale
+            )
             record.symmetric_units = len(record.duplicate_pairs[0])
 
     def finish_forward(self) -> None:
@@ -377,6 +441,7 @@ class Capture:
                 return
             with self._measuring(f"the gradient of '{record.name}'"):
                 self._measure_gradient(record, gradient.detach())
+
         return hook
 
     def _measure_gradient(self, record: Record, gradient: torch.Tensor) -> None:
@@ -395,8 +460,13 @@ def rows(records: list[Record]) -> list[list[Record]]:
     grouped: list[list[Record]] = []
     for record in records:
         previous = grouped[-1] if grouped else None
-        if (record.activation is not None and previous is not None and len(previous) == 1
-                and previous[0].activation is None and record.source == previous[0].index):
+        if (
+            record.activation is not None
+            and previous is not None
+            and len(previous) == 1
+            and previous[0].activation is None
+            and record.source == previous[0].index
+        ):
             previous.append(record)
         else:
             grouped.append([record])

@@ -94,13 +94,28 @@ def audit(
         backward, layers, theory = _statistics(model, batch, target, loss_fn, output_fn, seed, limits, notes)
         spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
     return AuditReport(
-        model=type(model).__name__, batch_shape=list(_first_shape(batch)), backward=backward, seed=seed,
-        layers=layers, jacobian=spectrum, theory=theory, thresholds=limits.to_dict(), notes=notes,
+        model=type(model).__name__,
+        batch_shape=list(_first_shape(batch)),
+        backward=backward,
+        seed=seed,
+        layers=layers,
+        jacobian=spectrum,
+        theory=theory,
+        thresholds=limits.to_dict(),
+        notes=notes,
     )
 
 
-def _statistics(model: nn.Module, batch: Any, target: Any, loss_fn: Callable | None, output_fn: Callable | None,
-                seed: int, limits: Thresholds, notes: list[str]) -> tuple[str, list[LayerReport], Any]:
+def _statistics(
+    model: nn.Module,
+    batch: Any,
+    target: Any,
+    loss_fn: Callable | None,
+    output_fn: Callable | None,
+    seed: int,
+    limits: Thresholds,
+    notes: list[str],
+) -> tuple[str, list[LayerReport], Any]:
     """The forward and backward passes with hooks, then the layers with their verdicts and the
     theory overlay: ``(backward kind, layers, theory)``."""
     args, kwargs, leaves = _prepare_inputs(batch)
@@ -159,7 +174,9 @@ def _check_arguments(model, batch, target, loss_fn, output_fn, jacobian, seed) -
             "or neither (backward from a seeded random cotangent)."
         )
     if loss_fn is not None and not callable(loss_fn):
-        raise InitlabError(f"audit: loss_fn={_short(loss_fn)} is invalid; expected a callable (output, target) -> loss.")
+        raise InitlabError(
+            f"audit: loss_fn={_short(loss_fn)} is invalid; expected a callable (output, target) -> loss."
+        )
     if output_fn is not None and not callable(output_fn):
         raise InitlabError(f"audit: output_fn={_short(output_fn)} is invalid; expected a callable output -> tensor.")
     if not isinstance(jacobian, bool):
@@ -273,8 +290,16 @@ def _random_cotangent(output: torch.Tensor, seed: int) -> torch.Tensor:
     return cotangent.reshape(output.shape).to(dtype=output.dtype, device=output.device)
 
 
-def _backward(output: torch.Tensor, model: nn.Module, leaves: list[torch.Tensor], target: Any,
-              loss_fn: Callable | None, seed: int, notes: list[str], capture: Capture) -> Gradients:
+def _backward(
+    output: torch.Tensor,
+    model: nn.Module,
+    leaves: list[torch.Tensor],
+    target: Any,
+    loss_fn: Callable | None,
+    seed: int,
+    notes: list[str],
+    capture: Capture,
+) -> Gradients:
     """One backward pass with ``torch.autograd.grad`` (parameters' ``.grad`` stay untouched)
     from ``loss_fn(output, target)`` or, without ``loss_fn``, from a seeded random cotangent."""
     result = Gradients("loss" if loss_fn is not None else "random_cotangent")
@@ -344,13 +369,20 @@ def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradie
         if reference is None or isinstance(base.module, NORMALIZING):
             reference = base.output.std
         layer = LayerReport(
-            index=number, name=base.name, kind=" → ".join(record.module_type for record in row),
-            module_type=base.module_type, activation=None if last.activation is None else last.activation.name,
-            activation_name=last.name if len(row) == 2 else None, output=last.output,
+            index=number,
+            name=base.name,
+            kind=" → ".join(record.module_type for record in row),
+            module_type=base.module_type,
+            activation=None if last.activation is None else last.activation.name,
+            activation_name=last.name if len(row) == 2 else None,
+            output=last.output,
             activation_params={} if last.activation is None else dict(last.activation.params),
-            pre_activation=base.output if len(row) == 2 else None, input_std=base.input_std,
-            saturated_fraction=last.saturated_fraction, symmetric_units=base.symmetric_units,
-            grad_output_norm=last.grad_norm, grad_output_std=last.grad_std,
+            pre_activation=base.output if len(row) == 2 else None,
+            input_std=base.input_std,
+            saturated_fraction=last.saturated_fraction,
+            symmetric_units=base.symmetric_units,
+            grad_output_norm=last.grad_norm,
+            grad_output_std=last.grad_std,
         )
         layer.gain = _ratio(last.output.std, base.input_std)
         layer.reference_ratio = _ratio(last.output.std, reference)
@@ -375,7 +407,7 @@ def _mlp_chain(layers: list[LayerReport], records: list[Record]) -> list[MLPLaye
         if base.source != expected_source or not isinstance(base.module, (nn.Linear, *PASS_THROUGH)):
             return None
         if type(base.module) is nn.Linear:
-            q = base.output.rms ** 2
+            q = base.output.rms**2
             chain.append(MLPLayer(layer.index, base.module, q, layer.activation))
         expected_source = row[-1].index
     return chain
@@ -409,8 +441,10 @@ def _jacobian(model: nn.Module, batch: Any, output_fn: Callable | None, seed: in
     try:
         probe = forward(batch.detach())
         if probe.ndim == 0 or probe.shape[0] != batch.shape[0]:
-            notes.append(f"Jacobian skipped: the output's first dimension ({tuple(probe.shape)}) does not index "
-                         f"the batch's samples ({tuple(batch.shape)})")
+            notes.append(
+                f"Jacobian skipped: the output's first dimension ({tuple(probe.shape)}) does not index "
+                f"the batch's samples ({tuple(batch.shape)})"
+            )
             return None
         return jacobian_module.jacobian_spectrum(forward, batch, seed=seed)
     except RuntimeError as error:

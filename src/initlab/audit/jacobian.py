@@ -68,11 +68,15 @@ class JacobianStats:
     def to_dict(self) -> dict:
         """Plain-data form."""
         return {
-            "method": self.method, "samples": self.samples, "input_dim": self.input_dim,
-            "output_dim": self.output_dim, "singular_values": [list(row) for row in self.singular_values],
+            "method": self.method,
+            "samples": self.samples,
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "singular_values": [list(row) for row in self.singular_values],
             "mean_squared_singular_value": self.mean_squared_singular_value,
             "squared_singular_value_variance": self.squared_singular_value_variance,
-            "max_singular_value": self.max_singular_value, "min_singular_value": self.min_singular_value,
+            "max_singular_value": self.max_singular_value,
+            "min_singular_value": self.min_singular_value,
         }
 
     @classmethod
@@ -81,8 +85,9 @@ class JacobianStats:
         return cls(**{**data, "singular_values": [list(row) for row in data["singular_values"]]})
 
 
-def jacobian_spectrum(forward: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, *,
-                      seed: int = 0, samples: int = SAMPLES) -> JacobianStats:
+def jacobian_spectrum(
+    forward: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, *, seed: int = 0, samples: int = SAMPLES
+) -> JacobianStats:
     """Spectrum of ``d forward(X)_i / d X_i`` for the first ``samples`` samples of ``batch``.
 
     Args:
@@ -102,8 +107,7 @@ def jacobian_spectrum(forward: Callable[[torch.Tensor], torch.Tensor], batch: to
         return _summarize("exact", spectra, input_dim, output_dim, exact=True)
     spectra = [_lanczos_singular_values(output, inputs, i, Stream(seed, f"audit.lanczos.{i}")) for i in range(count)]
     moments = [moment for _, moment in spectra]
-    return _summarize("lanczos", [values for values, _ in spectra], input_dim, output_dim, exact=False,
-                      moments=moments)
+    return _summarize("lanczos", [values for values, _ in spectra], input_dim, output_dim, exact=False, moments=moments)
 
 
 def _basis_cotangents(output: torch.Tensor, sample: int) -> torch.Tensor:
@@ -118,8 +122,9 @@ def _exact_singular_values(output: torch.Tensor, inputs: torch.Tensor, sample: i
     try:
         (rows,) = torch.autograd.grad(output, inputs, basis, retain_graph=True, is_grads_batched=True)
     except RuntimeError:
-        rows = torch.stack([torch.autograd.grad(output, inputs, cotangent, retain_graph=True)[0]
-                            for cotangent in basis])
+        rows = torch.stack(
+            [torch.autograd.grad(output, inputs, cotangent, retain_graph=True)[0] for cotangent in basis]
+        )
     jacobian = rows[:, sample].reshape(basis.shape[0], -1).to(torch.float64)
     return torch.linalg.svdvals(jacobian).numpy()
 
@@ -146,8 +151,9 @@ def _lanczos_singular_values(output, inputs, sample: int, stream: Stream) -> tup
     return np.sqrt(np.clip(ritz_values, 0, None))[::-1], (first, second)
 
 
-def _lanczos(apply: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, steps: int
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _lanczos(
+    apply: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Ritz values of the symmetric operator ``apply`` and their quadrature weights ``tau_k^2``."""
     basis = [start]
     alphas: list[float] = []
@@ -179,11 +185,13 @@ def _summarize(method, spectra, input_dim, output_dim, *, exact: bool, moments=N
         means = [scale * first for first, _ in moments]
         variances = [max(scale * second - (scale * first) ** 2, 0.0) for first, second in moments]
     return JacobianStats(
-        method=method, samples=len(spectra), input_dim=input_dim, output_dim=output_dim,
+        method=method,
+        samples=len(spectra),
+        input_dim=input_dim,
+        output_dim=output_dim,
         singular_values=[[float(v) for v in values] for values in spectra],
         mean_squared_singular_value=float(np.mean(means)),
         squared_singular_value_variance=float(np.mean(variances)),
         max_singular_value=float(max(values.max() for values in spectra)),
         min_singular_value=float(min(values.min() for values in spectra)) if exact else None,
     )
-

@@ -121,7 +121,5 @@ def from_json_text(text: str) -> dict:
         ) from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:
-        raise InitlabError(
-            f"AuditReport.from_json: schema_version={version!r} is invalid; expected {SCHEMA_VERSION}."
-        )
+        raise InitlabError(f"AuditReport.from_json: schema_version={version!r} is invalid; expected {SCHEMA_VERSION}.")
     return _decode(data)

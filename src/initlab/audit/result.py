@@ -127,7 +127,9 @@ class LayerReport:
 
     def to_dict(self) -> dict:
         """Plain-data form (adds ``verdict``)."""
-        data = {key: value for key, value in self.__dict__.items() if key not in ("output", "pre_activation", "findings")}
+        data = {
+            key: value for key, value in self.__dict__.items() if key not in ("output", "pre_activation", "findings")
+        }
         data["output"] = self.output.to_dict()
         data["pre_activation"] = None if self.pre_activation is None else self.pre_activation.to_dict()
         data["findings"] = [finding.to_dict() for finding in self.findings]
@@ -231,11 +233,16 @@ class AuditReport:
     def from_dict(cls, data: dict) -> AuditReport:
         """Inverse of :meth:`to_dict` (derived fields are recomputed, not read)."""
         return cls(
-            model=data["model"], batch_shape=list(data["batch_shape"]), backward=data["backward"], seed=data["seed"],
+            model=data["model"],
+            batch_shape=list(data["batch_shape"]),
+            backward=data["backward"],
+            seed=data["seed"],
             layers=[LayerReport.from_dict(item) for item in data["layers"]],
             jacobian=None if data["jacobian"] is None else JacobianStats.from_dict(data["jacobian"]),
             theory=None if data["theory"] is None else TheoryOverlay.from_dict(data["theory"]),
-            thresholds=dict(data["thresholds"]), notes=list(data["notes"]), schema_version=data["schema_version"],
+            thresholds=dict(data["thresholds"]),
+            notes=list(data["notes"]),
+            schema_version=data["schema_version"],
         )
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -275,5 +282,7 @@ class AuditReport:
         print_audit(self, file=file)
 
     def __repr__(self) -> str:
-        return (f"AuditReport(model={self.model!r}, layers={len(self.layers)}, verdict={self.verdict!r}, "
-                f"findings={len(self.findings)})")
+        return (
+            f"AuditReport(model={self.model!r}, layers={len(self.layers)}, verdict={self.verdict!r}, "
+            f"findings={len(self.findings)})"
+        )

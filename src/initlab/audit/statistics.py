@@ -57,8 +57,14 @@ class Summary:
     def to_dict(self) -> dict:
         """Plain-data form."""
         return {
-            "numel": self.numel, "non_finite": self.non_finite, "mean": self.mean, "std": self.std,
-            "min": self.min, "max": self.max, "rms": self.rms, "percentiles": dict(self.percentiles),
+            "numel": self.numel,
+            "non_finite": self.non_finite,
+            "mean": self.mean,
+            "std": self.std,
+            "min": self.min,
+            "max": self.max,
+            "rms": self.rms,
+            "percentiles": dict(self.percentiles),
             "histogram": {"counts": list(self.histogram_counts), "edges": list(self.histogram_edges)},
         }
 
@@ -66,9 +72,16 @@ class Summary:
     def from_dict(cls, data: dict) -> Summary:
         """Inverse of :meth:`to_dict`."""
         return cls(
-            numel=data["numel"], non_finite=data["non_finite"], mean=data["mean"], std=data["std"],
-            min=data["min"], max=data["max"], rms=data["rms"], percentiles=dict(data["percentiles"]),
-            histogram_counts=list(data["histogram"]["counts"]), histogram_edges=list(data["histogram"]["edges"]),
+            numel=data["numel"],
+            non_finite=data["non_finite"],
+            mean=data["mean"],
+            std=data["std"],
+            min=data["min"],
+            max=data["max"],
+            rms=data["rms"],
+            percentiles=dict(data["percentiles"]),
+            histogram_counts=list(data["histogram"]["counts"]),
+            histogram_edges=list(data["histogram"]["edges"]),
         )
 
 
@@ -126,8 +139,18 @@ def _percentile_positions(count: int) -> tuple[list[int], list[int], list[float]
 
 def _empty_summary(numel: int, non_finite: int) -> Summary:
     nan = float("nan")
-    return Summary(numel, non_finite, nan, nan, nan, nan, nan, {f"p{p:g}": nan for p in PERCENTILES},
-                   [0] * HISTOGRAM_BINS, [nan] * (HISTOGRAM_BINS + 1))
+    return Summary(
+        numel,
+        non_finite,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
+        {f"p{p:g}": nan for p in PERCENTILES},
+        [0] * HISTOGRAM_BINS,
+        [nan] * (HISTOGRAM_BINS + 1),
+    )
 
 
 def summarize(tensor: torch.Tensor) -> Summary:
@@ -155,13 +178,20 @@ def summarize(tensor: torch.Tensor) -> Summary:
     ordered = _sorted(values[:: subsample_step(count)])
     lower, upper, weights = _percentile_positions(len(ordered))
     picked = ordered[[0, len(ordered) - 1, *lower, *upper]].tolist()
-    first, last, below, above = picked[0], picked[1], picked[2: 2 + len(lower)], picked[2 + len(lower):]
+    first, last, below, above = picked[0], picked[1], picked[2 : 2 + len(lower)], picked[2 + len(lower) :]
     counts = torch.histc(ordered, bins=HISTOGRAM_BINS, min=first, max=last)
     return Summary(
-        numel=numel, non_finite=numel - count, mean=mean_value, std=std_value, min=low_value, max=high_value,
+        numel=numel,
+        non_finite=numel - count,
+        mean=mean_value,
+        std=std_value,
+        min=low_value,
+        max=high_value,
         rms=math.sqrt(mean_value**2 + std_value**2 * (count - 1) / count),
-        percentiles={f"p{p:g}": low_pick + weight * (high_pick - low_pick)
-                     for p, low_pick, high_pick, weight in zip(PERCENTILES, below, above, weights)},
+        percentiles={
+            f"p{p:g}": low_pick + weight * (high_pick - low_pick)
+            for p, low_pick, high_pick, weight in zip(PERCENTILES, below, above, weights)
+        },
         histogram_counts=[int(c) for c in counts.tolist()],
         histogram_edges=torch.linspace(first, last, HISTOGRAM_BINS + 1, dtype=torch.float64).tolist(),
     )
@@ -254,8 +284,14 @@ def _neighbour_gaps(vectors: torch.Tensor, first: torch.Tensor, second: torch.Te
     return (vectors[first] - vectors[second]).abs().amax(dim=1)
 
 
-def duplicate_pairs(outputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rtol: float,
-                    seed: int = 0, scale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def duplicate_pairs(
+    outputs: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    rtol: float,
+    seed: int = 0,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pairs ``(i, j)`` of units with equal outputs and equal weight rows and biases, within ``rtol``.
 
     Units are sorted by a random projection of their output vector and weight row together
@@ -291,7 +327,7 @@ def duplicate_pairs(outputs: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     rows = rows.to(dtype)
     generator = torch.Generator().manual_seed(seed)
     directions = torch.randn(outputs.shape[1] + rows.shape[1], generator=generator).to(outputs.device, dtype)
-    key = outputs @ directions[: outputs.shape[1]] + rows @ directions[outputs.shape[1]:]
+    key = outputs @ directions[: outputs.shape[1]] + rows @ directions[outputs.shape[1] :]
     order = torch.argsort(key)
     first, second = order[:-1], order[1:]
     for columns in (outputs[:, :1], outputs):  # the first column rules out most pairs at little cost

@@ -51,8 +51,12 @@ class TheoryOverlay:
     def to_dict(self) -> dict:
         """Plain-data form."""
         return {
-            "activation": self.activation, "layers": list(self.layers), "sigma_w2": list(self.sigma_w2),
-            "sigma_b2": list(self.sigma_b2), "q_input": self.q_input, "predicted_q": list(self.predicted_q),
+            "activation": self.activation,
+            "layers": list(self.layers),
+            "sigma_w2": list(self.sigma_w2),
+            "sigma_b2": list(self.sigma_b2),
+            "q_input": self.q_input,
+            "predicted_q": list(self.predicted_q),
             "measured_q": list(self.measured_q),
         }
 
@@ -130,7 +134,11 @@ def predict(layers: list[MLPLayer], activation: str, q_input: float) -> TheoryOv
             )
         predicted.append(sigma_w2 * moment + sigma_b2)
     return TheoryOverlay(
-        activation=activation, layers=[layer.index for layer in layers],
-        sigma_w2=[v[0] for v in variances], sigma_b2=[v[1] for v in variances], q_input=q_input,
-        predicted_q=predicted, measured_q=[layer.measured_q for layer in layers],
+        activation=activation,
+        layers=[layer.index for layer in layers],
+        sigma_w2=[v[0] for v in variances],
+        sigma_b2=[v[1] for v in variances],
+        q_input=q_input,
+        predicted_q=predicted,
+        measured_q=[layer.measured_q for layer in layers],
     )

@@ -89,9 +89,7 @@ class Thresholds:
         for field in fields(self):
             value = getattr(self, field.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise InitlabError(
-                    f"Thresholds: {field.name}={value!r} is invalid; expected a finite number > 0."
-                )
+                raise InitlabError(f"Thresholds: {field.name}={value!r} is invalid; expected a finite number > 0.")
         if not self.vanishing_ratio < 1 < self.exploding_ratio:
             raise InitlabError(
                 f"Thresholds: vanishing_ratio={self.vanishing_ratio!r} and exploding_ratio="

@@ -42,13 +42,18 @@ class Recommendation:
 
 def recommend(layer: LayerReport) -> Recommendation:
     """The scheme suited to the activation ending ``layer`` (see the module docstring)."""
-    return _recommendation(layer.activation, tuple(sorted(layer.activation_params.items())),
-                           None if layer.weight_shape is None else tuple(layer.weight_shape), layer.module_type)
+    return _recommendation(
+        layer.activation,
+        tuple(sorted(layer.activation_params.items())),
+        None if layer.weight_shape is None else tuple(layer.weight_shape),
+        layer.module_type,
+    )
 
 
 @functools.lru_cache(maxsize=256)
-def _recommendation(activation_name: str | None, activation_params: tuple, weight_shape: tuple[int, ...] | None,
-                    module_type: str) -> Recommendation:
+def _recommendation(
+    activation_name: str | None, activation_params: tuple, weight_shape: tuple[int, ...] | None, module_type: str
+) -> Recommendation:
     """:func:`recommend` from what it reads of the layer (cached: a deep network's layers share it)."""
     activation = get_activation(activation_name, **dict(activation_params)) if activation_name else None
     family = activation.family if activation is not None else "linear"
@@ -62,8 +67,9 @@ def _recommendation(activation_name: str | None, activation_params: tuple, weigh
     else:
         scale = gain(activation) ** 2
         scheme = variance_scaling(scale=scale)
-        label = (f"variance scaling with the forward gain of {activation.name} "
-                 f"(initlab.variance_scaling(scale={scale:.3g}))")
+        label = (
+            f"variance scaling with the forward gain of {activation.name} (initlab.variance_scaling(scale={scale:.3g}))"
+        )
     return Recommendation(label, scheme, _target_std(scheme, weight_shape, module_type))
 
 
@@ -83,8 +89,7 @@ def _init_advice(layer: LayerReport) -> str:
     advice = recommend(layer)
     if advice.target_std is None:
         return f"use {advice.label} for the weights feeding it"
-    return (f"use {advice.label}: std {number(advice.target_std)} for this layer "
-            f"(measured {number(layer.weight_std)})")
+    return f"use {advice.label}: std {number(advice.target_std)} for this layer (measured {number(layer.weight_std)})"
 
 
 def describe(layer: LayerReport) -> str:
@@ -118,16 +123,26 @@ def geometric_mean(values: list[float | None]) -> float | None:
 def trends(layers: list[LayerReport]) -> Trends:
     """Per-layer trends over the layers that carry a weight."""
     weighted = [layer for layer in layers if layer.weight_shape is not None] or layers
-    return Trends(geometric_mean([layer.gain for layer in weighted]),
-                  geometric_mean([layer.grad_growth for layer in weighted]))
+    return Trends(
+        geometric_mean([layer.gain for layer in weighted]), geometric_mean([layer.grad_growth for layer in weighted])
+    )
 
 
 Rule = Callable[[LayerReport, Thresholds, Trends], "Finding | None"]
 
 
 def _finding(kind, layer, direction, rule, value, threshold, message, fix) -> Finding:
-    return Finding(kind=kind, layer=layer.index, layer_name=layer.name, direction=direction, rule=rule,
-                   value=float(value), threshold=float(threshold), message=message, fix=fix)
+    return Finding(
+        kind=kind,
+        layer=layer.index,
+        layer_name=layer.name,
+        direction=direction,
+        rule=rule,
+        value=float(value),
+        threshold=float(threshold),
+        message=message,
+        fix=fix,
+    )
 
 
 def non_finite_forward(layer: LayerReport, limits: Thresholds, _trends: Trends) -> Finding | None:
@@ -136,7 +151,12 @@ def non_finite_forward(layer: LayerReport, limits: Thresholds, _trends: Trends) 
     if count == 0:
         return None
     return _finding(
-        "non_finite", layer, "forward", f"non_finite_outputs={count} > 0", count, 0,
+        "non_finite",
+        layer,
+        "forward",
+        f"non_finite_outputs={count} > 0",
+        count,
+        0,
         f"{describe(layer)} produces {count} NaN/inf values of {layer.output.numel} from a finite input",
         f"the values overflow or an operation is undefined here (finite values reach max |x| = "
         f"{number(max(abs(layer.output.min), abs(layer.output.max)))}); {_init_advice(layer)}, "
@@ -151,8 +171,12 @@ def non_finite_backward(layer: LayerReport, limits: Thresholds, _trends: Trends)
     if layer.grad_output_norm is not None and not math.isfinite(layer.grad_output_norm):
         return None
     return _finding(
-        "non_finite", layer, "backward", f"grad_input_norm={layer.grad_input_norm} is not finite",
-        layer.grad_input_norm, 0,
+        "non_finite",
+        layer,
+        "backward",
+        f"grad_input_norm={layer.grad_input_norm} is not finite",
+        layer.grad_input_norm,
+        0,
         f"{describe(layer)} turns a finite gradient (norm {number(layer.grad_output_norm)}) into NaN/inf",
         f"its backward pass overflows; {_init_advice(layer)}, and check this layer's operation and dtype",
     )
@@ -165,8 +189,11 @@ def symmetric(layer: LayerReport, limits: Thresholds, _trends: Trends) -> Findin
         return None
     units = layer.weight_shape[0] if layer.weight_shape else count + 1
     return _finding(
-        "symmetric", layer, "forward",
-        f"symmetric_units={count} >= symmetric_units_min={limits.symmetric_units_min}", count,
+        "symmetric",
+        layer,
+        "forward",
+        f"symmetric_units={count} >= symmetric_units_min={limits.symmetric_units_min}",
+        count,
         limits.symmetric_units_min,
         f"{describe(layer)} has {count} of {units} units identical to another unit "
         "(equal weights, outputs and gradients)",
@@ -182,13 +209,19 @@ def dead(layer: LayerReport, limits: Thresholds, _trends: Trends) -> Finding | N
         return None
     pre = layer.pre_activation
     if pre is not None and pre.mean < -pre.std:
-        cause = (f"the pre-activations sit below 0 (mean {number(pre.mean)}, std {number(pre.std)}): "
-                 "initialise the biases to zero (initlab.zeros) and ")
+        cause = (
+            f"the pre-activations sit below 0 (mean {number(pre.mean)}, std {number(pre.std)}): "
+            "initialise the biases to zero (initlab.zeros) and "
+        )
     else:
         cause = "check that the input is centred and "
     return _finding(
-        "dead", layer, "forward", f"dead_fraction={fraction:.3g} > dead_fraction_max={limits.dead_fraction_max}",
-        fraction, limits.dead_fraction_max,
+        "dead",
+        layer,
+        "forward",
+        f"dead_fraction={fraction:.3g} > dead_fraction_max={limits.dead_fraction_max}",
+        fraction,
+        limits.dead_fraction_max,
         f"{describe(layer)} has {layer.dead_units} of {layer.units} units that output 0 for every sample "
         "(no gradient flows through them)",
         cause + _init_advice(layer),
@@ -202,9 +235,12 @@ def saturated(layer: LayerReport, limits: Thresholds, _trends: Trends) -> Findin
         return None
     pre_std = "" if layer.pre_activation is None else f" (pre-activation std {number(layer.pre_activation.std)})"
     return _finding(
-        "saturated", layer, "forward",
+        "saturated",
+        layer,
+        "forward",
         f"saturated_fraction={fraction:.3g} > saturated_fraction_max={limits.saturated_fraction_max}",
-        fraction, limits.saturated_fraction_max,
+        fraction,
+        limits.saturated_fraction_max,
         f"{describe(layer)} has {fraction:.0%} of its {layer.activation} outputs at a bound{pre_std}, "
         "where its derivative is ~0",
         f"the weights are too large; {_init_advice(layer)}",
@@ -217,8 +253,15 @@ def _level(layer: LayerReport, direction: str, ratio: float) -> str:
     return f"passes back a gradient of norm {number(layer.grad_input_norm)}, ×{number(ratio)} the output's"
 
 
-def _growth_finding(kind: str, direction: str, layer: LayerReport, limits: Thresholds, trend: Trends,
-                    gain_value: float | None, ratio: float | None) -> Finding | None:
+def _growth_finding(
+    kind: str,
+    direction: str,
+    layer: LayerReport,
+    limits: Thresholds,
+    trend: Trends,
+    gain_value: float | None,
+    ratio: float | None,
+) -> Finding | None:
     """The exploding/vanishing rules for one direction (see the thresholds docstring)."""
     if gain_value is None or not math.isfinite(gain_value):
         return None
@@ -226,22 +269,48 @@ def _growth_finding(kind: str, direction: str, layer: LayerReport, limits: Thres
     if kind == "exploding" and gain_value > limits.layer_gain_max:
         way = "" if direction == "forward" else " on the way back"
         return _finding(
-            kind, layer, direction, f"{what}_gain={gain_value:.3g} > layer_gain_max={limits.layer_gain_max}",
-            gain_value, limits.layer_gain_max,
-            f"{describe(layer)} multiplies the {what} by ×{number(gain_value)}{way}", _init_advice(layer))
+            kind,
+            layer,
+            direction,
+            f"{what}_gain={gain_value:.3g} > layer_gain_max={limits.layer_gain_max}",
+            gain_value,
+            limits.layer_gain_max,
+            f"{describe(layer)} multiplies the {what} by ×{number(gain_value)}{way}",
+            _init_advice(layer),
+        )
     if ratio is None or not math.isfinite(ratio):
         return None
     contribution = limits.contribution_factor
     if kind == "exploding" and ratio > limits.exploding_ratio and gain_value > contribution:
-        rule = (f"{what}_ratio={ratio:.3g} > exploding_ratio={limits.exploding_ratio} and "
-                f"{what}_gain={gain_value:.3g} > contribution_factor={contribution}")
-        return _finding(kind, layer, direction, rule, ratio, limits.exploding_ratio,
-                        f"{describe(layer)} {_level(layer, direction, ratio)}{_context(trend)}", _init_advice(layer))
+        rule = (
+            f"{what}_ratio={ratio:.3g} > exploding_ratio={limits.exploding_ratio} and "
+            f"{what}_gain={gain_value:.3g} > contribution_factor={contribution}"
+        )
+        return _finding(
+            kind,
+            layer,
+            direction,
+            rule,
+            ratio,
+            limits.exploding_ratio,
+            f"{describe(layer)} {_level(layer, direction, ratio)}{_context(trend)}",
+            _init_advice(layer),
+        )
     if kind == "vanishing" and ratio < limits.vanishing_ratio and gain_value < 1 / contribution:
-        rule = (f"{what}_ratio={ratio:.3g} < vanishing_ratio={limits.vanishing_ratio} and "
-                f"{what}_gain={gain_value:.3g} < 1/contribution_factor={1 / contribution:.3g}")
-        return _finding(kind, layer, direction, rule, ratio, limits.vanishing_ratio,
-                        f"{describe(layer)} {_level(layer, direction, ratio)}{_context(trend)}", _init_advice(layer))
+        rule = (
+            f"{what}_ratio={ratio:.3g} < vanishing_ratio={limits.vanishing_ratio} and "
+            f"{what}_gain={gain_value:.3g} < 1/contribution_factor={1 / contribution:.3g}"
+        )
+        return _finding(
+            kind,
+            layer,
+            direction,
+            rule,
+            ratio,
+            limits.vanishing_ratio,
+            f"{describe(layer)} {_level(layer, direction, ratio)}{_context(trend)}",
+            _init_advice(layer),
+        )
     return None
 
 
@@ -271,8 +340,15 @@ def vanishing_backward(layer: LayerReport, limits: Thresholds, trend: Trends) ->
     return _growth_finding("vanishing", "backward", layer, limits, trend, layer.grad_growth, layer.grad_ratio)
 
 
-LOCAL_RULES: tuple[Rule, ...] = (symmetric, dead, saturated, exploding_forward, exploding_backward,
-                                 vanishing_forward, vanishing_backward)
+LOCAL_RULES: tuple[Rule, ...] = (
+    symmetric,
+    dead,
+    saturated,
+    exploding_forward,
+    exploding_backward,
+    vanishing_forward,
+    vanishing_backward,
+)
 """Rules applied to every layer (the non-finite rules fire at one layer only)."""
 
 

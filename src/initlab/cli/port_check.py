@@ -27,16 +27,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "port-check",
         help="a scheme's torch, Keras and JAX conventions side by side for one weight",
         description="Print, for SCHEME on a weight of shape DIM..., the fans, std and bounds that initlab, torch, "
-                    "Keras and JAX give it, the framework calls, and the traps of porting between them.",
+        "Keras and JAX give it, the framework calls, and the traps of porting between them.",
     )
     parser.add_argument("scheme", metavar="SCHEME", help="scheme name, e.g. he_normal, glorot_normal, orthogonal")
     parser.add_argument("shape", nargs="+", type=int, metavar="DIM", help="the weight's shape in --framework's layout")
-    parser.add_argument("--framework", choices=FRAMEWORKS, default="torch",
-                        help="the convention the shape is given in (default torch: (out, in, *k))")
-    parser.add_argument("--layout", choices=PORT_LAYOUTS,
-                        help="linear, conv or embedding (default: linear up to 2-D, conv above)")
-    parser.add_argument("--param", action="append", metavar="KEY=VALUE",
-                        help="scheme argument, e.g. mode=fan_out, gain=2, corrected=true; repeatable")
+    parser.add_argument(
+        "--framework",
+        choices=FRAMEWORKS,
+        default="torch",
+        help="the convention the shape is given in (default torch: (out, in, *k))",
+    )
+    parser.add_argument(
+        "--layout", choices=PORT_LAYOUTS, help="linear, conv or embedding (default: linear up to 2-D, conv above)"
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="scheme argument, e.g. mode=fan_out, gain=2, corrected=true; repeatable",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(handler=run)
     return parser

@@ -78,8 +78,10 @@ def _output_rules(name: str, params: dict) -> tuple[Activation, Derivative] | No
         return torch.relu_, lambda grad, out: _aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
     if name == "leaky_relu" and float(params.get("negative_slope", 0.01)) > 0:
         slope = float(params.get("negative_slope", 0.01))
-        return (lambda z: F.leaky_relu_(z, slope),
-                lambda grad, out: _aten.leaky_relu_backward.grad_input(grad, out, slope, True, grad_input=grad))
+        return (
+            lambda z: F.leaky_relu_(z, slope),
+            lambda grad, out: _aten.leaky_relu_backward.grad_input(grad, out, slope, True, grad_input=grad),
+        )
     if name == "linear":
         return _identity, _pass_through
     return None

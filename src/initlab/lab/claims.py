@@ -14,8 +14,9 @@ greater (``op = ">"``) or smaller (``op = "<"``) than over the runs matching
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from initlab.errors import InitlabError
 
@@ -54,8 +55,7 @@ def validate_claim(name: str, params: Mapping[str, Any]) -> None:
     _CLAIMS[name][0](params)
 
 
-def evaluate_claim(name: str, params: Mapping[str, Any],
-                   results: Sequence[Mapping[str, Any]]) -> ClaimResult:
+def evaluate_claim(name: str, params: Mapping[str, Any], results: Sequence[Mapping[str, Any]]) -> ClaimResult:
     """Check the claim ``name`` over a study's run rows."""
     validate_claim(name, params)
     return _CLAIMS[name][1](params, results)
@@ -95,9 +95,11 @@ def _check_compare(params: Mapping[str, Any], results: Sequence[Mapping[str, Any
     side_b = [row for row in results if _matches(row, params["b"])]
     mean_a, mean_b = _mean_metric(side_a, metric), _mean_metric(side_b, metric)
     holds = (mean_a > mean_b) if op == ">" else (mean_a < mean_b)
-    detail = (f"mean {metric}: {mean_a:.4g} over {len(side_a)} run(s) {dict(params['a'])} "
-              f"{op} {mean_b:.4g} over {len(side_b)} run(s) {dict(params['b'])}: "
-              f"{'holds' if holds else 'does not hold'}")
+    detail = (
+        f"mean {metric}: {mean_a:.4g} over {len(side_a)} run(s) {dict(params['a'])} "
+        f"{op} {mean_b:.4g} over {len(side_b)} run(s) {dict(params['b'])}: "
+        f"{'holds' if holds else 'does not hold'}"
+    )
     return ClaimResult("compare", bool(holds), detail, {"a": mean_a, "b": mean_b})
 
 

@@ -19,9 +19,10 @@ import itertools
 import json
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -36,16 +37,21 @@ else:  # pragma: no cover
 ENGINE_VERSION = "8"
 """Bumped whenever a change to the lab alters the numbers a run produces."""
 
-SCALAR_METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "train_mse",
-                  "test_mse", "weight_norm")
-LAYER_METRICS = ("layer_weight_norm", "grad_norm", "act_std", "preact_std", "backprop_norm",
-                 "saturated_fraction", "distinct_units")
+SCALAR_METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "train_mse", "test_mse", "weight_norm")
+LAYER_METRICS = (
+    "layer_weight_norm",
+    "grad_norm",
+    "act_std",
+    "preact_std",
+    "backprop_norm",
+    "saturated_fraction",
+    "distinct_units",
+)
 METRICS = SCALAR_METRICS + LAYER_METRICS
 RUN_SECTIONS = ("dataset", "model", "training", "metrics")
 PER_RUN_FIELDS = {
     "model": ("weight_init", "output_init", "bias_init", "lsuv"),
-    "training": ("seed", "lr", "momentum", "betas", "eps", "l2", "weight_decay",
-                 "target_accuracy", "target_loss"),
+    "training": ("seed", "lr", "momentum", "betas", "eps", "l2", "weight_decay", "target_accuracy", "target_loss"),
 }
 """Fields that may differ between runs trained together in one stacked model."""
 
@@ -71,7 +77,7 @@ def nn_entry(name: str):
 
 
 PositiveInt = Annotated[int, Field(ge=1, strict=True)]
-OptionalCount = Union[PositiveInt, None]
+OptionalCount = Union[PositiveInt, None]  # noqa: UP007  (pydantic reads it at run time)
 
 
 # ----------------------------------------------------------------- datasets
@@ -138,11 +144,9 @@ class Cifar10Config(_Strict):
     n_test: OptionalCount = None
 
 
-DATASET_CONFIGS = (Mnist1dConfig, DigitsConfig, TeacherConfig, GaussianMixtureConfig, IdxConfig,
-                   Cifar10Config)
-DatasetConfig = Annotated[Union[DATASET_CONFIGS], Field(discriminator="name")]
-DATASET_NAMES = tuple(name for cls in DATASET_CONFIGS
-                      for name in get_args(cls.model_fields["name"].annotation))
+DATASET_CONFIGS = (Mnist1dConfig, DigitsConfig, TeacherConfig, GaussianMixtureConfig, IdxConfig, Cifar10Config)
+DatasetConfig = Annotated[DATASET_CONFIGS, Field(discriminator="name")]
+DATASET_NAMES = tuple(name for cls in DATASET_CONFIGS for name in get_args(cls.model_fields["name"].annotation))
 
 
 # -------------------------------------------------------------------- model
@@ -194,8 +198,9 @@ class ModelConfig(_Strict):
         resolved = scheme_dict(value, allow_auto=True)
         if resolved == "auto":
             if nn_entry("init_") is None:
-                raise ValueError("'auto' needs initlab.init_ (initlab.nn), which this installation "
-                                 "lacks; name a scheme instead")
+                raise ValueError(
+                    "'auto' needs initlab.init_ (initlab.nn), which this installation lacks; name a scheme instead"
+                )
         return resolved
 
     @field_validator("output_init")
@@ -219,8 +224,7 @@ class ModelConfig(_Strict):
     @classmethod
     def _lsuv_available(cls, value: bool) -> bool:
         if value and nn_entry("lsuv_") is None:
-            raise ValueError("lsuv = true needs initlab.lsuv_ (initlab.nn), which this "
-                             "installation lacks")
+            raise ValueError("lsuv = true needs initlab.lsuv_ (initlab.nn), which this installation lacks")
         return value
 
     @field_validator("activation")
@@ -233,7 +237,7 @@ class ModelConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _canonical_activation(self) -> "ModelConfig":
+    def _canonical_activation(self) -> ModelConfig:
         try:
             name, params = resolve_activation(self.activation, self.activation_params)
         except InitlabError as error:
@@ -260,8 +264,8 @@ class TrainingConfig(_Strict):
     log_every: PositiveInt = 50
     dtype: Literal["float32", "float64"] = "float32"
     seed: int = Field(0, ge=0, strict=True)
-    target_accuracy: Union[Annotated[float, Field(gt=0.0, le=1.0)], None] = None
-    target_loss: Union[Annotated[float, Field(gt=0.0)], None] = None
+    target_accuracy: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    target_loss: Annotated[float, Field(gt=0.0)] | None = None
     probe_size: PositiveInt = 256
     eval_train_size: OptionalCount = None
 
@@ -286,7 +290,7 @@ class ClaimConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known(self) -> "ClaimConfig":
+    def _known(self) -> ClaimConfig:
         from initlab.lab.claims import validate_claim
 
         try:
@@ -318,7 +322,7 @@ class StudyConfig(RunConfig):
     description: str = ""
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     cases: list[dict[str, Any]] = Field(default_factory=list)
-    claim: Union[ClaimConfig, None] = None
+    claim: ClaimConfig | None = None
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     @field_validator("name")
@@ -344,9 +348,11 @@ def _field_type(root: type, loc: tuple) -> tuple[type | None, tuple]:
             current = current.model_fields[part].annotation
             continue
         options = _model_options(current)
-        tagged = [option for option in options
-                  if "name" in option.model_fields
-                  and part in get_args(option.model_fields["name"].annotation)]
+        tagged = [
+            option
+            for option in options
+            if "name" in option.model_fields and part in get_args(option.model_fields["name"].annotation)
+        ]
         if tagged:
             current = tagged[0]
             continue
@@ -399,8 +405,9 @@ def _describe(error: dict, root: type) -> str:
 def validation_error(error: ValidationError, root: type, where: str) -> InitlabError:
     """One InitlabError listing every pydantic error with its field path and value."""
     lines = [_describe(item, root) for item in error.errors()]
-    return InitlabError(f"{where}: " + " ".join(lines) if len(lines) == 1 else
-                        f"{where}: {len(lines)} errors:\n  " + "\n  ".join(lines))
+    return InitlabError(
+        f"{where}: " + " ".join(lines) if len(lines) == 1 else f"{where}: {len(lines)} errors:\n  " + "\n  ".join(lines)
+    )
 
 
 # ------------------------------------------------------------------- loading
@@ -448,16 +455,15 @@ def _check_grid(study: StudyConfig, where: str) -> None:
 def _check_path(key: str, where: str) -> None:
     parts = key.split(".")
     if parts[0] not in RUN_SECTIONS or len(parts) < 2:
-        raise InitlabError(
-            f"{where} is invalid; expected SECTION.FIELD with SECTION one of {', '.join(RUN_SECTIONS)}."
-        )
+        raise InitlabError(f"{where} is invalid; expected SECTION.FIELD with SECTION one of {', '.join(RUN_SECTIONS)}.")
     if parts[0] == "dataset":
         fields = {name for cls in DATASET_CONFIGS for name in cls.model_fields}
     else:
         fields = set(type(RunConfig.model_fields[parts[0]].default_factory()).model_fields)
     if parts[1] not in fields:
-        raise InitlabError(f"{where} is invalid; {parts[0]} has no field {parts[1]!r}; expected one "
-                           f"of {', '.join(sorted(fields))}.")
+        raise InitlabError(
+            f"{where} is invalid; {parts[0]} has no field {parts[1]!r}; expected one of {', '.join(sorted(fields))}."
+        )
 
 
 def _set_path(data: dict, key: str, value: Any) -> None:
@@ -494,8 +500,9 @@ class Run:
 
 def run_key(config: RunConfig) -> str:
     """SHA-256 (first 20 hex digits) of the resolved config and the code version."""
-    payload = json.dumps({"config": config.model_dump(mode="json"), "code": code_version()},
-                         sort_keys=True, separators=(",", ":"))
+    payload = json.dumps(
+        {"config": config.model_dump(mode="json"), "code": code_version()}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
@@ -517,8 +524,7 @@ def expand(study: StudyConfig, *, where: str = "study") -> list[Run]:
                 config = RunConfig.model_validate(data)
             except ValidationError as error:
                 origin = f"cases[{case_index}] " if study.cases else ""
-                raise validation_error(error, RunConfig,
-                                       f"{where}: {origin}grid point {point}") from None
+                raise validation_error(error, RunConfig, f"{where}: {origin}grid point {point}") from None
             key = run_key(config)
             runs.setdefault(key, Run(key, config, point))
     return list(runs.values())

@@ -33,9 +33,10 @@ import gzip
 import hashlib
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -55,8 +56,12 @@ CIFAR_TEST_FILE = "test_batch.bin"
 CIFAR_RECORD = 1 + 3 * 32 * 32
 
 _IDX_DTYPES = {
-    0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
 }
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -93,8 +98,11 @@ class Dataset:
     def summary(self) -> dict[str, Any]:
         """Plain-data description (sizes and shapes, no arrays)."""
         return {
-            "name": self.name, "task": self.task, "num_outputs": self.num_outputs,
-            "input_shape": list(self.input_shape), "n_train": len(self.x_train),
+            "name": self.name,
+            "task": self.task,
+            "num_outputs": self.num_outputs,
+            "input_shape": list(self.input_shape),
+            "n_train": len(self.x_train),
             "n_test": len(self.x_test),
         }
 
@@ -158,16 +166,22 @@ def _subset(x: np.ndarray, y: np.ndarray, limit: int | None) -> tuple[np.ndarray
     return (x, y) if limit is None else (x[:limit], y[:limit])
 
 
-def _classification(name, x_train, y_train, x_test, y_test, *, standardise: bool,
-                    input_shape: tuple[int, ...], num_classes: int) -> Dataset:
+def _classification(
+    name, x_train, y_train, x_test, y_test, *, standardise: bool, input_shape: tuple[int, ...], num_classes: int
+) -> Dataset:
     x_train = x_train.reshape(len(x_train), -1).astype(np.float32)
     x_test = x_test.reshape(len(x_test), -1).astype(np.float32)
     if standardise:
         x_train, x_test = standardize(x_train, x_test)
     return Dataset(
-        name, x_train.reshape((-1, *input_shape)), y_train.astype(np.int64),
-        x_test.reshape((-1, *input_shape)), y_test.astype(np.int64),
-        "classification", num_classes, input_shape,
+        name,
+        x_train.reshape((-1, *input_shape)),
+        y_train.astype(np.int64),
+        x_test.reshape((-1, *input_shape)),
+        y_test.astype(np.int64),
+        "classification",
+        num_classes,
+        input_shape,
     )
 
 
@@ -202,8 +216,7 @@ def _generate_mnist1d() -> dict[str, np.ndarray]:
     return {name: np.asarray(data[name]) for name in ("x", "y", "x_test", "y_test")}
 
 
-def load_mnist1d(*, standardize: bool = True, n_train: int | None = None,
-                 n_test: int | None = None) -> Dataset:
+def load_mnist1d(*, standardize: bool = True, n_train: int | None = None, n_test: int | None = None) -> Dataset:
     """MNIST-1D: 4000 train / 1000 test sequences of length 40, 10 classes.
 
     Reference: Greydanus & Kobak (2020), "Scaling down deep learning with MNIST-1D".
@@ -211,13 +224,20 @@ def load_mnist1d(*, standardize: bool = True, n_train: int | None = None,
     arrays = mnist1d_arrays()
     x_train, y_train = _subset(arrays["x"], arrays["y"], n_train)
     x_test, y_test = _subset(arrays["x_test"], arrays["y_test"], n_test)
-    return _classification("mnist1d", x_train, y_train, x_test, y_test, standardise=standardize,
-                           input_shape=(1, x_train.shape[1]), num_classes=10)
+    return _classification(
+        "mnist1d",
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        standardise=standardize,
+        input_shape=(1, x_train.shape[1]),
+        num_classes=10,
+    )
 
 
 # ------------------------------------------------------------------- digits
-def load_digits(*, standardize: bool = True, test_fraction: float = 0.3,
-                split_seed: int = 0) -> Dataset:
+def load_digits(*, standardize: bool = True, test_fraction: float = 0.3, split_seed: int = 0) -> Dataset:
     """scikit-learn's bundled 8x8 digits (1797 x 64), split by a seeded permutation."""
     from sklearn.datasets import load_digits as sklearn_digits
 
@@ -225,15 +245,29 @@ def load_digits(*, standardize: bool = True, test_fraction: float = 0.3,
     order = np.random.default_rng(split_seed).permutation(len(bunch.target))
     n_test = int(round(test_fraction * len(order)))
     test, train = order[:n_test], order[n_test:]
-    return _classification("digits", bunch.data[train], bunch.target[train], bunch.data[test],
-                           bunch.target[test], standardise=standardize, input_shape=(1, 64),
-                           num_classes=10)
+    return _classification(
+        "digits",
+        bunch.data[train],
+        bunch.target[train],
+        bunch.data[test],
+        bunch.target[test],
+        standardise=standardize,
+        input_shape=(1, 64),
+        num_classes=10,
+    )
 
 
 # ---------------------------------------------------------------- synthetic
-def load_teacher(*, n_train: int = 2000, n_test: int = 1000, input_dim: int = 20,
-                 hidden: int = 32, output_dim: int = 1, noise: float = 0.1,
-                 seed: int = 0) -> Dataset:
+def load_teacher(
+    *,
+    n_train: int = 2000,
+    n_test: int = 1000,
+    input_dim: int = 20,
+    hidden: int = 32,
+    output_dim: int = 1,
+    noise: float = 0.1,
+    seed: int = 0,
+) -> Dataset:
     """Regression on a random teacher: y = V tanh(W x / sqrt(d)) / sqrt(hidden) + noise.
 
     x ~ N(0, I_d); W, V have N(0, 1) entries; the noise is N(0, noise^2).
@@ -249,13 +283,18 @@ def load_teacher(*, n_train: int = 2000, n_test: int = 1000, input_dim: int = 20
 
     x_train, y_train = sample(n_train)
     x_test, y_test = sample(n_test)
-    return Dataset("teacher", x_train, y_train, x_test, y_test, "regression", output_dim,
-                   (1, input_dim))
+    return Dataset("teacher", x_train, y_train, x_test, y_test, "regression", output_dim, (1, input_dim))
 
 
-def load_gaussian_mixture(*, n_train: int = 2000, n_test: int = 1000, input_dim: int = 20,
-                          num_classes: int = 4, separation: float = 1.0,
-                          seed: int = 0) -> Dataset:
+def load_gaussian_mixture(
+    *,
+    n_train: int = 2000,
+    n_test: int = 1000,
+    input_dim: int = 20,
+    num_classes: int = 4,
+    separation: float = 1.0,
+    seed: int = 0,
+) -> Dataset:
     """Classification of x ~ N(mu_c, I) with class centres mu_c ~ N(0, separation^2 I / d)."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((num_classes, input_dim)) * separation
@@ -266,9 +305,16 @@ def load_gaussian_mixture(*, n_train: int = 2000, n_test: int = 1000, input_dim:
 
     x_train, y_train = sample(n_train)
     x_test, y_test = sample(n_test)
-    return _classification("gaussian_mixture", x_train, y_train, x_test, y_test,
-                           standardise=False, input_shape=(1, input_dim),
-                           num_classes=num_classes)
+    return _classification(
+        "gaussian_mixture",
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        standardise=False,
+        input_shape=(1, input_dim),
+        num_classes=num_classes,
+    )
 
 
 # ---------------------------------------------------------------------- IDX
@@ -306,13 +352,12 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise InitlabError(f"{path}: truncated header; {len(data)} bytes, expected at least {header}.")
-    shape = tuple(int.from_bytes(data[4 + 4 * axis: 8 + 4 * axis], "big") for axis in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * axis : 8 + 4 * axis], "big") for axis in range(ndim))
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(data) != expected:
         state = "truncated" if len(data) < expected else "longer than its header says"
         raise InitlabError(
-            f"{path}: file is {state}: {len(data)} bytes, expected {expected} for shape {shape} "
-            f"of {dtype.name}."
+            f"{path}: file is {state}: {len(data)} bytes, expected {expected} for shape {shape} of {dtype.name}."
         )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
@@ -327,8 +372,14 @@ def _find(folder: Path, stem: str) -> Path:
     )
 
 
-def load_mnist_idx(path: str | os.PathLike, *, name: str = "mnist_idx", standardize: bool = True,
-                   n_train: int | None = None, n_test: int | None = None) -> Dataset:
+def load_mnist_idx(
+    path: str | os.PathLike,
+    *,
+    name: str = "mnist_idx",
+    standardize: bool = True,
+    n_train: int | None = None,
+    n_test: int | None = None,
+) -> Dataset:
     """MNIST or Fashion-MNIST from the four IDX files (raw or .gz) in folder ``path``."""
     folder = Path(path)
     arrays = {key: load_idx(_find(folder, stem)) for key, stem in MNIST_FILES.items()}
@@ -343,8 +394,9 @@ def load_mnist_idx(path: str | os.PathLike, *, name: str = "mnist_idx", standard
     x_train, y_train = _subset(arrays["train_images"], arrays["train_labels"], n_train)
     x_test, y_test = _subset(arrays["test_images"], arrays["test_labels"], n_test)
     rows, cols = x_train.shape[1:]
-    return _classification(name, x_train, y_train, x_test, y_test, standardise=standardize,
-                           input_shape=(1, rows * cols), num_classes=10)
+    return _classification(
+        name, x_train, y_train, x_test, y_test, standardise=standardize, input_shape=(1, rows * cols), num_classes=10
+    )
 
 
 # ----------------------------------------------------------------- CIFAR-10
@@ -367,14 +419,14 @@ def read_cifar10_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
     labels = records[:, 0].astype(np.int64)
     if labels.max() > 9:
         raise InitlabError(
-            f"{path}: label {int(labels.max())} found; expected labels 0..9 (is this the CIFAR-100 "
-            f"or another format?)."
+            f"{path}: label {int(labels.max())} found; expected labels 0..9 (is this the CIFAR-100 or another format?)."
         )
     return records[:, 1:].reshape(-1, 3, 32, 32), labels
 
 
-def load_cifar10_binary(path: str | os.PathLike, *, standardize: bool = True,
-                        n_train: int | None = None, n_test: int | None = None) -> Dataset:
+def load_cifar10_binary(
+    path: str | os.PathLike, *, standardize: bool = True, n_train: int | None = None, n_test: int | None = None
+) -> Dataset:
     """CIFAR-10 (binary version) from the folder ``path`` (``cifar-10-batches-bin``)."""
     folder = Path(path)
     batches = [read_cifar10_batch(folder / name) for name in CIFAR_TRAIN_FILES]
@@ -383,8 +435,16 @@ def load_cifar10_binary(path: str | os.PathLike, *, standardize: bool = True,
     x_test, y_test = read_cifar10_batch(folder / CIFAR_TEST_FILE)
     x_train, y_train = _subset(x_train, y_train, n_train)
     x_test, y_test = _subset(x_test, y_test, n_test)
-    return _classification("cifar10_binary", x_train, y_train, x_test, y_test,
-                           standardise=standardize, input_shape=(3, 32 * 32), num_classes=10)
+    return _classification(
+        "cifar10_binary",
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        standardise=standardize,
+        input_shape=(3, 32 * 32),
+        num_classes=10,
+    )
 
 
 LOADERS: dict[str, Callable[..., Dataset]] = {
@@ -401,7 +461,5 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
 def load_dataset(name: str, **options: Any) -> Dataset:
     """Load the dataset ``name`` with its options (see each ``load_*`` function)."""
     if name not in LOADERS:
-        raise InitlabError(
-            f"load_dataset: name={name!r} is invalid; expected one of {', '.join(sorted(LOADERS))}."
-        )
+        raise InitlabError(f"load_dataset: name={name!r} is invalid; expected one of {', '.join(sorted(LOADERS))}.")
     return LOADERS[name](**options)

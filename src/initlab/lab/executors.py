@@ -30,8 +30,9 @@ import multiprocessing
 import queue
 import threading
 import traceback
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
 
 from initlab.errors import InitlabError
 
@@ -99,10 +100,12 @@ class ProcessExecutor:
     def __init__(self, workers: int, *, torch_threads: int | None = None) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InitlabError(f"--workers={workers!r} is invalid; expected a positive integer.")
-        if torch_threads is not None and (isinstance(torch_threads, bool) or not isinstance(torch_threads, int)
-                                          or torch_threads < 1):
-            raise InitlabError(f"ProcessExecutor: torch_threads={torch_threads!r} is invalid; expected a "
-                               f"positive integer or None.")
+        if torch_threads is not None and (
+            isinstance(torch_threads, bool) or not isinstance(torch_threads, int) or torch_threads < 1
+        ):
+            raise InitlabError(
+                f"ProcessExecutor: torch_threads={torch_threads!r} is invalid; expected a positive integer or None."
+            )
         self.slots, self.torch_threads = workers, torch_threads
         self._context = multiprocessing.get_context("spawn")
         self._queue: queue.Queue = queue.Queue()
@@ -138,9 +141,11 @@ class ProcessExecutor:
                 ok, value = connection.recv()
             except (EOFError, OSError):
                 process.join(timeout=5)
-                future.set_exception(WorkerLost(
-                    f"worker process {process.pid} died (exit code {process.exitcode}) while "
-                    f"running the task"))
+                future.set_exception(
+                    WorkerLost(
+                        f"worker process {process.pid} died (exit code {process.exitcode}) while running the task"
+                    )
+                )
                 process = None
                 continue
             if ok:
@@ -174,8 +179,7 @@ class DaskExecutor:
             from distributed import Client, LocalCluster
         except ImportError:
             raise InitlabError(
-                "--executor dask needs the optional dependency dask[distributed]; install "
-                "initlab[distributed]."
+                "--executor dask needs the optional dependency dask[distributed]; install initlab[distributed]."
             ) from None
         self._cluster = None
         if scheduler:
@@ -187,10 +191,12 @@ class DaskExecutor:
                     f"a running Dask scheduler, e.g. tcp://HOST:8786."
                 ) from None
         else:
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                                  "distributed.scheduler.worker-saturation": 1.0}):
-                self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                             processes=True, dashboard_address=None)
+            with dask.config.set(
+                {"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 1.0}
+            ):
+                self._cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                )
                 self._client = Client(self._cluster)
         self.slots = max(1, len(self._client.scheduler_info().get("workers", {})) or workers)
         self._executor = self._client.get_executor(pure=False)
@@ -210,8 +216,7 @@ class DaskExecutor:
             self._cluster.close()
 
 
-def make_executor(kind: str = "inline", *, workers: int | None = None,
-                  scheduler: str | None = None):
+def make_executor(kind: str = "inline", *, workers: int | None = None, scheduler: str | None = None):
     """The executor called ``kind`` (``inline``, ``process`` or ``dask``)."""
     if kind not in EXECUTORS:
         raise InitlabError(f"--executor={kind!r} is invalid; expected one of {', '.join(EXECUTORS)}.")

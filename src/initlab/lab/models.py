@@ -33,8 +33,9 @@ affine, with weight 1 and bias 0 at initialisation.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -105,9 +106,7 @@ def resolve_activation(name: str, params: dict[str, Any] | None = None) -> tuple
         activation = get_activation(name, **params)
         canonical, resolved = activation.name, dict(activation.params)
     if canonical not in TORCH_ACTIVATIONS:
-        raise InitlabError(
-            f"model.activation: {name!r} is invalid; expected one of {', '.join(TORCH_ACTIVATIONS)}."
-        )
+        raise InitlabError(f"model.activation: {name!r} is invalid; expected one of {', '.join(TORCH_ACTIVATIONS)}.")
     return canonical, resolved
 
 
@@ -117,9 +116,7 @@ def activation_module(name: str, params: dict[str, Any]) -> nn.Module:
     try:
         return factory(**params)
     except TypeError:
-        raise InitlabError(
-            f"model.activation: parameters {params!r} are invalid for {name!r}."
-        ) from None
+        raise InitlabError(f"model.activation: parameters {params!r} are invalid for {name!r}.") from None
 
 
 def activation_bounds(name: str, params: dict[str, Any]) -> tuple[float, float] | None:
@@ -224,16 +221,14 @@ class StackedModel:
         buffers: batch-norm running statistics ``norms.<i>.running_mean/var`` ``(R, width)``.
     """
 
-    def __init__(self, spec: ModelSpec, params: dict[str, torch.Tensor],
-                 buffers: dict[str, torch.Tensor]) -> None:
+    def __init__(self, spec: ModelSpec, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]) -> None:
         self.spec, self.params, self.buffers = spec, params, buffers
         self.activation = spec.activation_fn()
 
     @classmethod
-    def empty(cls, spec: ModelSpec, runs: int, dtype: torch.dtype) -> "StackedModel":
+    def empty(cls, spec: ModelSpec, runs: int, dtype: torch.dtype) -> StackedModel:
         """Uninitialised parameters (zeros) and fresh running statistics for ``runs`` runs."""
-        params = {name: torch.zeros((runs, *shape), dtype=dtype)
-                  for name, shape in spec.parameter_shapes().items()}
+        params = {name: torch.zeros((runs, *shape), dtype=dtype) for name, shape in spec.parameter_shapes().items()}
         buffers: dict[str, torch.Tensor] = {}
         if spec.norm == "batch":
             for layer in spec.hidden_layers:
@@ -245,8 +240,9 @@ class StackedModel:
     def runs(self) -> int:
         return next(iter(self.params.values())).shape[0]
 
-    def forward(self, x: torch.Tensor, *, train: bool, update_stats: bool = True,
-                trace: Trace | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, *, train: bool, update_stats: bool = True, trace: Trace | None = None
+    ) -> torch.Tensor:
         """Outputs ``(R, B, num_outputs)`` for inputs ``(R, B, channels, length)``.
 
         Args:
@@ -270,8 +266,7 @@ class StackedModel:
         else:
             h = _linear(h, weights[0], biases[0])
             for layer in range(1, self.spec.depth + 1):
-                branch = self._hidden(layer, h, weights[layer], biases[layer], context,
-                                      record_output=False)
+                branch = self._hidden(layer, h, weights[layer], biases[layer], context, record_output=False)
                 h = h + self.spec.residual_scale * branch
                 if trace is not None:
                     trace.outputs[layer] = h
@@ -297,11 +292,9 @@ class StackedModel:
         for layer in range(self.spec.depth):
             weight = weights[layer]
             flat_bias = None if biases[layer] is None else biases[layer].reshape(-1)
-            z = F.conv1d(h, weight.reshape(-1, *weight.shape[2:]), flat_bias, padding=padding,
-                         groups=runs)
+            z = F.conv1d(h, weight.reshape(-1, *weight.shape[2:]), flat_bias, padding=padding, groups=runs)
             z = z.view(batch, runs, self.spec.width, length).transpose(0, 1)
-            z = self._normalise(layer, z, feature_dims=(2, 3), train=train,
-                                update_stats=update_stats)
+            z = self._normalise(layer, z, feature_dims=(2, 3), train=train, update_stats=update_stats)
             out = self.activation(z)
             if trace is not None:
                 trace.preacts[layer], trace.outputs[layer] = z, out
@@ -363,14 +356,13 @@ class TorchModel(nn.Module):
         for layer in range(spec.num_layers):
             shape = spec.weight_shape(layer)
             if len(shape) == 3:
-                layers.append(nn.Conv1d(shape[1], shape[0], shape[2], padding=shape[2] // 2,
-                                        bias=spec.bias))
+                layers.append(nn.Conv1d(shape[1], shape[0], shape[2], padding=shape[2] // 2, bias=spec.bias))
             else:
                 layers.append(nn.Linear(shape[1], shape[0], bias=spec.bias))
         self.layers = nn.ModuleList(layers)
-        self.norms = nn.ModuleDict({
-            str(layer): _norm_module(spec) for layer in spec.hidden_layers if spec.norm != "none"
-        })
+        self.norms = nn.ModuleDict(
+            {str(layer): _norm_module(spec) for layer in spec.hidden_layers if spec.norm != "none"}
+        )
         self.activations = nn.ModuleList(spec.activation_fn() for _ in spec.hidden_layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -431,4 +423,3 @@ def module_to_stack(module: TorchModel, model: StackedModel, run: int) -> None:
 def _stack_items(model: StackedModel) -> Iterator[tuple[str, torch.Tensor]]:
     yield from model.params.items()
     yield from model.buffers.items()
-

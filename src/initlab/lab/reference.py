@@ -28,8 +28,9 @@ class BasicBlock(nn.Module):
         self.relu2 = nn.ReLU()
         self.downsample = None
         if stride != 1 or channels_in != channels_out:
-            self.downsample = nn.Sequential(nn.Conv2d(channels_in, channels_out, 1, stride, bias=False),
-                                            nn.BatchNorm2d(channels_out))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(channels_in, channels_out, 1, stride, bias=False), nn.BatchNorm2d(channels_out)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -39,8 +40,12 @@ class BasicBlock(nn.Module):
 
 def resnet18(classes: int = 1000) -> nn.Sequential:
     """The ResNet-18 layout: 7x7 stem, max-pool, stages of 2 basic blocks, pooling, Linear."""
-    layers: list[nn.Module] = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-                               nn.MaxPool2d(3, 2, 1)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1),
+    ]
     channels = 64
     for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
         layers += [BasicBlock(channels, width, stride), BasicBlock(width, width, 1)]
@@ -51,11 +56,13 @@ def resnet18(classes: int = 1000) -> nn.Sequential:
 
 def gpt2_small() -> nn.ModuleDict:
     """GPT-2-small shapes built from PyTorch layers (embeddings, 12 TransformerEncoderLayers, LayerNorm)."""
-    return nn.ModuleDict({
-        "wte": nn.Embedding(50257, 768),
-        "wpe": nn.Embedding(1024, 768),
-        "h": nn.ModuleList(
-            nn.TransformerEncoderLayer(768, 12, 3072, batch_first=True, norm_first=True) for _ in range(12)
-        ),
-        "ln_f": nn.LayerNorm(768),
-    })
+    return nn.ModuleDict(
+        {
+            "wte": nn.Embedding(50257, 768),
+            "wpe": nn.Embedding(1024, 768),
+            "h": nn.ModuleList(
+                nn.TransformerEncoderLayer(768, 12, 3072, batch_first=True, norm_first=True) for _ in range(12)
+            ),
+            "ln_f": nn.LayerNorm(768),
+        }
+    )

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from initlab.lab.claims import ClaimResult, evaluate_claim
 from initlab.lab.config import Run, RunConfig, StudyConfig, code_version, expand, group_key
@@ -73,9 +74,21 @@ class StudyReport:
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in (
-            "study", "total", "already_stored", "trained", "diverged", "failed", "retried",
-            "by_other_process", "seconds", "errors")}
+        data = {
+            name: getattr(self, name)
+            for name in (
+                "study",
+                "total",
+                "already_stored",
+                "trained",
+                "diverged",
+                "failed",
+                "retried",
+                "by_other_process",
+                "seconds",
+                "errors",
+            )
+        }
         data["claim"] = None if self.claim is None else self.claim.to_dict()
         return data
 
@@ -93,8 +106,11 @@ def plan_groups(runs: Sequence[Run], max_batch_runs: int) -> list[list[Run]]:
     groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(group_key(run.config), []).append(run)
-    return [members[start:start + max_batch_runs]
-            for members in groups.values() for start in range(0, len(members), max_batch_runs)]
+    return [
+        members[start : start + max_batch_runs]
+        for members in groups.values()
+        for start in range(0, len(members), max_batch_runs)
+    ]
 
 
 def group_work(group: Sequence[Run]) -> float:
@@ -105,7 +121,7 @@ def group_work(group: Sequence[Run]) -> float:
     out.
     """
     model, training = group[0].config.model, group[0].config.training
-    return float(len(group) * model.depth * model.width ** 2 * training.batch_size * training.steps)
+    return float(len(group) * model.depth * model.width**2 * training.batch_size * training.steps)
 
 
 def describe(run: Run) -> str:
@@ -175,8 +191,10 @@ class _Driver:
                 text = f"{type(error).__name__}: {error}"
                 report.errors.append(text)
                 for key in keys:
-                    self.store_result({"key": key, "status": "failed", "summary": {}, "history": {},
-                                       "error": text, "duration": 0.0}, report)
+                    self.store_result(
+                        {"key": key, "status": "failed", "summary": {}, "history": {}, "error": text, "duration": 0.0},
+                        report,
+                    )
 
     def store_result(self, result: dict[str, Any], report: StudyReport) -> None:
         run = self.runs[result["key"]]
@@ -188,8 +206,15 @@ class _Driver:
         self.progress.advance(result, describe(run))
 
 
-def run_study(study: StudyConfig, store: Store, executor=None, progress: Progress | None = None,
-              *, poll_seconds: float = 0.5, task=train_task) -> StudyReport:
+def run_study(
+    study: StudyConfig,
+    store: Store,
+    executor=None,
+    progress: Progress | None = None,
+    *,
+    poll_seconds: float = 0.5,
+    task=train_task,
+) -> StudyReport:
     """Run every run of ``study`` not yet final in ``store``; a :class:`StudyReport`.
 
     Args:
@@ -233,8 +258,7 @@ def run_study(study: StudyConfig, store: Store, executor=None, progress: Progres
         store.release(sorted(driver.claimed))
         progress.finish()
     if study.claim is not None:
-        report.claim = evaluate_claim(study.claim.name, study.claim.params,
-                                      store.runs(study=study.name))
+        report.claim = evaluate_claim(study.claim.name, study.claim.params, store.runs(study=study.name))
     report.seconds = time.perf_counter() - started
     return report
 
@@ -253,13 +277,16 @@ def estimate(study: StudyConfig) -> dict[str, Any]:
         macs = _macs_per_example(spec)
         training = config.training
         logs = training.steps // training.log_every + 2
-        eval_examples = (min(training.eval_train_size or len(dataset.x_train), len(dataset.x_train))
-                         + len(dataset.x_test))
+        eval_examples = min(training.eval_train_size or len(dataset.x_train), len(dataset.x_train)) + len(
+            dataset.x_test
+        )
         per_run = 6 * macs * training.batch_size * training.steps + 2 * macs * eval_examples * logs
         total_flops += per_run * len(group)
     return {
-        "study": study.name, "runs": [{"key": run.key, "point": run.point} for run in runs],
-        "groups": len(groups), "gflop": total_flops / 1e9,
+        "study": study.name,
+        "runs": [{"key": run.key, "point": run.point} for run in runs],
+        "groups": len(groups),
+        "gflop": total_flops / 1e9,
     }
 
 

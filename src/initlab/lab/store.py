@@ -25,8 +25,9 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from initlab.errors import InitlabError
 
@@ -149,8 +150,7 @@ class Store:
         if self.path.exists() and self.path.is_dir():
             raise InitlabError(f"store: path={str(self.path)!r} is a directory; expected a SQLite file.")
         try:
-            self.connection = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000,
-                                              isolation_level=None)
+            self.connection = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             self.connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             _enable_wal(self.connection)
             self.connection.execute("PRAGMA synchronous = NORMAL")
@@ -159,7 +159,7 @@ class Store:
             raise InitlabError(f"store: {self.path} is not a usable SQLite store ({error}).") from None
         self.host, self.pid = socket.gethostname(), os.getpid()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -199,7 +199,8 @@ class Store:
 
     def _drop_stale_claims(self, now: float) -> None:
         for key, host, pid, claimed_at in self.connection.execute(
-                "SELECT run_key, host, pid, claimed_at FROM claims").fetchall():
+            "SELECT run_key, host, pid, claimed_at FROM claims"
+        ).fetchall():
             dead = host == self.host and pid != self.pid and not _pid_alive(pid)
             if dead or now - claimed_at > CLAIM_LEASE:
                 self.connection.execute("DELETE FROM claims WHERE run_key = ?", (key,))
@@ -230,10 +231,18 @@ class Store:
                      duration = excluded.duration, finished_at = excluded.finished_at,
                      trained_by = excluded.trained_by
                    WHERE runs.status = 'failed'""",
-                (result["key"], result["status"], json.dumps(config, sort_keys=True), code_version,
-                 json.dumps(result["summary"], allow_nan=True), json.dumps(result["history"], allow_nan=True),
-                 result.get("error", ""), float(result.get("duration", 0.0)), time.time(),
-                 f"{self.host}:{self.pid}"),
+                (
+                    result["key"],
+                    result["status"],
+                    json.dumps(config, sort_keys=True),
+                    code_version,
+                    json.dumps(result["summary"], allow_nan=True),
+                    json.dumps(result["history"], allow_nan=True),
+                    result.get("error", ""),
+                    float(result.get("duration", 0.0)),
+                    time.time(),
+                    f"{self.host}:{self.pid}",
+                ),
             )
             self.connection.execute("DELETE FROM claims WHERE run_key = ?", (result["key"],))
 
@@ -254,8 +263,10 @@ class Store:
 
     def runs(self, *, study: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
         """Run rows (newest first), optionally of one study and/or one status."""
-        query = ("SELECT r.key, r.status, r.config, r.summary, r.error, r.duration, r.finished_at, "
-                 "r.code_version, r.trained_by, {point} FROM runs r {join} {where} ORDER BY r.finished_at DESC")
+        query = (
+            "SELECT r.key, r.status, r.config, r.summary, r.error, r.duration, r.finished_at, "
+            "r.code_version, r.trained_by, {point} FROM runs r {join} {where} ORDER BY r.finished_at DESC"
+        )
         params: list[Any] = []
         clauses = []
         if study is not None:
@@ -263,8 +274,10 @@ class Store:
             clauses.append("s.study = ?")
             params.append(study)
         else:
-            join = "LEFT JOIN (SELECT run_key, MIN(point) AS point, GROUP_CONCAT(study) AS study " \
-                   "FROM study_runs GROUP BY run_key) s ON s.run_key = r.key"
+            join = (
+                "LEFT JOIN (SELECT run_key, MIN(point) AS point, GROUP_CONCAT(study) AS study "
+                "FROM study_runs GROUP BY run_key) s ON s.run_key = r.key"
+            )
             point = "s.point, s.study"
         if status is not None:
             clauses.append("r.status = ?")
@@ -280,11 +293,14 @@ class Store:
             InitlabError: no run, or several runs, match the prefix.
         """
         rows = self.connection.execute(
-            "SELECT key, history FROM runs WHERE key LIKE ? || '%'", (key_prefix,)).fetchall()
+            "SELECT key, history FROM runs WHERE key LIKE ? || '%'", (key_prefix,)
+        ).fetchall()
         if len(rows) != 1:
             found = "no run" if not rows else f"{len(rows)} runs ({', '.join(r[0] for r in rows[:5])})"
-            raise InitlabError(f"runs show: RUN={key_prefix!r} matches {found} in {self.path}; "
-                               f"expected a unique run key prefix (see `initlab runs list`).")
+            raise InitlabError(
+                f"runs show: RUN={key_prefix!r} matches {found} in {self.path}; "
+                f"expected a unique run key prefix (see `initlab runs list`)."
+            )
         key, history = rows[0]
         row = next(item for item in self.runs() if item["key"] == key)
         row["history"] = json.loads(history)
@@ -298,9 +314,17 @@ class Store:
 def _row(row: Sequence[Any]) -> dict[str, Any]:
     key, status, config, summary, error, duration, finished_at, code, trained_by, point, study = row
     return {
-        "key": key, "status": status, "config": json.loads(config), "summary": json.loads(summary),
-        "error": error, "duration": duration, "finished_at": finished_at, "code_version": code,
-        "trained_by": trained_by, "point": json.loads(point) if point else {}, "study": study or "",
+        "key": key,
+        "status": status,
+        "config": json.loads(config),
+        "summary": json.loads(summary),
+        "error": error,
+        "duration": duration,
+        "finished_at": finished_at,
+        "code_version": code,
+        "trained_by": trained_by,
+        "point": json.loads(point) if point else {},
+        "study": study or "",
     }
 
 

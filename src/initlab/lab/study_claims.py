@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from initlab.errors import InitlabError
 from initlab.lab.claims import ClaimResult, register_claim
@@ -79,8 +80,11 @@ def init_label(row: Mapping[str, Any]) -> str:
 def bias_label(row: Mapping[str, Any]) -> str:
     """``zeros``, ``constant 0.1``, ``normal std 0.1``: the bias init with its argument."""
     scheme = row["config"]["model"]["bias_init"]
-    arguments = " ".join(f"{key} {value:g}" if isinstance(value, (int, float)) else f"{key} {value}"
-                         for key, value in scheme.items() if key not in ("scheme", "mean", "label"))
+    arguments = " ".join(
+        f"{key} {value:g}" if isinstance(value, (int, float)) else f"{key} {value}"
+        for key, value in scheme.items()
+        if key not in ("scheme", "mean", "label")
+    )
     return f"{scheme['scheme']} {arguments}".strip()
 
 
@@ -167,41 +171,52 @@ class Conditions:
     def result(self, **values: Any) -> ClaimResult:
         holds = bool(self.items) and all(item["holds"] for item in self.items)
         failed = [item["condition"] for item in self.items if not item["holds"]]
-        detail = "; ".join(f"{item['condition']} [{'yes' if item['holds'] else 'NO'}]"
-                           for item in self.items)
+        detail = "; ".join(f"{item['condition']} [{'yes' if item['holds'] else 'NO'}]" for item in self.items)
         if failed:
             detail += f". Fails: {'; '.join(failed)}"
         return ClaimResult(self.name, holds, detail, {"conditions": self.items, **values})
 
 
 # ------------------------------------------------------------------ validation
-def _validator(name: str, allowed: Mapping[str, type | tuple[type, ...]],
-               required: Sequence[str] = ()) -> Callable[[Mapping[str, Any]], None]:
+def _validator(
+    name: str, allowed: Mapping[str, type | tuple[type, ...]], required: Sequence[str] = ()
+) -> Callable[[Mapping[str, Any]], None]:
     """A ``validate(params)`` accepting only ``allowed`` keys of the given types."""
+
     def validate(params: Mapping[str, Any]) -> None:
         unknown = sorted(set(params) - set(allowed))
         if unknown:
-            raise InitlabError(f"claim.params: unknown key(s) {unknown} for claim {name!r}; "
-                               f"expected some of {sorted(allowed)}.")
+            raise InitlabError(
+                f"claim.params: unknown key(s) {unknown} for claim {name!r}; expected some of {sorted(allowed)}."
+            )
         for key in required:
             if key not in params:
-                raise InitlabError(f"claim.params.{key} is missing for claim {name!r}; expected "
-                                   f"a value of type {_type_name(allowed[key])}.")
+                raise InitlabError(
+                    f"claim.params.{key} is missing for claim {name!r}; expected "
+                    f"a value of type {_type_name(allowed[key])}."
+                )
         for key, value in params.items():
             kind = allowed[key]
             if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
-                raise InitlabError(f"claim.params.{key}={value!r} is invalid for claim {name!r}; "
-                                   f"expected {_type_name(kind)}.")
+                raise InitlabError(
+                    f"claim.params.{key}={value!r} is invalid for claim {name!r}; expected {_type_name(kind)}."
+                )
             if isinstance(value, (int, float)) and not isinstance(value, bool) and not value > 0:
-                raise InitlabError(f"claim.params.{key}={value!r} is invalid for claim {name!r}; "
-                                   f"expected a number > 0.")
+                raise InitlabError(
+                    f"claim.params.{key}={value!r} is invalid for claim {name!r}; expected a number > 0."
+                )
+
     return validate
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join({"str": "a string", "list": "a list of strings", "float": "a number",
-                        "int": "an integer"}.get(k.__name__, k.__name__) for k in kinds)
+    return " or ".join(
+        {"str": "a string", "list": "a list of strings", "float": "a number", "int": "an integer"}.get(
+            k.__name__, k.__name__
+        )
+        for k in kinds
+    )
 
 
 NUMBER = (int, float)
@@ -218,8 +233,7 @@ def check_symmetry(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
     conditions = Conditions("symmetry")
     groups = group_by(finished(rows), init_label)
     accuracy = {label[0]: summary_mean(members, "test_accuracy") for label, members in groups.items()}
-    units = {label[0]: [row["summary"].get("distinct_units") for row in members]
-             for label, members in groups.items()}
+    units = {label[0]: [row["summary"].get("distinct_units") for row in members] for label, members in groups.items()}
     random_label = params["random"]
     for label in [*params["symmetric"], random_label]:
         if (label,) not in groups:
@@ -228,18 +242,24 @@ def check_symmetry(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
         return conditions.result(accuracy=accuracy, distinct_units=units)
     for label in params["symmetric"]:
         counts = units[label]
-        conditions.add(f"{label}: 1 distinct unit in every hidden layer after training",
-                       all(count is not None and all(c == 1 for c in count) for count in counts),
-                       distinct_units=counts[0])
+        conditions.add(
+            f"{label}: 1 distinct unit in every hidden layer after training",
+            all(count is not None and all(c == 1 for c in count) for count in counts),
+            distinct_units=counts[0],
+        )
     widths = [config_value(row, "model.width") for row in groups[(random_label,)]]
-    conditions.add(f"{random_label}: every unit distinct ({widths[0]} per layer)",
-                   all(count is not None and all(c == width for c in count)
-                       for count, width in zip(units[random_label], widths)),
-                   distinct_units=units[random_label][0])
+    conditions.add(
+        f"{random_label}: every unit distinct ({widths[0]} per layer)",
+        all(count is not None and all(c == width for c in count) for count, width in zip(units[random_label], widths)),
+        distinct_units=units[random_label][0],
+    )
     best_symmetric = max(accuracy[label] for label in params["symmetric"])
-    conditions.add(f"{random_label} test accuracy {fmt(accuracy[random_label])} > best symmetric "
-                   f"{fmt(best_symmetric)}", accuracy[random_label] > best_symmetric,
-                   random=accuracy[random_label], symmetric=best_symmetric)
+    conditions.add(
+        f"{random_label} test accuracy {fmt(accuracy[random_label])} > best symmetric {fmt(best_symmetric)}",
+        accuracy[random_label] > best_symmetric,
+        random=accuracy[random_label],
+        symmetric=best_symmetric,
+    )
     return conditions.result(accuracy=accuracy, distinct_units=units)
 
 
@@ -261,14 +281,13 @@ def theory_preact_std(row: Mapping[str, Any], first_preact_std: float) -> list[f
         return None
     try:
         field = MeanField(config_value(row, "model.activation"), sigma_w2(row), 0.0)
-        q = field.propagate(depth - 1, q0=first_preact_std ** 2).q
+        q = field.propagate(depth - 1, q0=first_preact_std**2).q
     except (InitlabError, OverflowError, FloatingPointError):
         return None
     return [math.sqrt(value) if math.isfinite(value) and value >= 0 else math.nan for value in q]
 
 
-def finite_width_band(row: Mapping[str, Any], predicted: Sequence[float], sigmas: float,
-                      floor: float) -> list[float]:
+def finite_width_band(row: Mapping[str, Any], predicted: Sequence[float], sigmas: float, floor: float) -> list[float]:
     """Allowed ``|log(measured std / predicted std)|`` at each hidden layer of a finite-width net.
 
     Mean-field theory is exact for infinite width. At width ``N`` each layer
@@ -289,7 +308,7 @@ def finite_width_band(row: Mapping[str, Any], predicted: Sequence[float], sigmas
         band.append(max(math.log(floor), sigmas * 0.5 * math.sqrt(drift / width)))
         q = std * std
         second = float(expect(lambda x: phi(x) ** 2, q))
-        drift += float(expect(lambda x: phi(x) ** 4, q)) / second ** 2 - 1 if second > 0 else 0.0
+        drift += float(expect(lambda x: phi(x) ** 4, q)) / second**2 - 1 if second > 0 else 0.0
     return band
 
 
@@ -324,10 +343,13 @@ def check_depth_signal(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
     factor, sigmas = params.get("theory_factor", 1.25), params.get("theory_sigmas", 3.0)
     conditions = Conditions("depth_signal")
     groups = group_by(finished(rows), by("model.activation"), init_label)
-    ratios = {f"{activation}/{label}": {
-        "forward": [layer_ratio(row["summary"]["act_std"], True) for row in members],
-        "backward": [layer_ratio(row["summary"]["backprop_norm"], False) for row in members],
-    } for (activation, label), members in groups.items()}
+    ratios = {
+        f"{activation}/{label}": {
+            "forward": [layer_ratio(row["summary"]["act_std"], True) for row in members],
+            "backward": [layer_ratio(row["summary"]["backprop_norm"], False) for row in members],
+        }
+        for (activation, label), members in groups.items()
+    }
 
     def need(activation: str, label: str) -> dict | None:
         key = f"{activation}/{label}"
@@ -344,44 +366,64 @@ def check_depth_signal(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
         found = need(activation, "small_random")
         if found:
             value = worst(found["forward"], True)
-            conditions.add(f"small init, {activation}: forward std ratio last/first {fmt(value)} < "
-                           f"{vanish:g} (vanishes)", value < vanish, ratio=value)
+            conditions.add(
+                f"small init, {activation}: forward std ratio last/first {fmt(value)} < {vanish:g} (vanishes)",
+                value < vanish,
+                ratio=value,
+            )
     for activation in ("tanh", "sigmoid", "relu"):
         found = need(activation, "small_random")
         if found:
             value = worst(found["backward"], True)
-            conditions.add(f"small init, {activation}: gradient ratio first/last {fmt(value)} < "
-                           f"{vanish:g} (vanishes)", value < vanish, ratio=value)
+            conditions.add(
+                f"small init, {activation}: gradient ratio first/last {fmt(value)} < {vanish:g} (vanishes)",
+                value < vanish,
+                ratio=value,
+            )
     for activation, label in (("tanh", "glorot_normal"), ("relu", "he_normal")):
         found = need(activation, label)
         if found:
             values = found["forward"] + found["backward"]
             low, high = worst(values, False), worst(values, True)
-            conditions.add(f"{label} + {activation}: forward and gradient ratios in "
-                           f"[{fmt(low)}, {fmt(high)}] within a factor {keep:g} (kept)",
-                           1 / keep <= low and high <= keep, low=low, high=high)
+            conditions.add(
+                f"{label} + {activation}: forward and gradient ratios in "
+                f"[{fmt(low)}, {fmt(high)}] within a factor {keep:g} (kept)",
+                1 / keep <= low and high <= keep,
+                low=low,
+                high=high,
+            )
     found = need("relu", "glorot_normal")
     if found:
         value = worst(found["forward"], True)
-        conditions.add(f"glorot_normal + relu: forward ratio {fmt(value)} < {vanish:g} (Xavier "
-                       f"loses a deep ReLU net's signal)", value < vanish, ratio=value)
+        conditions.add(
+            f"glorot_normal + relu: forward ratio {fmt(value)} < {vanish:g} (Xavier loses a deep ReLU net's signal)",
+            value < vanish,
+            ratio=value,
+        )
     found = need("relu", "large_random")
     if found:
         value = worst(found["forward"], False)
-        conditions.add(f"large init, relu: forward ratio {fmt(value)} > {1 / vanish:g} (explodes)",
-                       value > 1 / vanish, ratio=value)
+        conditions.add(
+            f"large init, relu: forward ratio {fmt(value)} > {1 / vanish:g} (explodes)", value > 1 / vanish, ratio=value
+        )
     if need("tanh", "large_random"):
         last = min(row["summary"]["act_std"][-1] for row in groups[("tanh", "large_random")])
-        conditions.add(f"large init, tanh: output std at the last layer {fmt(last)} > {SATURATED_STD:g} "
-                       f"(units pinned at +-1)", last > SATURATED_STD, std=last)
+        conditions.add(
+            f"large init, tanh: output std at the last layer {fmt(last)} > {SATURATED_STD:g} (units pinned at +-1)",
+            last > SATURATED_STD,
+            std=last,
+        )
     for activation, label in (("tanh", "glorot_normal"), ("relu", "he_normal")):
         checked = [agrees_with_theory(row, sigmas, factor) for row in groups.get((activation, label), [])]
         if checked:
             worst_factor = max(found for _, found in checked)
-            conditions.add(f"{label} + {activation}: measured pre-activation std follows mean-field theory "
-                           f"at every layer (largest deviation x{fmt(worst_factor)}, within {sigmas:g} "
-                           f"finite-width standard deviations)", all(ok for ok, _ in checked),
-                           deviation=worst_factor)
+            conditions.add(
+                f"{label} + {activation}: measured pre-activation std follows mean-field theory "
+                f"at every layer (largest deviation x{fmt(worst_factor)}, within {sigmas:g} "
+                f"finite-width standard deviations)",
+                all(ok for ok, _ in checked),
+                deviation=worst_factor,
+            )
     return conditions.result(ratios=ratios)
 
 
@@ -410,19 +452,29 @@ def check_saturation(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
     if conditions.items:
         return conditions.result()
     saturation = {label: mean(mean_saturation(row) for row in at_init[(label,)]) for label in (large, reference)}
-    conditions.add(f"{large}: saturated fraction at init {fmt(saturation[large])} > "
-                   f"{params['saturated_above']:g}", saturation[large] > params["saturated_above"],
-                   value=saturation[large])
-    conditions.add(f"{reference}: saturated fraction at init {fmt(saturation[reference])} < "
-                   f"{params['healthy_below']:g}", saturation[reference] < params["healthy_below"],
-                   value=saturation[reference])
-    steps = {label: [steps_or_never(row, "steps_to_target_accuracy") for row in trained[(label,)]]
-             for label in (large, reference)}
+    conditions.add(
+        f"{large}: saturated fraction at init {fmt(saturation[large])} > {params['saturated_above']:g}",
+        saturation[large] > params["saturated_above"],
+        value=saturation[large],
+    )
+    conditions.add(
+        f"{reference}: saturated fraction at init {fmt(saturation[reference])} < {params['healthy_below']:g}",
+        saturation[reference] < params["healthy_below"],
+        value=saturation[reference],
+    )
+    steps = {
+        label: [steps_or_never(row, "steps_to_target_accuracy") for row in trained[(label,)]]
+        for label in (large, reference)
+    }
     target = config_value(trained[(reference,)][0], "training.target_accuracy")
     slowest_reference, fastest_large = max(steps[reference]), min(steps[large])
-    conditions.add(f"steps to {target:g} test accuracy: {reference} {fmt(slowest_reference)} (slowest "
-                   f"run) < {large} {fmt(fastest_large)} (fastest run)",
-                   slowest_reference < fastest_large, reference=slowest_reference, large=fastest_large)
+    conditions.add(
+        f"steps to {target:g} test accuracy: {reference} {fmt(slowest_reference)} (slowest "
+        f"run) < {large} {fmt(fastest_large)} (fastest run)",
+        slowest_reference < fastest_large,
+        reference=slowest_reference,
+        large=fastest_large,
+    )
     return conditions.result(saturation=saturation, steps=steps, target_accuracy=target)
 
 
@@ -452,20 +504,31 @@ def check_pairing(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
     if conditions.items:
         return conditions.result(train_loss=loss, test_accuracy=accuracy)
     xavier_relu, he_relu = loss[f"relu/glorot_normal/{deep}"], loss[f"relu/he_normal/{deep}"]
-    conditions.add(f"depth {deep}, Xavier + ReLU stalls: train loss {fmt(xavier_relu)} >= "
-                   f"{fmt(stall)} (ln {classes} = {fmt(chance)} is chance)", xavier_relu >= stall,
-                   loss=xavier_relu)
-    conditions.add(f"depth {deep}, He + ReLU learns: train loss {fmt(he_relu)} <= {fmt(learn)}",
-                   he_relu <= learn, loss=he_relu)
+    conditions.add(
+        f"depth {deep}, Xavier + ReLU stalls: train loss {fmt(xavier_relu)} >= "
+        f"{fmt(stall)} (ln {classes} = {fmt(chance)} is chance)",
+        xavier_relu >= stall,
+        loss=xavier_relu,
+    )
+    conditions.add(
+        f"depth {deep}, He + ReLU learns: train loss {fmt(he_relu)} <= {fmt(learn)}", he_relu <= learn, loss=he_relu
+    )
     xavier_tanh = [loss.get(f"tanh/glorot_normal/{depth}", math.nan) for depth in tanh_depths]
-    conditions.add("Xavier + tanh learns at every depth: train loss "
-                   + ", ".join(f"{fmt(v)} (depth {d})" for v, d in zip(xavier_tanh, tanh_depths))
-                   + f" <= {fmt(learn)}", all(v <= learn for v in xavier_tanh), losses=xavier_tanh)
+    conditions.add(
+        "Xavier + tanh learns at every depth: train loss "
+        + ", ".join(f"{fmt(v)} (depth {d})" for v, d in zip(xavier_tanh, tanh_depths))
+        + f" <= {fmt(learn)}",
+        all(v <= learn for v in xavier_tanh),
+        losses=xavier_tanh,
+    )
     xavier, he = accuracy[f"tanh/glorot_normal/{shallow}"], accuracy[f"tanh/he_normal/{shallow}"]
-    conditions.add(f"depth {shallow}, Xavier + tanh test accuracy {fmt(xavier)} >= He + tanh's {fmt(he)}",
-                   xavier >= he, xavier=xavier, he=he)
-    return conditions.result(train_loss=loss, test_accuracy=accuracy, chance_loss=chance,
-                             tanh_depths=tanh_depths)
+    conditions.add(
+        f"depth {shallow}, Xavier + tanh test accuracy {fmt(xavier)} >= He + tanh's {fmt(he)}",
+        xavier >= he,
+        xavier=xavier,
+        he=he,
+    )
+    return conditions.result(train_loss=loss, test_accuracy=accuracy, chance_loss=chance, tanh_depths=tanh_depths)
 
 
 # ------------------------------------------------------------ regularization
@@ -482,11 +545,16 @@ def check_regularization(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
         conditions.missing("lambda = 0 and at least one lambda > 0")
         return conditions.result()
     norms = [norm[l2] for l2 in lambdas]
-    conditions.add("weight norm falls as lambda grows: " + " > ".join(fmt(v) for v in norms),
-                   all(a > b for a, b in zip(norms, norms[1:])), norms=norms)
+    conditions.add(
+        "weight norm falls as lambda grows: " + " > ".join(fmt(v) for v in norms),
+        all(a > b for a, b in zip(norms, norms[1:])),
+        norms=norms,
+    )
     largest = lambdas[-1]
-    conditions.add(f"train-test gap at lambda {largest:g} ({fmt(gap[largest])}) < gap without "
-                   f"penalty ({fmt(gap[0.0])})", gap[largest] < gap[0.0])
+    conditions.add(
+        f"train-test gap at lambda {largest:g} ({fmt(gap[largest])}) < gap without penalty ({fmt(gap[0.0])})",
+        gap[largest] < gap[0.0],
+    )
     return conditions.result(lambdas=lambdas, weight_norm=norm, gap=gap, test_accuracy=accuracy)
 
 
@@ -503,10 +571,13 @@ def check_bias(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
             conditions.missing(f"{activation} with zero and non-zero biases")
             continue
         best_label = max(scores, key=scores.get)
-        conditions.add(f"{activation}: zero bias {fmt(scores['zeros'])} >= best ({best_label}) "
-                       f"{fmt(scores[best_label])} - {tolerance:g}",
-                       scores["zeros"] >= scores[best_label] - tolerance, zero=scores["zeros"],
-                       best=scores[best_label])
+        conditions.add(
+            f"{activation}: zero bias {fmt(scores['zeros'])} >= best ({best_label}) "
+            f"{fmt(scores[best_label])} - {tolerance:g}",
+            scores["zeros"] >= scores[best_label] - tolerance,
+            zero=scores["zeros"],
+            best=scores[best_label],
+        )
     if not groups:
         conditions.missing("any bias init")
     return conditions.result(test_accuracy=accuracy)
@@ -519,29 +590,38 @@ def check_glorot_table(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
     standard, normalized = params.get("standard", "variance_scaling"), params.get("normalized", "glorot_uniform")
     names = {standard: "standard", normalized: "normalized"}
     conditions = Conditions("glorot_table")
-    groups = group_by([row for row in finished(rows) if init_label(row) in names],
-                      by("model.activation"), lambda row: names[init_label(row)])
+    groups = group_by(
+        [row for row in finished(rows) if init_label(row) in names],
+        by("model.activation"),
+        lambda row: names[init_label(row)],
+    )
     error = {f"{a}/{i}": 100 * (1 - summary_mean(m, "test_accuracy")) for (a, i), m in groups.items()}
     for key in ("tanh/standard", "tanh/normalized", "sigmoid/standard"):
         if key not in error:
             conditions.missing(key)
     if conditions.items:
         return conditions.result(test_error=error)
-    conditions.add(f"tanh: normalized error {fmt(error['tanh/normalized'])}% < standard "
-                   f"{fmt(error['tanh/standard'])}% (paper: 15.60 < 27.15 on Shapeset)",
-                   error["tanh/normalized"] < error["tanh/standard"])
+    conditions.add(
+        f"tanh: normalized error {fmt(error['tanh/normalized'])}% < standard "
+        f"{fmt(error['tanh/standard'])}% (paper: 15.60 < 27.15 on Shapeset)",
+        error["tanh/normalized"] < error["tanh/standard"],
+    )
     others = {key: value for key, value in error.items() if not key.startswith("sigmoid/")}
     best_other = max(others, key=others.get)
     sigmoid = min(value for key, value in error.items() if key.startswith("sigmoid/"))
-    conditions.add(f"sigmoid is the worst: its best error {fmt(sigmoid)}% >= every other "
-                   f"(highest: {best_other} {fmt(others[best_other])}%)",
-                   sigmoid >= others[best_other])
+    conditions.add(
+        f"sigmoid is the worst: its best error {fmt(sigmoid)}% >= every other "
+        f"(highest: {best_other} {fmt(others[best_other])}%)",
+        sigmoid >= others[best_other],
+    )
     return conditions.result(test_error=error, paper=_paper_table())
 
 
 def _paper_table() -> dict[str, Any]:
-    return {"columns": list(GLOROT_BENGIO_TABLE1["columns"]),
-            "rows": {f"{a}/{i}": list(v) for (a, i), v in GLOROT_BENGIO_TABLE1["rows"].items()}}
+    return {
+        "columns": list(GLOROT_BENGIO_TABLE1["columns"]),
+        "rows": {f"{a}/{i}": list(v) for (a, i), v in GLOROT_BENGIO_TABLE1["rows"].items()},
+    }
 
 
 # ------------------------------------------------------------- edge of chaos
@@ -577,24 +657,34 @@ def check_edge_of_chaos(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
         conditions.missing(f"depths >= {min_depth}")
         return conditions.result(critical=critical)
     nearest = min(range(len(grid)), key=lambda i: abs(math.log(grid[i] / critical)))
-    allowed = set(grid[max(0, nearest - 1):nearest + 2])
+    allowed = set(grid[max(0, nearest - 1) : nearest + 2])
     for depth in depths:
         column = {w: accuracy[(w, depth)] for w in grid if (w, depth) in accuracy}
         best = max(column, key=column.get)
         ends = max(column[grid[0]], column[grid[-1]]) if grid[0] in column and grid[-1] in column else math.nan
-        conditions.add(f"depth {depth}: best sigma_w^2 = {best:g} (train accuracy {fmt(column[best])}) "
-                       f"is next to the critical {critical:.3g} and beats the ends ({fmt(ends)}) by "
-                       f">= {margin:g}", best in allowed and column[best] >= ends + margin,
-                       depth=depth, best=best, accuracy=column[best], ends=ends)
+        conditions.add(
+            f"depth {depth}: best sigma_w^2 = {best:g} (train accuracy {fmt(column[best])}) "
+            f"is next to the critical {critical:.3g} and beats the ends ({fmt(ends)}) by "
+            f">= {margin:g}",
+            best in allowed and column[best] >= ends + margin,
+            depth=depth,
+            best=best,
+            accuracy=column[best],
+            ends=ends,
+        )
     predicted = {w: trainable_depth(w, sigma_b2, activation) for w in grid}
     chance = 1.0 / params.get("classes", 10)
     agree = [(accuracy[(w, d)] >= chance + margin) == (d <= predicted[w]) for (w, d) in accuracy]
     share = sum(agree) / len(agree)
-    conditions.add(f"trained (train accuracy >= {chance + margin:.3g}) exactly where depth <= 6 xi_c in "
-                   f"{sum(agree)} of {len(agree)} cells ({share:.0%} >= {params.get('agreement', 0.8):.0%})",
-                   share >= params.get("agreement", 0.8), share=share)
-    return conditions.result(critical=critical, trainable_depth=predicted,
-                             accuracy={f"{w:g}/{d}": a for (w, d), a in accuracy.items()})
+    conditions.add(
+        f"trained (train accuracy >= {chance + margin:.3g}) exactly where depth <= 6 xi_c in "
+        f"{sum(agree)} of {len(agree)} cells ({share:.0%} >= {params.get('agreement', 0.8):.0%})",
+        share >= params.get("agreement", 0.8),
+        share=share,
+    )
+    return conditions.result(
+        critical=critical, trainable_depth=predicted, accuracy={f"{w:g}/{d}": a for (w, d), a in accuracy.items()}
+    )
 
 
 # ---------------------------------------------------------------------- lsuv
@@ -611,9 +701,12 @@ def check_lsuv(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
             conditions.missing(f"{kind} with LSUV and another init")
             continue
         best = max(others, key=others.get)
-        conditions.add(f"{kind}: LSUV {fmt(scores['lsuv'])} >= best other ({best}) "
-                       f"{fmt(others[best])} - {tolerance:g}", scores["lsuv"] >= others[best] - tolerance,
-                       lsuv=scores["lsuv"], best=others[best])
+        conditions.add(
+            f"{kind}: LSUV {fmt(scores['lsuv'])} >= best other ({best}) {fmt(others[best])} - {tolerance:g}",
+            scores["lsuv"] >= others[best] - tolerance,
+            lsuv=scores["lsuv"],
+            best=others[best],
+        )
     if not groups:
         conditions.missing("any run")
     return conditions.result(test_accuracy=accuracy)
@@ -627,47 +720,75 @@ def check_orthogonal_depth(params: Mapping[str, Any], rows: Rows) -> ClaimResult
     orthogonal, gaussian = params.get("orthogonal", "orthogonal"), params.get("gaussian", "lecun_normal")
     conditions = Conditions("orthogonal_depth")
     groups = group_by(finished(rows), init_label, by("model.depth"))
-    steps = {f"{i}/{d}": mean(steps_or_never(row, "steps_to_target_loss") for row in m)
-             if all(steps_or_never(row, "steps_to_target_loss") < math.inf for row in m) else math.inf
-             for (i, d), m in groups.items()}
+    steps = {
+        f"{i}/{d}": mean(steps_or_never(row, "steps_to_target_loss") for row in m)
+        if all(steps_or_never(row, "steps_to_target_loss") < math.inf for row in m)
+        else math.inf
+        for (i, d), m in groups.items()
+    }
     depths = sorted({d for i, d in groups if i == orthogonal} & {d for i, d in groups if i == gaussian})
     if len(depths) < 2:
         conditions.missing(f"{orthogonal} and {gaussian} at two or more depths")
         return conditions.result(steps=steps)
     ortho = [steps[f"{orthogonal}/{d}"] for d in depths]
     spread = max(ortho) / min(ortho) if min(ortho) > 0 else math.inf
-    conditions.add(f"{orthogonal}: steps over depths {', '.join(fmt(v) for v in ortho)} vary by "
-                   f"{fmt(spread)}x <= {flat:g}x (flat)", spread <= flat, steps=ortho)
+    conditions.add(
+        f"{orthogonal}: steps over depths {', '.join(fmt(v) for v in ortho)} vary by "
+        f"{fmt(spread)}x <= {flat:g}x (flat)",
+        spread <= flat,
+        steps=ortho,
+    )
     deepest = depths[-1]
     deep_gauss, deep_ortho = steps[f"{gaussian}/{deepest}"], steps[f"{orthogonal}/{deepest}"]
-    conditions.add(f"depth {deepest}: {gaussian} needs {fmt(deep_gauss)} steps > {flat:g} x "
-                   f"{orthogonal}'s {fmt(deep_ortho)}", deep_gauss > flat * deep_ortho)
+    conditions.add(
+        f"depth {deepest}: {gaussian} needs {fmt(deep_gauss)} steps > {flat:g} x {orthogonal}'s {fmt(deep_ortho)}",
+        deep_gauss > flat * deep_ortho,
+    )
     return conditions.result(steps=steps, depths=depths)
 
 
 # ------------------------------------------------------------------ register
 CLAIMS: dict[str, tuple[Callable, Callable]] = {
-    "symmetry": (_validator("symmetry", {"symmetric": list, "random": str}, ("symmetric", "random")),
-                 check_symmetry),
-    "depth_signal": (_validator("depth_signal", {"vanish_below": NUMBER, "keep_within": NUMBER,
-                                                 "theory_factor": NUMBER, "theory_sigmas": NUMBER}),
-                     check_depth_signal),
-    "saturation": (_validator("saturation", {"activation": str, "large": str, "reference": str,
-                                             "saturated_above": NUMBER, "healthy_below": NUMBER},
-                              ("activation", "large", "reference", "saturated_above", "healthy_below")),
-                   check_saturation),
-    "pairing": (_validator("pairing", {"deep": int, "tanh_depth": int, "classes": int,
-                                       "stall_fraction": NUMBER, "learn_fraction": NUMBER},
-                           ("deep", "tanh_depth")), check_pairing),
+    "symmetry": (_validator("symmetry", {"symmetric": list, "random": str}, ("symmetric", "random")), check_symmetry),
+    "depth_signal": (
+        _validator(
+            "depth_signal",
+            {"vanish_below": NUMBER, "keep_within": NUMBER, "theory_factor": NUMBER, "theory_sigmas": NUMBER},
+        ),
+        check_depth_signal,
+    ),
+    "saturation": (
+        _validator(
+            "saturation",
+            {"activation": str, "large": str, "reference": str, "saturated_above": NUMBER, "healthy_below": NUMBER},
+            ("activation", "large", "reference", "saturated_above", "healthy_below"),
+        ),
+        check_saturation,
+    ),
+    "pairing": (
+        _validator(
+            "pairing",
+            {"deep": int, "tanh_depth": int, "classes": int, "stall_fraction": NUMBER, "learn_fraction": NUMBER},
+            ("deep", "tanh_depth"),
+        ),
+        check_pairing,
+    ),
     "regularization": (_validator("regularization", {}), check_regularization),
     "bias": (_validator("bias", {"tolerance": NUMBER}), check_bias),
     "glorot_table": (_validator("glorot_table", {"standard": str, "normalized": str}), check_glorot_table),
-    "edge_of_chaos": (_validator("edge_of_chaos", {"sigma_b2": NUMBER, "min_depth": int, "margin": NUMBER,
-                                                   "classes": int, "agreement": NUMBER},
-                                 ("sigma_b2", "min_depth")), check_edge_of_chaos),
+    "edge_of_chaos": (
+        _validator(
+            "edge_of_chaos",
+            {"sigma_b2": NUMBER, "min_depth": int, "margin": NUMBER, "classes": int, "agreement": NUMBER},
+            ("sigma_b2", "min_depth"),
+        ),
+        check_edge_of_chaos,
+    ),
     "lsuv": (_validator("lsuv", {"tolerance": NUMBER}), check_lsuv),
-    "orthogonal_depth": (_validator("orthogonal_depth", {"flat_ratio": NUMBER, "orthogonal": str,
-                                                         "gaussian": str}), check_orthogonal_depth),
+    "orthogonal_depth": (
+        _validator("orthogonal_depth", {"flat_ratio": NUMBER, "orthogonal": str, "gaussian": str}),
+        check_orthogonal_depth,
+    ),
 }
 """claim name -> (validate, check) of every built-in study's claim."""
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import copy
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import initlab.lab.study_claims  # noqa: F401  (registers the studies' claims)
 from initlab.errors import InitlabError
@@ -39,8 +40,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-BUILTIN_STUDIES = ("symmetry", "depth-signal", "saturation", "pairing", "regularization", "bias",
-                   "glorot-table", "edge-of-chaos", "lsuv", "orthogonal-depth")
+BUILTIN_STUDIES = (
+    "symmetry",
+    "depth-signal",
+    "saturation",
+    "pairing",
+    "regularization",
+    "bias",
+    "glorot-table",
+    "edge-of-chaos",
+    "lsuv",
+    "orthogonal-depth",
+)
 """The built-in studies, in tour order."""
 
 TOUR_STUDIES = BUILTIN_STUDIES[:8]
@@ -48,16 +59,26 @@ TOUR_STUDIES = BUILTIN_STUDIES[:8]
 
 SIZES = ("full", "tour", "tiny")
 
+
 def _lsuv_cases(mlp: tuple[int, int], cnn: tuple[int, int]) -> list[dict[str, Any]]:
     """The lsuv study's cases (4 inits x 2 architectures) with (depth, width) per architecture."""
-    inits = [{"model.weight_init": "glorot_normal"}, {"model.weight_init": "he_normal"},
-             {"model.weight_init": "orthogonal"}, {"model.weight_init": "orthogonal", "model.lsuv": True}]
-    return [{"model.kind": kind, "model.depth": depth, "model.width": width, **init}
-            for kind, (depth, width) in (("mlp", mlp), ("cnn1d", cnn)) for init in inits]
+    inits = [
+        {"model.weight_init": "glorot_normal"},
+        {"model.weight_init": "he_normal"},
+        {"model.weight_init": "orthogonal"},
+        {"model.weight_init": "orthogonal", "model.lsuv": True},
+    ]
+    return [
+        {"model.kind": kind, "model.depth": depth, "model.width": width, **init}
+        for kind, (depth, width) in (("mlp", mlp), ("cnn1d", cnn))
+        for init in inits
+    ]
 
 
-_SCALES = [{"scheme": "variance_scaling", "scale": scale, "mode": "fan_in", "distribution": "normal"}
-           for scale in (1.0, 1.25, 1.76, 2.5, 4.0)]
+_SCALES = [
+    {"scheme": "variance_scaling", "scale": scale, "mode": "fan_in", "distribution": "normal"}
+    for scale in (1.0, 1.25, 1.76, 2.5, 4.0)
+]
 
 REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
     "tour": {
@@ -65,8 +86,11 @@ REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
         "depth-signal": {"dataset.n_test": 256, "training.eval_train_size": 256, "grid": {"training.seed": [0]}},
         "saturation": {"training.steps": 600, "grid": {"training.steps": [0, 600], "training.seed": [0]}},
         "pairing": {"training.steps": 600, "grid": {"training.seed": [0]}},
-        "regularization": {"training.steps": 1000, "execution.max_batch_runs": 2,
-                           "grid": {"training.l2": [0.0, 0.003, 0.03, 0.1], "training.seed": [0]}},
+        "regularization": {
+            "training.steps": 1000,
+            "execution.max_batch_runs": 2,
+            "grid": {"training.l2": [0.0, 0.003, 0.03, 0.1], "training.seed": [0]},
+        },
         "bias": {"training.steps": 500, "grid": {"training.seed": [0]}},
         "glorot-table": {"training.steps": 1500, "model.width": 128, "grid": {"training.seed": [0]}},
         "edge-of-chaos": {"model.width": 64, "grid": {"model.depth": [10, 40, 90], "model.weight_init": _SCALES}},
@@ -74,38 +98,102 @@ REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
         "orthogonal-depth": {"training.steps": 400, "grid": {"training.seed": [0]}},
     },
     "tiny": {
-        "symmetry": {"dataset.n_train": 512, "dataset.n_test": 256, "model.width": 16,
-                     "training.steps": 40, "training.log_every": 20, "training.batch_size": 64,
-                     "grid": {"training.seed": [0]}},
-        "depth-signal": {"dataset.n_train": 256, "dataset.n_test": 64, "model.depth": 12,
-                         "model.width": 64, "training.batch_size": 64, "training.probe_size": 64,
-                         "grid": {"training.seed": [0]}},
-        "saturation": {"dataset.n_train": 512, "dataset.n_test": 256, "model.depth": 3, "model.width": 64,
-                       "training.steps": 60, "training.log_every": 20, "training.batch_size": 64,
-                       "training.probe_size": 64, "training.target_accuracy": 0.2,
-                       "grid": {"training.steps": [0, 60], "training.seed": [0]}},
-        "pairing": {"dataset.n_train": 512, "dataset.n_test": 256, "model.width": 16, "training.steps": 40,
-                    "training.log_every": 20, "training.batch_size": 64, "training.probe_size": 64,
-                    "grid": {"model.depth": [3, 6], "training.seed": [0]}, "claim.params.deep": 6,
-                    "claim.params.tanh_depth": 3},
-        "regularization": {"model.width": 32, "training.steps": 60, "training.log_every": 30,
-                           "grid": {"training.l2": [0.0, 0.1], "training.seed": [0]}},
-        "bias": {"dataset.n_train": 512, "dataset.n_test": 256, "model.width": 16, "training.steps": 40,
-                 "training.log_every": 20, "training.batch_size": 64, "grid": {"training.seed": [0]}},
-        "glorot-table": {"dataset.n_train": 512, "dataset.n_test": 256, "model.depth": 3, "model.width": 16,
-                         "training.steps": 60, "training.log_every": 30, "grid": {"training.seed": [0]}},
-        "edge-of-chaos": {"dataset.n_train": 512, "dataset.n_test": 256, "model.width": 16,
-                          "training.steps": 30, "training.log_every": 30, "training.batch_size": 64,
-                          "grid": {"model.depth": [4, 8], "model.weight_init": _SCALES[::2]},
-                          "claim.params.min_depth": 8},
-        "lsuv": {"dataset.n_train": 512, "dataset.n_test": 256, "cases": _lsuv_cases((3, 8), (2, 8)),
-                 "training.steps": 30, "training.log_every": 30, "training.batch_size": 64,
-                 "training.probe_size": 64, "grid": {"training.seed": [0]}},
-        "orthogonal-depth": {"dataset.n_train": 512, "dataset.n_test": 256, "model.width": 16,
-                             "training.steps": 60, "training.log_every": 10, "training.batch_size": 64,
-                             "cases": [{"model.depth": 2, "training.lr": 0.02},
-                                       {"model.depth": 8, "training.lr": 0.005}],
-                             "grid": {"training.seed": [0]}},
+        "symmetry": {
+            "dataset.n_train": 512,
+            "dataset.n_test": 256,
+            "model.width": 16,
+            "training.steps": 40,
+            "training.log_every": 20,
+            "training.batch_size": 64,
+            "grid": {"training.seed": [0]},
+        },
+        "depth-signal": {
+            "dataset.n_train": 256,
+            "dataset.n_test": 64,
+            "model.depth": 12,
+            "model.width": 64,
+            "training.batch_size": 64,
+            "training.probe_size": 64,
+            "grid": {"training.seed": [0]},
+        },
+        "saturation": {
+            "dataset.n_train": 512,
+            "dataset.n_test": 256,
+            "model.depth": 3,
+            "model.width": 64,
+            "training.steps": 60,
+            "training.log_every": 20,
+            "training.batch_size": 64,
+            "training.probe_size": 64,
+            "training.target_accuracy": 0.2,
+            "grid": {"training.steps": [0, 60], "training.seed": [0]},
+        },
+        "pairing": {
+            "dataset.n_train": 512,
+            "dataset.n_test": 256,
+            "model.width": 16,
+            "training.steps": 40,
+            "training.log_every": 20,
+            "training.batch_size": 64,
+            "training.probe_size": 64,
+            "grid": {"model.depth": [3, 6], "training.seed": [0]},
+            "claim.params.deep": 6,
+            "claim.params.tanh_depth": 3,
+        },
+        "regularization": {
+            "model.width": 32,
+            "training.steps": 60,
+            "training.log_every": 30,
+            "grid": {"training.l2": [0.0, 0.1], "training.seed": [0]},
+        },
+        "bias": {
+            "dataset.n_train": 512,
+            "dataset.n_test": 256,
+            "model.width": 16,
+            "training.steps": 40,
+            "training.log_every": 20,
+            "training.batch_size": 64,
+            "grid": {"training.seed": [0]},
+        },
+        "glorot-table": {
+            "dataset.n_train": 512,
+            "dataset.n_test": 256,
+            "model.depth": 3,
+            "model.width": 16,
+            "training.steps": 60,
+            "training.log_every": 30,
+            "grid": {"training.seed": [0]},
+        },
+        "edge-of-chaos": {
+            "dataset.n_train": 512,
+            "dataset.n_test": 256,
+            "model.width": 16,
+            "training.steps": 30,
+            "training.log_every": 30,
+            "training.batch_size": 64,
+            "grid": {"model.depth": [4, 8], "model.weight_init": _SCALES[::2]},
+            "claim.params.min_depth": 8,
+        },
+        "lsuv": {
+            "dataset.n_train": 512,
+            "dataset.n_test": 256,
+            "cases": _lsuv_cases((3, 8), (2, 8)),
+            "training.steps": 30,
+            "training.log_every": 30,
+            "training.batch_size": 64,
+            "training.probe_size": 64,
+            "grid": {"training.seed": [0]},
+        },
+        "orthogonal-depth": {
+            "dataset.n_train": 512,
+            "dataset.n_test": 256,
+            "model.width": 16,
+            "training.steps": 60,
+            "training.log_every": 10,
+            "training.batch_size": 64,
+            "cases": [{"model.depth": 2, "training.lr": 0.02}, {"model.depth": 8, "training.lr": 0.005}],
+            "grid": {"training.seed": [0]},
+        },
     },
 }
 """Per size, per study: dotted ``SECTION.FIELD`` values to set, ``grid`` axes and ``cases`` to replace."""
@@ -209,8 +297,9 @@ def run_studies(studies: Sequence[StudyConfig], store, executor, progress) -> li
     outcomes = []
     for study in studies:
         report = run_study(study, store, executor, progress)
-        outcomes.append(StudyOutcome(study, claim_from_store(study, store), report.total,
-                                     report.trained, report.seconds))
+        outcomes.append(
+            StudyOutcome(study, claim_from_store(study, store), report.total, report.trained, report.seconds)
+        )
     return outcomes
 
 
@@ -232,9 +321,8 @@ def with_histories(rows: Sequence[Mapping[str, Any]], store) -> list[dict[str, A
     keys = [row["key"] for row in rows]
     histories: dict[str, Any] = {}
     for start in range(0, len(keys), 500):
-        chunk = keys[start:start + 500]
+        chunk = keys[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        for key, text in store.connection.execute(
-                f"SELECT key, history FROM runs WHERE key IN ({marks})", chunk):
+        for key, text in store.connection.execute(f"SELECT key, history FROM runs WHERE key IN ({marks})", chunk):
             histories[key] = json.loads(text)
     return [{**row, "history": histories.get(row["key"], {})} for row in rows]

@@ -103,8 +103,14 @@ class RunResult:
     duration: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "status": self.status, "history": self.history,
-                "summary": self.summary, "error": self.error, "duration": self.duration}
+        return {
+            "key": self.key,
+            "status": self.status,
+            "history": self.history,
+            "summary": self.summary,
+            "error": self.error,
+            "duration": self.duration,
+        }
 
 
 # ------------------------------------------------------------------- data
@@ -123,10 +129,16 @@ def model_spec(config: RunConfig, dataset: Dataset) -> ModelSpec:
     """The :class:`ModelSpec` of a run on ``dataset``."""
     model = config.model
     return ModelSpec(
-        kind=model.kind, depth=model.depth, width=model.width, activation=model.activation,
-        activation_params=tuple(sorted(model.activation_params.items())), bias=model.bias,
-        norm=model.norm, input_shape=(dataset.input_shape[0], dataset.input_dim // dataset.input_shape[0]),
-        num_outputs=dataset.num_outputs, kernel_size=model.kernel_size,
+        kind=model.kind,
+        depth=model.depth,
+        width=model.width,
+        activation=model.activation,
+        activation_params=tuple(sorted(model.activation_params.items())),
+        bias=model.bias,
+        norm=model.norm,
+        input_shape=(dataset.input_shape[0], dataset.input_dim // dataset.input_shape[0]),
+        num_outputs=dataset.num_outputs,
+        kernel_size=model.kernel_size,
         residual_scale=model.residual_scale,
     )
 
@@ -152,11 +164,12 @@ class BatchSampler:
             self.position = 0
         start = self.position * self.batch_size
         self.position += 1
-        return self.order[start:start + self.batch_size]
+        return self.order[start : start + self.batch_size]
 
 
 def as_tensors(dataset: Dataset, spec: ModelSpec, dtype: torch.dtype):
     """(x_train, y_train, x_test, y_test) as torch tensors, inputs shaped (n, channels, length)."""
+
     def inputs(x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, dtype=dtype).reshape(len(x), *spec.input_shape)
 
@@ -214,8 +227,9 @@ class StackedOptimizer:
     ``weight_decay`` apply to weights (and biases with ``regularize_biases``).
     """
 
-    def __init__(self, kind: str, params: dict[str, torch.Tensor], configs: Sequence[RunConfig],
-                 dtype: torch.dtype) -> None:
+    def __init__(
+        self, kind: str, params: dict[str, torch.Tensor], configs: Sequence[RunConfig], dtype: torch.dtype
+    ) -> None:
         self.kind, self.params, self.steps = kind, params, 0
 
         def per_run(getter) -> torch.Tensor:
@@ -228,10 +242,12 @@ class StackedOptimizer:
         self.l2 = per_run(lambda t: t.l2)
         self.decay = per_run(lambda t: t.weight_decay)
         biases_too = configs[0].training.regularize_biases
-        self.regularized = {name for name in params
-                            if is_weight(name) or (biases_too and name.startswith("layers."))}
-        self.state = {name: [torch.zeros_like(p) for _ in range(2 if kind == "adam" else 1)]
-                      for name, p in params.items()} if kind != "sgd" else {}
+        self.regularized = {name for name in params if is_weight(name) or (biases_too and name.startswith("layers."))}
+        self.state = (
+            {name: [torch.zeros_like(p) for _ in range(2 if kind == "adam" else 1)] for name, p in params.items()}
+            if kind != "sgd"
+            else {}
+        )
         self._with_l2, self._with_decay = bool(self.l2.any()), bool(self.decay.any())
         self._penalised = self._with_l2 or self._with_decay
 
@@ -273,10 +289,15 @@ class StackedOptimizer:
         if self.kind == "momentum":
             per_run["momentum"] = self.momentum
         elif self.kind == "adam":
-            per_run.update(beta1=self.beta1, beta2=self.beta2, eps=self.eps, rest1=1.0 - self.beta1,
-                           rest2=1.0 - self.beta2,
-                           step_size=self.lr / (1.0 - self.beta1 ** self.steps),
-                           correction2_sqrt=(1.0 - self.beta2 ** self.steps).sqrt())
+            per_run.update(
+                beta1=self.beta1,
+                beta2=self.beta2,
+                eps=self.eps,
+                rest1=1.0 - self.beta1,
+                rest2=1.0 - self.beta2,
+                step_size=self.lr / (1.0 - self.beta1**self.steps),
+                correction2_sqrt=(1.0 - self.beta2**self.steps).sqrt(),
+            )
         shaped: dict[int, dict[str, torch.Tensor]] = {}
         for name, param in self.params.items():
             if param.dim() not in shaped:  # (R,) values as (R, 1, ...) to broadcast over a parameter
@@ -336,7 +357,7 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
     spec = model_spec(first, dataset)
     dtype = _DTYPES[training.dtype]
     x_train, y_train, x_test, y_test = as_tensors(dataset, spec, dtype)
-    probe_x, probe_y = x_train[:training.probe_size], y_train[:training.probe_size]
+    probe_x, probe_y = x_train[: training.probe_size], y_train[: training.probe_size]
     model = StackedModel.empty(spec, len(runs), dtype)
     for run, config in enumerate(configs):
         initialise_run(model, run, config, probe_x)
@@ -346,8 +367,9 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
     state = _Training(model, configs, dataset.task, keys, None if backprop is None else backprop.outputs)
     optimizer = StackedOptimizer(training.optimizer, model.params, configs, dtype)
     samplers = [BatchSampler(config.training.seed, len(x_train), training.batch_size) for config in configs]
-    evaluation = _Evaluation(x_train[:training.eval_train_size], y_train[:training.eval_train_size],
-                             x_test, y_test, probe_x, probe_y)
+    evaluation = _Evaluation(
+        x_train[: training.eval_train_size], y_train[: training.eval_train_size], x_test, y_test, probe_x, probe_y
+    )
     step = 0
     while True:
         if step % training.log_every == 0 or step == training.steps:
@@ -363,8 +385,16 @@ def train_group(runs: Sequence[tuple[str, RunConfig]]) -> list[RunResult]:
     return state.results(time.perf_counter() - started)
 
 
-def _step(state: _Training, step: int, model: StackedModel, backprop: MlpBackprop | None,
-                optimizer: StackedOptimizer, x_batch: torch.Tensor, y_batch: torch.Tensor, task: str) -> bool:
+def _step(
+    state: _Training,
+    step: int,
+    model: StackedModel,
+    backprop: MlpBackprop | None,
+    optimizer: StackedOptimizer,
+    x_batch: torch.Tensor,
+    y_batch: torch.Tensor,
+    task: str,
+) -> bool:
     """One optimiser step of every active run on its batch (autograd, or :class:`MlpBackprop`'s
     backward); a run whose loss is not finite is stopped first. False when no run is left."""
     if backprop is not None:
@@ -425,8 +455,14 @@ class _Evaluation:
 class _Training:
     """Bookkeeping of a group: histories, divergence, targets."""
 
-    def __init__(self, model: StackedModel, configs: Sequence[RunConfig], task: str, keys,
-                 outputs: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        model: StackedModel,
+        configs: Sequence[RunConfig],
+        task: str,
+        keys,
+        outputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.model, self.configs, self.task, self.keys = model, configs, task, list(keys)
         self.outputs = outputs or (lambda x: model.forward(x, train=False))
         self.keep = set(configs[0].metrics.keep)
@@ -463,8 +499,13 @@ class _Training:
     def results(self, elapsed: float) -> list[RunResult]:
         share = elapsed / len(self.configs)
         return [
-            RunResult(key, "diverged" if self.diverged_at[run] is not None else "done",
-                      self.histories[run], self._summary(run), duration=share)
+            RunResult(
+                key,
+                "diverged" if self.diverged_at[run] is not None else "done",
+                self.histories[run],
+                self._summary(run),
+                duration=share,
+            )
             for run, key in enumerate(self.keys)
         ]
 
@@ -476,9 +517,11 @@ class _Training:
         if "train_accuracy" in history and "test_accuracy" in history:
             summary["train_test_gap"] = summary["train_accuracy"] - summary["test_accuracy"]
         summary["steps_to_target_accuracy"] = _first_step(
-            history, "test_accuracy", training.target_accuracy, lambda value, target: value >= target)
+            history, "test_accuracy", training.target_accuracy, lambda value, target: value >= target
+        )
         summary["steps_to_target_loss"] = _first_step(
-            history, "train_loss", training.target_loss, lambda value, target: value <= target)
+            history, "train_loss", training.target_loss, lambda value, target: value <= target
+        )
         return summary
 
 
@@ -492,8 +535,14 @@ def _first_step(history, metric, target, reached) -> int | None:
 
 
 # ----------------------------------------------------------------- metrics
-def _metrics(model: StackedModel, outputs: Callable[[torch.Tensor], torch.Tensor], data: _Evaluation,
-             task: str, keep: set[str], bounds) -> dict[str, list]:
+def _metrics(
+    model: StackedModel,
+    outputs: Callable[[torch.Tensor], torch.Tensor],
+    data: _Evaluation,
+    task: str,
+    keep: set[str],
+    bounds,
+) -> dict[str, list]:
     """Every metric for every run at the current parameters: name -> list over runs.
 
     ``outputs`` maps inputs ``(R, N, ...)`` to the model's evaluation-mode outputs.
@@ -504,7 +553,8 @@ def _metrics(model: StackedModel, outputs: Callable[[torch.Tensor], torch.Tensor
             loss, accuracy = _evaluate(outputs, model.runs, x, y, task)
             metrics[f"{split}_loss"] = loss
             metrics[f"{split}_{'accuracy' if task == 'classification' else 'mse'}"] = (
-                accuracy if task == "classification" else loss)
+                accuracy if task == "classification" else loss
+            )
         weights = {name: p for name, p in model.params.items() if is_weight(name)}
         layer_norms = torch.stack([_run_norms(w) for w in weights.values()], dim=1)
         metrics["layer_weight_norm"] = layer_norms.tolist()
@@ -520,12 +570,11 @@ def _run_norms(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().reshape(tensor.shape[0], -1).norm(dim=1)
 
 
-def _evaluate(forward: Callable[[torch.Tensor], torch.Tensor], runs: int, x: torch.Tensor, y: torch.Tensor,
-              task: str):
+def _evaluate(forward: Callable[[torch.Tensor], torch.Tensor], runs: int, x: torch.Tensor, y: torch.Tensor, task: str):
     loss_sum = torch.zeros(runs, dtype=torch.float64)
     correct = torch.zeros(runs, dtype=torch.float64)
     for start in range(0, len(x), _EVAL_CHUNK):
-        x_chunk, y_chunk = x[start:start + _EVAL_CHUNK], y[start:start + _EVAL_CHUNK]
+        x_chunk, y_chunk = x[start : start + _EVAL_CHUNK], y[start : start + _EVAL_CHUNK]
         outputs = forward(x_chunk.unsqueeze(0).expand(runs, *x_chunk.shape))
         targets = y_chunk.unsqueeze(0).expand(runs, *y_chunk.shape)
         loss_sum += loss_per_run(outputs, targets, task).double() * len(x_chunk)
@@ -549,8 +598,8 @@ def _probe(model: StackedModel, data: _Evaluation, task: str, bounds) -> dict[st
     preacts = [trace.preacts[layer] for layer in hidden]
     grads = torch.autograd.grad(losses.sum(), weights + preacts)
     per_layer = {
-        "grad_norm": [_run_norms(grad) for grad in grads[:len(weights)]],
-        "backprop_norm": [_run_norms(grad) for grad in grads[len(weights):]],
+        "grad_norm": [_run_norms(grad) for grad in grads[: len(weights)]],
+        "backprop_norm": [_run_norms(grad) for grad in grads[len(weights) :]],
         "preact_std": [_run_std(trace.preacts[layer]) for layer in hidden],
         "act_std": [_run_std(trace.outputs[layer]) for layer in hidden],
     }
@@ -560,8 +609,10 @@ def _probe(model: StackedModel, data: _Evaluation, task: str, bounds) -> dict[st
     else:
         low, high = bounds
         margin = SATURATION_MARGIN * (high - low) / 2
-        fractions = [((out > high - margin) | (out < low + margin)).reshape(runs, -1).double().mean(dim=1)
-                     for out in (trace.outputs[layer].detach() for layer in hidden)]
+        fractions = [
+            ((out > high - margin) | (out < low + margin)).reshape(runs, -1).double().mean(dim=1)
+            for out in (trace.outputs[layer].detach() for layer in hidden)
+        ]
         result["saturated_fraction"] = _by_run(fractions, runs)
     return result
 

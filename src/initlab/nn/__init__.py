@@ -5,6 +5,7 @@ semantics, values from initlab's parallel reproducible streams); ``use_initlab_i
 makes PyTorch's own layer constructors draw through it.
 """
 
+from initlab.nn import init, presets
 from initlab.nn.apply import init_, preview
 from initlab.nn.discover import DiscoveryWarning
 from initlab.nn.layers import register_layer
@@ -13,11 +14,24 @@ from initlab.nn.partial import PartialLoad, load_matching
 from initlab.nn.plan import Plan, Rule
 from initlab.nn.record import InitRecord, Verification, verify
 from initlab.nn.residual import Residual
-from initlab.nn import init, presets
 from initlab.nn.switch import use_initlab_init
 
 __all__ = [
-    "init_", "preview", "lsuv_", "LSUVRecord", "Plan", "Rule", "InitRecord", "Verification",
-    "verify", "Residual", "init", "use_initlab_init", "register_layer", "DiscoveryWarning",
-    "load_matching", "PartialLoad", "presets",
+    "init_",
+    "preview",
+    "lsuv_",
+    "LSUVRecord",
+    "Plan",
+    "Rule",
+    "InitRecord",
+    "Verification",
+    "verify",
+    "Residual",
+    "init",
+    "use_initlab_init",
+    "register_layer",
+    "DiscoveryWarning",
+    "load_matching",
+    "PartialLoad",
+    "presets",
 ]

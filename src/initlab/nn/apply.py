@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -100,8 +101,14 @@ class _Resolver:
             label = rule.describe() if index < len(self.plan.rules) else f"default {rule.describe()}"
             if spec == AUTO:
                 choice = self.auto(target)
-                return Choice(choice.scheme, choice.activation, choice.found_by, choice.gain,
-                              "; ".join(filter(None, [f"auto via {label}", choice.note])), rule.layout_compat)
+                return Choice(
+                    choice.scheme,
+                    choice.activation,
+                    choice.found_by,
+                    choice.gain,
+                    "; ".join(filter(None, [f"auto via {label}", choice.note])),
+                    rule.layout_compat,
+                )
             return Choice(spec, None, f"rule: {label}", _scheme_gain(spec), layout_compat=rule.layout_compat)
         if self.plan.default == AUTO:
             return self.auto(target)
@@ -110,12 +117,19 @@ class _Resolver:
     def target(self, name: str, aliases: list[str], tensor: torch.Tensor) -> Target:
         """The parameter as seen from its first owner that is a known layer (else its first name)."""
         owners = [name, *aliases]
-        first = next((owner for owner in owners if layer_kind(self.modules[owner.rpartition(".")[0]]) is not None),
-                     name)
+        first = next(
+            (owner for owner in owners if layer_kind(self.modules[owner.rpartition(".")[0]]) is not None), name
+        )
         module_name, _, local = first.rpartition(".")
         tied = tuple(dict.fromkeys(owner.rpartition(".")[0] for owner in owners if owner != first))
-        return Target(module_name, self.modules[module_name], local, tensor, tuple(t for t in tied if t != module_name),
-                      self.frozen_means_kept)
+        return Target(
+            module_name,
+            self.modules[module_name],
+            local,
+            tensor,
+            tuple(t for t in tied if t != module_name),
+            self.frozen_means_kept,
+        )
 
     def layout(self, target: Target, choice: Choice) -> Layout | None:
         structure = None if self.discovery is None else self.discovery.structure
@@ -130,8 +144,11 @@ class _Resolver:
         for name, aliases, tensor in _unique_parameters(self.model):
             target = self.target(name, aliases, tensor)
             choice = self.choose(target, name)
-            assignments.append(Assignment(name, aliases, target.module_name, target.module, tensor,
-                                          self.layout(target, choice), choice))
+            assignments.append(
+                Assignment(
+                    name, aliases, target.module_name, target.module, tensor, self.layout(target, choice), choice
+                )
+            )
         if self.plan.strict:
             unused = [rule.describe() for rule, count in zip(self.plan.rules, self.used) if count == 0]
             if unused:
@@ -148,7 +165,7 @@ class _Resolver:
 def _scheme_gain(scheme: Scheme) -> float | None:
     """The gain a scheme applies: sqrt(scale) of variance scaling, ``gain`` of orthogonal/identity."""
     scale = getattr(scheme, "scale", None)
-    return scale ** 0.5 if scale is not None else getattr(scheme, "gain", None)
+    return scale**0.5 if scale is not None else getattr(scheme, "gain", None)
 
 
 def _apply_residual(assignments: list[Assignment], residual: Residual) -> None:
@@ -170,25 +187,32 @@ def _apply_residual(assignments: list[Assignment], residual: Residual) -> None:
         else:
             scheme = Scaled(choice.scheme, factor)
             note = f"residual branch output: x{factor:.4g} = 1/sqrt(2*{n_branches})"
-        assignment.choice = Choice(scheme, choice.activation, choice.found_by, choice.gain,
-                                   "; ".join(filter(None, [choice.note, note])))
+        assignment.choice = Choice(
+            scheme, choice.activation, choice.found_by, choice.gain, "; ".join(filter(None, [choice.note, note]))
+        )
 
 
 def _activation_text(choice: Choice) -> str | None:
     activation = choice.activation
     if activation is None:
         return None
-    params = ", ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
-                       for key, value in activation.params.items())
+    params = ", ".join(
+        f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in activation.params.items()
+    )
     return f"{activation.name}({params})" if params else activation.name
 
 
 def _row(assignment: Assignment, seed: int, status: str) -> Row:
     choice, tensor = assignment.choice, assignment.tensor
     shape = tuple(tensor.shape)
-    row = Row(name=assignment.name, shape=shape, dtype=str(tensor.dtype).removeprefix("torch."),
-              status=status if choice.scheme is not None else "untouched", aliases=list(assignment.aliases),
-              note=choice.note)
+    row = Row(
+        name=assignment.name,
+        shape=shape,
+        dtype=str(tensor.dtype).removeprefix("torch."),
+        status=status if choice.scheme is not None else "untouched",
+        aliases=list(assignment.aliases),
+        note=choice.note,
+    )
     if choice.scheme is None:
         return row
     scheme, layout = choice.scheme, assignment.layout
@@ -250,8 +274,9 @@ def _check_seed(seed: Any) -> int:
 _LOADED = "loaded from the checkpoint: left as is"
 
 
-def plan_model(model: nn.Module, plan: Any = AUTO, *, example_input: Any = None,
-               partial: Partial | None = None) -> tuple[list[Assignment], Discovery | None]:
+def plan_model(
+    model: nn.Module, plan: Any = AUTO, *, example_input: Any = None, partial: Partial | None = None
+) -> tuple[list[Assignment], Discovery | None]:
     """Resolve ``plan`` for ``model`` without touching it: the assignments and the discovery used.
 
     With ``partial``, the parameters it does not select get no scheme (they stay as loaded).
@@ -280,16 +305,24 @@ def _record(assignments, discovery, seed, status, partial: Partial | None = None
     )
 
 
-def preview(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: Any = None,
-            only: Any = None) -> InitRecord:
+def preview(
+    model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: Any = None, only: Any = None
+) -> InitRecord:
     """What :func:`init_` would do, without changing the model (rows have status ``"planned"``)."""
     partial = as_partial(model, only)
     assignments, discovery = plan_model(model, plan, example_input=example_input, partial=partial)
     return _record(assignments, discovery, _check_seed(seed), "planned", partial)
 
 
-def init_(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: Any = None,
-          residual: Residual | None = None, only: Any = None) -> InitRecord:
+def init_(
+    model: nn.Module,
+    plan: Any = AUTO,
+    *,
+    seed: int = 0,
+    example_input: Any = None,
+    residual: Residual | None = None,
+    only: Any = None,
+) -> InitRecord:
     """Initialise every parameter of ``model`` by ``plan``; returns the :class:`InitRecord`.
 
     Args:
@@ -323,8 +356,9 @@ def init_(model: nn.Module, plan: Any = AUTO, *, seed: int = 0, example_input: A
     return apply_plan(model, plan, seed=seed, example_input=example_input, only=only)
 
 
-def apply_plan(model: nn.Module, plan: Plan, *, seed: int, example_input: Any = None,
-               measure_values: bool = True, only: Any = None) -> InitRecord:
+def apply_plan(
+    model: nn.Module, plan: Plan, *, seed: int, example_input: Any = None, measure_values: bool = True, only: Any = None
+) -> InitRecord:
     """:func:`init_` for a :class:`Plan`; ``measure_values=False`` skips the measured std/mean/probes
     (for weights about to change anyway, as in LSUV's pre-initialization; :func:`verify` skips such rows).
     """
@@ -333,8 +367,9 @@ def apply_plan(model: nn.Module, plan: Plan, *, seed: int, example_input: Any = 
     assignments, discovery = plan_model(model, plan, example_input=example_input, partial=partial)
     record = _record(assignments, discovery, seed, "initialised", partial)  # checks every scheme before any write
     _check_materialised(assignments)
-    todo = [(assignment, row) for assignment, row in zip(assignments, record.rows)
-            if assignment.choice.scheme is not None]
+    todo = [
+        (assignment, row) for assignment, row in zip(assignments, record.rows) if assignment.choice.scheme is not None
+    ]
     if measure_values:
         _write_and_measure(todo, seed)
     else:
@@ -363,13 +398,18 @@ def _write(assignment: Assignment, seed: int) -> None:
     scheme.init_(tensor, layout=assignment.layout, seed=seed, name=assignment.name)
     module = assignment.module
     padding = getattr(module, "padding_idx", None)
-    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and padding is not None and assignment.name.endswith("weight"):
+    if (
+        isinstance(module, (nn.Embedding, nn.EmbeddingBag))
+        and padding is not None
+        and assignment.name.endswith("weight")
+    ):
         with torch.no_grad():
             assignment.tensor[padding].zero_()
 
 
-def _reset_norm_buffers(model: nn.Module, covered: Callable[[nn.Module], bool],
-                        only: frozenset[str] | None = None) -> list[str]:
+def _reset_norm_buffers(
+    model: nn.Module, covered: Callable[[nn.Module], bool], only: frozenset[str] | None = None
+) -> list[str]:
     """Reset the running statistics of the norm layers the plan covers; their names.
 
     A norm layer is covered when the plan initialised one of its parameters, or, for
@@ -380,10 +420,15 @@ def _reset_norm_buffers(model: nn.Module, covered: Callable[[nn.Module], bool],
     for name, module in model.named_modules():
         if only is not None and f"{name}.running_mean".lstrip(".") not in only:
             continue
-        if (is_norm(module) and covered(module) and hasattr(module, "reset_running_stats")
-                and getattr(module, "track_running_stats", False)):
+        if (
+            is_norm(module)
+            and covered(module)
+            and hasattr(module, "reset_running_stats")
+            and getattr(module, "track_running_stats", False)
+        ):
             if module.running_mean is not None and module.running_mean.device.type != "meta":
                 module.reset_running_stats()
-                reset.extend(f"{name}.{buffer}" for buffer, value in module.named_buffers(recurse=False)
-                             if value is not None)
+                reset.extend(
+                    f"{name}.{buffer}" for buffer, value in module.named_buffers(recurse=False) if value is not None
+                )
     return reset

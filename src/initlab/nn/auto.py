@@ -150,7 +150,7 @@ def scheme_for_activation(activation: Activation | None) -> tuple[Scheme, float]
 
 def readout_scheme() -> VarianceScaling:
     """Normal with std READOUT_STD / sqrt(fan_in) (see the module docstring)."""
-    return VarianceScaling(READOUT_STD ** 2, "fan_in", "normal", label="readout_normal")
+    return VarianceScaling(READOUT_STD**2, "fan_in", "normal", label="readout_normal")
 
 
 def _from_found(found: Found) -> Choice:
@@ -158,11 +158,21 @@ def _from_found(found: Found) -> Choice:
         scheme, scheme_gain = scheme_for_activation(found.activation)
     except InitlabError as error:  # e.g. a custom activation with E[phi(z)^2] = 0: no forward gain
         scheme, scheme_gain = scheme_for_activation(None)
-        return Choice(scheme, found.activation, f"{found.method}: {found.detail}", scheme_gain,
-                      f"no forward gain ({error}): Glorot normal, the default")
+        return Choice(
+            scheme,
+            found.activation,
+            f"{found.method}: {found.detail}",
+            scheme_gain,
+            f"no forward gain ({error}): Glorot normal, the default",
+        )
     if not found.known:
-        return Choice(scheme, None, "unknown", scheme_gain,
-                      "activation not found (see the record's discovery note): Glorot normal, the default")
+        return Choice(
+            scheme,
+            None,
+            "unknown",
+            scheme_gain,
+            "activation not found (see the record's discovery note): Glorot normal, the default",
+        )
     return Choice(scheme, found.activation, f"{found.method}: {found.detail}", scheme_gain)
 
 
@@ -179,8 +189,9 @@ def _kept(target: Target, modules: dict[str, nn.Module]) -> Choice | None:
         return Choice(None, note="kept: requires_grad=False (a frozen table or constant; its values are the model's)")
     owners = [target.module_name, *target.tied]
     if all(layer_kind(modules.get(name, target.module)) is None for name in owners):
-        return Choice(None, note=f"kept at its construction value: no auto rule for a parameter of "
-                                 f"{type(target.module).__name__}")
+        return Choice(
+            None, note=f"kept at its construction value: no auto rule for a parameter of {type(target.module).__name__}"
+        )
     return None
 
 
@@ -215,8 +226,9 @@ def auto_choice(target: Target, modules: dict[str, nn.Module], discovery: Callab
     if readout is not None:
         return readout
     if kind == "embedding":
-        note = "N(0, 1), torch's default" + (f"; padding row {module.padding_idx} zeroed"
-                                             if getattr(module, "padding_idx", None) is not None else "")
+        note = "N(0, 1), torch's default" + (
+            f"; padding row {module.padding_idx} zeroed" if getattr(module, "padding_idx", None) is not None else ""
+        )
         return Choice(normal(0.0, 1.0), note=note)
     return _weight_choice(target, modules, discovery)
 
@@ -240,12 +252,21 @@ def _tied_readout(target: Target, discovery: Callable[[], Discovery]) -> Choice 
     if owner is None:
         return None
     if owner == target.module_name:
-        return Choice(readout_scheme(), None, f"{discovery().method}: readout", READOUT_STD,
-                      f"readout: {structure.readouts[owner]}; std {READOUT_STD}/sqrt(fan_in)")
+        return Choice(
+            readout_scheme(),
+            None,
+            f"{discovery().method}: readout",
+            READOUT_STD,
+            f"readout: {structure.readouts[owner]}; std {READOUT_STD}/sqrt(fan_in)",
+        )
     std = READOUT_STD / math.sqrt(target.tensor.shape[-1])
-    return Choice(normal(0.0, std), None, f"{discovery().method}: readout {owner}", None,
-                  f"tied with the readout {owner}: std {READOUT_STD}/sqrt({target.tensor.shape[-1]}), "
-                  f"so the logits start small")
+    return Choice(
+        normal(0.0, std),
+        None,
+        f"{discovery().method}: readout {owner}",
+        None,
+        f"tied with the readout {owner}: std {READOUT_STD}/sqrt({target.tensor.shape[-1]}), so the logits start small",
+    )
 
 
 def _weight_choice(target: Target, modules: dict[str, nn.Module], discovery: Callable[[], Discovery]) -> Choice:
@@ -253,16 +274,31 @@ def _weight_choice(target: Target, modules: dict[str, nn.Module], discovery: Cal
     found = discovery().get(parent if parent is not None else target.module_name)
     choice = _from_found(found)
     if parent is not None:
-        choice = Choice(choice.scheme, choice.activation, f"{choice.found_by} (after {parent})",
-                        choice.gain, choice.note or f"output projection of {parent}")
+        choice = Choice(
+            choice.scheme,
+            choice.activation,
+            f"{choice.found_by} (after {parent})",
+            choice.gain,
+            choice.note or f"output projection of {parent}",
+        )
     structure = _structure(discovery)
     if structure is not None and target.module_name in structure.query_scale:
         factor, detail = structure.query_scale[target.module_name]
-        choice = Choice(Scaled(choice.scheme, factor), choice.activation, choice.found_by, choice.gain,
-                        "; ".join(filter(None, [choice.note, detail])))
+        choice = Choice(
+            Scaled(choice.scheme, factor),
+            choice.activation,
+            choice.found_by,
+            choice.gain,
+            "; ".join(filter(None, [choice.note, detail])),
+        )
     if structure is not None and target.module_name in structure.blocks and target.tensor.dim() == 2:
-        choice = Choice(choice.scheme, choice.activation, choice.found_by, choice.gain,
-                        "; ".join(filter(None, [choice.note, structure.blocks[target.module_name][1]])))
+        choice = Choice(
+            choice.scheme,
+            choice.activation,
+            choice.found_by,
+            choice.gain,
+            "; ".join(filter(None, [choice.note, structure.blocks[target.module_name][1]])),
+        )
     return choice
 
 
@@ -273,14 +309,15 @@ def _recurrent_choice(module: nn.RNNBase, local_name: str) -> Choice:
     activation = get_activation(internal)
     scheme, scheme_gain = scheme_for_activation(activation)
     gates = "tanh/sigmoid gates" if module.mode in ("LSTM", "GRU") else f"nonlinearity={internal}"
-    return Choice(scheme, activation, f"built-in: {type(module).__name__} ({gates})", scheme_gain,
-                  "one block per gate")
+    return Choice(scheme, activation, f"built-in: {type(module).__name__} ({gates})", scheme_gain, "one block per gate")
 
 
 def _attention_choice(module: nn.MultiheadAttention, local_name: str) -> Choice:
     if local_name in ("bias_k", "bias_v"):
-        return Choice(normal(0.0, 1.0 / math.sqrt(module.embed_dim)),
-                      note="attention rule: a learned key/value, torch's xavier_normal_ of (1, 1, E)")
+        return Choice(
+            normal(0.0, 1.0 / math.sqrt(module.embed_dim)),
+            note="attention rule: a learned key/value, torch's xavier_normal_ of (1, 1, E)",
+        )
     if role(local_name) == "bias":
         return Choice(zeros())
     note = "three E x E blocks" if local_name == "in_proj_weight" else ""

@@ -76,40 +76,129 @@ from initlab.nn.layers import TRANSPARENT_MODULES, WEIGHTED_KINDS, layer_kind
 # -------------------------------------------------------------------- vocabulary
 
 _DUNDER = {
-    "__add__": "add", "__radd__": "add", "__iadd__": "add",
-    "__sub__": "sub", "__rsub__": "sub", "__isub__": "sub",
-    "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul",
-    "__truediv__": "div", "__itruediv__": "div", "__neg__": "neg",
-    "__getitem__": "getitem", "iadd": "add", "isub": "sub", "imul": "mul", "truediv": "div",
-    "__matmul__": "matmul", "__rmatmul__": "matmul", "multiply": "mul", "divide": "div",
+    "__add__": "add",
+    "__radd__": "add",
+    "__iadd__": "add",
+    "__sub__": "sub",
+    "__rsub__": "sub",
+    "__isub__": "sub",
+    "__mul__": "mul",
+    "__rmul__": "mul",
+    "__imul__": "mul",
+    "__truediv__": "div",
+    "__itruediv__": "div",
+    "__neg__": "neg",
+    "__getitem__": "getitem",
+    "iadd": "add",
+    "isub": "sub",
+    "imul": "mul",
+    "truediv": "div",
+    "__matmul__": "matmul",
+    "__rmatmul__": "matmul",
+    "multiply": "mul",
+    "divide": "div",
 }
-STRUCTURAL_OPS = frozenset({
-    "getitem", "view", "view_as", "reshape", "flatten", "unflatten", "permute", "transpose", "t",
-    "contiguous", "squeeze", "unsqueeze", "expand", "expand_as", "clone", "to", "float", "double",
-    "half", "bfloat16", "type", "type_as", "detach", "chunk", "split", "narrow", "unbind", "movedim",
-    "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "identity",
-})
+STRUCTURAL_OPS = frozenset(
+    {
+        "getitem",
+        "view",
+        "view_as",
+        "reshape",
+        "flatten",
+        "unflatten",
+        "permute",
+        "transpose",
+        "t",
+        "contiguous",
+        "squeeze",
+        "unsqueeze",
+        "expand",
+        "expand_as",
+        "clone",
+        "to",
+        "float",
+        "double",
+        "half",
+        "bfloat16",
+        "type",
+        "type_as",
+        "detach",
+        "chunk",
+        "split",
+        "narrow",
+        "unbind",
+        "movedim",
+        "dropout",
+        "dropout1d",
+        "dropout2d",
+        "dropout3d",
+        "alpha_dropout",
+        "feature_alpha_dropout",
+        "identity",
+    }
+)
 """Operations that only move, cast or drop values: a readout's logits may pass through them."""
-_TRANSPARENT_OPS = STRUCTURAL_OPS | frozenset({
-    "add", "sub", "neg", "cat", "concat", "concatenate", "stack", "masked_fill",
-    "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices",
-    "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
-    "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
-    "adaptive_max_pool3d", "pad", "interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle",
-    "batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
-})
+_TRANSPARENT_OPS = STRUCTURAL_OPS | frozenset(
+    {
+        "add",
+        "sub",
+        "neg",
+        "cat",
+        "concat",
+        "concatenate",
+        "stack",
+        "masked_fill",
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "max_pool1d_with_indices",
+        "max_pool2d_with_indices",
+        "max_pool3d_with_indices",
+        "avg_pool1d",
+        "avg_pool2d",
+        "avg_pool3d",
+        "adaptive_avg_pool1d",
+        "adaptive_avg_pool2d",
+        "adaptive_avg_pool3d",
+        "adaptive_max_pool1d",
+        "adaptive_max_pool2d",
+        "adaptive_max_pool3d",
+        "pad",
+        "interpolate",
+        "upsample",
+        "pixel_shuffle",
+        "pixel_unshuffle",
+        "batch_norm",
+        "layer_norm",
+        "group_norm",
+        "instance_norm",
+        "rms_norm",
+    }
+)
 # Linear in their one graph input when the other operand is a constant or a parameter.
 _SCALING_OPS = frozenset({"mul", "div"})
 # Parameters of functional activations, in positional order after the input.
 _FUNCTION_PARAMS = {
-    "leaky_relu": ("negative_slope",), "elu": ("alpha",), "celu": ("alpha",),
-    "softplus": ("beta",), "hardtanh": ("min_val", "max_val"), "gelu": (),
+    "leaky_relu": ("negative_slope",),
+    "elu": ("alpha",),
+    "celu": ("alpha",),
+    "softplus": ("beta",),
+    "hardtanh": ("min_val", "max_val"),
+    "gelu": (),
 }
 _PARAM_KEYWORDS = ("negative_slope", "alpha", "beta", "min_val", "max_val", "approximate")
 # Element-wise torch activations the registry does not name: wrapped as custom activations.
-_EXTRA_ELEMENTWISE = frozenset({
-    "hardswish", "hardsigmoid", "celu", "logsigmoid", "tanhshrink", "softshrink", "hardshrink",
-})
+_EXTRA_ELEMENTWISE = frozenset(
+    {
+        "hardswish",
+        "hardsigmoid",
+        "celu",
+        "logsigmoid",
+        "tanhshrink",
+        "softshrink",
+        "hardshrink",
+    }
+)
 _PROBE = torch.linspace(-3.0, 3.0, 13, dtype=torch.float64)
 _MATCH_GRID = np.linspace(-8.0, 8.0, 161)
 _SEED = 0
@@ -247,8 +336,11 @@ def _probe_values(function: Callable[[torch.Tensor], torch.Tensor]) -> torch.Ten
             return None
         if flat.shape != _PROBE.shape or column.shape != (13, 1) or row.shape != (1, 13):
             return None
-        if not (torch.allclose(column.reshape(13), flat) and torch.allclose(row.reshape(13), flat)
-                and torch.equal(again, flat)):
+        if not (
+            torch.allclose(column.reshape(13), flat)
+            and torch.allclose(row.reshape(13), flat)
+            and torch.equal(again, flat)
+        ):
             return None
     except Exception:  # a user module may reject a probe in any way: then it is no activation
         return None
@@ -289,9 +381,11 @@ def match_named(function: Callable[[np.ndarray], np.ndarray]) -> Activation | No
             return activation
     positive, negative = _MATCH_GRID > 0, _MATCH_GRID < 0
     slope = values[0] / _MATCH_GRID[0]
-    if (np.allclose(values[positive], _MATCH_GRID[positive], rtol=1e-6, atol=1e-9)
-            and np.allclose(values[negative], slope * _MATCH_GRID[negative], rtol=1e-6, atol=1e-9)
-            and 0.0 <= slope < 1.0):
+    if (
+        np.allclose(values[positive], _MATCH_GRID[positive], rtol=1e-6, atol=1e-9)
+        and np.allclose(values[negative], slope * _MATCH_GRID[negative], rtol=1e-6, atol=1e-9)
+        and 0.0 <= slope < 1.0
+    ):
         return get_activation("leaky_relu", negative_slope=float(slope)) if slope else get_activation("relu")
     return None
 
@@ -414,9 +508,9 @@ def classify_function(name: str, constants: tuple, keywords: dict, graph_inputs:
         except InitlabError:  # parameters the registry refuses (e.g. hardtanh with min > max)
             return "stop", None
     if op in _EXTRA_ELEMENTWISE:
-        function = functools.partial(getattr(torch.nn.functional, op), **{
-            key: value for key, value in params.items() if key != "approximate"
-        })
+        function = functools.partial(
+            getattr(torch.nn.functional, op), **{key: value for key, value in params.items() if key != "approximate"}
+        )
         return _element_wise(function, op)
     return "stop", None
 
@@ -424,8 +518,11 @@ def classify_function(name: str, constants: tuple, keywords: dict, graph_inputs:
 def _is_user_function(target: Any) -> bool:
     """A plain Python function that is not torch's (under fx: one marked with ``torch.fx.wrap``)."""
     module = getattr(target, "__module__", None) or ""
-    return callable(target) and not isinstance(target, str) and not module.startswith(
-        ("torch", "_operator", "operator", "builtins", "math"))
+    return (
+        callable(target)
+        and not isinstance(target, str)
+        and not module.startswith(("torch", "_operator", "operator", "builtins", "math"))
+    )
 
 
 def classify_user_function(function: Callable, constants: tuple, keywords: dict) -> tuple[str, Activation | None]:
@@ -493,8 +590,9 @@ def fx_graph(model: nn.Module) -> Graph:
                 role, activation = classify_function(name, constants, keywords, len(inputs))
             op = _canonical_op(name)
             factor = scalar_factor(op, constants, keywords) if len(inputs) == 1 else None
-            index_of[fx_node] = graph.add(Node(op, role, inputs, None, activation, op, args, factor,
-                                               None, constants, keywords))
+            index_of[fx_node] = graph.add(
+                Node(op, role, inputs, None, activation, op, args, factor, None, constants, keywords)
+            )
     return graph
 
 
@@ -524,8 +622,9 @@ class _Recorder(TorchFunctionMode):
     # tensors ---------------------------------------------------------------
     def sources(self, values: Any) -> list[int]:
         leaves, _ = tree_flatten(values)
-        return [self.producer[id(leaf)] for leaf in leaves
-                if isinstance(leaf, torch.Tensor) and id(leaf) in self.producer]
+        return [
+            self.producer[id(leaf)] for leaf in leaves if isinstance(leaf, torch.Tensor) and id(leaf) in self.producer
+        ]
 
     def source(self, value: Any) -> int | None:
         return self.producer.get(id(value)) if isinstance(value, torch.Tensor) else None
@@ -547,8 +646,9 @@ class _Recorder(TorchFunctionMode):
         if self.depth == 1:
             name = self.names.get(id(module), type(module).__name__)
             inputs, positions = self.pending.pop()
-            node = self.graph.add(Node(module_label(name, module), "module", inputs, name, args=positions,
-                                       shape=_first_shape(output)))
+            node = self.graph.add(
+                Node(module_label(name, module), "module", inputs, name, args=positions, shape=_first_shape(output))
+            )
             self.called[node] = module
             self.produce(output, node)
         self.depth -= 1
@@ -575,8 +675,21 @@ class _Recorder(TorchFunctionMode):
         keywords = {key: value for key, value in kwargs.items() if self.source(value) is None}
         role, activation = classify_function(name, constants, keywords, len(inputs))
         factor = scalar_factor(op, constants, keywords) if len(inputs) == 1 else None
-        node = self.graph.add(Node(op, role, inputs, None, activation, op, tuple(self.source(arg) for arg in args),
-                                   factor, _first_shape(result), _plain(constants), _plain(keywords)))
+        node = self.graph.add(
+            Node(
+                op,
+                role,
+                inputs,
+                None,
+                activation,
+                op,
+                tuple(self.source(arg) for arg in args),
+                factor,
+                _first_shape(result),
+                _plain(constants),
+                _plain(keywords),
+            )
+        )
         self.produce(result, node)
         return result
 
@@ -726,10 +839,12 @@ def _graph_without_input(model: nn.Module) -> tuple[Graph | None, str]:
         except InitlabError:
             tried.append(describe_input(candidate))
             continue
-        return graph, (f"traced a run on a built input of shape {describe_input(candidate)} ({origin}); "
-                       f"{fx_failure}")
-    built = f"no input built from the model's first layer ran ({', '.join(tried)})" if tried else \
-        "no input could be built from the model's first layer"
+        return graph, (f"traced a run on a built input of shape {describe_input(candidate)} ({origin}); {fx_failure}")
+    built = (
+        f"no input built from the model's first layer ran ({', '.join(tried)})"
+        if tried
+        else "no input could be built from the model's first layer"
+    )
     return None, f"{fx_failure}; {built}; pass example_input to trace a real run"
 
 
@@ -745,14 +860,18 @@ def discover(model: nn.Module, example_input: Any = None) -> Discovery:
     from initlab.nn.structure import analyse
 
     if example_input is not None:
-        graph, note = trace_graph(model, example_input), f"traced a run on an input of shape {describe_input(example_input)}"
+        graph, note = (
+            trace_graph(model, example_input),
+            f"traced a run on an input of shape {describe_input(example_input)}",
+        )
     else:
         graph, note = _graph_without_input(model)
         if graph is None:
             warnings.warn(
                 f"initlab could not see the computation of {type(model).__name__}: {note}. Every layer "
                 f"gets the auto plan's default (Glorot normal) and the record says 'unknown'.",
-                DiscoveryWarning, stacklevel=3,
+                DiscoveryWarning,
+                stacklevel=3,
             )
             return Discovery("unknown", note, {})
     readers = graph.consumers()

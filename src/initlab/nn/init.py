@@ -95,7 +95,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Literal, TypeVar
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 import torch
 import torch.nn.init as _torch_init
@@ -366,9 +367,7 @@ def calculate_gain(nonlinearity: _NonlinearityType, param: int | float | None = 
 def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
     """torch's fan convention: any weight read as ``(out, in, *kernel)``."""
     if tensor.dim() < 2:
-        raise ValueError(
-            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
-        )
+        raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
     receptive_field_size = math.prod(tensor.shape[2:])
     return tensor.size(1) * receptive_field_size, tensor.size(0) * receptive_field_size
 
@@ -382,9 +381,7 @@ def _calculate_correct_fan(tensor: Tensor, mode: _FanMode) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-def _fan_pair(
-    tensor: Tensor, fans: str, layout: str | Layout | None, groups: int, where: str
-) -> tuple[int, int]:
+def _fan_pair(tensor: Tensor, fans: str, layout: str | Layout | None, groups: int, where: str) -> tuple[int, int]:
     """(fan_in, fan_out) by torch's convention or counted from the forward computation."""
     if fans == "torch":
         if layout is not None or groups != 1:
@@ -399,14 +396,10 @@ def _fan_pair(
             f"or 'forward' (counted from the forward computation, initlab.fans)."
         )
     if tensor.dim() < 2:
-        raise ValueError(
-            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
-        )
+        raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
     if isinstance(layout, Layout):
         if groups != 1:
-            raise InitlabError(
-                f"{where}: groups={groups!r} was given with a Layout object; put groups in the Layout."
-            )
+            raise InitlabError(f"{where}: groups={groups!r} was given with a Layout object; put groups in the Layout.")
         spec = layout
     else:
         kind = layout if layout is not None else ("conv" if tensor.dim() > 2 else "linear")
@@ -787,9 +780,7 @@ def kaiming_uniform_(
         UserWarning: on a zero-element tensor (a no-op), as torch.
     """
     if _defer_to_torch(tensor) and _is_default_fans(fans, layout, groups):
-        return _torch_call(
-            "kaiming_uniform_", tensor, a=a, mode=mode, nonlinearity=nonlinearity, generator=generator
-        )
+        return _torch_call("kaiming_uniform_", tensor, a=a, mode=mode, nonlinearity=nonlinearity, generator=generator)
     if 0 in tensor.shape:
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
@@ -824,9 +815,7 @@ def kaiming_normal_(
         UserWarning: on a zero-element tensor (a no-op), as torch.
     """
     if _defer_to_torch(tensor) and _is_default_fans(fans, layout, groups):
-        return _torch_call(
-            "kaiming_normal_", tensor, a=a, mode=mode, nonlinearity=nonlinearity, generator=generator
-        )
+        return _torch_call("kaiming_normal_", tensor, a=a, mode=mode, nonlinearity=nonlinearity, generator=generator)
     if 0 in tensor.shape:
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor

@@ -50,8 +50,11 @@ def _like(model: nn.Module) -> torch.Tensor | None:
 def _floats(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
     like = _like(model)
     values = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-    return values if like is None else values.to(device=like.device if like.device.type != "meta" else "cpu",
-                                                 dtype=like.dtype)
+    return (
+        values
+        if like is None
+        else values.to(device=like.device if like.device.type != "meta" else "cpu", dtype=like.dtype)
+    )
 
 
 def _tokens(model: nn.Module, vocab: int, length: int = LENGTH) -> torch.Tensor:
@@ -85,8 +88,11 @@ def _image_shapes(model: nn.Module) -> list[tuple[int, ...]]:
         found = _first_layer(model, ("conv",))
         channels = found[1].in_channels if found is not None else 3
     size = _config_value(model, "image_size", "vision_config")
-    sizes = [tuple(size) if isinstance(size, (list, tuple)) else (size, size)] if size is not None else \
-        [(side, side) for side in _SIZES]
+    sizes = (
+        [tuple(size) if isinstance(size, (list, tuple)) else (size, size)]
+        if size is not None
+        else [(side, side) for side in _SIZES]
+    )
     return [(BATCH, channels, *side) for side in sizes]
 
 
@@ -143,8 +149,9 @@ def registration_kind(module: nn.Module) -> str:
 def candidate_inputs(model: nn.Module) -> Iterator[tuple[Any, str]]:
     """Inputs to try, with where each came from (see the module docstring)."""
     parameters = _parameters(model)
-    names = [name for name in ("input_ids", "decoder_input_ids", "pixel_values", "input_features")
-             if name in parameters]
+    names = [
+        name for name in ("input_ids", "decoder_input_ids", "pixel_values", "input_features") if name in parameters
+    ]
     count = 0
     if names:
         for candidate in _named(model, names):

@@ -43,22 +43,40 @@ from initlab.fans import Layout, as_layout
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_TRANSPOSE = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _NORMS = tuple(
-    cls for cls in (
-        nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
+    cls
+    for cls in (
+        nn.modules.batchnorm._NormBase,
+        nn.LayerNorm,
+        nn.GroupNorm,
+        nn.LocalResponseNorm,
         getattr(nn, "RMSNorm", None),
-    ) if cls is not None
+    )
+    if cls is not None
 )
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
 
 # Modules that pass a signal on without an element-wise non-linearity of their own:
 # the search for "the activation after a layer" looks through them.
 TRANSPARENT_MODULES = (
-    nn.Identity, nn.modules.dropout._DropoutNd, nn.AlphaDropout, nn.FeatureAlphaDropout,
-    nn.Flatten, nn.Unflatten, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
-    nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd,
-    nn.modules.pooling._LPPoolNd, nn.Upsample, nn.modules.padding._ConstantPadNd,
-    nn.modules.padding._ReflectionPadNd, nn.modules.padding._ReplicationPadNd,
-    nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle, *_NORMS,
+    nn.Identity,
+    nn.modules.dropout._DropoutNd,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+    nn.modules.pooling._LPPoolNd,
+    nn.Upsample,
+    nn.modules.padding._ConstantPadNd,
+    nn.modules.padding._ReflectionPadNd,
+    nn.modules.padding._ReplicationPadNd,
+    nn.PixelShuffle,
+    nn.PixelUnshuffle,
+    nn.ChannelShuffle,
+    *_NORMS,
 )
 
 WEIGHTED_KINDS = ("linear", "conv", "conv_transpose", "embedding", "attention", "recurrent")
@@ -115,8 +133,9 @@ def registration(module: nn.Module) -> Registration | None:
     """The registration that covers ``module``'s class (its own or a base class's), if any."""
     cls = type(module)
     if cls not in _BY_TYPE:
-        _BY_TYPE[cls] = next((_REGISTERED[_class_key(base)] for base in cls.__mro__
-                              if _class_key(base) in _REGISTERED), None)
+        _BY_TYPE[cls] = next(
+            (_REGISTERED[_class_key(base)] for base in cls.__mro__ if _class_key(base) in _REGISTERED), None
+        )
     return _BY_TYPE[cls]
 
 
@@ -203,8 +222,11 @@ def _normalises(module: nn.Module, values: dict[str, float], size: int, axis: in
         return False
     first, scaled = first.float(), scaled.float()
     rms = first.square().mean(dim=axis).sqrt()
-    return bool(torch.isfinite(first).all() and torch.allclose(rms, torch.ones_like(rms), atol=2e-2)
-                and torch.allclose(first, scaled, atol=2e-2))
+    return bool(
+        torch.isfinite(first).all()
+        and torch.allclose(rms, torch.ones_like(rms), atol=2e-2)
+        and torch.allclose(first, scaled, atol=2e-2)
+    )
 
 
 # ------------------------------------------------------------------ layouts
@@ -247,9 +269,16 @@ def param_layout(module: nn.Module, local_name: str, tensor: torch.Tensor, block
     registered = registration(module)
     if registered is not None and registered.layout is not None:
         layout = registered.layout
-        return Layout(layout.kind, layout.groups, layout.in_axis, layout.out_axis, layout.batch_axis,
-                      blocks if layout.kind in ("linear", "linear_in_out") else layout.blocks, layout.compat,
-                      layout.stride)
+        return Layout(
+            layout.kind,
+            layout.groups,
+            layout.in_axis,
+            layout.out_axis,
+            layout.batch_axis,
+            blocks if layout.kind in ("linear", "linear_in_out") else layout.blocks,
+            layout.compat,
+            layout.stride,
+        )
     if tensor.dim() == 2:
         return Layout("linear", blocks=blocks)
     return Layout("conv")

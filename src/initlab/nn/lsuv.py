@@ -54,7 +54,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from initlab.errors import InitlabError, bad_value
-from initlab.nn.apply import check_model, apply_plan
+from initlab.nn.apply import apply_plan, check_model
 from initlab.nn.discover import call_model, describe_input, preserved
 from initlab.nn.layers import layer_kind
 from initlab.nn.plan import Plan, Rule
@@ -114,27 +114,46 @@ class LSUVRecord:
     @property
     def max_variance_error(self) -> float:
         """max |variance - 1| over the fitted layers (inf if a layer has no finite variance)."""
-        errors = [abs(layer.variance - 1.0) if layer.variance is not None and math.isfinite(layer.variance)
-                  else math.inf for layer in self.layers if layer.status != "not called"]
+        errors = [
+            abs(layer.variance - 1.0) if layer.variance is not None and math.isfinite(layer.variance) else math.inf
+            for layer in self.layers
+            if layer.status != "not called"
+        ]
         return max(errors, default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "layers": [asdict(layer) for layer in self.layers], "passes": self.passes, "tol": self.tol,
-            "center": self.center, "seed": self.seed, "seconds": self.seconds, "bound": self.bound,
+            "layers": [asdict(layer) for layer in self.layers],
+            "passes": self.passes,
+            "tol": self.tol,
+            "center": self.center,
+            "seed": self.seed,
+            "seconds": self.seconds,
+            "bound": self.bound,
             "max_variance_error": self.max_variance_error,
             "pre_init": None if self.pre_init is None else self.pre_init.to_dict(),
         }
 
     def __str__(self) -> str:
         header = ("layer", "kind", "calls", "iterations", "scale", "variance", "mean", "status")
-        rows = [(layer.name, layer.kind, layer.calls, layer.iterations, f"{layer.scale:.4g}",
-                 "-" if layer.variance is None else f"{layer.variance:.4f}",
-                 "-" if layer.mean is None else f"{layer.mean:.4f}", layer.status)
-                for layer in self.layers]
+        rows = [
+            (
+                layer.name,
+                layer.kind,
+                layer.calls,
+                layer.iterations,
+                f"{layer.scale:.4g}",
+                "-" if layer.variance is None else f"{layer.variance:.4f}",
+                "-" if layer.mean is None else f"{layer.mean:.4f}",
+                layer.status,
+            )
+            for layer in self.layers
+        ]
         lines = text_table(header, rows)
-        lines.append(f"\n{self.passes} forward pass(es) ({self.bound}); tol {self.tol}; "
-                     f"max |var - 1| = {self.max_variance_error:.3g}; {self.seconds:.3f} s")
+        lines.append(
+            f"\n{self.passes} forward pass(es) ({self.bound}); tol {self.tol}; "
+            f"max |var - 1| = {self.max_variance_error:.3g}; {self.seconds:.3f} s"
+        )
         return "\n".join(lines)
 
 
@@ -220,8 +239,9 @@ class _Fitter:
         fit.status = "fitted" if abs(fit.variance - 1.0) <= self.tol else "missed"
         return (fitted, *output[1:]) if isinstance(output, tuple) else fitted
 
-    def _fit(self, module: nn.Module, output: torch.Tensor, variance: float, mean: float
-             ) -> tuple[torch.Tensor, float, float]:
+    def _fit(
+        self, module: nn.Module, output: torch.Tensor, variance: float, mean: float
+    ) -> tuple[torch.Tensor, float, float]:
         """Rescale the layer so that its output has variance 1; the rescaled output and its stats."""
         weight, bias = _weight_and_bias(module)
         if bias is None or (not self.center and not bias.any()):
@@ -272,8 +292,16 @@ def _exact_scale(z: torch.Tensor, bias: torch.Tensor | None) -> float:
 
 
 @torch.no_grad()
-def lsuv_(model: nn.Module, batch: Any, *, tol: float = 0.05, max_iter: int = 10, center: bool = False,
-          seed: int = 0, pre_init: bool = True) -> LSUVRecord:
+def lsuv_(
+    model: nn.Module,
+    batch: Any,
+    *,
+    tol: float = 0.05,
+    max_iter: int = 10,
+    center: bool = False,
+    seed: int = 0,
+    pre_init: bool = True,
+) -> LSUVRecord:
     """Layer-sequential unit-variance initialization of ``model`` on ``batch``, in flight.
 
     Args:
@@ -316,8 +344,12 @@ def lsuv_(model: nn.Module, batch: Any, *, tol: float = 0.05, max_iter: int = 10
     passes = _run_passes(model, inputs, fitter, layers, max_iter)
     return LSUVRecord(
         layers=sorted(fitter.fits.values(), key=lambda fit: (fit.order < 0, fit.order)),
-        passes=passes, tol=float(tol), center=bool(center), seed=seed,
-        seconds=time.perf_counter() - started, pre_init=record,
+        passes=passes,
+        tol=float(tol),
+        center=bool(center),
+        seed=seed,
+        seconds=time.perf_counter() - started,
+        pre_init=record,
         bound=f"2 passes on feed-forward nets (fit + verify); at most 1 + max_iter = {1 + max_iter}",
     )
 

@@ -59,8 +59,11 @@ def load_matching(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> P
     if not isinstance(state_dict, Mapping):
         raise bad_value("load_matching", "state_dict", type(state_dict).__name__, "a mapping of name -> tensor")
     own = model.state_dict()
-    mismatched = {key: (tuple(value.shape), tuple(own[key].shape)) for key, value in state_dict.items()
-                  if key in own and isinstance(value, torch.Tensor) and tuple(value.shape) != tuple(own[key].shape)}
+    mismatched = {
+        key: (tuple(value.shape), tuple(own[key].shape))
+        for key, value in state_dict.items()
+        if key in own and isinstance(value, torch.Tensor) and tuple(value.shape) != tuple(own[key].shape)
+    }
     matching = {key: value for key, value in state_dict.items() if key not in mismatched}
     result = model.load_state_dict(matching, strict=False)
     missing = tuple(key for key in result.missing_keys if key not in mismatched)
@@ -81,8 +84,12 @@ class Partial:
         return any(name in self.names for name in names)
 
     def to_dict(self, loaded: int) -> dict[str, Any]:
-        return {"missing": list(self.missing), "mismatched": list(self.mismatched),
-                "unexpected": list(self.unexpected), "left_as_loaded": loaded}
+        return {
+            "missing": list(self.missing),
+            "mismatched": list(self.mismatched),
+            "unexpected": list(self.unexpected),
+            "left_as_loaded": loaded,
+        }
 
 
 def as_partial(model: nn.Module, only: Any) -> Partial | None:
@@ -96,15 +103,29 @@ def as_partial(model: nn.Module, only: Any) -> Partial | None:
     elif isinstance(only, Iterable) and not isinstance(only, (str, bytes, Mapping)):
         missing, mismatched, unexpected = tuple(only), (), ()
         if not all(isinstance(name, str) for name in missing):
-            raise bad_value("init_", "only", only, "a list of parameter names, the result of "
-                            "load_state_dict(strict=False), or of initlab.nn.load_matching")
+            raise bad_value(
+                "init_",
+                "only",
+                only,
+                "a list of parameter names, the result of "
+                "load_state_dict(strict=False), or of initlab.nn.load_matching",
+            )
     else:
-        raise bad_value("init_", "only", only, "a list of parameter names, the result of "
-                        "load_state_dict(strict=False), or of initlab.nn.load_matching")
+        raise bad_value(
+            "init_",
+            "only",
+            only,
+            "a list of parameter names, the result of load_state_dict(strict=False), or of initlab.nn.load_matching",
+        )
     known = {name for name, _ in model.named_parameters(remove_duplicate=False)}
     known |= {name for name, _ in model.named_buffers(remove_duplicate=False)}
     unknown = [name for name in missing + mismatched if name not in known]
     if unknown:
-        raise bad_value("init_", "only", unknown[:5], f"names of parameters or buffers of {type(model).__name__}",
-                        "Check them against model.state_dict().keys().")
+        raise bad_value(
+            "init_",
+            "only",
+            unknown[:5],
+            f"names of parameters or buffers of {type(model).__name__}",
+            "Check them against model.state_dict().keys().",
+        )
     return Partial(frozenset(missing + mismatched), missing, mismatched, unexpected)

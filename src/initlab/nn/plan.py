@@ -32,9 +32,10 @@ from __future__ import annotations
 import fnmatch
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -79,7 +80,10 @@ def _resolve_type(name: Any) -> type:
     cls = getattr(module, class_name, None) if module is not None else None
     if not isinstance(cls, type):
         raise bad_value(
-            "Rule", "type", name, "a torch.nn class name or 'module.Class' of a module already imported",
+            "Rule",
+            "type",
+            name,
+            "a torch.nn class name or 'module.Class' of a module already imported",
             "Import the module that defines it before loading the plan.",
         )
     return cls
@@ -123,8 +127,13 @@ class Rule:
         if self.layout_compat not in ("forward", "torch"):
             raise bad_value("Rule", "layout_compat", self.layout_compat, "'forward' or 'torch'")
         if self.match is None and self.type is None and self.kind is None:
-            raise bad_value("Rule", "match", None, "a glob, a module type or kind, or several",
-                            "A rule with none would select every parameter; use Plan(default=...) for that.")
+            raise bad_value(
+                "Rule",
+                "match",
+                None,
+                "a glob, a module type or kind, or several",
+                "A rule with none would select every parameter; use Plan(default=...) for that.",
+            )
         _check_spec("Rule", "weight", self.weight)
         _check_spec("Rule", "bias", self.bias)
         if not isinstance(self.params, Mapping):
@@ -180,14 +189,18 @@ class Rule:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Rule":
+    def from_dict(cls, data: Mapping[str, Any]) -> Rule:
         if not isinstance(data, Mapping):
             raise bad_value("Rule.from_dict", "data", data, "a mapping")
         unknown = sorted(set(data) - {"match", "type", "kind", "layout_compat", "weight", "bias", "params"})
         if unknown:
-            raise bad_value("Rule.from_dict", "data", dict(data),
-                            "keys among match, type, kind, layout_compat, weight, bias, params",
-                            f"Unknown: {', '.join(unknown)}.")
+            raise bad_value(
+                "Rule.from_dict",
+                "data",
+                dict(data),
+                "keys among match, type, kind, layout_compat, weight, bias, params",
+                f"Unknown: {', '.join(unknown)}.",
+            )
         params = data.get("params", {})
         if not isinstance(params, Mapping):
             raise bad_value("Rule.from_dict", "params", params, "a mapping of parameter name -> scheme")
@@ -241,7 +254,7 @@ class Plan:
             raise bad_value("Plan", "residual", self.residual, "a Residual or None")
 
     @classmethod
-    def auto(cls, residual: Residual | None = None) -> "Plan":
+    def auto(cls, residual: Residual | None = None) -> Plan:
         """The auto plan (optionally residual-aware)."""
         return cls((), AUTO, False, residual)
 
@@ -249,20 +262,28 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         """Plain data: ``{"rules": [...], "default": "auto"|"none"|{rule}, "strict": bool, "residual"?: {...}}``."""
         default = "none" if self.default is None else self.default if self.default == AUTO else self.default.to_dict()
-        data: dict[str, Any] = {"rules": [rule.to_dict() for rule in self.rules], "default": default,
-                                "strict": self.strict}
+        data: dict[str, Any] = {
+            "rules": [rule.to_dict() for rule in self.rules],
+            "default": default,
+            "strict": self.strict,
+        }
         if self.residual is not None:
             data["residual"] = self.residual.to_dict()
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
         if not isinstance(data, Mapping):
             raise bad_value("Plan.from_dict", "data", data, "a mapping with 'rules'")
         unknown = sorted(set(data) - {"rules", "default", "strict", "residual"})
         if unknown:
-            raise bad_value("Plan.from_dict", "data", sorted(data), "keys among rules, default, strict, residual",
-                            f"Unknown: {', '.join(unknown)}.")
+            raise bad_value(
+                "Plan.from_dict",
+                "data",
+                sorted(data),
+                "keys among rules, default, strict, residual",
+                f"Unknown: {', '.join(unknown)}.",
+            )
         default = data.get("default", AUTO)
         if default == "none":
             default = None
@@ -287,7 +308,7 @@ class Plan:
         return json.dumps(self.to_dict(), **{"indent": 2, **dumps})
 
     @classmethod
-    def from_json(cls, text: str) -> "Plan":
+    def from_json(cls, text: str) -> Plan:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
@@ -300,7 +321,7 @@ class Plan:
         return tomli_w.dumps(self.to_dict())
 
     @classmethod
-    def from_toml(cls, text: str) -> "Plan":
+    def from_toml(cls, text: str) -> Plan:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
@@ -313,7 +334,7 @@ class Plan:
         path.write_text(self.to_toml() if path.suffix == ".toml" else self.to_json() + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Plan":
+    def load(cls, path: str | Path) -> Plan:
         """Read a plan written by :meth:`save` (TOML for ``.toml``, else JSON)."""
         path = Path(path)
         text = path.read_text()

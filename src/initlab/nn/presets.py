@@ -63,11 +63,14 @@ def gpt2(n_layer: int, std: float = 0.02) -> Plan:
     sec. 2.3; transformers ``GPT2PreTrainedModel._init_weights``; nanoGPT ``model.py``.
     """
     _check_count("gpt2", "n_layer", n_layer)
-    return Plan([
-        Rule(match="*c_proj", weight=normal(0.0, std / math.sqrt(2 * n_layer)), bias=zeros()),
-        _NORMS,
-        _weights(std),
-    ], default=None)
+    return Plan(
+        [
+            Rule(match="*c_proj", weight=normal(0.0, std / math.sqrt(2 * n_layer)), bias=zeros()),
+            _NORMS,
+            _weights(std),
+        ],
+        default=None,
+    )
 
 
 def bert(initializer_range: float = 0.02) -> Plan:
@@ -99,18 +102,21 @@ def t5(d_model: int, d_kv: int, num_heads: int, d_ff: int, factor: float = 1.0) 
     """
     for argument, value in (("d_model", d_model), ("d_kv", d_kv), ("num_heads", num_heads), ("d_ff", d_ff)):
         _check_count("t5", argument, value)
-    model_std = factor * d_model ** -0.5
-    return Plan([
-        Rule(kind="norm", weight=ones() if factor == 1.0 else constant(factor)),
-        Rule(match="*.q", kind="linear", weight=normal(0.0, factor * (d_model * d_kv) ** -0.5), bias=zeros()),
-        Rule(match="*.k", kind="linear", weight=normal(0.0, model_std), bias=zeros()),
-        Rule(match="*.v", kind="linear", weight=normal(0.0, model_std), bias=zeros()),
-        Rule(match="*.o", kind="linear", weight=normal(0.0, factor * (num_heads * d_kv) ** -0.5), bias=zeros()),
-        Rule(match="*.wi*", kind="linear", weight=normal(0.0, model_std), bias=zeros()),
-        Rule(match="*.wo", kind="linear", weight=normal(0.0, factor * d_ff ** -0.5), bias=zeros()),
-        Rule(match="*relative_attention_bias", weight=normal(0.0, model_std)),
-        Rule(kind=("linear", "embedding"), weight=normal(0.0, factor), bias=zeros()),
-    ], default=None)
+    model_std = factor * d_model**-0.5
+    return Plan(
+        [
+            Rule(kind="norm", weight=ones() if factor == 1.0 else constant(factor)),
+            Rule(match="*.q", kind="linear", weight=normal(0.0, factor * (d_model * d_kv) ** -0.5), bias=zeros()),
+            Rule(match="*.k", kind="linear", weight=normal(0.0, model_std), bias=zeros()),
+            Rule(match="*.v", kind="linear", weight=normal(0.0, model_std), bias=zeros()),
+            Rule(match="*.o", kind="linear", weight=normal(0.0, factor * (num_heads * d_kv) ** -0.5), bias=zeros()),
+            Rule(match="*.wi*", kind="linear", weight=normal(0.0, model_std), bias=zeros()),
+            Rule(match="*.wo", kind="linear", weight=normal(0.0, factor * d_ff**-0.5), bias=zeros()),
+            Rule(match="*relative_attention_bias", weight=normal(0.0, model_std)),
+            Rule(kind=("linear", "embedding"), weight=normal(0.0, factor), bias=zeros()),
+        ],
+        default=None,
+    )
 
 
 def vit(std: float = 0.02, head: Sequence[str] = ("*classifier", "*head")) -> Plan:
@@ -122,30 +128,39 @@ def vit(std: float = 0.02, head: Sequence[str] = ("*classifier", "*head")) -> Pl
     (zero head) and ``init_weights_vit_timm``; transformers ``ViTPreTrainedModel._init_weights``
     (everything but the zero head).
     """
-    return Plan([
-        *(Rule(match=glob, kind="linear", weight=zeros(), bias=zeros()) for glob in head),
-        _NORMS,
-        Rule(kind=("linear", "conv"), weight=_timm_trunc(std), bias=zeros()),
-        Rule(match="*position_embeddings", weight=_timm_trunc(std)),
-        Rule(match="*pos_embed", weight=_timm_trunc(std)),
-        Rule(match="*cls_token", weight=_timm_trunc(std)),
-        Rule(match="*mask_token", weight=zeros()),
-    ], default=None)
+    return Plan(
+        [
+            *(Rule(match=glob, kind="linear", weight=zeros(), bias=zeros()) for glob in head),
+            _NORMS,
+            Rule(kind=("linear", "conv"), weight=_timm_trunc(std), bias=zeros()),
+            Rule(match="*position_embeddings", weight=_timm_trunc(std)),
+            Rule(match="*pos_embed", weight=_timm_trunc(std)),
+            Rule(match="*cls_token", weight=_timm_trunc(std)),
+            Rule(match="*mask_token", weight=zeros()),
+        ],
+        default=None,
+    )
 
 
-def convnext(std: float = 0.02, layer_scale: float = 1e-6,
-             layer_scale_match: Sequence[str] = ("*layer_scale_parameter", "*.gamma")) -> Plan:
+def convnext(
+    std: float = 0.02,
+    layer_scale: float = 1e-6,
+    layer_scale_match: Sequence[str] = ("*layer_scale_parameter", "*.gamma"),
+) -> Plan:
     """ConvNeXt: Linear and conv weights trunc-normal(std) (at +-2 absolute), biases 0,
     LayerNorms 1 / 0, layer-scale gammas ``layer_scale`` (1e-6).
 
     Reference: Liu et al. (2022), "A ConvNet for the 2020s", sec. 2 and appendix A; timm
     ``convnext._init_weights``; transformers ``ConvNextPreTrainedModel._init_weights``.
     """
-    return Plan([
-        *(Rule(match=glob, weight=constant(layer_scale)) for glob in layer_scale_match),
-        _NORMS,
-        Rule(kind=("linear", "conv"), weight=_timm_trunc(std), bias=zeros()),
-    ], default=None)
+    return Plan(
+        [
+            *(Rule(match=glob, weight=constant(layer_scale)) for glob in layer_scale_match),
+            _NORMS,
+            Rule(kind=("linear", "conv"), weight=_timm_trunc(std), bias=zeros()),
+        ],
+        default=None,
+    )
 
 
 def resnet() -> Plan:
@@ -158,15 +173,23 @@ def resnet() -> Plan:
     (zero gamma); torchvision ``ResNet(zero_init_residual=True)``; timm ``zero_init_last``.
     The classifier bias is 0 here (torch draws it from U(+-1/sqrt(fan_in))).
     """
-    return Plan([
-        Rule(kind="conv", weight=he_normal(mode="fan_out"), bias=zeros(), layout_compat="torch"),
-        Rule(kind="norm", weight=AUTO, bias=zeros()),
-        Rule(kind="linear", weight=he_uniform(negative_slope=math.sqrt(5.0)), bias=zeros(), layout_compat="torch"),
-    ], default=None)
+    return Plan(
+        [
+            Rule(kind="conv", weight=he_normal(mode="fan_out"), bias=zeros(), layout_compat="torch"),
+            Rule(kind="norm", weight=AUTO, bias=zeros()),
+            Rule(kind="linear", weight=he_uniform(negative_slope=math.sqrt(5.0)), bias=zeros(), layout_compat="torch"),
+        ],
+        default=None,
+    )
 
 
-def fixup(n_branches: int, branch_layers: int, inner: str | Sequence[str], last: str | Sequence[str],
-          head: str | Sequence[str] = ("*fc", "*classifier", "*head")) -> Plan:
+def fixup(
+    n_branches: int,
+    branch_layers: int,
+    inner: str | Sequence[str],
+    last: str | Sequence[str],
+    head: str | Sequence[str] = ("*fc", "*classifier", "*head"),
+) -> Plan:
     """Fixup: the classifier and the last layer of every residual branch start at 0; the other
     layers inside the branches He normal times ``n_branches ** (-1 / (2 branch_layers - 2))``;
     every other layer He normal; biases 0; Fixup's scalar biases 0 and multipliers 1.
@@ -184,25 +207,42 @@ def fixup(n_branches: int, branch_layers: int, inner: str | Sequence[str], last:
     if isinstance(branch_layers, bool) or not isinstance(branch_layers, int) or branch_layers < 2:
         raise bad_value("fixup", "branch_layers", branch_layers, "an integer >= 2")
     factor = n_branches ** (-1.0 / (2 * branch_layers - 2))
-    return Plan([
-        *(Rule(match=glob, weight=zeros(), bias=zeros()) for glob in _globs(head)),
-        *(Rule(match=glob, weight=zeros(), bias=zeros()) for glob in _globs(last)),
-        *(Rule(match=glob, weight=Scaled(he_normal(), factor), bias=zeros()) for glob in _globs(inner)),
-        Rule(match="*bias*", bias=zeros()),
-        Rule(match="*scale*", weight=ones()),
-    ], default=Rule(kind=("linear", "conv"), weight=he_normal(), bias=zeros()))
+    return Plan(
+        [
+            *(Rule(match=glob, weight=zeros(), bias=zeros()) for glob in _globs(head)),
+            *(Rule(match=glob, weight=zeros(), bias=zeros()) for glob in _globs(last)),
+            *(Rule(match=glob, weight=Scaled(he_normal(), factor), bias=zeros()) for glob in _globs(inner)),
+            Rule(match="*bias*", bias=zeros()),
+            Rule(match="*scale*", weight=ones()),
+        ],
+        default=Rule(kind=("linear", "conv"), weight=he_normal(), bias=zeros()),
+    )
 
 
-_FAIRSEQ_ENCODER = ("*encoder.layers.*.self_attn.v_proj", "*encoder.layers.*.self_attn.out_proj",
-                    "*encoder.layers.*.fc1", "*encoder.layers.*.fc2")
-_FAIRSEQ_DECODER = ("*decoder.layers.*.self_attn.v_proj", "*decoder.layers.*.self_attn.out_proj",
-                    "*decoder.layers.*.encoder_attn.v_proj", "*decoder.layers.*.encoder_attn.out_proj",
-                    "*decoder.layers.*.fc1", "*decoder.layers.*.fc2")
+_FAIRSEQ_ENCODER = (
+    "*encoder.layers.*.self_attn.v_proj",
+    "*encoder.layers.*.self_attn.out_proj",
+    "*encoder.layers.*.fc1",
+    "*encoder.layers.*.fc2",
+)
+_FAIRSEQ_DECODER = (
+    "*decoder.layers.*.self_attn.v_proj",
+    "*decoder.layers.*.self_attn.out_proj",
+    "*decoder.layers.*.encoder_attn.v_proj",
+    "*decoder.layers.*.encoder_attn.out_proj",
+    "*decoder.layers.*.fc1",
+    "*decoder.layers.*.fc2",
+)
 
 
-def t_fixup(n_layers: int, d_model: int, encoder: Sequence[str] = _FAIRSEQ_ENCODER,
-            decoder: Sequence[str] = _FAIRSEQ_DECODER, embeddings: Sequence[str] = ("*embed_tokens",),
-            has_decoder: bool = True) -> Plan:
+def t_fixup(
+    n_layers: int,
+    d_model: int,
+    encoder: Sequence[str] = _FAIRSEQ_ENCODER,
+    decoder: Sequence[str] = _FAIRSEQ_DECODER,
+    embeddings: Sequence[str] = ("*embed_tokens",),
+    has_decoder: bool = True,
+) -> Plan:
     """T-Fixup: Xavier uniform for every weight, input embeddings normal with std d^(-1/2), then the encoder's
     attention value/output and MLP weights times 0.67 N^(-1/4) and (with a decoder) the decoder's
     times (9N)^(-1/4), as the input embeddings; biases 0. Norm layers are absent by design (kept 1 / 0).
@@ -218,19 +258,24 @@ def t_fixup(n_layers: int, d_model: int, encoder: Sequence[str] = _FAIRSEQ_ENCOD
     """
     _check_count("t_fixup", "n_layers", n_layers)
     _check_count("t_fixup", "d_model", d_model)
-    encoder_factor, decoder_factor = 0.67 * n_layers ** -0.25, (9 * n_layers) ** -0.25
+    encoder_factor, decoder_factor = 0.67 * n_layers**-0.25, (9 * n_layers) ** -0.25
     embedding_factor = decoder_factor if has_decoder else encoder_factor
-    embedding = normal(0.0, d_model ** -0.5 * embedding_factor)
-    rules = [*(Rule(match=glob, weight=embedding) for glob in embeddings),
-             *(Rule(match=glob, weight=Scaled(glorot_uniform(), encoder_factor), bias=zeros()) for glob in encoder)]
+    embedding = normal(0.0, d_model**-0.5 * embedding_factor)
+    rules = [
+        *(Rule(match=glob, weight=embedding) for glob in embeddings),
+        *(Rule(match=glob, weight=Scaled(glorot_uniform(), encoder_factor), bias=zeros()) for glob in encoder),
+    ]
     if has_decoder:
         rules += [Rule(match=glob, weight=Scaled(glorot_uniform(), decoder_factor), bias=zeros()) for glob in decoder]
     return Plan([*rules, _NORMS], default=Rule(kind=("linear", "embedding"), weight=glorot_uniform(), bias=zeros()))
 
 
-def deepnet(n_encoder: int = 0, n_decoder: int = 0,
-            scaled: Sequence[str] = ("*v_proj", "*out_proj", "*fc1", "*fc2"),
-            unscaled: Sequence[str] = ("*q_proj", "*k_proj")) -> Plan:
+def deepnet(
+    n_encoder: int = 0,
+    n_decoder: int = 0,
+    scaled: Sequence[str] = ("*v_proj", "*out_proj", "*fc1", "*fc2"),
+    unscaled: Sequence[str] = ("*q_proj", "*k_proj"),
+) -> Plan:
     """DeepNet (DeepNorm's init): the feed-forward, value and output projections Xavier normal
     with gain beta, the query and key projections Xavier normal with gain 1; biases 0, norms 1 / 0.
 
@@ -247,12 +292,17 @@ def deepnet(n_encoder: int = 0, n_decoder: int = 0,
     if n_encoder == 0 and n_decoder == 0:
         raise bad_value("deepnet", "n_encoder", 0, "a positive layer count for the encoder, the decoder or both")
     if n_encoder and n_decoder:
-        sides = [("*encoder*", 0.87 * (n_encoder ** 4 * n_decoder) ** (-1 / 16)),
-                 ("*decoder*", (12 * n_decoder) ** -0.25)]
+        sides = [
+            ("*encoder*", 0.87 * (n_encoder**4 * n_decoder) ** (-1 / 16)),
+            ("*decoder*", (12 * n_decoder) ** -0.25),
+        ]
     else:
         sides = [("*", (8 * (n_encoder or n_decoder)) ** -0.25)]
-    rules = [Rule(match=prefix + glob.lstrip("*"), weight=glorot_normal(gain=beta), bias=zeros())
-             for prefix, beta in sides for glob in scaled]
+    rules = [
+        Rule(match=prefix + glob.lstrip("*"), weight=glorot_normal(gain=beta), bias=zeros())
+        for prefix, beta in sides
+        for glob in scaled
+    ]
     rules += [Rule(match=glob, weight=glorot_normal(), bias=zeros()) for glob in unscaled]
     return Plan([*rules, _NORMS], default=AUTO)
 
@@ -276,21 +326,40 @@ def _config(model: nn.Module | None, *names: str, default: Any = None) -> Any:
 
 
 _FROM_CONFIG: dict[str, Callable[[nn.Module | None], dict[str, Any]]] = {
-    "gpt2": lambda model: {"n_layer": _config(model, "n_layer", "num_hidden_layers"),
-                           "std": _config(model, "initializer_range", default=0.02)},
+    "gpt2": lambda model: {
+        "n_layer": _config(model, "n_layer", "num_hidden_layers"),
+        "std": _config(model, "initializer_range", default=0.02),
+    },
     "bert": lambda model: {"initializer_range": _config(model, "initializer_range", default=0.02)},
     "llama": lambda model: {"initializer_range": _config(model, "initializer_range", default=0.02)},
-    "t5": lambda model: {"d_model": _config(model, "d_model"), "d_kv": _config(model, "d_kv"),
-                         "num_heads": _config(model, "num_heads"), "d_ff": _config(model, "d_ff"),
-                         "factor": _config(model, "initializer_factor", default=1.0)},
+    "t5": lambda model: {
+        "d_model": _config(model, "d_model"),
+        "d_kv": _config(model, "d_kv"),
+        "num_heads": _config(model, "num_heads"),
+        "d_ff": _config(model, "d_ff"),
+        "factor": _config(model, "initializer_factor", default=1.0),
+    },
     "vit": lambda model: {"std": _config(model, "initializer_range", default=0.02)},
-    "convnext": lambda model: {"std": _config(model, "initializer_range", default=0.02),
-                               "layer_scale": _config(model, "layer_scale_init_value", default=1e-6)},
+    "convnext": lambda model: {
+        "std": _config(model, "initializer_range", default=0.02),
+        "layer_scale": _config(model, "layer_scale_init_value", default=1e-6),
+    },
     "resnet": lambda model: {},
 }
 _BUILDERS: dict[str, Callable[..., Plan]] = {
-    "gpt2": gpt2, "nanogpt": gpt2, "bert": bert, "llama": llama, "mistral": llama, "qwen2": llama, "t5": t5,
-    "vit": vit, "convnext": convnext, "resnet": resnet, "fixup": fixup, "t_fixup": t_fixup, "deepnet": deepnet,
+    "gpt2": gpt2,
+    "nanogpt": gpt2,
+    "bert": bert,
+    "llama": llama,
+    "mistral": llama,
+    "qwen2": llama,
+    "t5": t5,
+    "vit": vit,
+    "convnext": convnext,
+    "resnet": resnet,
+    "fixup": fixup,
+    "t_fixup": t_fixup,
+    "deepnet": deepnet,
 }
 _CONFIG_OF = {"nanogpt": "gpt2", "mistral": "llama", "qwen2": "llama"}
 
@@ -315,5 +384,10 @@ def preset(name: str, model: nn.Module | None = None, **arguments: Any) -> Plan:
     try:
         return _BUILDERS[key](**{**found, **arguments})
     except TypeError as error:
-        raise bad_value("preset", "arguments", sorted({**found, **arguments}), f"the arguments of {key}()",
-                        f"({error}); pass them, or a model whose config has them.") from None
+        raise bad_value(
+            "preset",
+            "arguments",
+            sorted({**found, **arguments}),
+            f"the arguments of {key}()",
+            f"({error}); pass them, or a model whose config has them.",
+        ) from None

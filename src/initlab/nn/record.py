@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -119,20 +120,34 @@ class InitRecord:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; :meth:`from_dict` rebuilds an equal record."""
         return {
-            "seed": self.seed, "discovery": self.discovery, "discovery_note": self.discovery_note,
-            "rows": [row.to_dict() for row in self.rows], "buffers_reset": list(self.buffers_reset),
+            "seed": self.seed,
+            "discovery": self.discovery,
+            "discovery_note": self.discovery_note,
+            "rows": [row.to_dict() for row in self.rows],
+            "buffers_reset": list(self.buffers_reset),
             "partial": None if self.partial is None else dict(self.partial),
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "InitRecord":
+    def from_dict(cls, data: dict[str, Any]) -> InitRecord:
         try:
             rows = [Row(**{**row, "shape": tuple(row["shape"])}) for row in data["rows"]]
-            return cls(data["seed"], data["discovery"], data["discovery_note"], rows,
-                       list(data.get("buffers_reset", [])), data.get("partial"))
+            return cls(
+                data["seed"],
+                data["discovery"],
+                data["discovery_note"],
+                rows,
+                list(data.get("buffers_reset", [])),
+                data.get("partial"),
+            )
         except (KeyError, TypeError) as error:
-            raise bad_value("InitRecord.from_dict", "data", type(data).__name__,
-                            "the output of InitRecord.to_dict()", f"({type(error).__name__}: {error})") from None
+            raise bad_value(
+                "InitRecord.from_dict",
+                "data",
+                type(data).__name__,
+                "the output of InitRecord.to_dict()",
+                f"({type(error).__name__}: {error})",
+            ) from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -154,26 +169,50 @@ def _layout_text(layout: dict | None) -> str:
 
 def format_table(record: InitRecord) -> str:
     """The record as a fixed-width text table, with a summary line."""
-    header = ("parameter", "shape", "layout", "scheme", "fan_in/out", "activation", "found by",
-              "gain", "target std", "measured std")
+    header = (
+        "parameter",
+        "shape",
+        "layout",
+        "scheme",
+        "fan_in/out",
+        "activation",
+        "found by",
+        "gain",
+        "target std",
+        "measured std",
+    )
     lines = []
     for row in record.rows:
         fans = "-" if row.fans is None else f"{row.fans['fan_in']}/{row.fans['fan_out']}"
         name = row.name + (f" (= {', '.join(row.aliases)})" if row.aliases else "")
         scheme = {"untouched": "UNTOUCHED", "loaded": "LOADED"}.get(row.status, row.scheme_name)
-        lines.append((name, "x".join(map(str, row.shape)) or "scalar", _layout_text(row.layout), scheme, fans,
-                      row.activation or "-", _clip(row.found_by or "-", 40), _number(row.gain),
-                      _number(row.target_std), _number(row.measured_std)))
+        lines.append(
+            (
+                name,
+                "x".join(map(str, row.shape)) or "scalar",
+                _layout_text(row.layout),
+                scheme,
+                fans,
+                row.activation or "-",
+                _clip(row.found_by or "-", 40),
+                _number(row.gain),
+                _number(row.target_std),
+                _number(row.measured_std),
+            )
+        )
     out = text_table(header, lines)
     notes = [f"  {row.name}: {row.note}" for row in record.rows if row.note and row.status != "loaded"]
     touched = sum(row.status not in ("untouched", "loaded") for row in record.rows)
     loaded = sum(row.status == "loaded" for row in record.rows)
     out.append("")
     verb = "planned" if any(row.status == "planned" for row in record.rows) else "set"
-    out.append(f"seed {record.seed}; {touched} parameter(s) {verb}, "
-               + (f"{loaded} left as loaded, " if loaded else "") + f"{len(record.untouched)} untouched"
-               + (f": {', '.join(record.untouched)}" if record.untouched else "")
-               + (f"; activations by {record.discovery} ({record.discovery_note})" if record.discovery else ""))
+    out.append(
+        f"seed {record.seed}; {touched} parameter(s) {verb}, "
+        + (f"{loaded} left as loaded, " if loaded else "")
+        + f"{len(record.untouched)} untouched"
+        + (f": {', '.join(record.untouched)}" if record.untouched else "")
+        + (f"; activations by {record.discovery} ({record.discovery_note})" if record.discovery else "")
+    )
     if notes:
         out.append("notes:")
         out.extend(notes)
@@ -183,8 +222,10 @@ def format_table(record: InitRecord) -> str:
 def text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     """Lines of a left-aligned fixed-width table: the header, a rule, the rows."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    return ["  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip()
-            for cells in [header, ["-" * width for width in widths], *rows]]
+    return [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip()
+        for cells in [header, ["-" * width for width in widths], *rows]
+    ]
 
 
 def _clip(text: str, limit: int) -> str:

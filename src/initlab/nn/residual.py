@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from initlab.errors import InitlabError, bad_value
 from initlab.schemes import Scheme
@@ -77,13 +78,18 @@ class Residual:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Residual":
+    def from_dict(cls, data: Mapping[str, Any]) -> Residual:
         if not isinstance(data, Mapping) or "match" not in data:
             raise bad_value("Residual.from_dict", "data", data, "a mapping with a 'match' glob")
         unknown = sorted(set(data) - {"match", "mode", "n_branches"})
         if unknown:
-            raise bad_value("Residual.from_dict", "data", dict(data), "keys among match, mode, n_branches",
-                            f"Unknown: {', '.join(unknown)}.")
+            raise bad_value(
+                "Residual.from_dict",
+                "data",
+                dict(data),
+                "keys among match, mode, n_branches",
+                f"Unknown: {', '.join(unknown)}.",
+            )
         return cls(**dict(data))
 
 

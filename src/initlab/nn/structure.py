@@ -38,11 +38,13 @@ from initlab.nn.layers import TRANSPARENT_MODULES, layer_kind, registration
 
 _MATMULS = frozenset({"matmul", "bmm", "einsum"})
 _LOGIT_PASSES = frozenset({"softmax", "log_softmax"})
-_LOSSES = frozenset({"cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss",
-                     "kl_div"})
+_LOSSES = frozenset({"cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss", "kl_div"})
 _QUERY_PASSES = frozenset({"mul", "add", "sub", "neg", "cat", "div"})
 _PASS_MODULES = tuple(cls for cls in TRANSPARENT_MODULES if cls.__module__.startswith("torch.nn.modules.dropout")) + (
-    nn.Identity, nn.Flatten, nn.Unflatten)
+    nn.Identity,
+    nn.Flatten,
+    nn.Unflatten,
+)
 
 
 @dataclass
@@ -61,8 +63,13 @@ def _passes_values(node: Node, modules: dict[str, nn.Module]) -> bool:
         module = modules.get(node.module)
         if isinstance(module, _PASS_MODULES):
             return True
-        return (node.role == "transparent" and module is not None and layer_kind(module) is None
-                and not isinstance(module, TRANSPARENT_MODULES) and not any(True for _ in module.parameters()))
+        return (
+            node.role == "transparent"
+            and module is not None
+            and layer_kind(module) is None
+            and not isinstance(module, TRANSPARENT_MODULES)
+            and not any(True for _ in module.parameters())
+        )
     return node.op in STRUCTURAL_OPS
 
 
@@ -88,8 +95,11 @@ def _readouts(graph: Graph, readers: list[list[int]], modules: dict[str, nn.Modu
     for index, node in enumerate(graph.nodes):
         if node.role == "layer" and layer_kind(modules.get(node.module)) in ("linear", "conv", "conv_transpose"):
             calls[node.module].append(index)
-    return {name: "its output is the model's output (logits)" for name, indices in calls.items()
-            if all(_is_readout(graph, index, readers, modules) for index in indices)}
+    return {
+        name: "its output is the model's output (logits)"
+        for name, indices in calls.items()
+        if all(_is_readout(graph, index, readers, modules) for index in indices)
+    }
 
 
 def _layer_ancestry(graph: Graph) -> list[int]:
@@ -129,13 +139,16 @@ def _residual_ends(graph: Graph, modules: dict[str, nn.Module]) -> dict[str, str
         branch = sources[0] if depths[0] > depths[1] else sources[1]
         norm = _back_to_norm(graph, branch, modules)
         if norm is not None and getattr(modules[norm], "weight", None) is not None:
-            ends[norm] = (f"ends a residual branch ({max(depths) - min(depths)} more layer(s) than the skip "
-                          f"path): gain 0, the block starts as the identity (zero-init-last)")
+            ends[norm] = (
+                f"ends a residual branch ({max(depths) - min(depths)} more layer(s) than the skip "
+                f"path): gain 0, the block starts as the identity (zero-init-last)"
+            )
     return ends
 
 
-def _scalar_path(graph: Graph, index: int, passes: frozenset, modules: dict[str, nn.Module],
-                 stop_at) -> tuple[list[tuple[int, float]], bool]:
+def _scalar_path(
+    graph: Graph, index: int, passes: frozenset, modules: dict[str, nn.Module], stop_at
+) -> tuple[list[tuple[int, float]], bool]:
     """Walk back from node ``index`` to the nodes ``stop_at`` accepts; (found nodes with the product
     of the constant factors on the way, whether a norm was crossed)."""
     found, normed = [], False
@@ -167,8 +180,9 @@ def _score_nodes(graph: Graph, modules: dict[str, nn.Module]):
             scale = node.keywords.get("scale")
             yield node.args[0], node.args[1], (scale if scale is not None else query_shape[-1] ** -0.5), query_shape[-1]
         elif node.op == "softmax" and node.inputs and _last_axis(node, graph):
-            found, _ = _scalar_path(graph, node.inputs[0], frozenset({"add", "sub"}), modules,
-                                    lambda item: item.op in _MATMULS)
+            found, _ = _scalar_path(
+                graph, node.inputs[0], frozenset({"add", "sub"}), modules, lambda item: item.op in _MATMULS
+            )
             for matmul, factor in found[:1]:
                 operands = [source for source in graph.nodes[matmul].args if source is not None]
                 if len(operands) == 2 and graph.nodes[operands[0]].shape:
@@ -200,8 +214,10 @@ def _query_scales(graph: Graph, modules: dict[str, nn.Module]) -> dict[str, tupl
         factor = 1.0 / (total * math.sqrt(head_dim))
         if abs(math.log(factor)) > math.log(1.1):
             name = next(iter(query_layers))
-            detail = (f"attention scores ({name} x {next(iter(key_layers))}) are scaled by {total:.4g} "
-                      f"in the forward, not 1/sqrt(d_head={head_dim}): query weight x{factor:.4g}")
+            detail = (
+                f"attention scores ({name} x {next(iter(key_layers))}) are scaled by {total:.4g} "
+                f"in the forward, not 1/sqrt(d_head={head_dim}): query weight x{factor:.4g}"
+            )
             scales[name] = (factor, detail)
     return scales
 
@@ -220,8 +236,9 @@ def _parts(node: Node, size: int, ndim: int | None) -> int | None:
         count = node.keywords.get("chunks", node.constants[0] if node.constants else None)
         dim = node.keywords.get("dim", node.constants[1] if len(node.constants) > 1 else 0)
     elif node.op == "split":
-        sizes = node.keywords.get("split_size_or_sections", node.keywords.get("split_size",
-                                  node.constants[0] if node.constants else None))
+        sizes = node.keywords.get(
+            "split_size_or_sections", node.keywords.get("split_size", node.constants[0] if node.constants else None)
+        )
         dim = node.keywords.get("dim", node.constants[1] if len(node.constants) > 1 else 0)
         if isinstance(sizes, int) and sizes > 0 and size % sizes == 0:
             count = size // sizes
@@ -253,5 +270,9 @@ def _fused_blocks(graph: Graph, readers: list[list[int]], modules: dict[str, nn.
 def analyse(graph: Graph, modules: dict[str, nn.Module]) -> Structure:
     """The four readings of the module docstring."""
     readers = graph.consumers()
-    return Structure(_readouts(graph, readers, modules), _residual_ends(graph, modules),
-                     _query_scales(graph, modules), _fused_blocks(graph, readers, modules))
+    return Structure(
+        _readouts(graph, readers, modules),
+        _residual_ends(graph, modules),
+        _query_scales(graph, modules),
+        _fused_blocks(graph, readers, modules),
+    )

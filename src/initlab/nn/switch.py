@@ -181,7 +181,7 @@ class InitlabInitSwitch:
             if _holders == 0:
                 _deactivate()
 
-    def __enter__(self) -> "InitlabInitSwitch":
+    def __enter__(self) -> InitlabInitSwitch:
         self._acquire()
         return self
 

@@ -11,20 +11,48 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from initlab.errors import InitlabError
 from initlab.schemes.base import Scheme
 from initlab.schemes.basic import (
-    Constant, LargeRandom, Normal, Ones, SmallRandom, TruncatedNormal, Uniform, Zeros,
-    constant, large_random, normal, ones, small_random, truncated_normal, uniform, zeros,
+    Constant,
+    LargeRandom,
+    Normal,
+    Ones,
+    SmallRandom,
+    TruncatedNormal,
+    Uniform,
+    Zeros,
+    constant,
+    large_random,
+    normal,
+    ones,
+    small_random,
+    truncated_normal,
+    uniform,
+    zeros,
 )
 from initlab.schemes.structured import (
-    DeltaOrthogonal, Identity, Orthogonal, Sparse, delta_orthogonal, identity, orthogonal, sparse,
+    DeltaOrthogonal,
+    Identity,
+    Orthogonal,
+    Sparse,
+    delta_orthogonal,
+    identity,
+    orthogonal,
+    sparse,
 )
 from initlab.schemes.variance import (
-    VarianceScaling, glorot_normal, glorot_uniform, he_normal, he_uniform, lecun_normal,
-    lecun_uniform, variance_scaling,
+    VarianceScaling,
+    glorot_normal,
+    glorot_uniform,
+    he_normal,
+    he_uniform,
+    lecun_normal,
+    lecun_uniform,
+    variance_scaling,
 )
 
 FACTORIES: dict[str, Callable[..., Scheme]] = {
@@ -62,8 +90,21 @@ ALIASES = {
 
 _CLASSES: dict[str, type[Scheme]] = {
     cls.kind: cls
-    for cls in (Zeros, Ones, Constant, SmallRandom, LargeRandom, Normal, Uniform, TruncatedNormal,
-                VarianceScaling, Orthogonal, Identity, DeltaOrthogonal, Sparse)
+    for cls in (
+        Zeros,
+        Ones,
+        Constant,
+        SmallRandom,
+        LargeRandom,
+        Normal,
+        Uniform,
+        TruncatedNormal,
+        VarianceScaling,
+        Orthogonal,
+        Identity,
+        DeltaOrthogonal,
+        Sparse,
+    )
 }
 
 
@@ -80,9 +121,7 @@ def _canonical(name: Any, where: str) -> str:
     if key not in FACTORIES:
         close = difflib.get_close_matches(key, known_schemes(), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise InitlabError(
-            f"{where}: unknown scheme {name!r}; expected one of: {', '.join(known_schemes())}.{hint}"
-        )
+        raise InitlabError(f"{where}: unknown scheme {name!r}; expected one of: {', '.join(known_schemes())}.{hint}")
     return key
 
 
@@ -110,9 +149,7 @@ def from_dict(data: Mapping[str, Any]) -> Scheme:
     exactly; otherwise the name and arguments go through :func:`get`.
     """
     if not isinstance(data, Mapping) or "scheme" not in data:
-        raise InitlabError(
-            f"schemes.from_dict: data={data!r} is invalid; expected a mapping with a 'scheme' key."
-        )
+        raise InitlabError(f"schemes.from_dict: data={data!r} is invalid; expected a mapping with a 'scheme' key.")
     params = {key: value for key, value in data.items() if key != "scheme"}
     kind = data["scheme"]
     cls = _CLASSES.get(kind)
@@ -124,7 +161,22 @@ def from_dict(data: Mapping[str, Any]) -> Scheme:
 
 
 __all__ = [
-    "Scheme", "Constant", "Zeros", "Ones", "Normal", "SmallRandom", "LargeRandom", "Uniform",
-    "TruncatedNormal", "VarianceScaling", "Orthogonal", "Identity", "DeltaOrthogonal", "Sparse",
-    "get", "from_dict", "known_schemes", *FACTORIES,
+    "Scheme",
+    "Constant",
+    "Zeros",
+    "Ones",
+    "Normal",
+    "SmallRandom",
+    "LargeRandom",
+    "Uniform",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "Orthogonal",
+    "Identity",
+    "DeltaOrthogonal",
+    "Sparse",
+    "get",
+    "from_dict",
+    "known_schemes",
+    *FACTORIES,
 ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -122,8 +123,9 @@ class Scheme(abc.ABC):
         return data
 
     # ------------------------------------------------------------ internals
-    def _checked_fill(self, out, full_shape, index, layout, stream: Stream, name: str,
-                      vector_rule: bool = False) -> None:
+    def _checked_fill(
+        self, out, full_shape, index, layout, stream: Stream, name: str, vector_rule: bool = False
+    ) -> None:
         layout_spec = as_layout(layout, full_shape)
         fan_counts = None
         if self.fan_based and vector_rule and len(full_shape) == 1 and full_shape[0] > 0:
@@ -160,8 +162,7 @@ def _as_shape(shape, where: str) -> tuple[int, ...]:
     return dims
 
 
-def check_finite(where: str, argument: str, value: Any, *, minimum: float | None = None,
-                 strict: bool = False) -> float:
+def check_finite(where: str, argument: str, value: Any, *, minimum: float | None = None, strict: bool = False) -> float:
     """A finite real number (optionally >= or > ``minimum``), else InitlabError."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise InitlabError(f"{where}: {argument}={value!r} is invalid; expected a real number.")

@@ -133,9 +133,7 @@ class Uniform(Scheme):
         low = check_finite(self.kind, "low", self.low)
         high = check_finite(self.kind, "high", self.high)
         if low >= high:
-            raise InitlabError(
-                f"uniform: low={self.low!r} and high={self.high!r} are invalid; expected low < high."
-            )
+            raise InitlabError(f"uniform: low={self.low!r} and high={self.high!r} are invalid; expected low < high.")
 
     def target_std(self, fans=None, *, shape=None) -> float:
         return (self.high - self.low) / math.sqrt(12.0)
@@ -181,8 +179,14 @@ class TruncatedNormal(Scheme):
 
     def _fill(self, out, full_shape, index, layout, fans, stream) -> None:
         random.truncated_normal_(
-            out, stream, mean=self.mean, std=self.sigma, low=-self.bound, high=self.bound,
-            full_shape=full_shape, index=index,
+            out,
+            stream,
+            mean=self.mean,
+            std=self.sigma,
+            low=-self.bound,
+            high=self.bound,
+            full_shape=full_shape,
+            index=index,
         )
 
 
@@ -211,8 +215,9 @@ def uniform(low: float = 0.0, high: float = 1.0) -> Uniform:
     return Uniform(low, high)
 
 
-def truncated_normal(std: float = 1.0, bound: float = 2.0, corrected: bool = False,
-                     mean: float = 0.0) -> TruncatedNormal:
+def truncated_normal(
+    std: float = 1.0, bound: float = 2.0, corrected: bool = False, mean: float = 0.0
+) -> TruncatedNormal:
     """W ~ N(mean, sigma^2) truncated at +-bound*sigma (see :class:`TruncatedNormal`)."""
     return TruncatedNormal(std, bound, corrected, mean)
 
@@ -228,8 +233,22 @@ def large_random(std: float = 1.0) -> LargeRandom:
 
 
 __all__ = [
-    "Constant", "Zeros", "Ones", "Normal", "SmallRandom", "LargeRandom", "Uniform",
-    "TruncatedNormal", "zeros", "ones", "constant", "normal", "uniform", "truncated_normal",
-    "small_random", "large_random", "truncated_std_factor", "KERAS_TRUNCATION_CORRECTION",
+    "Constant",
+    "Zeros",
+    "Ones",
+    "Normal",
+    "SmallRandom",
+    "LargeRandom",
+    "Uniform",
+    "TruncatedNormal",
+    "zeros",
+    "ones",
+    "constant",
+    "normal",
+    "uniform",
+    "truncated_normal",
+    "small_random",
+    "large_random",
+    "truncated_std_factor",
+    "KERAS_TRUNCATION_CORRECTION",
 ]
-

@@ -86,8 +86,11 @@ def _integer_split(values: np.ndarray, axis: int, slices: int) -> list[tuple[np.
     part the same rounding of what the earlier parts left over (an exact
     difference), so ``slices`` parts carry about ``slices * NORM_BITS`` bits.
     """
-    subscripts, spread = ("bij,bij->bi", (slice(None), slice(None), None)) if axis == -1 else \
-        ("bij,bij->bj", (slice(None), None, slice(None)))
+    subscripts, spread = (
+        ("bij,bij->bi", (slice(None), slice(None), None))
+        if axis == -1
+        else ("bij,bij->bj", (slice(None), None, slice(None)))
+    )
     parts = []
     rest = values
     for level in range(slices):

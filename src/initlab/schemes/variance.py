@@ -88,13 +88,19 @@ class VarianceScaling(Scheme):
             random.uniform_(out, stream, low=-limit, high=limit, full_shape=full_shape, index=index)
         else:
             random.truncated_normal_(
-                out, stream, std=sigma / truncated_std_factor(_TRUNCATION_BOUND),
-                low=-_TRUNCATION_BOUND, high=_TRUNCATION_BOUND, full_shape=full_shape, index=index,
+                out,
+                stream,
+                std=sigma / truncated_std_factor(_TRUNCATION_BOUND),
+                low=-_TRUNCATION_BOUND,
+                high=_TRUNCATION_BOUND,
+                full_shape=full_shape,
+                index=index,
             )
 
 
-def variance_scaling(scale: float = 1.0, mode: Mode = "fan_in",
-                     distribution: Distribution = "normal") -> VarianceScaling:
+def variance_scaling(
+    scale: float = 1.0, mode: Mode = "fan_in", distribution: Distribution = "normal"
+) -> VarianceScaling:
     """sigma^2 = scale / n(mode) (Keras/JAX ``variance_scaling``)."""
     return VarianceScaling(scale, mode, distribution)
 
@@ -139,8 +145,9 @@ def he_scale(activation: str = "relu", negative_slope: float = 0.0) -> float:
     return gain(activation, criterion="forward") ** 2
 
 
-def he_normal(mode: Mode = "fan_in", activation: str = "relu", negative_slope: float = 0.0,
-              distribution: Distribution = "normal") -> VarianceScaling:
+def he_normal(
+    mode: Mode = "fan_in", activation: str = "relu", negative_slope: float = 0.0, distribution: Distribution = "normal"
+) -> VarianceScaling:
     """He (Kaiming) normal: W ~ N(0, sigma^2), sigma = gain / sqrt(fan), gain = sqrt(2 / (1 + a^2)).
 
     For a (leaky) ReLU with negative slope a; ``mode="fan_out"`` preserves
