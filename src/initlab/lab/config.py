@@ -145,7 +145,7 @@ class Cifar10Config(_Strict):
 
 
 DATASET_CONFIGS = (Mnist1dConfig, DigitsConfig, TeacherConfig, GaussianMixtureConfig, IdxConfig, Cifar10Config)
-DatasetConfig = Annotated[DATASET_CONFIGS, Field(discriminator="name")]
+DatasetConfig = Annotated[Union[DATASET_CONFIGS], Field(discriminator="name")]  # noqa: UP007  (a union of a tuple of classes)
 DATASET_NAMES = tuple(name for cls in DATASET_CONFIGS for name in get_args(cls.model_fields["name"].annotation))
 
 
