@@ -103,6 +103,7 @@ import torch.nn.init as _torch_init
 from torch import Tensor
 from torch.utils._device import DeviceContext
 
+from initlab import _compat
 from initlab import random as _random
 from initlab.errors import InitlabError
 from initlab.fans import Layout
@@ -194,16 +195,15 @@ TORCH_FUNCTIONS: dict[str, Callable] = _torch_originals()
 def _plain_tensor_type(tensor: Tensor) -> bool:
     """Whether the tensor's type leaves ``__torch_function__`` alone (Tensor, Parameter, ...)."""
     handler = getattr(type(tensor), "__torch_function__", None)
-    return handler is torch._C._disabled_torch_function_impl or (
+    return handler is _compat.disabled_torch_function_impl() or (
         getattr(handler, "__func__", None) is Tensor.__torch_function__.__func__
     )
 
 
 def _only_device_modes() -> bool:
     """Whether every active TorchFunctionMode is a ``torch.device(...)`` / default-device context."""
-    try:
-        stack = torch.overrides._get_current_function_mode_stack()
-    except AttributeError:  # pragma: no cover - older torch
+    stack = _compat.current_function_modes()
+    if stack is None:
         return False
     return bool(stack) and all(isinstance(mode, DeviceContext) for mode in stack)
 
@@ -304,7 +304,7 @@ def _normal_fill(tensor: Tensor, mean: float, std: float, generator) -> Tensor:
 
 def _no_function_modes():
     """Run initlab.random's code with TorchFunctionModes off (its scratch tensors stay on the CPU)."""
-    return torch._C.DisableTorchFunction()
+    return _compat.torch_function_disabled()
 
 
 # --------------------------------------------------------------------------- gain and fans
