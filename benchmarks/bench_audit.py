@@ -19,7 +19,7 @@ import torch
 from harness import emit, target
 from torch import nn
 
-from initlab.audit import audit
+from initlab.auditing import audit
 from initlab.lab.reference import resnet18
 
 REPEATS = 5

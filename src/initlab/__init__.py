@@ -2,7 +2,7 @@
 
 from initlab._version import __version__
 from initlab.activations import get_activation
-from initlab.audit import AuditReport, audit  # rebinds initlab.audit to the function; import submodules by path
+from initlab.auditing import AuditReport, audit
 from initlab.conventions import compare_conventions
 from initlab.errors import InitlabError
 from initlab.fans import Fans, Layout, fans

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from initlab.audit import audit
+from initlab.auditing import audit
 from models_for_audit import ConvNet, batch, mlp, normal_init
 
 pytestmark = pytest.mark.browser

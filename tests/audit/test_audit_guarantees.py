@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from initlab.audit import Thresholds, audit
+from initlab.auditing import Thresholds, audit
 from initlab.errors import InitlabError
 from models_for_audit import (
     IN_FEATURES, Conv1dNet, ConvNet, DictOutput, Recurrent, ResNet, Transformer, batch, mlp, normal_init,
@@ -497,7 +497,7 @@ class FailsInBackwardModule(nn.Module):
 @pytest.mark.parametrize("step, frame", [("summarize", "record"), ("norm_and_std", "hook")])
 def test_an_error_of_the_audit_itself_is_not_blamed_on_the_model(monkeypatch, step, frame):
     # in the forward hook (a summary), then in a gradient hook during the backward pass
-    from initlab.audit import statistics
+    from initlab.auditing import statistics
 
     original = getattr(statistics, step)
     calls = []
@@ -520,7 +520,7 @@ def test_an_error_of_the_audit_itself_is_not_blamed_on_the_model(monkeypatch, st
 
 
 def test_an_error_of_the_audit_that_the_model_swallows_is_still_raised(monkeypatch):
-    from initlab.audit import statistics
+    from initlab.auditing import statistics
 
     class Forgiving(nn.Module):
         def __init__(self):

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 import initlab
-from initlab.audit import audit, statistics
-from initlab.audit import jacobian as jacobian_module
-from initlab.audit.verdicts import recommend
+from initlab.auditing import audit, statistics
+from initlab.auditing import jacobian as jacobian_module
+from initlab.auditing.verdicts import recommend
 from models_for_audit import ConvNet, batch, mlp, scheme_init
 
 
@@ -159,7 +159,7 @@ def test_recommendation_follows_each_layers_activation_and_weight_shape():
                                    lambda: mlp(3, 8, nn.Tanh, lambda linear, position: nn.init.zeros_(linear.weight)),
                                    ConvNet])
 def test_skipping_the_gradients_no_layer_reads_changes_no_figure(monkeypatch, build):
-    from initlab.audit.capture import Capture
+    from initlab.auditing.capture import Capture
 
     torch.manual_seed(0)
     model = build()

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from initlab.audit import SCHEMA_VERSION, AuditReport, audit
+from initlab.auditing import SCHEMA_VERSION, AuditReport, audit
 from initlab.cli import main
 from initlab.errors import InitlabError
 from models_for_audit import batch, mlp, normal_init

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from initlab.audit import statistics
-from initlab.audit.state import bits_equal
+from initlab.auditing import statistics
+from initlab.auditing.state import bits_equal
 
 
 def awkward_rows(generator: torch.Generator, count: int = 8, length: int = 3000) -> torch.Tensor:

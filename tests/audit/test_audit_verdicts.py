@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import initlab
-from initlab.audit import audit
+from initlab.auditing import audit
 from models_for_audit import batch, mlp, normal_init, scheme_init
 
 

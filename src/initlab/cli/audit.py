@@ -67,7 +67,7 @@ def initialise(model: nn.Module, spec: str, seed: int, batch: torch.Tensor) -> N
 
 def run(args: argparse.Namespace) -> int:
     """The ``initlab audit`` handler; returns the exit status."""
-    from initlab.audit import audit
+    from initlab.auditing import audit
     from initlab.random import Stream, normal_
     from initlab.report.audit_terminal import print_audit
 

@@ -45,7 +45,7 @@ def percent(value: float | None) -> str:
 
 
 def layer_cells(layer: Any) -> list[str]:
-    """One row of :data:`HEADERS` for a :class:`~initlab.audit.LayerReport`."""
+    """One row of :data:`HEADERS` for a :class:`~initlab.auditing.LayerReport`."""
     dead = "-" if layer.units is None else f"{layer.dead_units}/{layer.units}"
     symmetric = "-" if layer.symmetric_units is None else str(layer.symmetric_units)
     return [

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from initlab.audit.statistics import vector_norm
+from initlab.auditing.statistics import vector_norm
 from initlab.errors import InitlabError
 
 PASS_THROUGH = (nn.Flatten, nn.Identity)

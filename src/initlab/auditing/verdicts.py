@@ -1,7 +1,7 @@
-"""The rules of :mod:`initlab.audit.thresholds` applied to measured layers, with fixes in plain words.
+"""The rules of :mod:`initlab.auditing.thresholds` applied to measured layers, with fixes in plain words.
 
-Each rule reads a :class:`~initlab.audit.result.LayerReport` and returns a
-:class:`~initlab.audit.result.Finding` or None. The fix names the scheme suited to the
+Each rule reads a :class:`~initlab.auditing.result.LayerReport` and returns a
+:class:`~initlab.auditing.result.Finding` or None. The fix names the scheme suited to the
 activation that ends the layer (He for the ReLU family, LeCun normal for SELU, Glorot for
 tanh/sigmoid-like and linear layers, variance scaling with the activation's forward gain
 from :func:`initlab.gains.gain` otherwise) and, for Linear/Conv layers, the std that
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from initlab.activations import get_activation
-from initlab.audit.result import Finding, LayerReport
-from initlab.audit.thresholds import Thresholds
+from initlab.auditing.result import Finding, LayerReport
+from initlab.auditing.thresholds import Thresholds
 from initlab.errors import InitlabError
 from initlab.fans import fans
 from initlab.gains import gain

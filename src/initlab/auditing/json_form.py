@@ -1,5 +1,5 @@
-"""The JSON form of an audit report (:meth:`AuditReport.to_json <initlab.audit.AuditReport.to_json>`,
-:meth:`AuditReport.from_json <initlab.audit.AuditReport.from_json>`): a documented, versioned schema.
+"""The JSON form of an audit report (:meth:`AuditReport.to_json <initlab.auditing.AuditReport.to_json>`,
+:meth:`AuditReport.from_json <initlab.auditing.AuditReport.from_json>`): a documented, versioned schema.
 
 This module turns the report's plain-data form (``AuditReport.to_dict()``) into strict JSON
 text and back; it knows nothing of the report classes.
@@ -19,7 +19,7 @@ that does not apply is ``null``; non-finite floats are written as the strings
       "verdict": "healthy" | kind,            most specific kind found (see thresholds)
       "healthy": bool,
       "fixes": [str, ...],                    one sentence per kind found
-      "thresholds": {name: number},           initlab.audit.Thresholds fields
+      "thresholds": {name: number},           initlab.auditing.Thresholds fields
       "notes": [str, ...],                    what was skipped and why
       "layers": [{                            execution order
           "index": int (1-based), "name": str, "kind": str, "module_type": str,

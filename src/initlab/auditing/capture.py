@@ -38,8 +38,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from initlab.activations import Activation, get_activation
-from initlab.audit import statistics
-from initlab.audit.thresholds import Thresholds
+from initlab.auditing import statistics
+from initlab.auditing.thresholds import Thresholds
 from initlab.errors import InitlabError
 
 _CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)

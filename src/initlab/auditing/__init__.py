@@ -4,13 +4,13 @@ statistics, verdicts with the rule that fired and a fix, Jacobian spectrum, theo
 Returns plain data (:class:`AuditReport`, with its JSON form); rendering lives in :mod:`initlab.report`.
 """
 
-from initlab.audit.core import audit
-from initlab.audit.jacobian import JacobianStats
-from initlab.audit.json_form import SCHEMA_VERSION
-from initlab.audit.result import AuditReport, Finding, LayerReport
-from initlab.audit.statistics import Summary
-from initlab.audit.theory_overlay import TheoryOverlay
-from initlab.audit.thresholds import HEALTHY, VERDICTS, Thresholds
+from initlab.auditing.core import audit
+from initlab.auditing.jacobian import JacobianStats
+from initlab.auditing.json_form import SCHEMA_VERSION
+from initlab.auditing.result import AuditReport, Finding, LayerReport
+from initlab.auditing.statistics import Summary
+from initlab.auditing.theory_overlay import TheoryOverlay
+from initlab.auditing.thresholds import HEALTHY, VERDICTS, Thresholds
 
 __all__ = [
     "HEALTHY",

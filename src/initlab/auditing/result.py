@@ -1,6 +1,6 @@
 """The audit's result: plain data (dataclasses with ``to_dict`` / ``from_dict``), no rendering.
 
-The JSON form is :mod:`initlab.audit.json_form`. Rendering lives in :mod:`initlab.report`
+The JSON form is :mod:`initlab.auditing.json_form`. Rendering lives in :mod:`initlab.report`
 (terminal table, self-contained HTML); the methods here that render import it lazily.
 """
 
@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from initlab._io import write_atomically
-from initlab.audit.jacobian import JacobianStats
-from initlab.audit.json_form import SCHEMA_VERSION, from_json_text, to_json_text
-from initlab.audit.statistics import Summary
-from initlab.audit.theory_overlay import TheoryOverlay
-from initlab.audit.thresholds import HEALTHY, VERDICTS
+from initlab.auditing.jacobian import JacobianStats
+from initlab.auditing.json_form import SCHEMA_VERSION, from_json_text, to_json_text
+from initlab.auditing.statistics import Summary
+from initlab.auditing.theory_overlay import TheoryOverlay
+from initlab.auditing.thresholds import HEALTHY, VERDICTS
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Finding:
     """One unhealthy verdict at one layer.
 
     Attributes:
-        kind: one of :data:`initlab.audit.thresholds.VERDICTS`.
+        kind: one of :data:`initlab.auditing.thresholds.VERDICTS`.
         layer: index of the layer (1-based, execution order).
         layer_name: its qualified module name.
         direction: ``"forward"`` or ``"backward"``.
@@ -158,7 +158,7 @@ class AuditReport:
         layers: per layer, in execution order.
         jacobian: input-output Jacobian spectrum, or None (see ``notes``).
         theory: mean-field overlay for a plain MLP, or None.
-        thresholds: the thresholds used (see :mod:`initlab.audit.thresholds`).
+        thresholds: the thresholds used (see :mod:`initlab.auditing.thresholds`).
         notes: what was skipped and why, and other remarks.
         schema_version: version of the JSON form.
     """
@@ -212,7 +212,7 @@ class AuditReport:
         raise KeyError(f"no layer named {name!r}; layers: {', '.join(layer.name for layer in self.layers)}")
 
     def to_dict(self) -> dict:
-        """Plain-data form; its JSON schema is documented in :mod:`initlab.audit.json_form`."""
+        """Plain-data form; its JSON schema is documented in :mod:`initlab.auditing.json_form`."""
         return {
             "schema_version": self.schema_version,
             "model": self.model,
@@ -246,7 +246,7 @@ class AuditReport:
         )
 
     def to_json(self, path: str | Path | None = None) -> str:
-        """The JSON form (schema in :mod:`initlab.audit.json_form`); also written to ``path``
+        """The JSON form (schema in :mod:`initlab.auditing.json_form`); also written to ``path``
         (UTF-8, with a final newline) if given."""
         text = to_json_text(self.to_dict())
         if path is not None:

@@ -1,7 +1,7 @@
 """``initlab.audit(model, batch)``: one forward and one backward pass with hooks, then verdicts.
 
-The passes run under :func:`initlab.audit.state.preserved` (the model and the global random
-states are put back bit for bit) with the hooks of :class:`initlab.audit.capture.Capture`
+The passes run under :func:`initlab.auditing.state.preserved` (the model and the global random
+states are put back bit for bit) with the hooks of :class:`initlab.auditing.capture.Capture`
 (removed on every exit path); the layers, verdicts and theory overlay are computed from
 the records afterwards. The audit changes no process-wide setting (thread count, garbage
 collector). An error raised by the user's code (model, ``loss_fn``, ``output_fn``) is
@@ -20,14 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from initlab.audit import jacobian as jacobian_module
-from initlab.audit.capture import NORMALIZING, Capture, Record, first_tensor, rows
-from initlab.audit.result import AuditReport, LayerReport
-from initlab.audit.state import preserved
-from initlab.audit.statistics import non_finite_count, norm_and_std, tensor_std, vector_norm
-from initlab.audit.theory_overlay import PASS_THROUGH, MLPLayer, plain_mlp_activation, predict
-from initlab.audit.thresholds import Thresholds
-from initlab.audit.verdicts import assess
+from initlab.auditing import jacobian as jacobian_module
+from initlab.auditing.capture import NORMALIZING, Capture, Record, first_tensor, rows
+from initlab.auditing.result import AuditReport, LayerReport
+from initlab.auditing.state import preserved
+from initlab.auditing.statistics import non_finite_count, norm_and_std, tensor_std, vector_norm
+from initlab.auditing.theory_overlay import PASS_THROUGH, MLPLayer, plain_mlp_activation, predict
+from initlab.auditing.thresholds import Thresholds
+from initlab.auditing.verdicts import assess
 from initlab.errors import InitlabError
 from initlab.random import Stream, normal_
 
@@ -49,7 +49,7 @@ def audit(
     (output mean/std/min/max/percentiles/histogram, pre-activation std, saturated
     fraction, dead units per unit, identical units, gradient norms and growth, weight
     gradient ratios), the input-output Jacobian spectrum, a mean-field overlay for plain
-    MLPs, and verdicts with fixes (rules in :mod:`initlab.audit.thresholds`).
+    MLPs, and verdicts with fixes (rules in :mod:`initlab.auditing.thresholds`).
 
     The model is left bit-identical: parameters, buffers (BatchNorm running statistics),
     train/eval modes, ``requires_grad`` flags and the global random states (torch, Python's
@@ -68,10 +68,10 @@ def audit(
         output_fn: picks the tensor to audit from the model's output (needed for dicts;
             tuples/lists default to their first tensor).
         seed: seed of the random cotangent, of dropout during the audit and of the Lanczos vectors.
-        thresholds: verdict thresholds (default :class:`~initlab.audit.thresholds.Thresholds`).
+        thresholds: verdict thresholds (default :class:`~initlab.auditing.thresholds.Thresholds`).
 
     Returns:
-        An :class:`~initlab.audit.result.AuditReport`.
+        An :class:`~initlab.auditing.result.AuditReport`.
 
     Raises:
         InitlabError: a model that is not an ``nn.Module``, a batch that is not a tensor
@@ -88,7 +88,7 @@ def audit(
     _check_arguments(model, batch, target, loss_fn, output_fn, jacobian, seed)
     limits = thresholds if thresholds is not None else Thresholds()
     if not isinstance(limits, Thresholds):
-        raise InitlabError(f"audit: thresholds={thresholds!r} is invalid; expected an initlab.audit.Thresholds.")
+        raise InitlabError(f"audit: thresholds={thresholds!r} is invalid; expected an initlab.auditing.Thresholds.")
     notes: list[str] = []
     with preserved(model, seed), torch.inference_mode(False), torch.enable_grad():
         backward, layers, theory = _statistics(model, batch, target, loss_fn, output_fn, seed, limits, notes)
