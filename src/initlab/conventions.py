@@ -201,8 +201,8 @@ class ConventionRow:
     shape: tuple[int, ...]
     transposed: bool = True
     call: str = ""
-    fan_in: int | None = None
-    fan_out: int | None = None
+    fan_in: float | None = None
+    fan_out: float | None = None
     distribution: str = "n/a"
     mean: float | None = None
     std: float | None = None
@@ -286,11 +286,11 @@ def _variance_scaling(distribution: str, sigma: float) -> dict[str, Any]:
     return _truncated(0.0, sigma / KERAS_TRUNCATION_CORRECTION, 2.0)
 
 
-def _vs_sigma(scheme: VarianceScaling, fan_counts: tuple[int, int]) -> float:
+def _vs_sigma(scheme: VarianceScaling, fan_counts: tuple[float, float]) -> float:
     return math.sqrt(scheme.scale / fan_for_mode(Fans(*fan_counts), scheme.mode))
 
 
-def _delta_orthogonal_std(gain: float, channels: tuple[int, int], size: int) -> float:
+def _delta_orthogonal_std(gain: float, channels: Sequence[int], size: int) -> float:
     """An orthogonal channel matrix at one tap of ``size`` values: min(channels) unit vectors."""
     return abs(gain) * math.sqrt(min(channels) / size)
 
@@ -313,7 +313,7 @@ def _safe_fans(rule: Callable[[Sequence[int]], tuple[int, int]], shape) -> tuple
 def _initlab_row(scheme: Scheme, torch_shape: tuple[int, ...], layout: str) -> ConventionRow:
     """initlab's own reading: the torch layout, forward-counted fans (1-D: n, n)."""
     if len(torch_shape) == 1:
-        counts: tuple[int, int] | None = (torch_shape[0], torch_shape[0])
+        counts: tuple[float, float] = (torch_shape[0], torch_shape[0])
     else:
         counted = initlab_fans(torch_shape, layout)
         counts = (counted.fan_in, counted.fan_out)
@@ -671,7 +671,7 @@ def _bounds_text(row: ConventionRow) -> str:
         where = f"[{row.low:.6g}, {row.high:.6g}]" if row.mean else f"+-{row.high:.6g}"
         return f"{where} = {row.bound_sigmas:g} sigma, sigma {row.sigma:.6g}"
     if row.distribution in ("uniform", "constant") and row.low is not None:
-        return f"+-{row.high:.6g}" if row.low == -row.high and row.high else f"[{row.low:.6g}, {row.high:.6g}]"
+        return f"+-{row.high:.6g}" if row.high and row.low == -row.high else f"[{row.low:.6g}, {row.high:.6g}]"
     if row.matrix is not None:
         return f"matrix {row.matrix[0]} x {row.matrix[1]}"
     return "none" if row.call else "-"

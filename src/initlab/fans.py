@@ -121,7 +121,7 @@ class Layout:
         object.__setattr__(self, "stride", tuple(stride) if any(step != 1 for step in stride) else ())
 
     def to_dict(self) -> dict:
-        data = {"kind": self.kind}
+        data: dict[str, object] = {"kind": self.kind}
         defaults = Layout()
         for name in ("groups", "in_axis", "out_axis", "batch_axis", "blocks", "compat", "stride"):
             value = getattr(self, name)

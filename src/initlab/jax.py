@@ -50,7 +50,7 @@ from initlab.conventions import bind_preset
 from initlab.errors import InitlabError
 from initlab.fans import Layout, fans
 from initlab.schemes import Scheme, get
-from initlab.schemes.basic import KERAS_TRUNCATION_CORRECTION, Constant, Normal, Uniform
+from initlab.schemes.basic import KERAS_TRUNCATION_CORRECTION, Constant, Normal, TruncatedNormal, Uniform
 from initlab.schemes.structured import DeltaOrthogonal, Identity, Orthogonal, Sparse
 from initlab.schemes.variance import VarianceScaling
 
@@ -74,6 +74,10 @@ def _axes_tuple(axes: Axes) -> tuple[int, ...]:
     return (int(axes),) if isinstance(axes, (int, np.integer)) else tuple(int(axis) for axis in axes)
 
 
+def _axis_or_axes(axes: Axes) -> int | tuple[int, ...]:
+    return int(axes) if isinstance(axes, (int, np.integer)) else tuple(int(axis) for axis in axes)
+
+
 class _Axes:
     """in/out/batch axes of one initializer, normalised against a shape."""
 
@@ -81,7 +85,12 @@ class _Axes:
         self.in_axis, self.out_axis, self.batch_axis = in_axis, out_axis, _axes_tuple(batch_axis)
 
     def layout(self) -> Layout:
-        return Layout("axes", in_axis=self.in_axis, out_axis=self.out_axis, batch_axis=self.batch_axis)
+        return Layout(
+            "axes",
+            in_axis=_axis_or_axes(self.in_axis),
+            out_axis=_axis_or_axes(self.out_axis),
+            batch_axis=self.batch_axis,
+        )
 
     def canonical_order(self, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
         """Axes order (batch..., receptive..., in, out) for a single in and out axis."""
@@ -125,7 +134,7 @@ def _variance_scaling(scheme: VarianceScaling, key, shape, dtype, axes: _Axes, w
         counted = fans(shape, axes.layout())
     except InitlabError as error:
         raise InitlabError(f"{where} (shape {shape}): {str(error).removeprefix('fans: ')}") from None
-    sigma = scheme.target_std(counted)
+    sigma = scheme.std_for(counted)
     if scheme.distribution == "normal":
         return sigma * jax.random.normal(key, shape, dtype)
     if scheme.distribution == "uniform":
@@ -193,6 +202,8 @@ def _elementwise(scheme: Scheme, key, shape, dtype):
         return scheme.mean + scheme.std * jax.random.normal(key, shape, dtype)
     if isinstance(scheme, Uniform):
         return jax.random.uniform(key, shape, dtype, scheme.low, scheme.high)
+    if not isinstance(scheme, TruncatedNormal):
+        raise InitlabError(f"initlab.jax: the scheme {scheme.name} has no JAX form.")
     bound = scheme.bound
     return scheme.mean + scheme.sigma * jax.random.truncated_normal(key, -bound, bound, shape, dtype)
 

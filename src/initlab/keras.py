@@ -51,7 +51,7 @@ from initlab.errors import InitlabError
 from initlab.schemes import ALIASES, Scheme, from_dict, get
 
 
-def _import_keras():
+def _import_keras() -> Any:
     try:
         import keras
     except ImportError as error:
@@ -65,6 +65,7 @@ def _import_keras():
 
 
 keras = _import_keras()
+_KerasInitializer: Any = keras.initializers.Initializer
 
 PACKAGE = "initlab"
 _unnamed_calls = itertools.count()
@@ -103,7 +104,7 @@ def _register(cls: type) -> type:
 
 
 @_register
-class SchemeInitializer(keras.initializers.Initializer):
+class SchemeInitializer(_KerasInitializer):
     """Any initlab scheme as a Keras initializer (see the module docstring for values and streams).
 
     Args:
@@ -127,7 +128,7 @@ class SchemeInitializer(keras.initializers.Initializer):
 
     def stream_name(self, call: int) -> str:
         """The stream name of call ``call`` of a named initializer."""
-        return self.name if call == 0 else f"{self.name}#call{call}"
+        return str(self.name) if call == 0 else f"{self.name}#call{call}"
 
     def __call__(self, shape, dtype=None):
         """A tensor of Keras-layout ``shape`` and ``dtype`` (default ``keras.config.floatx()``)."""

@@ -34,6 +34,7 @@ from initlab.nn.plan import AUTO, Plan, Rule, as_plan
 from initlab.nn.record import InitRecord, Row, measure
 from initlab.nn.residual import Residual, Scaled
 from initlab.schemes import Scheme, zeros
+from initlab.schemes.variance import VarianceScaling
 
 
 @dataclass
@@ -99,7 +100,7 @@ class _Resolver:
             if index < len(self.used):
                 self.used[index] += 1
             label = rule.describe() if index < len(self.plan.rules) else f"default {rule.describe()}"
-            if spec == AUTO:
+            if isinstance(spec, str):  # AUTO, the one spec that is a string
                 choice = self.auto(target)
                 return Choice(
                     choice.scheme,
@@ -182,6 +183,7 @@ def _apply_residual(assignments: list[Assignment], residual: Residual) -> None:
         choice = assignment.choice
         if not residual.matches(assignment.module_name) or role(local) == "bias" or choice.scheme is None:
             continue
+        scheme: Scheme
         if residual.mode == "zero":
             scheme, note = zeros(), "residual branch output: zero (Fixup/ReZero)"
         else:
@@ -230,7 +232,7 @@ def _display_name(scheme: Scheme) -> str:
     """A scheme's name, with the scale of an unlabelled variance scaling (``variance_scaling(2.35)``)."""
     if isinstance(scheme, Scaled):
         return f"{_display_name(scheme.base)} x{scheme.factor:.4g}"
-    if scheme.kind == "variance_scaling" and not scheme.label:
+    if isinstance(scheme, VarianceScaling) and not scheme.label:
         return f"variance_scaling({scheme.scale:.4g})"
     return scheme.name
 
@@ -395,6 +397,8 @@ def _write(assignment: Assignment, seed: int) -> None:
     # detach(): the same storage without autograd tracking, so that the fill pool's
     # threads (where grad mode is on by default) may write views of a Parameter.
     tensor, scheme = assignment.tensor.detach(), assignment.choice.scheme
+    if scheme is None:
+        raise InitlabError(f"init_: {assignment.name!r} has no scheme to write (an error of initlab, not of the model)")
     scheme.init_(tensor, layout=assignment.layout, seed=seed, name=assignment.name)
     module = assignment.module
     padding = getattr(module, "padding_idx", None)
@@ -416,7 +420,7 @@ def _reset_norm_buffers(
     the auto plan, always (a BatchNorm without affine parameters too). With ``only``
     (a partial init), exactly the norms whose running statistics are named in it.
     """
-    reset = []
+    reset: list[str] = []
     for name, module in model.named_modules():
         if only is not None and f"{name}.running_mean".lstrip(".") not in only:
             continue

@@ -212,7 +212,7 @@ def auto_choice(target: Target, modules: dict[str, nn.Module], discovery: Callab
         return kept
     module, local_name = target.module, target.local_name
     kind = layer_kind(module)
-    if kind == "attention":
+    if isinstance(module, nn.MultiheadAttention):
         return _attention_choice(module, local_name)
     if role(local_name) == "bias":
         return Choice(zeros())
@@ -220,7 +220,7 @@ def auto_choice(target: Target, modules: dict[str, nn.Module], discovery: Callab
         return _norm_choice(target, discovery)
     if kind == "prelu":
         return Choice(constant(float(getattr(module, "init", 0.25))), note="PReLU construction value")
-    if kind == "recurrent":
+    if isinstance(module, nn.RNNBase):
         return _recurrent_choice(module, local_name)
     readout = _tied_readout(target, discovery) if target.tied or kind != "embedding" else None
     if readout is not None:
@@ -282,7 +282,7 @@ def _weight_choice(target: Target, modules: dict[str, nn.Module], discovery: Cal
             choice.note or f"output projection of {parent}",
         )
     structure = _structure(discovery)
-    if structure is not None and target.module_name in structure.query_scale:
+    if structure is not None and choice.scheme is not None and target.module_name in structure.query_scale:
         factor, detail = structure.query_scale[target.module_name]
         choice = Choice(
             Scaled(choice.scheme, factor),

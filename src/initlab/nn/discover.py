@@ -58,7 +58,7 @@ import functools
 import operator
 import random
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -301,7 +301,7 @@ class Discovery:
 
 
 @contextlib.contextmanager
-def fixed_random_state(devices: list[int] = ()) -> Iterator[None]:
+def fixed_random_state(devices: Sequence[int] = ()) -> Iterator[None]:
     """Run the body with torch (CPU and ``devices``), numpy and Python random seeded with a fixed
     value, and put every one of those states back afterwards."""
     python_state, numpy_state = random.getstate(), np.random.get_state()
@@ -788,7 +788,9 @@ def trace_graph(model: nn.Module, example_input: Any) -> Graph:
 
 def follow(graph: Graph, starts: list[int], readers: list[list[int]]) -> tuple[Activation | None, str]:
     """The first activation (in execution order) reached from ``starts`` through transparent nodes."""
-    queue = collections.deque((reader, ()) for start in starts for reader in readers[start])
+    queue: collections.deque[tuple[int, tuple[str, ...]]] = collections.deque(
+        (reader, ()) for start in starts for reader in readers[start]
+    )
     seen: set[int] = set()
     reached: list[tuple[int, Activation, tuple[str, ...]]] = []
     stops: list[str] = []
@@ -798,7 +800,7 @@ def follow(graph: Graph, starts: list[int], readers: list[list[int]]) -> tuple[A
             continue
         seen.add(index)
         node = graph.nodes[index]
-        if node.role == "activation":
+        if node.role == "activation" and node.activation is not None:
             reached.append((index, node.activation, via))
         elif node.role == "transparent":
             queue.extend((reader, via + (node.label,)) for reader in readers[index])
@@ -859,6 +861,7 @@ def discover(model: nn.Module, example_input: Any = None) -> Discovery:
     """
     from initlab.nn.structure import analyse
 
+    graph: Graph | None
     if example_input is not None:
         graph, note = (
             trace_graph(model, example_input),

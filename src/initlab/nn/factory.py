@@ -31,6 +31,8 @@ def load_factory(target: str, where: str) -> nn.Module:
     if not path.is_file():
         raise bad_value(where, "MODEL", target, "an existing Python file before the colon", f"{path} does not exist.")
     spec = importlib.util.spec_from_file_location(f"initlab_target_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise bad_value(where, "MODEL", target, "a Python source file before the colon", f"{path} cannot be imported.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # lets classes defined in the file be pickled / resolved by name
     try:

@@ -196,7 +196,7 @@ def _plain_tensor_type(tensor: Tensor) -> bool:
     """Whether the tensor's type leaves ``__torch_function__`` alone (Tensor, Parameter, ...)."""
     handler = getattr(type(tensor), "__torch_function__", None)
     return handler is _compat.disabled_torch_function_impl() or (
-        getattr(handler, "__func__", None) is Tensor.__torch_function__.__func__
+        getattr(handler, "__func__", None) is getattr(Tensor.__torch_function__, "__func__", None)
     )
 
 
@@ -373,15 +373,15 @@ def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
 
 
 def _calculate_correct_fan(tensor: Tensor, mode: _FanMode) -> int:
-    mode = mode.lower()
+    lowered = mode.lower()
     valid_modes = ["fan_in", "fan_out"]
-    if mode not in valid_modes:
-        raise ValueError(f"Mode {mode} not supported, please use one of {valid_modes}")
+    if lowered not in valid_modes:
+        raise ValueError(f"Mode {lowered} not supported, please use one of {valid_modes}")
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    return fan_in if mode == "fan_in" else fan_out
+    return fan_in if lowered == "fan_in" else fan_out
 
 
-def _fan_pair(tensor: Tensor, fans: str, layout: str | Layout | None, groups: int, where: str) -> tuple[int, int]:
+def _fan_pair(tensor: Tensor, fans: str, layout: str | Layout | None, groups: int, where: str) -> tuple[float, float]:
     """(fan_in, fan_out) by torch's convention or counted from the forward computation."""
     if fans == "torch":
         if layout is not None or groups != 1:
@@ -733,6 +733,7 @@ def xavier_normal_(
 
 
 def _kaiming_std(tensor, a, mode, nonlinearity, fans, layout, groups, where) -> float:
+    fan: float
     if _is_default_fans(fans, layout, groups):
         fan = _calculate_correct_fan(tensor, mode)
     else:

@@ -22,7 +22,7 @@ from the global random state.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -106,10 +106,12 @@ def _audio_shapes(model: nn.Module) -> list[tuple[int, ...]]:
     return [(BATCH, bins, length) for length in lengths]
 
 
-def _named(model: nn.Module, names: list[str]) -> Iterator[dict[str, Any]]:
+def _named(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, Any]]:
     vocab = _vocab(model)
     length = min(LENGTH, _config_value(model, "max_position_embeddings", "text_config") or LENGTH)
-    fixed = {name: _tokens(model, vocab or 2, length) for name in ("input_ids", "decoder_input_ids") if name in names}
+    fixed: dict[str, Any] = {
+        name: _tokens(model, vocab or 2, length) for name in ("input_ids", "decoder_input_ids") if name in names
+    }
     if "input_features" in names:
         for shape in _audio_shapes(model):
             yield {**fixed, "input_features": _floats(model, shape)}
@@ -120,7 +122,8 @@ def _named(model: nn.Module, names: list[str]) -> Iterator[dict[str, Any]]:
         yield fixed
 
 
-def _positional(model: nn.Module, module: nn.Module) -> Iterator[Any]:
+def _positional(model: nn.Module, module: Any) -> Iterator[Any]:
+    """Inputs for ``module``, the model's first layer; its attributes are read by the layer kind."""
     kind = layer_kind(module)
     if kind == "embedding":
         yield _tokens(model, module.num_embeddings)

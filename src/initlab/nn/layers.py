@@ -257,14 +257,14 @@ def param_layout(module: nn.Module, local_name: str, tensor: torch.Tensor, block
         return None
     kind = layer_kind(module)
     if kind == "conv":
-        return Layout("conv", groups=module.groups, stride=_stride(module))
+        return Layout("conv", groups=int(getattr(module, "groups", 1)), stride=_stride(module))
     if kind == "conv_transpose":
-        return Layout("conv_transpose", groups=module.groups, stride=_stride(module))
+        return Layout("conv_transpose", groups=int(getattr(module, "groups", 1)), stride=_stride(module))
     if kind == "embedding":
         return Layout("embedding")
     if kind == "attention" and local_name == "in_proj_weight":
         return Layout("linear", blocks=3)
-    if kind == "recurrent" and local_name.startswith(("weight_ih", "weight_hh")):
+    if isinstance(module, nn.RNNBase) and local_name.startswith(("weight_ih", "weight_hh")):
         return Layout("linear", blocks=gates(module))
     registered = registration(module)
     if registered is not None and registered.layout is not None:

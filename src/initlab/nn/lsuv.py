@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -271,7 +271,7 @@ class _Fitter:
 def _weight_and_bias(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(module, nn.MultiheadAttention):
         return module.out_proj.weight, module.out_proj.bias
-    return module.weight, module.bias
+    return cast(torch.Tensor, module.weight), cast("torch.Tensor | None", module.bias)
 
 
 def _exact_scale(z: torch.Tensor, bias: torch.Tensor | None) -> float:

@@ -204,19 +204,22 @@ class Rule:
         params = data.get("params", {})
         if not isinstance(params, Mapping):
             raise bad_value("Rule.from_dict", "params", params, "a mapping of parameter name -> scheme")
+        parsed_params: dict[str, Any] = {
+            name: _spec_from_data(spec) for name, spec in params.items()
+        }  # checked by Rule
         return cls(
             match=data.get("match"),
             type=data.get("type"),
             weight=_spec_from_data(data.get("weight")),
             bias=_spec_from_data(data.get("bias")),
-            params={name: _spec_from_data(spec) for name, spec in params.items()},
+            params=parsed_params,
             kind=data.get("kind"),
             layout_compat=data.get("layout_compat", "forward"),
         )
 
 
 def _spec_to_data(spec: SchemeSpec) -> Any:
-    return AUTO if spec == AUTO else spec.to_dict()
+    return AUTO if isinstance(spec, str) else spec.to_dict()
 
 
 def _spec_from_data(data: Any) -> SchemeSpec | None:
@@ -261,7 +264,13 @@ class Plan:
     # ---------------------------------------------------------------- round trip
     def to_dict(self) -> dict[str, Any]:
         """Plain data: ``{"rules": [...], "default": "auto"|"none"|{rule}, "strict": bool, "residual"?: {...}}``."""
-        default = "none" if self.default is None else self.default if self.default == AUTO else self.default.to_dict()
+        default = (
+            "none"
+            if self.default is None
+            else self.default
+            if isinstance(self.default, str)
+            else self.default.to_dict()
+        )
         data: dict[str, Any] = {
             "rules": [rule.to_dict() for rule in self.rules],
             "default": default,

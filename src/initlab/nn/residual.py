@@ -101,7 +101,7 @@ class Scaled(Scheme):
     on (seed, name, index) exactly as the base scheme's do.
     """
 
-    base: Scheme | None = None
+    base: Scheme
     factor: float = 1.0
     kind = "scaled"
 
@@ -122,7 +122,7 @@ class Scaled(Scheme):
         return {"scheme": self.kind, "base": self.base.to_dict(), "factor": self.factor}
 
     @property
-    def fan_based(self) -> bool:  # the base scheme's fans are counted (and checked) as usual
+    def fan_based(self) -> bool:  # type: ignore[override]  # the base scheme's fans are counted as usual
         return self.base.fan_based
 
     def _fill(self, out, full_shape, index, layout, fans, stream) -> None:

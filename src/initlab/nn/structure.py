@@ -40,6 +40,7 @@ _MATMULS = frozenset({"matmul", "bmm", "einsum"})
 _LOGIT_PASSES = frozenset({"softmax", "log_softmax"})
 _LOSSES = frozenset({"cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss", "kl_div"})
 _QUERY_PASSES = frozenset({"mul", "add", "sub", "neg", "cat", "div"})
+_WEIGHTED_READOUTS = ("linear", "conv", "conv_transpose")
 _PASS_MODULES = tuple(cls for cls in TRANSPARENT_MODULES if cls.__module__.startswith("torch.nn.modules.dropout")) + (
     nn.Identity,
     nn.Flatten,
@@ -90,10 +91,16 @@ def _is_readout(graph: Graph, start: int, readers: list[list[int]], modules: dic
     return reached
 
 
+def _node_kind(node: Node, modules: dict[str, nn.Module]) -> str | None:
+    """The layer kind of the module ``node`` calls (None for a node that calls no known module)."""
+    module = modules.get(node.module) if node.module is not None else None
+    return layer_kind(module) if module is not None else None
+
+
 def _readouts(graph: Graph, readers: list[list[int]], modules: dict[str, nn.Module]) -> dict[str, str]:
     calls: dict[str, list[int]] = collections.defaultdict(list)
     for index, node in enumerate(graph.nodes):
-        if node.role == "layer" and layer_kind(modules.get(node.module)) in ("linear", "conv", "conv_transpose"):
+        if node.role == "layer" and node.module is not None and _node_kind(node, modules) in _WEIGHTED_READOUTS:
             calls[node.module].append(index)
     return {
         name: "its output is the model's output (logits)"
@@ -119,7 +126,7 @@ def _back_to_norm(graph: Graph, index: int, modules: dict[str, nn.Module]) -> st
     """The norm module whose output reaches node ``index`` through value-passing nodes only."""
     while True:
         node = graph.nodes[index]
-        if node.module is not None and layer_kind(modules.get(node.module)) == "norm":
+        if node.module is not None and _node_kind(node, modules) == "norm":
             return node.module
         if not _passes_values(node, modules) or len(set(node.inputs)) != 1:
             return None
@@ -162,7 +169,7 @@ def _scalar_path(
         if stop_at(node):
             found.append((current, factor))
             continue
-        if node.module is not None and layer_kind(modules.get(node.module)) == "norm" or node.op.endswith("_norm"):
+        if _node_kind(node, modules) == "norm" or node.op.endswith("_norm"):
             normed = True
         if node.role in ("transparent", "stop") and (node.role == "transparent" or node.op in passes):
             factor *= node.factor if node.factor is not None else 1.0
@@ -173,20 +180,22 @@ def _scalar_path(
 def _score_nodes(graph: Graph, modules: dict[str, nn.Module]):
     """(query source, key source, scale of the scores, detail) for every attention score computation seen."""
     for node in graph.nodes:
-        if node.op == "scaled_dot_product_attention" and len(node.args) >= 2 and None not in node.args[:2]:
-            query_shape = graph.nodes[node.args[0]].shape
-            if not query_shape:
+        if node.op == "scaled_dot_product_attention" and len(node.args) >= 2:
+            query, key = node.args[0], node.args[1]
+            query_shape = graph.nodes[query].shape if query is not None else None
+            if key is None or not query_shape:
                 continue
             scale = node.keywords.get("scale")
-            yield node.args[0], node.args[1], (scale if scale is not None else query_shape[-1] ** -0.5), query_shape[-1]
+            yield query, key, (scale if scale is not None else query_shape[-1] ** -0.5), query_shape[-1]
         elif node.op == "softmax" and node.inputs and _last_axis(node, graph):
             found, _ = _scalar_path(
                 graph, node.inputs[0], frozenset({"add", "sub"}), modules, lambda item: item.op in _MATMULS
             )
             for matmul, factor in found[:1]:
                 operands = [source for source in graph.nodes[matmul].args if source is not None]
-                if len(operands) == 2 and graph.nodes[operands[0]].shape:
-                    yield operands[0], operands[1], factor, graph.nodes[operands[0]].shape[-1]
+                shape = graph.nodes[operands[0]].shape if len(operands) == 2 else None
+                if shape:
+                    yield operands[0], operands[1], factor, shape[-1]
 
 
 def _last_axis(node: Node, graph: Graph) -> bool:
@@ -212,8 +221,8 @@ def _query_scales(graph: Graph, modules: dict[str, nn.Module]) -> dict[str, tupl
             continue
         total = score_scale * queries[0][1] * keys[0][1]
         factor = 1.0 / (total * math.sqrt(head_dim))
-        if abs(math.log(factor)) > math.log(1.1):
-            name = next(iter(query_layers))
+        name = next(iter(query_layers))
+        if name is not None and abs(math.log(factor)) > math.log(1.1):
             detail = (
                 f"attention scores ({name} x {next(iter(key_layers))}) are scaled by {total:.4g} "
                 f"in the forward, not 1/sqrt(d_head={head_dim}): query weight x{factor:.4g}"
@@ -227,7 +236,8 @@ def _output_size(module: nn.Module) -> int | None:
     if weight is None or weight.dim() != 2:
         return None
     registered = registration(module)
-    return weight.shape[1] if registered is not None and registered.layout.kind == "linear_in_out" else weight.shape[0]
+    in_out = registered is not None and registered.layout is not None and registered.layout.kind == "linear_in_out"
+    return weight.shape[1] if in_out else weight.shape[0]
 
 
 def _parts(node: Node, size: int, ndim: int | None) -> int | None:
@@ -255,13 +265,13 @@ def _parts(node: Node, size: int, ndim: int | None) -> int | None:
 def _fused_blocks(graph: Graph, readers: list[list[int]], modules: dict[str, nn.Module]) -> dict[str, tuple[int, str]]:
     blocks: dict[str, tuple[int, str]] = {}
     for index, node in enumerate(graph.nodes):
-        if node.role != "layer" or layer_kind(modules.get(node.module)) != "linear":
+        if node.role != "layer" or node.module is None or _node_kind(node, modules) != "linear":
             continue
         size = _output_size(modules[node.module])
         for reader in readers[index]:
             split = graph.nodes[reader]
             parts = _parts(split, size, len(node.shape) if node.shape else None) if size else None
-            if parts:
+            if parts and size:
                 detail = f"output split into {parts} equal parts ({split.op}): fans of one {size // parts}-wide block"
                 blocks[node.module] = (parts, detail)
     return blocks

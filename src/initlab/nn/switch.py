@@ -185,9 +185,8 @@ class InitlabInitSwitch:
         self._acquire()
         return self
 
-    def __exit__(self, *exc_info) -> bool:
+    def __exit__(self, *exc_info) -> None:
         self.restore()
-        return False
 
     def __repr__(self) -> str:
         return f"<InitlabInitSwitch {'active' if self._held else 'restored'}>"

@@ -71,16 +71,18 @@ class VarianceScaling(Scheme):
 
     def target_std(self, fans: Fans | None = None, *, shape=None) -> float | None:
         """sigma = sqrt(scale / n(mode)); None without fans."""
-        if fans is None:
-            return None
+        return None if fans is None else self.std_for(fans)
+
+    def std_for(self, fans: Fans) -> float:
+        """sigma = sqrt(scale / n(mode)) for these fans."""
         return math.sqrt(self.scale / fan_for_mode(fans, self.mode))
 
     def bound(self, fans: Fans) -> float:
         """Uniform limit sqrt(3) * sigma (the ``uniform`` distribution's support)."""
-        return math.sqrt(3.0) * self.target_std(fans)
+        return math.sqrt(3.0) * self.std_for(fans)
 
     def _fill(self, out, full_shape, index, layout, fans, stream) -> None:
-        sigma = self.target_std(fans)
+        sigma = self.std_for(fans)
         if self.distribution == "normal":
             random.normal_(out, stream, std=sigma, full_shape=full_shape, index=index)
         elif self.distribution == "uniform":
