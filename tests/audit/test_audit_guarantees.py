@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from initlab import _compat
 from initlab.auditing import Thresholds, audit
 from initlab.errors import InitlabError
 from models_for_audit import (
@@ -382,12 +383,11 @@ def test_torch_function_mode_stack_is_restored_even_when_a_recorded_module_raise
 
     with PassThrough() as outer:
         audit(ARCHITECTURES["transformer"][0](), ARCHITECTURES["transformer"][1](), jacobian=False)
-        assert torch._C._len_torch_function_stack() == 1
+        assert _compat.current_function_modes() == [outer]
         with pytest.raises(InitlabError, match=r"in module '1' .*: boom in a leaf module"):
             audit(nn.Sequential(nn.Linear(IN_FEATURES, 8), RaisesInside()), batch(8))
-        assert torch._C._len_torch_function_stack() == 1
-        assert torch._C._get_function_stack_at(0) is outer
-    assert torch._C._len_torch_function_stack() == 0
+        assert _compat.current_function_modes() == [outer]
+    assert _compat.current_function_modes() == []
 
 
 def test_activation_modules_with_different_parameters_keep_their_own_activation():
@@ -433,7 +433,7 @@ def assert_left_clean(model: nn.Module, before: dict, rng_before: torch.Tensor) 
     assert_identical(before, model)
     assert torch.equal(rng_before, torch.get_rng_state())
     assert_no_hooks(model)
-    assert torch._C._len_torch_function_stack() == 0
+    assert _compat.current_function_modes() == []
 
 
 def frames_of(error: BaseException) -> list[str]:
