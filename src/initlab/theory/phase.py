@@ -156,8 +156,7 @@ def phase_diagram(activation: Any, sigma_w2_grid, sigma_b2_grid) -> PhaseDiagram
     ``chi_c = sigma_w2 E[phi'(u1) phi'(u2)]`` at ``c*`` and ``xi_c = -1 / log chi_c``
     (Schoenholz et al. 2017, eqs. 3-9).  Agrees with :class:`~initlab.theory.MeanField`
     point by point (q*, chi_1 to ~1e-12; c*, chi_c to ~1e-8 where the c-map is computed
-    by the Hermite series).  A 100 x 100 tanh grid takes well under 2 s on two cores
-    (``benchmarks/bench_theory.py``).
+    by the Hermite series).
 
     Args:
         activation: as for :class:`~initlab.theory.MeanField`.
