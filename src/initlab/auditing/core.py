@@ -439,14 +439,9 @@ def _jacobian(model: nn.Module, batch: Any, output_fn: Callable | None, seed: in
         return _select_output(model(inputs), output_fn)
 
     try:
-        probe = forward(batch.detach())
-        if probe.ndim == 0 or probe.shape[0] != batch.shape[0]:
-            notes.append(
-                f"Jacobian skipped: the output's first dimension ({tuple(probe.shape)}) does not index "
-                f"the batch's samples ({tuple(batch.shape)})"
-            )
-            return None
         return jacobian_module.jacobian_spectrum(forward, batch, seed=seed)
+    except jacobian_module.NotPerSample as error:
+        notes.append(f"Jacobian skipped: {error}")
     except RuntimeError as error:
         notes.append(f"Jacobian skipped: {type(error).__name__}: {error}")
-        return None
+    return None

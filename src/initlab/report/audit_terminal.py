@@ -44,13 +44,18 @@ def print_audit(report: Any, *, file: Any = None, width: int | None = None) -> N
     for fix in report.fixes:
         console.print(Text(f"- {fix}"))
     if report.jacobian is not None:
-        jac = report.jacobian
-        console.print(
-            Text(
-                f"Jacobian ({jac.method}, {jac.samples} samples): "
-                f"mean sigma^2 = {jac.mean_squared_singular_value:.3g}, "
-                f"var sigma^2 = {jac.squared_singular_value_variance:.3g}, max sigma = {jac.max_singular_value:.3g}"
-            )
-        )
+        console.print(Text(jacobian_line(report.jacobian)))
     for note in report.notes:
         console.print(Text(f"note: {note}", style="dim"))
+
+
+def jacobian_line(stats: Any) -> str:
+    """The Jacobian's figures with their uncertainty, then how they were obtained."""
+    error = "" if stats.exact else f" ± {stats.mean_squared_singular_value_error:.2g}"
+    variance = stats.squared_singular_value_variance
+    spread = "" if variance is None else f", var sigma^2 = {variance:.3g}"
+    bound = "=" if stats.exact else ">="
+    return (
+        f"Jacobian: mean sigma^2 = {stats.mean_squared_singular_value:.3g}{error}{spread}, "
+        f"max sigma {bound} {stats.max_singular_value:.3g} ({stats.describe()})"
+    )
