@@ -4,6 +4,7 @@ Jacobian within their stated standard error."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -160,7 +161,11 @@ def test_the_report_states_how_the_jacobian_was_obtained_and_its_error():
     report = initlab.audit(model, torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(0)))
     text = report.jacobian.describe()
     assert text.startswith(f"estimated from {jacobian_module.LANCZOS_STEPS} Lanczos steps")
-    assert f"standard error {report.jacobian.mean_squared_singular_value_error:.2g}" in text
-    assert math.isfinite(report.jacobian.mean_squared_singular_value_error)
+    assert "one standard error" in text and "lower bound" in text
+    error = report.jacobian.mean_squared_singular_value_error
+    assert math.isfinite(error) and error > 0
+    out = io.StringIO()
+    report.print(file=out)
+    assert f"+/- {error:.2g}" in out.getvalue()
     page = report.to_html()
-    assert "standard error" in page
+    assert f"± {error:.3g}" in page and "one standard error" in page

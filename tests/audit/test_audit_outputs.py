@@ -45,7 +45,7 @@ def test_terminal_table_has_one_row_per_layer_then_the_verdict_and_fixes(unhealt
     out = io.StringIO()
     unhealthy.print(file=out)
     text = out.getvalue()
-    rows = [line for line in text.splitlines() if re.match(r"│\s+\d+\s+│", line)]
+    rows = [line for line in text.splitlines() if re.match(r"\s*\d+\s+\S+\s+Linear", line)]
     assert len(rows) == len(unhealthy.layers) == 9
     assert "Linear → Tanh" in rows[0] and "vanishing" in rows[-2]
     assert "overall: vanishing" in text

@@ -98,13 +98,15 @@ class JacobianStats:
         """How the figures were obtained and how far they can be off, in one sentence."""
         size = f"J is {self.output_dim} x {self.input_dim} per sample, {self.samples} samples"
         if self.exact:
-            return f"exact: every singular value from {self.products} products ({size})"
-        error = f"mean sigma^2 is an estimate with standard error {self.mean_squared_singular_value_error:.2g}"
+            return f"exact, from {self.products} products; {size}"
         how = {
-            "lanczos": f"{self.products // 2} Lanczos steps",
+            "lanczos": f"{self.products // 2} Lanczos steps ({self.products} products)",
             "hutchinson": f"{self.products} random products (the model has no second derivative)",
         }[self.method]
-        return f"estimated from {how} ({size}): {error}; max sigma is a lower bound"
+        return (
+            f"estimated from {how}; {size}; the +/- is one standard error of the mean; "
+            "max sigma is a lower bound (it converges from below)"
+        )
 
     def to_dict(self) -> dict:
         """Plain-data form."""
@@ -129,7 +131,12 @@ class JacobianStats:
 
 
 def jacobian_spectrum(
-    forward: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, *, seed: int = 0, exact: bool | None = None
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    batch: torch.Tensor,
+    *,
+    seed: int = 0,
+    exact: bool | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> JacobianStats:
     """Spectrum of ``d forward(X) / d X`` on ``batch`` from one forward pass and a bounded
     number of products (see the module docstring).
@@ -142,10 +149,13 @@ def jacobian_spectrum(
             ``audit.hutchinson``).
         exact: force (True) or forbid (False) the exact method; by default exact when the
             output has at most :data:`EXACT_MAX_OUTPUTS` values per sample.
+        progress: called with a description of each step as it starts.
 
     Raises:
         NotPerSample: the output's first dimension is not the batch's.
     """
+    step = progress if progress is not None else _silent
+    step("Jacobian: forward pass")
     inputs = batch.detach().clone().requires_grad_(True)
     output = forward(inputs)
     if output.ndim == 0 or output.shape[0] != batch.shape[0]:
@@ -156,11 +166,16 @@ def jacobian_spectrum(
     if not output.requires_grad:
         return _constant(inputs, output)
     if exact if exact is not None else output[0].numel() <= EXACT_MAX_OUTPUTS:
+        step(f"Jacobian: {output[0].numel()} exact products")
         return _exact(output, inputs)
     try:
-        return _lanczos_stats(output, inputs, Stream(seed, "audit.lanczos"))
+        return _lanczos_stats(output, inputs, Stream(seed, "audit.lanczos"), step)
     except RuntimeError:  # no double backward through some operation of the model
-        return _hutchinson(output, inputs, Stream(seed, "audit.hutchinson"))
+        return _hutchinson(output, inputs, Stream(seed, "audit.hutchinson"), step)
+
+
+def _silent(_step: str) -> None:
+    """No progress display."""
 
 
 def _vector_jacobian(output: torch.Tensor, inputs: torch.Tensor, cotangent: torch.Tensor, **options) -> torch.Tensor:
@@ -226,21 +241,27 @@ def _normal_vector(size: int, stream: Stream) -> torch.Tensor:
     return normal_(vector, stream)
 
 
-def _lanczos_stats(output: torch.Tensor, inputs: torch.Tensor, stream: Stream) -> JacobianStats:
+def _lanczos_stats(
+    output: torch.Tensor, inputs: torch.Tensor, stream: Stream, step: Callable[[str], None]
+) -> JacobianStats:
     """Lanczos on ``J^T J`` with products from one forward pass (double backward for ``J v``)."""
     dummy = torch.zeros_like(output, requires_grad=True)
     (transpose_product,) = torch.autograd.grad(output, inputs, dummy, create_graph=True, allow_unused=True)
     if transpose_product is None or not transpose_product.requires_grad:
         return _constant(inputs, output)
 
+    steps = min(LANCZOS_STEPS, inputs.numel())
+    done = [0]
+
     def apply(vector: torch.Tensor) -> torch.Tensor:
+        done[0] += 1
+        step(f"Jacobian: Lanczos step {done[0]} of {steps}")
         tangent = vector.reshape(inputs.shape).to(inputs.dtype)
         (forward_product,) = torch.autograd.grad(transpose_product, dummy, tangent, retain_graph=True)
         return _vector_jacobian(output, inputs, forward_product).reshape(-1).to(torch.float64)
 
     dimension = inputs.numel()
     start = _normal_vector(dimension, stream).to(inputs.device)
-    steps = min(LANCZOS_STEPS, dimension)
     ritz_values, weights, applied = _lanczos(apply, start / torch.linalg.vector_norm(start), steps)
     trace = dimension * float(np.sum(weights * ritz_values))
     trace_of_square = dimension * float(np.sum(weights * ritz_values**2))
@@ -289,11 +310,14 @@ def _lanczos(
     return values, vectors[0] ** 2, len(alphas)
 
 
-def _hutchinson(output: torch.Tensor, inputs: torch.Tensor, stream: Stream) -> JacobianStats:
+def _hutchinson(
+    output: torch.Tensor, inputs: torch.Tensor, stream: Stream, step: Callable[[str], None]
+) -> JacobianStats:
     """``tr(J^T J)`` from ``LANCZOS_STEPS`` products ``J^T u``, Gaussian ``u``."""
     noise = _normal_vector(LANCZOS_STEPS * output.numel(), stream).reshape(LANCZOS_STEPS, *output.shape)
     traces, ratios = [], []
-    for cotangent in noise.to(device=output.device, dtype=output.dtype):
+    for number, cotangent in enumerate(noise.to(device=output.device, dtype=output.dtype), start=1):
+        step(f"Jacobian: product {number} of {LANCZOS_STEPS}")
         product = _vector_jacobian(output, inputs, cotangent).to(torch.float64)
         square = float(torch.linalg.vector_norm(product)) ** 2
         traces.append(square)

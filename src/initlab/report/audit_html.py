@@ -81,12 +81,12 @@ def _jacobian_html(report: Any) -> str:
         )
     variance = stats.squared_singular_value_variance
     facts = (
-        f"<p>{escape(stats.describe())}.</p>"
         f"<p>mean sigma^2 = {escape(short(stats.mean_squared_singular_value))}"
         f"{'' if stats.exact else ' ± ' + escape(short(stats.mean_squared_singular_value_error))}, "
         f"var sigma^2 = {escape(short(variance))}, "
         f"max sigma {'=' if stats.exact else '≥'} {escape(short(stats.max_singular_value))}, "
         f"min sigma = {escape(short(stats.min_singular_value))}</p>"
+        f'<p class="muted">How: {escape(stats.describe().replace("+/-", "±"))}.</p>'
     )
     return "<h2>Jacobian spectrum</h2>" + facts + figure
 
