@@ -73,9 +73,10 @@ def audit(
         progress: called with a short description of each step as it starts (the command
             line draws it on a terminal).
 
-    Cost: two forward passes of the model (statistics, Jacobian) and at most ten backward
-    passes (one for the statistics; the Jacobian's graph and at most eight Jacobian-vector
-    products, see :mod:`initlab.auditing.jacobian`), whatever the model's size.
+    Cost: two forward passes of the model (statistics, Jacobian) and at most eight backward
+    passes (one for the statistics, one building the Jacobian's graph, at most six
+    Jacobian-vector products, see :mod:`initlab.auditing.jacobian`), whatever the model's
+    size: in time, at most about ten forward+backward passes (``benchmarks/bench_audit.py``).
 
     Returns:
         An :class:`~initlab.auditing.result.AuditReport`.

@@ -43,14 +43,14 @@ import torch
 
 from initlab.random import Stream, normal_
 
-EXACT_MAX_OUTPUTS = 8
-"""Largest per-sample output size for which the Jacobian is formed exactly (one product per output)."""
-
-LANCZOS_STEPS = 4
+LANCZOS_STEPS = 3
 """Lanczos steps (each one Jacobian-vector and one vector-Jacobian product) for larger outputs."""
 
 PRODUCT_BUDGET = 2 * LANCZOS_STEPS
-"""Most Jacobian products of any method (``exact`` uses at most ``EXACT_MAX_OUTPUTS``)."""
+"""Most Jacobian products of any method."""
+
+EXACT_MAX_OUTPUTS = PRODUCT_BUDGET
+"""Largest per-sample output size for which the Jacobian is formed exactly (one product per output)."""
 
 
 class NotPerSample(ValueError):

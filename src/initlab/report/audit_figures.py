@@ -19,6 +19,9 @@ from initlab._extras import pyplot
 MAX_HISTOGRAM_LAYERS = 24
 """At most this many layers (evenly spaced) in the stacked histograms."""
 
+LABEL_CHARACTERS = 32
+"""Longest histogram label; longer layer names keep their start and end around an ellipsis."""
+
 
 def _pyplot():
     return pyplot("the audit report's figures")
@@ -81,11 +84,21 @@ def _histogram_layers(report: Any) -> list[Any]:
     return [layers[i] for i in picks]
 
 
+def histogram_label(index: int, name: str, limit: int = LABEL_CHARACTERS) -> str:
+    """``"12 encoder.layers.3.linear1"``; a longer label keeps its start and its end (the part
+    that tells sibling layers apart) around an ellipsis: ``"12 encoder.lay…3.linear1"``."""
+    label = f"{index} {name}"
+    if len(label) <= limit:
+        return label
+    tail = (limit - 1) * 3 // 5
+    return f"{label[: limit - 1 - tail]}…{label[-tail:]}"
+
+
 def stacked_histograms(report: Any):
     """Per-layer output histograms (layers ending in an activation, else all), one ridge per layer."""
     plt = _pyplot()
     layers = _histogram_layers(report)
-    figure, axes = plt.subplots(figsize=(8, 1.0 + 0.42 * max(len(layers), 1)))
+    figure, axes = plt.subplots(figsize=(9, 1.2 + 0.45 * max(len(layers), 1)))
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(layers), 1)))
     for offset, (layer, colour) in enumerate(zip(layers, colours)):
         counts = np.asarray(layer.output.histogram_counts, dtype=float)
@@ -97,8 +110,9 @@ def stacked_histograms(report: Any):
         base = -offset
         axes.fill_between(centres, base, base + heights, color=colour, alpha=0.55, step="mid")
         axes.plot(centres, base + heights, color=colour, lw=1, drawstyle="steps-mid")
-    axes.set_yticks([-i for i in range(len(layers))])
-    axes.set_yticklabels([f"{layer.index} {layer.name}"[:28] for layer in layers], fontsize=7)
+    axes.set_yticks([-i + 0.35 for i in range(len(layers))])  # beside the middle of each ridge
+    axes.set_yticklabels([histogram_label(layer.index, layer.name) for layer in layers], fontsize=9)
+    axes.tick_params(axis="y", length=0)
     axes.set(xlabel="activation value", title="Activation histograms per layer (Glorot & Bengio 2010, fig. 6)")
     axes.grid(True, axis="x", alpha=0.3)
     figure.tight_layout()
