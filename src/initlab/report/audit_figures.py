@@ -120,25 +120,41 @@ def stacked_histograms(report: Any):
 
 
 def jacobian_histogram(report: Any):
-    """Histogram of the Jacobian's singular values over the analysed samples."""
+    """The Jacobian's singular values: a histogram when exact; for an estimate, the Ritz values
+    (the largest a lower bound of the top singular value) and the root-mean-square singular value
+    with a band of two standard errors."""
     plt = _pyplot()
     stats = report.jacobian
-    values = np.concatenate([np.asarray(row, dtype=float) for row in stats.singular_values])
+    values = np.concatenate([np.asarray(row, dtype=float) for row in stats.singular_values] or [np.zeros(0)])
     values = values[np.isfinite(values)]
-    figure, axes = plt.subplots(figsize=(6, 3.4))
     positive = values[values > 0]
-    if positive.size:
-        low, high = positive.min(), positive.max()
-        bins = np.geomspace(low, high * 1.0001, 30) if high > low else 10
-        axes.hist(positive, bins=bins, color="#4c72b0", alpha=0.8)
-        if high > low:
-            axes.set_xscale("log")
+    figure, axes = plt.subplots(figsize=(6, 3.4))
+    if stats.exact:
+        if positive.size:
+            low, high = positive.min(), positive.max()
+            bins = np.geomspace(low, high * 1.0001, 30) if high > low else 10
+            axes.hist(positive, bins=bins, color="#4c72b0", alpha=0.8)
+        axes.set(ylabel="count", title=f"Jacobian spectrum (exact, {stats.samples} samples)")
+    else:
+        _estimate_strip(axes, stats, positive)
+    if positive.size and positive.max() > positive.min():
+        axes.set_xscale("log")
     axes.axvline(1.0, color="k", ls=":", lw=1, label="isometry (sigma = 1)")
-    axes.set(
-        xlabel="singular value of dF(x)/dx",
-        ylabel="count",
-        title=f"Jacobian spectrum ({stats.method}, {stats.samples} samples)",
-    )
+    axes.set(xlabel="singular value of dF(x)/dx")
     axes.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def _estimate_strip(axes: Any, stats: Any, ritz: np.ndarray) -> None:
+    """Ritz values as ticks and the rms singular value with its two-standard-error band."""
+    mean, error = stats.mean_squared_singular_value, stats.mean_squared_singular_value_error
+    if mean > 0:
+        low, high = math.sqrt(max(mean - 2 * error, 0.0)), math.sqrt(mean + 2 * error)
+        axes.axvspan(max(low, math.sqrt(mean) / 10), high, color="#dd8452", alpha=0.3, label="rms sigma ± 2 std. errors")
+        axes.axvline(math.sqrt(mean), color="#dd8452", lw=2, label="rms sigma (estimate)")
+    for position, value in enumerate(ritz):
+        axes.axvline(value, color="#4c72b0", lw=1.5, label="Ritz values (largest: a lower bound of max sigma)"
+                     if position == 0 else None)
+    axes.set_yticks([])
+    axes.set(title=f"Jacobian spectrum (estimated, {stats.method}, {stats.samples} samples)")

@@ -75,8 +75,7 @@ def _jacobian_html(report: Any) -> str:
         figure = figure_html(
             audit_figures.jacobian_histogram(report),
             alt="Jacobian singular values",
-            caption="Singular values of the input-output Jacobian (estimates: the Ritz values, the largest first "
-            "to converge); dynamical isometry puts them near 1.",
+            caption="Singular values (sigma) of the input-output Jacobian; dynamical isometry puts them near 1.",
             element_id="figure-jacobian",
         )
     variance = stats.squared_singular_value_variance
@@ -84,8 +83,8 @@ def _jacobian_html(report: Any) -> str:
         f"<p>mean sigma^2 = {escape(short(stats.mean_squared_singular_value))}"
         f"{'' if stats.exact else ' ± ' + escape(short(stats.mean_squared_singular_value_error))}, "
         f"var sigma^2 = {escape(short(variance))}, "
-        f"max sigma {'=' if stats.exact else '≥'} {escape(short(stats.max_singular_value))}, "
-        f"min sigma = {escape(short(stats.min_singular_value))}</p>"
+        f"max sigma {'=' if stats.exact else '≥'} {escape(short(stats.max_singular_value))}"
+        f"{', min sigma = ' + escape(short(stats.min_singular_value)) if stats.exact else ''}</p>"
         f'<p class="muted">How: {escape(stats.describe().replace("+/-", "±"))}.</p>'
     )
     return "<h2>Jacobian spectrum</h2>" + facts + figure
