@@ -169,3 +169,14 @@ def test_the_report_states_how_the_jacobian_was_obtained_and_its_error():
     assert f"+/- {error:.2g}" in out.getvalue()
     page = report.to_html()
     assert f"± {error:.3g}" in page and "one standard error" in page
+
+
+def test_a_transformers_resnet_costs_the_same_bounded_passes(monkeypatch):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="bottleneck")
+    model = transformers.ResNetModel(config)
+    counted = Counted(model, monkeypatch)
+    report = initlab.audit(model, torch.randn(4, 3, 32, 32), output_fn=lambda out: out.pooler_output)
+    assert report.jacobian is not None and report.jacobian.method == "lanczos"
+    assert (counted.forwards, counted.backwards) == (2, BACKWARD_BUDGET)

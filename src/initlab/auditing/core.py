@@ -95,6 +95,8 @@ def audit(
         >>> report.verdict, report.fixes  # doctest: +SKIP
     """
     _check_arguments(model, batch, target, loss_fn, output_fn, jacobian, seed)
+    if progress is not None and not callable(progress):
+        raise InitlabError(f"audit: progress={_short(progress)} is invalid; expected a callable step -> None.")
     limits = thresholds if thresholds is not None else Thresholds()
     if not isinstance(limits, Thresholds):
         raise InitlabError(f"audit: thresholds={thresholds!r} is invalid; expected an initlab.auditing.Thresholds.")
