@@ -97,11 +97,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         report.to_json(args.json)
         written.append(args.json)
-    _print_to_a_reader_who_may_leave(report, written)
+    _print_report(report, written)
     return 0 if report.healthy else 1
 
 
-def _print_to_a_reader_who_may_leave(report: Any, written: list[str]) -> None:
+def _print_report(report: Any, written: list[str]) -> None:
     """The terminal report; if the reader closes the pipe (``| head``), stop printing without
     an error (standard output then points at the null device, so nothing is written at exit)."""
     from initlab.report.audit_terminal import render_audit

@@ -151,10 +151,16 @@ def _estimate_strip(axes: Any, stats: Any, ritz: np.ndarray) -> None:
     mean, error = stats.mean_squared_singular_value, stats.mean_squared_singular_value_error
     if mean > 0:
         low, high = math.sqrt(max(mean - 2 * error, 0.0)), math.sqrt(mean + 2 * error)
-        axes.axvspan(max(low, math.sqrt(mean) / 10), high, color="#dd8452", alpha=0.3, label="rms sigma ± 2 std. errors")
+        axes.axvspan(
+            max(low, math.sqrt(mean) / 10), high, color="#dd8452", alpha=0.3, label="rms sigma ± 2 std. errors"
+        )
         axes.axvline(math.sqrt(mean), color="#dd8452", lw=2, label="rms sigma (estimate)")
     for position, value in enumerate(ritz):
-        axes.axvline(value, color="#4c72b0", lw=1.5, label="Ritz values (largest: a lower bound of max sigma)"
-                     if position == 0 else None)
+        axes.axvline(
+            value,
+            color="#4c72b0",
+            lw=1.5,
+            label="Ritz values (largest: a lower bound of max sigma)" if position == 0 else None,
+        )
     axes.set_yticks([])
     axes.set(title=f"Jacobian spectrum (estimated, {stats.method}, {stats.samples} samples)")
