@@ -180,3 +180,23 @@ def test_a_transformers_resnet_costs_the_same_bounded_passes(monkeypatch):
     report = initlab.audit(model, torch.randn(4, 3, 32, 32), output_fn=lambda out: out.pooler_output)
     assert report.jacobian is not None and report.jacobian.method == "lanczos"
     assert (counted.forwards, counted.backwards) == (2, BACKWARD_BUDGET)
+
+
+def test_a_backward_pass_written_outside_autograd_is_not_taken_for_a_zero_jacobian():
+    class UntrackedBackward(torch.autograd.Function):
+        """y = 3 x, whose backward computes through numpy: autograd cannot differentiate it."""
+
+        @staticmethod
+        def forward(ctx, x):
+            return 3 * x
+
+        @staticmethod
+        def backward(ctx, gradient):
+            return torch.from_numpy(3 * gradient.detach().numpy())
+
+    x = torch.randn(32, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    stats = jacobian_module.jacobian_spectrum(lambda inputs: UntrackedBackward.apply(inputs).repeat(1, 2), x)
+    # J = [3 I; 3 I] per sample: every singular value is sqrt(18)
+    assert stats.method == "hutchinson" and stats.max_singular_value <= math.sqrt(18) * (1 + 1e-12)
+    error = stats.mean_squared_singular_value_error
+    assert 0 < error < 1 and abs(stats.mean_squared_singular_value - 18.0) <= 3 * error  # not 0

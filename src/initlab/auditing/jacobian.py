@@ -247,8 +247,10 @@ def _lanczos_stats(
     """Lanczos on ``J^T J`` with products from one forward pass (double backward for ``J v``)."""
     dummy = torch.zeros_like(output, requires_grad=True)
     (transpose_product,) = torch.autograd.grad(output, inputs, dummy, create_graph=True, allow_unused=True)
-    if transpose_product is None or not transpose_product.requires_grad:
+    if transpose_product is None:  # the output does not depend on the input
         return _constant(inputs, output)
+    if not transpose_product.requires_grad:  # a backward pass autograd cannot differentiate (untracked code)
+        raise RuntimeError("no double backward: the vector-Jacobian product does not depend on the vector")
 
     steps = min(LANCZOS_STEPS, inputs.numel())
     done = [0]
