@@ -73,6 +73,8 @@ def _meta_linear() -> nn.Module:
      r"^audit: batch \(shape \(8, 5\)\) is a torch.sparse_csr tensor"),
 ])
 @pytest.mark.parametrize("jacobian", [False, True])
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors:UserWarning")
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta:UserWarning")
 def test_inputs_the_audit_cannot_measure_are_named_errors(model, data, message, jacobian):
     module, inputs = model(), data()
     before = [t.detach().clone() for t in model_tensors(module)] if not _meta(module) else []
@@ -88,6 +90,7 @@ def _meta(module: nn.Module) -> bool:
     return any(t.is_meta for t in model_tensors(module))
 
 
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors:UserWarning")
 def test_the_command_line_says_the_same_with_exit_status_2(tmp_path, capsys):
     from initlab.cli import main
 
