@@ -314,6 +314,7 @@ def test_modules_outside_the_model_are_not_recorded():
     ({"target": torch.zeros(8)}, r"target was given without loss_fn"),
     ({"loss_fn": nn.functional.mse_loss}, r"loss_fn was given without target"),
     ({"jacobian": "yes"}, r"jacobian='yes' is invalid"),
+    ({"progress": "bar"}, r"audit: progress='bar' is invalid; expected a callable step -> None\."),
     ({"seed": 1.5}, r"seed=1.5 is invalid"),
     ({"output_fn": 3}, r"output_fn=3 is invalid"),
 ])

@@ -12,3 +12,12 @@ def test_a_model_class_name_with_markup_prints_as_written(capsys):
     report = initlab.audit(model, torch.randn(8, 4), jacobian=False)
     print_audit(report, width=200)
     assert "initlab audit: [/] on a batch of shape (8, 4)" in capsys.readouterr().out
+
+
+def test_histogram_labels_keep_the_start_and_the_end_of_long_layer_names():
+    from initlab.report.audit_figures import LABEL_CHARACTERS, histogram_label
+
+    assert histogram_label(3, "encoder.fc") == "3 encoder.fc"
+    label = histogram_label(12, "encoder_block_number_29.projection")
+    assert len(label) == LABEL_CHARACTERS and label.startswith("12 encoder_") and label.endswith("_29.projection")
+    assert "…" in label

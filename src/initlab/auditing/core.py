@@ -22,7 +22,7 @@ from torch import nn
 
 from initlab.auditing import jacobian as jacobian_module
 from initlab.auditing.capture import NORMALIZING, Capture, Record, first_tensor, rows
-from initlab.auditing.result import AuditReport, LayerReport
+from initlab.auditing.result import AuditReport, Finding, LayerReport
 from initlab.auditing.state import preserved
 from initlab.auditing.statistics import non_finite_count, norm_and_std, tensor_std, vector_norm
 from initlab.auditing.theory_overlay import PASS_THROUGH, MLPLayer, plain_mlp_activation, predict
@@ -42,6 +42,7 @@ def audit(
     output_fn: Callable[[Any], torch.Tensor] | None = None,
     seed: int = 0,
     thresholds: Thresholds | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> AuditReport:
     """Check a model's initialization on a real batch, layer by layer, before training.
 
@@ -69,13 +70,21 @@ def audit(
             tuples/lists default to their first tensor).
         seed: seed of the random cotangent, of dropout during the audit and of the Lanczos vectors.
         thresholds: verdict thresholds (default :class:`~initlab.auditing.thresholds.Thresholds`).
+        progress: called with a short description of each step as it starts (the command
+            line draws it on a terminal).
+
+    Cost: two forward passes of the model (statistics, Jacobian) and at most eight backward
+    passes (one for the statistics, one building the Jacobian's graph, at most six
+    Jacobian-vector products, see :mod:`initlab.auditing.jacobian`), whatever the model's
+    size: in time, at most about ten forward+backward passes (``benchmarks/bench_audit.py``).
 
     Returns:
         An :class:`~initlab.auditing.result.AuditReport`.
 
     Raises:
         InitlabError: a model that is not an ``nn.Module``, a batch that is not a tensor
-            (or tuple/dict of tensors), a batch with NaN/inf, only one of ``target`` and
+            (or tuple/dict of tensors), an empty, sparse or meta batch, a model with meta
+            parameters, a batch with NaN/inf, an output with no values, only one of ``target`` and
             ``loss_fn``, a loss that is not a scalar, an output that is not a floating
             tensor; or the model (the message repeats the batch's shape), ``loss_fn``,
             ``output_fn`` or the backward pass raised: the InitlabError is chained to that
@@ -86,13 +95,17 @@ def audit(
         >>> report.verdict, report.fixes  # doctest: +SKIP
     """
     _check_arguments(model, batch, target, loss_fn, output_fn, jacobian, seed)
+    if progress is not None and not callable(progress):
+        raise InitlabError(f"audit: progress={_short(progress)} is invalid; expected a callable step -> None.")
     limits = thresholds if thresholds is not None else Thresholds()
     if not isinstance(limits, Thresholds):
         raise InitlabError(f"audit: thresholds={thresholds!r} is invalid; expected an initlab.auditing.Thresholds.")
     notes: list[str] = []
+    step = progress if progress is not None else _silent
     with preserved(model, seed), torch.inference_mode(False), torch.enable_grad():
+        step("forward and backward pass with hooks")
         backward, layers, theory = _statistics(model, batch, target, loss_fn, output_fn, seed, limits, notes)
-        spectrum = _jacobian(model, batch, output_fn, seed, notes) if jacobian else None
+        spectrum = _jacobian(model, batch, output_fn, seed, notes, step) if jacobian else None
     return AuditReport(
         model=type(model).__name__,
         batch_shape=list(_first_shape(batch)),
@@ -104,6 +117,10 @@ def audit(
         thresholds=limits.to_dict(),
         notes=notes,
     )
+
+
+def _silent(_step: str) -> None:
+    """No progress display."""
 
 
 def _statistics(
@@ -129,6 +146,7 @@ def _statistics(
         gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes, capture)
     layers = _layers(capture.records, leaves, gradients)
     assess(layers, limits)
+    _check_final_output(selected, layers)
     theory = _theory(layers, capture.records, batch, notes)
     return gradients.kind, layers, theory
 
@@ -156,9 +174,37 @@ def _first_shape(batch: Any) -> tuple[int, ...]:
     return tuple(_tensors_of(batch)[0][1].shape)
 
 
+def _check_tensors(model: nn.Module, batch: Any) -> None:
+    """Dense, non-empty batch tensors with values; a model whose tensors have values."""
+    meta = next((name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta), None)
+    if meta is not None:
+        raise InitlabError(
+            f"audit: model parameter or buffer '{meta}' is on the meta device (it has a shape but no values); "
+            "expected a model with values to audit: materialise it first (model.to_empty(device='cpu'), "
+            "then initialise it, e.g. initlab.init_(model, 'auto'))."
+        )
+    for name, tensor in _tensors_of(batch):
+        if tensor.is_meta:
+            raise InitlabError(
+                f"audit: {name} (shape {tuple(tensor.shape)}) is on the meta device (no values); expected a batch "
+                "with values, e.g. torch.randn(...) on the model's device."
+            )
+        if tensor.layout != torch.strided:
+            raise InitlabError(
+                f"audit: {name} (shape {tuple(tensor.shape)}) is a {tensor.layout} tensor; expected a dense tensor "
+                f"(the audit measures every value): pass {name}.to_dense()."
+            )
+        if tensor.ndim == 0 or tensor.shape[0] == 0 or tensor.numel() == 0:
+            raise InitlabError(
+                f"audit: {name} (shape {tuple(tensor.shape)}) is empty; expected a batch whose first dimension "
+                "indexes at least one sample, each with at least one value (e.g. shape (32, 40))."
+            )
+
+
 def _check_arguments(model, batch, target, loss_fn, output_fn, jacobian, seed) -> None:
     if not isinstance(model, nn.Module):
         raise InitlabError(f"audit: model={_short(model)} is invalid; expected a torch.nn.Module.")
+    _check_tensors(model, batch)
     for name, tensor in _tensors_of(batch):
         if tensor.is_floating_point() or tensor.is_complex():
             bad = non_finite_count(tensor)
@@ -249,6 +295,11 @@ def _select_output(output: Any, output_fn: Callable | None) -> torch.Tensor:
             f"audit: the audited output is {type(selected).__name__} "
             f"{getattr(selected, 'dtype', '')}; expected a floating-point tensor; {hint}."
         )
+    if selected.numel() == 0:
+        raise InitlabError(
+            f"audit: the audited output has shape {tuple(selected.shape)}: no values to audit; expected an output "
+            "with at least one value per sample (does a layer have 0 output features?)."
+        )
     return selected
 
 
@@ -325,6 +376,30 @@ def _backward(
     if leaves and grads[len(parameters)] is not None:
         result.input_norm = vector_norm(grads[len(parameters)])
     return result
+
+
+def _check_final_output(output: torch.Tensor, layers: list[LayerReport]) -> None:
+    """A NaN/inf in the audited output that no layer produced (code after the last recorded
+    module, e.g. ``torch.log(self.head(x) - 100)``) is a ``non_finite`` finding at the last layer."""
+    count = non_finite_count(output)
+    if not count or not layers or any(f.kind == "non_finite" for layer in layers for f in layer.findings):
+        return
+    last = layers[-1]
+    last.findings.append(
+        Finding(
+            kind="non_finite",
+            layer=last.index,
+            layer_name=last.name,
+            direction="forward",
+            rule=f"non_finite_model_output={count} > 0",
+            value=float(count),
+            threshold=0.0,
+            message=f"the model's output holds {count} NaN/inf values of {output.numel()}, produced after the last "
+            f"layer ('{last.name}', whose output is finite) by the code of forward",
+            fix="check the operations applied after that layer in forward (log/sqrt/division/exp) and the range "
+            "of their inputs",
+        )
+    )
 
 
 # --------------------------------------------------------------------------- layers
@@ -430,7 +505,9 @@ def _theory(layers: list[LayerReport], records: list[Record], batch: Any, notes:
     return None
 
 
-def _jacobian(model: nn.Module, batch: Any, output_fn: Callable | None, seed: int, notes: list[str]):
+def _jacobian(
+    model: nn.Module, batch: Any, output_fn: Callable | None, seed: int, notes: list[str], step: Callable[[str], None]
+):
     if not isinstance(batch, torch.Tensor) or not batch.is_floating_point():
         notes.append("Jacobian skipped: it needs a single floating-point tensor batch")
         return None
@@ -439,14 +516,9 @@ def _jacobian(model: nn.Module, batch: Any, output_fn: Callable | None, seed: in
         return _select_output(model(inputs), output_fn)
 
     try:
-        probe = forward(batch.detach())
-        if probe.ndim == 0 or probe.shape[0] != batch.shape[0]:
-            notes.append(
-                f"Jacobian skipped: the output's first dimension ({tuple(probe.shape)}) does not index "
-                f"the batch's samples ({tuple(batch.shape)})"
-            )
-            return None
-        return jacobian_module.jacobian_spectrum(forward, batch, seed=seed)
+        return jacobian_module.jacobian_spectrum(forward, batch, seed=seed, progress=step)
+    except jacobian_module.NotPerSample as error:
+        notes.append(f"Jacobian skipped: {error}")
     except RuntimeError as error:
         notes.append(f"Jacobian skipped: {type(error).__name__}: {error}")
-        return None
+    return None

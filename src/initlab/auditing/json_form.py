@@ -4,18 +4,20 @@
 This module turns the report's plain-data form (``AuditReport.to_dict()``) into strict JSON
 text and back; it knows nothing of the report classes.
 
-Schema, version 1 (``schema_version: 1``). Numbers are floats unless noted; a figure
+Schema, version 2 (``schema_version: 2``; version 2 estimates the Jacobian of the whole batch
+at a bounded cost, adds ``products`` and ``mean_squared_singular_value_error``, and ``init``). Numbers are floats unless noted; a figure
 that does not apply is ``null``; non-finite floats are written as the strings
 ``"nan"``, ``"inf"`` and ``"-inf"`` (JSON has no literal for them).
 
 .. code-block:: text
 
     {
-      "schema_version": 1,                    int; bumped on any breaking change
+      "schema_version": 2,                    int; bumped on any breaking change
       "model": str,                           class name of the model
       "batch_shape": [int, ...],
       "backward": "loss" | "random_cotangent",
       "seed": int,
+      "init": str|null,                       what initialised the model (the command's --init)
       "verdict": "healthy" | kind,            most specific kind found (see thresholds)
       "healthy": bool,
       "fixes": [str, ...],                    one sentence per kind found
@@ -33,10 +35,12 @@ that does not apply is ``null``; non-finite floats are written as the strings
           "findings": [{"kind", "layer": int, "layer_name", "direction": "forward"|"backward",
                         "rule": str, "value", "threshold", "message": str, "fix": str}],
           "verdict": str }],
-      "jacobian": null | {"method": "exact"|"lanczos", "samples": int, "input_dim": int,
-          "output_dim": int, "singular_values": [[...] per sample],
-          "mean_squared_singular_value", "squared_singular_value_variance",
-          "max_singular_value", "min_singular_value"|null},
+      "jacobian": null | {"method": "exact"|"lanczos"|"hutchinson", "samples": int (batch size),
+          "input_dim": int, "output_dim": int, "products": int (Jacobian-vector products spent),
+          "singular_values": [[...] per sample (exact) | one row of Ritz values (lanczos) | none],
+          "mean_squared_singular_value", "mean_squared_singular_value_error" (standard error; 0 exact),
+          "squared_singular_value_variance"|null, "max_singular_value" (a lower bound unless exact),
+          "min_singular_value"|null},
       "theory": null | {"activation": str, "layers": [int], "sigma_w2": [...], "sigma_b2": [...],
           "q_input", "predicted_q": [...], "measured_q": [...]}
     }
@@ -54,7 +58,7 @@ from typing import Any
 
 from initlab.errors import InitlabError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the JSON form; bumped on any breaking change."""
 
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -76,6 +80,7 @@ _TEXT_KEYS = frozenset(
         "message",
         "fix",
         "method",
+        "init",
     }
 )
 """Keys whose string values are text, never an encoded non-finite float."""

@@ -160,6 +160,9 @@ class AuditReport:
         theory: mean-field overlay for a plain MLP, or None.
         thresholds: the thresholds used (see :mod:`initlab.auditing.thresholds`).
         notes: what was skipped and why, and other remarks.
+        init: what initialised the model before the audit, when known: the command's
+            ``--init`` (``"auto"``, a scheme such as ``"he_normal"``) or ``"model's own"``;
+            None when not recorded (the Python API).
         schema_version: version of the JSON form.
     """
 
@@ -172,6 +175,7 @@ class AuditReport:
     theory: TheoryOverlay | None
     thresholds: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    init: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -219,6 +223,7 @@ class AuditReport:
             "batch_shape": list(self.batch_shape),
             "backward": self.backward,
             "seed": self.seed,
+            "init": self.init,
             "verdict": self.verdict,
             "healthy": self.healthy,
             "fixes": self.fixes,
@@ -242,6 +247,7 @@ class AuditReport:
             theory=None if data["theory"] is None else TheoryOverlay.from_dict(data["theory"]),
             thresholds=dict(data["thresholds"]),
             notes=list(data["notes"]),
+            init=data["init"],
             schema_version=data["schema_version"],
         )
 

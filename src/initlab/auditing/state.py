@@ -70,6 +70,24 @@ def _global_random_states_kept() -> Iterator[None]:
 
 
 @contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the body with the global random generators seeded from ``seed`` (torch's CPU and CUDA
+    generators, Python's ``random``, numpy's legacy global generator: ``seed mod 2**32``), then
+    put their states back: the caller's random streams continue as if the body had not run.
+    A model factory called inside builds the same model for the same seed."""
+    with _global_random_states_kept(), torch.random.fork_rng(devices=_cuda_devices_available()):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        yield
+
+
+def _cuda_devices_available() -> list[int]:
+    """Every CUDA device when CUDA is initialised (a factory may draw there), else none."""
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+
+
+@contextmanager
 def preserved(model: nn.Module, seed: int) -> Iterator[None]:
     """Run the body, then put ``model`` and the global random states back bit for bit (see
     the module docstring)."""

@@ -1,12 +1,20 @@
 """``initlab audit FILE.py:factory --input-shape 32,40 [--init SCHEME|auto] [--seed S] [--html F] [--json F]``.
 
 The file is executed as a module, ``factory()`` (no arguments) must return an
-``nn.Module``; the batch is standard normal of the given shape from the
-``initlab.random`` stream ``(seed, "audit.batch")``. ``--init`` first initialises the
+``nn.Module``; it runs with the global random generators (torch, ``random``, numpy) seeded
+with ``--seed`` and restored afterwards, so the same command builds the same model. The
+batch is standard normal of the given shape from the ``initlab.random`` stream
+``(seed, "audit.batch")``, and the audit itself is seeded with ``--seed``: the same command
+gives the same report, byte for byte (on the same machine and thread count). ``--init`` first initialises the
 model through :func:`initlab.nn.init_`: ``auto`` with the auto plan (the activations
 actually used, found by running the batch), or ``SCHEME[:key=value,...]`` (e.g.
 ``he_normal``, ``normal:std=0.01``) for the weights of every Linear/Conv/ConvTranspose
 layer, zero biases, and the auto plan for the other parameters.
+
+The reports are written before anything is printed. A reader that stops reading the
+terminal output (``| head -1``) ends the printing quietly; the exit status is still the
+verdict's. Progress is shown on standard error when it is a terminal and the audit runs
+longer than a second.
 
 Exit status: 0 healthy, 1 any unhealthy verdict (a CI gate), 2 bad usage.
 """
@@ -14,6 +22,8 @@ Exit status: 0 healthy, 1 any unhealthy verdict (a CI gate), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
 
 import torch
@@ -68,22 +78,43 @@ def initialise(model: nn.Module, spec: str, seed: int, batch: torch.Tensor) -> N
 def run(args: argparse.Namespace) -> int:
     """The ``initlab audit`` handler; returns the exit status."""
     from initlab.auditing import audit
+    from initlab.auditing.state import seeded
     from initlab.random import Stream, normal_
-    from initlab.report.audit_terminal import print_audit
+    from initlab.report.audit_progress import audit_progress
 
-    model = load_factory(args.model, WHERE)
     batch = normal_(torch.empty(parse_shape(args.input_shape, WHERE)), Stream(args.seed, "audit.batch"))
-    if args.init:
-        initialise(model, args.init, args.seed, batch)
-    report = audit(model, batch, seed=args.seed, jacobian=not args.no_jacobian)
-    print_audit(report)
+    with seeded(args.seed):
+        model = load_factory(args.model, WHERE)
+        if args.init:
+            initialise(model, args.init, args.seed, batch)
+    with audit_progress(sys.stderr) as progress:
+        report = audit(model, batch, seed=args.seed, jacobian=not args.no_jacobian, progress=progress)
+    report.init = args.init or "model's own"
+    written = []
     if args.html:
         report.to_html(args.html)
-        print(f"wrote {args.html}")
+        written.append(args.html)
     if args.json:
         report.to_json(args.json)
-        print(f"wrote {args.json}")
+        written.append(args.json)
+    _print_report(report, written)
     return 0 if report.healthy else 1
+
+
+def _print_report(report: Any, written: list[str]) -> None:
+    """The terminal report; if the reader closes the pipe (``| head``), stop printing without
+    an error (standard output then points at the null device, so nothing is written at exit)."""
+    from initlab.report.audit_terminal import render_audit
+
+    try:
+        sys.stdout.write(render_audit(report, terminal=sys.stdout.isatty()))
+        for path in written:
+            sys.stdout.write(f"wrote {path}\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

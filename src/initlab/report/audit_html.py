@@ -26,12 +26,31 @@ _CSS = (
 )
 
 
+BACKWARD_TEXT = {
+    "loss": "gradients back-propagated from the loss",
+    "random_cotangent": "gradients back-propagated from random unit-variance values at the output (no loss given)",
+}
+"""The backward pass's origin in plain words."""
+
+
+def init_text(init: str | None) -> str:
+    """Which initialisation the audited model had, in plain words."""
+    if init is None:
+        return "as given to initlab.audit (not recorded)"
+    if init == "model's own":
+        return "the model's own (no --init)"
+    if init == "auto":
+        return "--init auto (initlab's auto plan, from the activations the batch reached)"
+    return f"--init {init} (the weights of every Linear/Conv layer; zero biases; the auto plan elsewhere)"
+
+
 def _summary_html(report: Any) -> str:
     colour = VERDICT_COLOURS.get(report.verdict, "#000")
     lines = [f'<p class="verdict" style="color: {colour}">overall: {escape(report.verdict)}</p>']
     lines.append(
         f'<p class="muted">model {escape(report.model)}, batch shape {escape(tuple(report.batch_shape))}, '
-        f"backward from {escape(report.backward.replace('_', ' '))}, seed {escape(report.seed)}</p>"
+        f"seed {escape(report.seed)}; initialisation: {escape(init_text(report.init))}; "
+        f"{escape(BACKWARD_TEXT.get(report.backward, report.backward))}</p>"
     )
     if report.fixes:
         lines.append("<ul>" + "".join(f"<li>{escape(fix)}</li>" for fix in report.fixes) + "</ul>")
@@ -51,18 +70,22 @@ def _jacobian_html(report: Any) -> str:
     stats = report.jacobian
     if stats is None:
         return ""
-    figure = figure_html(
-        audit_figures.jacobian_histogram(report),
-        alt="Jacobian singular values",
-        caption="Singular values of the input-output Jacobian; dynamical isometry puts them near 1.",
-        element_id="figure-jacobian",
-    )
+    figure = ""
+    if any(stats.singular_values):
+        figure = figure_html(
+            audit_figures.jacobian_histogram(report),
+            alt="Jacobian singular values",
+            caption="Singular values (sigma) of the input-output Jacobian; dynamical isometry puts them near 1.",
+            element_id="figure-jacobian",
+        )
+    variance = stats.squared_singular_value_variance
     facts = (
-        f"<p>{escape(stats.method)} on {stats.samples} samples, J is {stats.output_dim} x {stats.input_dim}: "
-        f"mean sigma^2 = {escape(short(stats.mean_squared_singular_value))}, "
-        f"var sigma^2 = {escape(short(stats.squared_singular_value_variance))}, "
-        f"max sigma = {escape(short(stats.max_singular_value))}, "
-        f"min sigma = {escape(short(stats.min_singular_value))}</p>"
+        f"<p>mean sigma^2 = {escape(short(stats.mean_squared_singular_value))}"
+        f"{'' if stats.exact else ' ± ' + escape(short(stats.mean_squared_singular_value_error))}, "
+        f"var sigma^2 = {escape(short(variance))}, "
+        f"max sigma {'=' if stats.exact else '≥'} {escape(short(stats.max_singular_value))}"
+        f"{', min sigma = ' + escape(short(stats.min_singular_value)) if stats.exact else ''}</p>"
+        f'<p class="muted">How: {escape(stats.describe().replace("+/-", "±"))}.</p>'
     )
     return "<h2>Jacobian spectrum</h2>" + facts + figure
 
