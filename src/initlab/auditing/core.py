@@ -133,7 +133,13 @@ def _statistics(
     layers = _layers(capture.records, leaves, gradients)
     figures = propagation(layers, rows(capture.records), gradients.output_norm)
     assess(layers, limits, figures)
-    note = attach_fixes(model, batch, layers, figures)
+    def reaudit(fixed: nn.Module) -> list:
+        return audit(
+            fixed, batch, target=target, loss_fn=loss_fn, jacobian=False, output_fn=output_fn, seed=seed,
+            thresholds=limits,
+        ).findings
+
+    note = attach_fixes(model, batch, layers, figures, reaudit)
     if note is not None:
         notes.append(note)
     theory = _theory(layers, capture.records, batch, notes)
@@ -365,6 +371,10 @@ def _weight_figures(layer: LayerReport, record: Record, gradients: Gradients) ->
         layer.grad_to_weight_ratio = _ratio(layer.weight_grad_norm, layer.weight_norm)
 
 
+_LOST = 1e-30
+"""A reference RMS below this has underflowed (float32 subnormals): ratios to it mean nothing."""
+
+
 def _chains(records: list[Record], leaves: list[torch.Tensor]) -> dict[int, tuple[float, int]]:
     """Per record, the reference of the signal entering it: ``(reference RMS, weight layers since)``.
 
@@ -378,7 +388,7 @@ def _chains(records: list[Record], leaves: list[torch.Tensor]) -> dict[int, tupl
     entering: dict[int, tuple[float, int]] = {}
     for record in records:
         reference, count = after.get(record.source, (None, 0)) if record.source is not None else (None, 0)
-        if reference is not None and reference > 0:
+        if reference is not None and reference > _LOST:
             entering[record.index] = (reference, count)
         if reference is None or resets_reference(record.module):
             after[record.index] = (record.output.rms, 0)

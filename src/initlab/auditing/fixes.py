@@ -18,14 +18,23 @@ Applying a fix is ``initlab.init_(model, example_input=batch, only=finding.fix_p
 write, no initialization can fix the finding, and the fix names what would instead (a norm
 layer, residual connections, data-dependent scaling with ``initlab.lsuv_``).
 
+Every fix is verified before it is given: the audit applies the init fixes and the residual
+scaling to a deep copy of the model and audits the copy (one more forward and backward pass,
+only when there is a definite finding). A finding whose kind is still there afterwards gets
+the advice of what would fix it instead of a re-initialization that would change nothing.
+
 A parameter "differs" when its RMS is not within :data:`TOLERANCE` of the plan's
 (``sqrt(target_std^2 + mean^2)``), or it is not finite.
 """
 
 from __future__ import annotations
 
+import contextvars
+import copy
 import dataclasses
+import fnmatch
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -38,6 +47,9 @@ from initlab.errors import InitlabError
 TOLERANCE = 1.25
 """Factor within which a parameter's RMS counts as the plan's (sampling spread of a few
 hundred values is well inside it; a wrong scheme is a factor sqrt(2) or more off)."""
+
+_VERIFYING = contextvars.ContextVar("initlab_audit_verifying_fix", default=False)
+"""Set while the audit of a fixed copy runs: that audit gives no fixes of its own."""
 
 _ARCHITECTURE = (
     "every parameter concerned already holds what initlab.init_ would write, so no initialization fixes this: "
@@ -159,14 +171,23 @@ def _residual_fix(finding: Finding, figures: Propagation, planned: dict[str, Pla
     )
 
 
-def attach_fixes(model: nn.Module, batch: Any, layers: list[LayerReport], figures: Propagation) -> str | None:
-    """Replace each finding's ``fix`` (its cause) by the cause and what to do (in place).
+def attach_fixes(
+    model: nn.Module,
+    batch: Any,
+    layers: list[LayerReport],
+    figures: Propagation,
+    reaudit: Callable[[nn.Module], list[Finding]] | None = None,
+) -> str | None:
+    """Replace each finding's ``fix`` (its cause) by the cause and what to do (in place), then
+    verify the fixes on a copy of the model with ``reaudit`` (which returns the definite
+    findings of an audit of the copy).
 
     Returns:
-        None, or why the plan could not be read (the findings then keep their cause and a
-        generic advice to run ``initlab.init_``).
+        None, or a note on what could not be done (the plan could not be read: the findings
+        keep their cause and a generic advice; the model could not be copied: the fixes are
+        given unverified).
     """
-    if not any(layer.findings for layer in layers):
+    if _VERIFYING.get() or not any(layer.findings for layer in layers):
         return None
     try:
         planned = plan_of(model, batch)
@@ -188,4 +209,55 @@ def attach_fixes(model: nn.Module, batch: Any, layers: list[LayerReport], figure
             else:
                 fixed.append(_init_fix(finding, _layer_entries(layer, planned)))
         layer.findings[:] = fixed
+    return None if reaudit is None else _verify(model, batch, layers, reaudit)
+
+
+def apply_fix(model: nn.Module, batch: Any, findings: list[Finding]) -> None:
+    """Apply the fixes of ``findings`` to ``model``: ``initlab.init_`` on their ``fix_params``,
+    with the residual scaling of ``fix_residual`` where they give one."""
+    from initlab.nn.apply import init_
+    from initlab.nn.residual import Residual
+
+    plain: set[str] = set()
+    for finding in findings:
+        for glob in finding.fix_residual:
+            names = [name for name in finding.fix_params if fnmatch.fnmatchcase(name.rpartition(".")[0], glob)]
+            init_(model, example_input=batch, only=names, residual=Residual(glob, n_branches=finding.fix_branches))
+        if not finding.fix_residual:
+            plain.update(finding.fix_params)
+    if plain:
+        init_(model, example_input=batch, only=sorted(plain))
+
+
+def _verify(model: nn.Module, batch: Any, layers: list[LayerReport], reaudit: Callable) -> str | None:
+    """Audit a copy of the model with every fix applied; a finding whose kind remains is told
+    what would fix it instead (see the module docstring)."""
+    definite = [f for layer in layers for f in layer.findings if not f.borderline and f.fix_params]
+    if not definite:
+        return None
+    try:
+        fixed_copy = copy.deepcopy(model)
+    except Exception as error:  # a module that cannot be copied: the fixes stay unverified
+        return f"fixes not verified: the model could not be copied ({type(error).__name__}: {error})"
+    token = _VERIFYING.set(True)
+    try:
+        with torch.no_grad():
+            apply_fix(fixed_copy, batch, definite)
+        remaining = {finding.kind for finding in reaudit(fixed_copy)}
+    finally:
+        _VERIFYING.reset(token)
+    for layer in layers:
+        layer.findings[:] = [
+            _unfixable(f, len(f.fix_params)) if not f.borderline and f.fix_params and f.kind in remaining else f
+            for f in layer.findings
+        ]
     return None
+
+
+def _unfixable(finding: Finding, count: int) -> Finding:
+    cause = finding.fix.partition("; ")[0]
+    text = (
+        f"{cause}; re-initialising as initlab.init_ does ({count} parameters) does not fix it (the audit of the "
+        f"re-initialised copy still finds it): {_REMEDY[finding.kind]}"
+    )
+    return dataclasses.replace(finding, fix=text, fix_params=[], fix_residual=[], fix_branches=None)

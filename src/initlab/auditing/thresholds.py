@@ -104,9 +104,9 @@ class Thresholds:
     vanishing_ratio: float = 1e-3
     exploding_ratio: float = 1e3
     layer_gain_max: float = 10.0
-    stream_growth_max: float = 4.0
+    stream_growth_max: float = 6.0
     borderline_factor: float = 2.0
-    depth_trend_max: float = 1.25
+    depth_trend_max: float = 1.33
     saturation_margin: float = 0.005
     saturated_fraction_max: float = 0.2
     dead_fraction_max: float = 0.5

@@ -150,9 +150,10 @@ def saturated(layer: LayerReport, limits: Thresholds) -> Finding | None:
 def exploding_layer(layer: LayerReport, limits: Thresholds) -> Finding | None:
     """A weight layer that multiplies the RMS of its input by more than ``layer_gain_max`` and
     whose output's RMS is beyond ``layer_gain_max`` x the reference of its input (the batch's
-    scale when that reference is unknown)."""
+    scale when that reference is unknown). A layer ending in a bounded activation (a gate) is
+    judged by the saturation rule instead."""
     value = layer.gain
-    if not layer.carries_weights or value is None or not math.isfinite(value):
+    if not layer.carries_weights or value is None or not math.isfinite(value) or layer.saturated_fraction is not None:
         return None
     reference = layer.input_rms / layer.signal_ratio if layer.signal_ratio and layer.input_rms else 1.0
     size = layer.output.rms / reference
