@@ -237,7 +237,7 @@ def unhealthy_cases() -> list[Case]:
         _plain("linear-with-he-30", "exploding", _mlp(30, 128, nn.Identity, he), _rows),
         _plain("torch-default-tanh-mlp-20", "vanishing", _mlp(20, 128, nn.Tanh, _default_init, keep_bias=True), _rows),
         _plain("torch-default-sigmoid-mlp-20", "vanishing", _mlp(20, 128, nn.Sigmoid, _default_init, keep_bias=True), _rows),
-        _plain("deep-preln-transformer-unscaled", "exploding", lambda: PreLNEncoder(80), _tokens, auto=True),
+        _plain("deep-preln-transformer-unscaled", "exploding", lambda: PreLNEncoder(100), _tokens, auto=True),
         _plain("dead-relu-layer", "dead", _mlp(6, 128, nn.ReLU, he), _rows, setup=_fill("6.bias", (...,), -10.0)),
         _plain("dead-relu-after-batchnorm", "dead", M.ConvNet, lambda s: _images(s, size=16),
                setup=_fill("features.1.bias", (...,), -5.0)),

@@ -7,12 +7,14 @@ import re
 
 import pytest
 import torch
-
-from initlab.auditing import audit
 from labelled_cases import apply_fixes, cases, healthy_cases, unhealthy_cases
 
+from initlab.auditing import audit
+
 NEAR = {"whisper-ref": "its encoder is reached only through cross-attention with std-0.02 weights: "
-                       "the input gradient is 3e-4 of the output's, a mild per-layer trend (borderline)"}
+                       "the input gradient is 3e-4 of the output's, a mild per-layer trend (borderline)",
+        "t5-auto": "the auto plan gives T5's tied embedding the readout's small std, so its residual streams "
+                   "start small and grow x2.8 over two blocks (borderline)"}
 """Healthy cases whose figures sit near a threshold: a warning, exit status 0."""
 
 REMEDY = re.compile(r"normalization layer|residual|lsuv|leaky|random weights|check this layer")
@@ -81,7 +83,7 @@ def test_a_deep_pre_ln_stack_is_told_to_scale_its_residual_branches():
     finding = report.first("exploding")
     assert finding.rule.startswith("stream_growth")
     assert sorted(finding.fix_residual) == ["encoder.layers.*.linear2", "encoder.layers.*.self_attn.out_proj"]
-    assert finding.fix_branches == 160
+    assert finding.fix_branches == 200
 
 
 STABILITY = ("torch-default-tanh-mlp-20", "relu-with-glorot-30", "mlp-tanh-glorot-20", "gpt2-ref", "whisper-ref",

@@ -174,14 +174,14 @@ def streams(layers: list[LayerReport], grouped: list[list[Record]]) -> list[Stre
     found: dict[str, list[tuple[LayerReport, Record]]] = {}
     for layer, row in zip(layers, grouped):
         base = row[0]
-        if not is_norm(base.module) or base.input_rms is None or not base.input_rms > 0:
+        if base.module is None or not is_norm(base.module) or base.input_rms is None or not base.input_rms > 0:
             continue
         source = by_index.get(base.source) if base.source is not None and base.source >= 0 else None
         if source is not None and carries_weights(source.module):
             continue
-        stack = _stack_of(base.name)
-        if stack is not None:
-            found.setdefault(stack[0], []).append((layer, base))
+        place = _stack_of(base.name)
+        if place is not None:
+            found.setdefault(place[0], []).append((layer, base))
     result = []
     for stack, reads in found.items():
         blocks = len({_stack_of(record.name)[1] for _, record in reads})  # type: ignore[index]
@@ -213,8 +213,9 @@ def _branch_ends(stream: Stream, grouped: list[list[Record]]) -> None:
             current = readers[current.index][0]
         if readers.get(current.index):
             continue
-        name = record.name
-        module = record.module
+        name, module = record.name, record.module
+        if module is None:
+            continue
         if isinstance(module, nn.MultiheadAttention):
             name, module = f"{name}.out_proj", module.out_proj
         if name not in ends:

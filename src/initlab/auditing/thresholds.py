@@ -104,7 +104,7 @@ class Thresholds:
     vanishing_ratio: float = 1e-3
     exploding_ratio: float = 1e3
     layer_gain_max: float = 10.0
-    stream_growth_max: float = 6.0
+    stream_growth_max: float = 5.0
     borderline_factor: float = 2.0
     depth_trend_max: float = 1.33
     saturation_margin: float = 0.005
