@@ -31,20 +31,25 @@ def test_the_suite_has_at_least_40_cases_of_both_kinds():
     assert len({case.name for case in cases()}) == len(cases())
 
 
-@pytest.mark.parametrize("case", cases(), ids=lambda case: case.name)
-def test_each_case_gets_its_expected_verdict(case):
+@pytest.mark.parametrize("case", healthy_cases(), ids=lambda case: case.name)
+def test_each_healthy_case_is_healthy(case):
     _, _, _, report = _audit(case)
     if case.name in NEAR:
         assert report.verdict == "borderline" and report.healthy, report.fixes
         assert any(line.startswith("borderline ") for line in report.fixes)
         return
-    assert report.verdict == case.expected, report.fixes
-    assert report.healthy == (case.expected == "healthy")
+    assert report.verdict == "healthy" and report.healthy, report.fixes
 
 
 @pytest.mark.parametrize("case", unhealthy_cases(), ids=lambda case: case.name)
-def test_every_fix_the_audit_gives_fixes_its_finding(case):
+def test_each_unhealthy_case_gets_its_verdict_and_every_fix_given_fixes_it(case):
     model, batch, output_fn, report = _audit(case)
+    assert report.verdict == case.expected and not report.healthy, report.fixes
+    if case.name == "deep-preln-transformer-unscaled":  # the fix is residual scaling of the branch ends
+        finding = report.first("exploding")
+        assert finding.rule.startswith("stream_growth")
+        assert sorted(finding.fix_residual) == ["encoder.layers.*.linear2", "encoder.layers.*.self_attn.out_proj"]
+        assert finding.fix_branches == 200
     applied = apply_fixes(model, batch, report)
     if applied == 0:
         # no initialization fixes it: the advice names what would
@@ -77,17 +82,8 @@ def test_depth_without_a_remedy_by_init_names_the_architecture_fix():
     assert finding.fix_params == [] and "normalization layer" in finding.fix and "lsuv" in finding.fix
 
 
-def test_a_deep_pre_ln_stack_is_told_to_scale_its_residual_branches():
-    case = next(case for case in unhealthy_cases() if case.name == "deep-preln-transformer-unscaled")
-    _, _, _, report = _audit(case)
-    finding = report.first("exploding")
-    assert finding.rule.startswith("stream_growth")
-    assert sorted(finding.fix_residual) == ["encoder.layers.*.linear2", "encoder.layers.*.self_attn.out_proj"]
-    assert finding.fix_branches == 200
-
-
-STABILITY = ("torch-default-tanh-mlp-20", "relu-with-glorot-30", "mlp-tanh-glorot-20", "gpt2-ref", "whisper-ref",
-             "torch-se-convnet-auto", "dead-relu-layer")
+STABILITY = ("torch-default-tanh-mlp-20", "mlp-tanh-glorot-20", "gpt2-ref", "whisper-ref")
+"""Cases with a figure nearest a threshold (every case, 5 seeds x 2 thread counts: bench_audit_accuracy.py)."""
 
 
 @pytest.mark.parametrize("name", STABILITY)
@@ -98,7 +94,7 @@ def test_verdicts_do_not_move_with_the_batch_seed_or_the_thread_count(name):
     try:
         for count in (1, 2):
             torch.set_num_threads(count)
-            for seed in (0, 1, 2):
+            for seed in (0, 1):
                 verdicts.add(_audit(case, seed)[3].verdict)
     finally:
         torch.set_num_threads(threads)
