@@ -116,3 +116,32 @@ def test_nan_inside_the_model_is_a_finding_at_the_first_layer_where_it_appears()
     finding = report.first("non_finite")
     assert finding.layer_name == "2" and finding.direction == "forward"
     assert len([f for f in report.findings if f.kind == "non_finite"]) == 1
+
+
+def test_a_figure_near_its_threshold_is_borderline_a_warning_not_a_verdict():
+    from initlab.auditing import Thresholds
+
+    model = mlp(10, 256, nn.ReLU, scheme_init(initlab.he_normal()))
+    with torch.no_grad():
+        model[8].weight.mul_(100)
+    # gain ~100 against layer_gain_max=60: within the factor 2 of the threshold on either side
+    report = audit(model, batch(), jacobian=False, thresholds=Thresholds(layer_gain_max=60.0))
+    assert report.verdict == "borderline" and report.healthy and report.findings == []
+    near = report.borderline[0]
+    assert near.kind == "exploding" and near.borderline and near.layer_name == "8"
+    assert report.layer("8").verdict == "borderline"
+    assert report.fixes[-1].startswith("borderline exploding (signal_gain=")
+    # beyond the factor: definite
+    definite = audit(model, batch(), jacobian=False, thresholds=Thresholds(layer_gain_max=40.0))
+    assert definite.verdict == "exploding" and not definite.healthy
+
+
+def test_thresholds_bands_are_symmetric_around_the_threshold():
+    from initlab.auditing import Thresholds
+
+    limits = Thresholds()
+    assert [limits.above(v, 10.0) for v in (4.9, 5.1, 19.9, 20.1)] == [None, "borderline", "borderline", "definite"]
+    assert [limits.below(v, 1e-3) for v in (2.1e-3, 1.9e-3, 5.1e-4, 4.9e-4)] == [None, "borderline", "borderline",
+                                                                                  "definite"]
+    assert [limits.fraction_above(v, 0.5) for v in (0.39, 0.41, 0.59, 0.61)] == [None, "borderline", "borderline",
+                                                                                 "definite"]

@@ -146,7 +146,8 @@ def _init_fix(finding: Finding, entries: list[Planned]) -> Finding:
         return dataclasses.replace(finding, fix=f"{finding.fix}; {_ARCHITECTURE}{_REMEDY[finding.kind]}")
     names = [entry.name for entry in differing]
     call = f"initlab.init_(model, example_input=batch, only={names!r})" if len(names) <= 4 else (
-        f"initlab.init_(model, example_input=batch, only=finding.fix_params) ({len(names)} parameters)"
+        f"initlab.init_(model, example_input=batch, only=finding.fix_params) ({len(names)} parameters; "
+        "initlab.init_(model) or `initlab audit --init auto` re-initialises every parameter the same way)"
     )
     text = f"{finding.fix}; re-initialise as initlab.init_ does: {call}; it writes {_describe(differing)}"
     return dataclasses.replace(finding, fix=text, fix_params=names)
