@@ -60,7 +60,7 @@ def _hf_batch(entry: str, seed: int) -> dict[str, torch.Tensor]:
                 "decoder_input_ids": _tokens(seed + 1000, length=8)}
     if entry == "clip":
         return {"input_ids": _tokens(seed), "pixel_values": _images(seed + 1000)[:4]}
-    if entry in ("vit", "resnet", "convnext", "efficientnet", "mobilenetv2", "swin"):
+    if entry in ("vit", "resnet", "convnext", "efficientnet", "mobilenetv2", "swin", "regnet"):
         return {"pixel_values": _images(seed)}
     return {"input_ids": _tokens(seed)}
 
@@ -196,7 +196,7 @@ def healthy_cases() -> list[Case]:
     cases = [
         _hf_case(name, auto)
         for name in ("gpt2", "bert", "llama", "t5", "whisper", "clip", "vit", "resnet", "convnext",
-                     "efficientnet", "mobilenetv2", "swin")
+                     "efficientnet", "mobilenetv2", "swin", "regnet")
         for auto in (False, True)
         if (name, auto) != ("efficientnet", False)  # see unhealthy_cases
     ]
