@@ -542,3 +542,24 @@ def test_an_error_of_the_audit_that_the_model_swallows_is_still_raised(monkeypat
     with pytest.raises(OverflowError, match="a bug in the audit"):
         audit(model, batch(8))
     assert_no_hooks(model)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_verifying_the_fixes_on_a_copy_leaves_the_model_and_the_random_states_untouched(mode):
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = ConvNet().train(mode == "train")
+    with torch.no_grad():
+        model.features[1].bias.fill_(-5.0)  # dead channels: a finding, so the fix is verified on a copy
+    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    before = snapshot(model)
+    states = torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy()
+    report = audit(model, x)
+    assert report.verdict == "dead" and report.first("dead").fix_params  # verified, so given
+    assert_identical(before, model)
+    assert torch.equal(states[0], torch.get_rng_state()) and states[1] == random.getstate()
+    assert np.array_equal(states[2], np.random.get_state()[1])
+    assert_no_hooks(model)

@@ -13,7 +13,7 @@ from torch import nn
 import initlab
 from initlab.auditing import audit, statistics
 from initlab.auditing import jacobian as jacobian_module
-from initlab.auditing.verdicts import recommend
+from initlab.auditing.fixes import plan_of
 from models_for_audit import ConvNet, batch, mlp, scheme_init
 
 
@@ -123,25 +123,26 @@ def test_functional_activations_in_forward_are_recorded_and_paired():
         def forward(self, x):
             return self.fc2(nn.functional.leaky_relu(self.fc1(x), 0.2))
 
-    report = audit(Functional(), batch(16), jacobian=False)
+    model = Functional()
+    report = audit(model, batch(16), jacobian=False)
     first = report.layers[0]
     assert first.kind == "Linear → F.leaky_relu" and first.activation == "leaky_relu"
     assert first.pre_activation is not None
     assert first.activation_params == {"negative_slope": 0.2}
-    # the fix uses He with the slope of the activation actually used: scale 2 / (1 + 0.2^2)
-    assert recommend(first).scheme.scale == pytest.approx(2 / 1.04)
+    # the fix is init_'s plan: He with the slope of the activation actually used, scale 2 / (1 + 0.2^2)
+    assert plan_of(model, batch(16))[first.name + ".weight"].target_rms == pytest.approx(math.sqrt(2 / 1.04 / 40))
 
 
-def test_recommendation_follows_each_layers_activation_and_weight_shape():
+def test_the_fix_is_what_init_would_write_for_each_layer():
     model = nn.Sequential(nn.Linear(40, 32), nn.LeakyReLU(0.2), nn.Linear(32, 16), nn.LeakyReLU(0.5),
                           nn.Linear(16, 16), nn.LeakyReLU(0.2), nn.Linear(16, 5))
-    report = audit(model, batch(16), jacobian=False)
-    advice = [recommend(layer) for layer in report.layers]
-    # He with each layer's slope: scale 2 / (1 + a^2); target std sqrt(scale / fan_in)
-    assert [a.scheme.scale for a in advice[:3]] == pytest.approx([2 / 1.04, 2 / 1.25, 2 / 1.04])
-    assert [a.target_std for a in advice[:3]] == pytest.approx(
+    planned = plan_of(model, batch(16))
+    rows = {row.name: row for row in initlab.preview(model, example_input=batch(16)).rows}
+    # He with each layer's slope: scale 2 / (1 + a^2); target std sqrt(scale / fan_in); one source: init_'s preview
+    assert [planned[f"{i}.weight"].target_rms for i in (0, 2, 4)] == pytest.approx(
         [math.sqrt(2 / 1.04 / 40), math.sqrt(2 / 1.25 / 32), math.sqrt(2 / 1.04 / 16)])
-    assert advice[3].label.startswith("Glorot") and advice[3].target_std == pytest.approx(math.sqrt(2 / (16 + 5)))
+    assert all(planned[name].target_rms == pytest.approx(rows[name].target_std) for name in rows)
+    assert planned["0.bias"].target_rms == 0.0
 
 
 @pytest.mark.parametrize("build", [lambda: mlp(4, 16, nn.ReLU, scheme_init(initlab.he_normal())),

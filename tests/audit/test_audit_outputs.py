@@ -47,9 +47,9 @@ def test_terminal_table_has_one_row_per_layer_then_the_verdict_and_fixes(unhealt
     text = out.getvalue()
     rows = [line for line in text.splitlines() if re.match(r"\s*\d+\s+\S+\s+Linear", line)]
     assert len(rows) == len(unhealthy.layers) == 9
-    assert "Linear → Tanh" in rows[0] and "vanishing" in rows[-2]
+    assert "Linear → Tanh" in rows[0] and any("vanishing" in row for row in rows)
     assert "overall: vanishing" in text
-    assert "initlab.glorot_normal" in text.replace("\n", "")
+    assert "glorot_normal" in text.replace("\n", "")
 
 
 def test_json_is_versioned_and_round_trips(unhealthy, tmp_path):

@@ -28,7 +28,8 @@ def test_all_zero_weights_are_symmetric_in_every_hidden_layer_but_not_the_readou
     # its outputs are identical too, but the loss sends each a different gradient
     assert "symmetric" not in kinds(readout)
     assert readout.symmetric_units == 0
-    assert "random scheme" in report.first("symmetric").fix or "instead of zero" in report.first("symmetric").fix
+    fix = report.first("symmetric")
+    assert "not zero or constant" in fix.fix and fix.fix_params == ["0.weight"]  # init_'s plan, only what differs
 
 
 def test_a_random_init_has_no_symmetric_units():
@@ -46,7 +47,9 @@ def test_small_weights_in_a_deep_tanh_mlp_vanish_forward_and_backward():
     deep = report.layers[10]
     assert deep.output.std < 1e-8 and 0.05 < deep.gain < 0.2
     assert {f.kind for f in report.findings} == {"vanishing"}
-    assert "initlab.glorot_normal" in report.first("vanishing").fix
+    # one fix for the whole network: every weight init_ would write differently (Glorot before tanh)
+    assert "glorot_normal" in report.first("vanishing").fix
+    assert {f"{2 * i}.weight" for i in range(20)} <= set(report.first("vanishing").fix_params)
 
 
 def test_unit_variance_weights_saturate_a_wide_tanh_mlp():
@@ -86,7 +89,7 @@ def test_one_layer_times_100_is_exploding_at_that_layer_only():
     assert report.layer("8").gain == pytest.approx(100, rel=0.3)
     assert all(layer.verdict == "healthy" for layer in report.layers[:4])
     assert {f.layer for f in report.findings} == {5}  # forward and backward both blame layer 5 only
-    assert "initlab.he_normal" in first.fix
+    assert "he_normal" in first.fix and first.fix_params == ["8.weight"]  # init_'s choice, for that layer only
 
 
 def test_negative_bias_before_relu_kills_that_layer():
@@ -99,7 +102,7 @@ def test_negative_bias_before_relu_kills_that_layer():
     assert layer.dead_units == layer.units == 128
     assert report.first("dead").layer == layer.index == 4
     assert all(earlier.verdict == "healthy" for earlier in report.layers[:3])
-    assert "biases to zero" in report.first("dead").fix
+    assert report.first("dead").fix_params == ["6.bias"] and "6.bias: zeros" in report.first("dead").fix
 
 
 def test_nan_inside_the_model_is_a_finding_at_the_first_layer_where_it_appears():
@@ -113,3 +116,32 @@ def test_nan_inside_the_model_is_a_finding_at_the_first_layer_where_it_appears()
     finding = report.first("non_finite")
     assert finding.layer_name == "2" and finding.direction == "forward"
     assert len([f for f in report.findings if f.kind == "non_finite"]) == 1
+
+
+def test_a_figure_near_its_threshold_is_borderline_a_warning_not_a_verdict():
+    from initlab.auditing import Thresholds
+
+    model = mlp(10, 256, nn.ReLU, scheme_init(initlab.he_normal()))
+    with torch.no_grad():
+        model[8].weight.mul_(100)
+    # gain ~100 against layer_gain_max=60: within the factor 2 of the threshold on either side
+    report = audit(model, batch(), jacobian=False, thresholds=Thresholds(layer_gain_max=60.0))
+    assert report.verdict == "borderline" and report.healthy and report.findings == []
+    near = report.borderline[0]
+    assert near.kind == "exploding" and near.borderline and near.layer_name == "8"
+    assert report.layer("8").verdict == "borderline"
+    assert report.fixes[-1].startswith("borderline exploding (signal_gain=")
+    # beyond the factor: definite
+    definite = audit(model, batch(), jacobian=False, thresholds=Thresholds(layer_gain_max=40.0))
+    assert definite.verdict == "exploding" and not definite.healthy
+
+
+def test_thresholds_bands_are_symmetric_around_the_threshold():
+    from initlab.auditing import Thresholds
+
+    limits = Thresholds()
+    assert [limits.above(v, 10.0) for v in (4.9, 5.1, 19.9, 20.1)] == [None, "borderline", "borderline", "definite"]
+    assert [limits.below(v, 1e-3) for v in (2.1e-3, 1.9e-3, 5.1e-4, 4.9e-4)] == [None, "borderline", "borderline",
+                                                                                  "definite"]
+    assert [limits.fraction_above(v, 0.5) for v in (0.39, 0.41, 0.59, 0.61)] == [None, "borderline", "borderline",
+                                                                                 "definite"]

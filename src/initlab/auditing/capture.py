@@ -208,6 +208,7 @@ class Record:
     source: int | None
     input_std: float | None
     output: statistics.Summary
+    input_rms: float | None = None
     dead: tuple[int, int] | None = None
     saturated_fraction: float | None = None
     duplicate_pairs: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
@@ -397,6 +398,7 @@ class Capture:
                 source=None if origin is None else origin.index,
                 input_std=input_std,
                 output=statistics.summarize(output),
+                input_rms=_rms(input_tensor),
             )
             self._measure_units(record, output.detach())
             self.records.append(record)
@@ -405,12 +407,13 @@ class Capture:
                 self._handles.append(output.register_hook(self._gradient_hook(record)))
 
     def _measure_units(self, record: Record, output: torch.Tensor) -> None:
-        """Dead units (ReLU, ReLU6), saturation (bounded activations) and identical units
+        """Dead units (ReLU, ReLU6), saturation (bounded activations other than ReLU6, whose lower
+        bound is a dead unit's zero, not a saturation) and identical units
         (layers whose units own weight rows)."""
         activation, axis = record.activation, record.unit_axis
         if _can_die(activation):
             record.dead = statistics.dead_units(output, axis)
-        if activation is not None and activation.bounds is not None:
+        if activation is not None and activation.bounds is not None and not _can_die(activation):
             record.saturated_fraction = statistics.saturated_fraction(
                 output, activation.bounds, self.thresholds.saturation_margin
             )
@@ -452,6 +455,13 @@ class Capture:
         if pairs is not None and len(pairs[0]):
             vectors = statistics.unit_vectors(gradient, record.unit_axis)
             record.symmetric_units = statistics.pairs_still_equal(vectors, *pairs, self.thresholds.symmetry_rtol)
+
+
+def _rms(tensor: torch.Tensor | None) -> float | None:
+    """``sqrt(mean(x^2))`` of a floating tensor (the second moment a layer's gain is read from), else None."""
+    if tensor is None or not tensor.is_floating_point() or tensor.numel() == 0:
+        return None
+    return statistics.vector_norm(tensor.detach()) / tensor.numel() ** 0.5
 
 
 def rows(records: list[Record]) -> list[list[Record]]:

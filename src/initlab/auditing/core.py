@@ -21,10 +21,12 @@ import torch
 from torch import nn
 
 from initlab.auditing import jacobian as jacobian_module
-from initlab.auditing.capture import NORMALIZING, Capture, Record, first_tensor, rows
+from initlab.auditing.capture import Capture, Record, first_tensor, rows
+from initlab.auditing.fixes import attach_fixes
+from initlab.auditing.propagation import Propagation, carries_weights, propagation, resets_reference
 from initlab.auditing.result import AuditReport, Finding, LayerReport
 from initlab.auditing.state import preserved
-from initlab.auditing.statistics import non_finite_count, norm_and_std, tensor_std, vector_norm
+from initlab.auditing.statistics import non_finite_count, norm_and_std, vector_norm
 from initlab.auditing.theory_overlay import PASS_THROUGH, MLPLayer, plain_mlp_activation, predict
 from initlab.auditing.thresholds import Thresholds
 from initlab.auditing.verdicts import assess
@@ -104,7 +106,7 @@ def audit(
     step = progress if progress is not None else _silent
     with preserved(model, seed), torch.inference_mode(False), torch.enable_grad():
         step("forward and backward pass with hooks")
-        backward, layers, theory = _statistics(model, batch, target, loss_fn, output_fn, seed, limits, notes)
+        backward, layers, theory, figures = _statistics(model, batch, target, loss_fn, output_fn, seed, limits, notes)
         spectrum = _jacobian(model, batch, output_fn, seed, notes, step) if jacobian else None
     return AuditReport(
         model=type(model).__name__,
@@ -116,6 +118,7 @@ def audit(
         theory=theory,
         thresholds=limits.to_dict(),
         notes=notes,
+        propagation=figures,
     )
 
 
@@ -132,9 +135,9 @@ def _statistics(
     seed: int,
     limits: Thresholds,
     notes: list[str],
-) -> tuple[str, list[LayerReport], Any]:
-    """The forward and backward passes with hooks, then the layers with their verdicts and the
-    theory overlay: ``(backward kind, layers, theory)``."""
+) -> tuple[str, list[LayerReport], Any, Propagation]:
+    """The forward and backward passes with hooks, then the layers with their verdicts and fixes,
+    the theory overlay and the end-to-end figures: ``(backward kind, layers, theory, figures)``."""
     args, kwargs, leaves = _prepare_inputs(batch)
     capture = Capture(model, limits, seed)
     with capture:
@@ -145,10 +148,27 @@ def _statistics(
         selected = _select_output(output, output_fn)
         gradients = _backward(selected, model, leaves, target, loss_fn, seed, notes, capture)
     layers = _layers(capture.records, leaves, gradients)
-    assess(layers, limits)
+    figures = propagation(layers, rows(capture.records), gradients.output_norm)
+    assess(layers, limits, figures)
     _check_final_output(selected, layers)
+
+    def reaudit(fixed: nn.Module) -> list:
+        return audit(
+            fixed,
+            batch,
+            target=target,
+            loss_fn=loss_fn,
+            jacobian=False,
+            output_fn=output_fn,
+            seed=seed,
+            thresholds=limits,
+        ).findings
+
+    note = attach_fixes(model, batch, layers, figures, reaudit)
+    if note is not None:
+        notes.append(note)
     theory = _theory(layers, capture.records, batch, notes)
-    return gradients.kind, layers, theory
+    return gradients.kind, layers, theory, figures
 
 
 # --------------------------------------------------------------------------- input checks
@@ -433,16 +453,41 @@ def _weight_figures(layer: LayerReport, record: Record, gradients: Gradients) ->
         layer.grad_to_weight_ratio = _ratio(layer.weight_grad_norm, layer.weight_norm)
 
 
+_LOST = 1e-30
+"""A reference RMS below this has underflowed (float32 subnormals): ratios to it mean nothing."""
+
+
+def _chains(records: list[Record], leaves: list[torch.Tensor]) -> dict[int, tuple[float, int]]:
+    """Per record, the reference of the signal entering it: ``(reference RMS, weight layers since)``.
+
+    The signal is followed along the tensors recorded calls pass to each other: it starts at
+    the batch, at every normalization layer and embedding (their output scale is their own)
+    and at every call whose input comes from an unrecorded operation (a residual addition,
+    an attention product, a gate): there the measured RMS is the new reference.
+    """
+    batch_rms = vector_norm(leaves[0]) / leaves[0].numel() ** 0.5 if leaves and leaves[0].numel() > 1 else None
+    after: dict[int, tuple[float | None, int]] = {-1: (batch_rms, 0)}
+    entering: dict[int, tuple[float, int]] = {}
+    for record in records:
+        reference, count = after.get(record.source, (None, 0)) if record.source is not None else (None, 0)
+        if reference is not None and reference > _LOST:
+            entering[record.index] = (reference, count)
+        if reference is None or resets_reference(record.module):
+            after[record.index] = (record.output.rms, 0)
+        else:
+            after[record.index] = (reference, count + carries_weights(record.module))
+    return entering
+
+
 def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradients) -> list[LayerReport]:
     """One :class:`LayerReport` per row, with gains, reference ratios and gradient growth."""
-    reference = tensor_std(leaves[0]) if leaves and leaves[0].numel() > 1 else None
+    entering = _chains(records, leaves)
     grad_norms = {record.index: record.grad_norm for record in records}
     grad_norms[-1] = gradients.input_norm
     layers = []
     for number, row in enumerate(rows(records), start=1):
         base, last = row[0], row[-1]
-        if reference is None or isinstance(base.module, NORMALIZING):
-            reference = base.output.std
+        reference, count = entering.get(base.index, (None, 0))
         layer = LayerReport(
             index=number,
             name=base.name,
@@ -454,13 +499,16 @@ def _layers(records: list[Record], leaves: list[torch.Tensor], gradients: Gradie
             activation_params={} if last.activation is None else dict(last.activation.params),
             pre_activation=base.output if len(row) == 2 else None,
             input_std=base.input_std,
+            input_rms=base.input_rms,
+            carries_weights=carries_weights(base.module),
             saturated_fraction=last.saturated_fraction,
             symmetric_units=base.symmetric_units,
             grad_output_norm=last.grad_norm,
             grad_output_std=last.grad_std,
         )
-        layer.gain = _ratio(last.output.std, base.input_std)
-        layer.reference_ratio = _ratio(last.output.std, reference)
+        layer.gain = _ratio(last.output.rms, base.input_rms)
+        layer.signal_ratio = _ratio(base.input_rms, reference)
+        layer.signal_depth = count if reference is not None else None
         if last.dead is not None:
             layer.dead_units, layer.units = last.dead
         layer.grad_input_norm = None if base.source is None else grad_norms.get(base.source)

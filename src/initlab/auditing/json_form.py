@@ -4,8 +4,10 @@
 This module turns the report's plain-data form (``AuditReport.to_dict()``) into strict JSON
 text and back; it knows nothing of the report classes.
 
-Schema, version 2 (``schema_version: 2``; version 2 estimates the Jacobian of the whole batch
-at a bounded cost, adds ``products`` and ``mean_squared_singular_value_error``, and ``init``). Numbers are floats unless noted; a figure
+Schema, version 2 (``schema_version: 2``; version 1 had no borderline state, no fix
+parameters, no propagation figures and no ``init``, and computed the Jacobian without a bound
+on its cost: version 2 estimates it with at most a fixed number of products, stating
+``products`` and ``mean_squared_singular_value_error``). Numbers are floats unless noted; a figure
 that does not apply is ``null``; non-finite floats are written as the strings
 ``"nan"``, ``"inf"`` and ``"-inf"`` (JSON has no literal for them).
 
@@ -18,22 +20,26 @@ that does not apply is ``null``; non-finite floats are written as the strings
       "backward": "loss" | "random_cotangent",
       "seed": int,
       "init": str|null,                       what initialised the model (the command's --init)
-      "verdict": "healthy" | kind,            most specific kind found (see thresholds)
-      "healthy": bool,
-      "fixes": [str, ...],                    one sentence per kind found
+      "verdict": "healthy" | "borderline" | kind,  most specific definite kind found (see thresholds),
+                                              else "borderline" when a figure is near its threshold
+      "healthy": bool,                        no definite finding (borderline ones are warnings)
+      "fixes": [str, ...],                    one sentence per kind found, then "borderline ..." warnings
       "thresholds": {name: number},           initlab.auditing.Thresholds fields
       "notes": [str, ...],                    what was skipped and why
       "layers": [{                            execution order
           "index": int (1-based), "name": str, "kind": str, "module_type": str,
           "activation": str|null, "activation_params": {name: number}, "activation_name": str|null,
           "output": Summary, "pre_activation": Summary|null,
-          "input_std", "gain", "reference_ratio", "saturated_fraction",
+          "input_std", "input_rms", "carries_weights": bool, "gain", "signal_ratio", "signal_depth": int|null,
+          "saturated_fraction",
           "dead_units": int|null, "units": int|null, "symmetric_units": int|null,
           "grad_output_norm", "grad_output_std", "grad_input_norm", "grad_growth", "grad_ratio",
           "weight_shape": [int]|null, "weight_std", "weight_norm", "weight_grad_norm",
           "weight_grad_std", "grad_to_weight_ratio",
           "findings": [{"kind", "layer": int, "layer_name", "direction": "forward"|"backward",
-                        "rule": str, "value", "threshold", "message": str, "fix": str}],
+                        "rule": str, "value", "threshold", "message": str, "fix": str,
+                        "borderline": bool, "fix_params": [str], "fix_residual": [str],
+                        "fix_branches": int|null}],
           "verdict": str }],
       "jacobian": null | {"method": "exact"|"lanczos"|"hutchinson", "samples": int (batch size),
           "input_dim": int, "output_dim": int, "products": int (Jacobian-vector products spent),
@@ -42,7 +48,12 @@ that does not apply is ``null``; non-finite floats are written as the strings
           "squared_singular_value_variance"|null, "max_singular_value" (a lower bound unless exact),
           "min_singular_value"|null},
       "theory": null | {"activation": str, "layers": [int], "sigma_w2": [...], "sigma_b2": [...],
-          "q_input", "predicted_q": [...], "measured_q": [...]}
+          "q_input", "predicted_q": [...], "measured_q": [...]},
+      "propagation": null | {"weight_layers": int, "signal_min", "signal_min_layer": int|null,
+          "signal_max", "signal_max_layer": int|null, "gradient_ratio", "gradient_layer": int|null,
+          "signal_per_layer", "gradient_per_layer",
+          "streams": [{"stack": str, "blocks": int, "first_rms", "last_rms", "growth", "layer": int,
+                       "branch_globs": [str], "branches": int, "branch_params": [str]}]}
     }
 
     Summary = {"numel": int, "non_finite": int, "mean", "std", "min", "max", "rms",
@@ -81,6 +92,11 @@ _TEXT_KEYS = frozenset(
         "fix",
         "method",
         "init",
+        "stack",
+        "fix_params",
+        "fix_residual",
+        "branch_globs",
+        "branch_params",
     }
 )
 """Keys whose string values are text, never an encoded non-finite float."""

@@ -13,14 +13,24 @@ from typing import Any
 from initlab._io import write_atomically
 from initlab.auditing.jacobian import JacobianStats
 from initlab.auditing.json_form import SCHEMA_VERSION, from_json_text, to_json_text
+from initlab.auditing.propagation import Propagation
 from initlab.auditing.statistics import Summary
 from initlab.auditing.theory_overlay import TheoryOverlay
-from initlab.auditing.thresholds import HEALTHY, VERDICTS
+from initlab.auditing.thresholds import BORDERLINE, HEALTHY, VERDICTS
+
+
+def _verdict(findings: list[Finding]) -> str:
+    """The most specific definite kind, else ``"borderline"`` if any finding is borderline, else ``"healthy"``."""
+    kinds = {finding.kind for finding in findings if not finding.borderline}
+    definite = next((kind for kind in VERDICTS if kind in kinds), None)
+    if definite is not None:
+        return definite
+    return BORDERLINE if findings else HEALTHY
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One unhealthy verdict at one layer.
+    """One unhealthy (or borderline) verdict at one layer.
 
     Attributes:
         kind: one of :data:`initlab.auditing.thresholds.VERDICTS`.
@@ -32,6 +42,15 @@ class Finding:
         threshold: the threshold it was compared with.
         message: what is wrong, in plain words.
         fix: what to change, in plain words.
+        borderline: the figure is within the borderline band of the threshold (a warning,
+            not a verdict: see :mod:`initlab.auditing.thresholds`).
+        fix_params: the parameters the fix re-initialises, with exactly what ``initlab.init_``
+            does for them: ``initlab.init_(model, example_input=batch, only=fix_params)``
+            (empty when no initialization can fix the finding).
+        fix_residual: globs of the residual-branch output layers to scale
+            (``initlab.init_(..., residual=Residual(match=glob, n_branches=fix_branches))``
+            for each glob), empty otherwise.
+        fix_branches: the number of residual branches of that scaling (None without one).
     """
 
     kind: str
@@ -43,10 +62,17 @@ class Finding:
     threshold: float
     message: str
     fix: str
+    borderline: bool = False
+    fix_params: list[str] = field(default_factory=list)
+    fix_residual: list[str] = field(default_factory=list)
+    fix_branches: int | None = None
 
     def to_dict(self) -> dict:
         """Plain-data form."""
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        data["fix_params"] = list(self.fix_params)
+        data["fix_residual"] = list(self.fix_residual)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Finding:
@@ -70,8 +96,14 @@ class LayerReport:
         output: distribution of the layer's output (after the activation).
         pre_activation: distribution before the activation (None without one).
         input_std: std of the layer's input (None for non-float inputs).
-        gain: ``std(output) / std(input)``.
-        reference_ratio: ``std(output) / reference std`` (see the thresholds docstring).
+        input_rms: ``sqrt(mean(x^2))`` of the layer's input (None for non-float inputs).
+        carries_weights: the layer has a weight matrix (Linear, Conv, attention,
+            recurrent): the layers whose propagation the verdicts judge.
+        gain: ``rms(output) / rms(input)``.
+        signal_ratio: ``rms(input) / reference RMS``, the reference being the RMS where the
+            signal entering this layer started (the batch, a norm layer or embedding, an
+            unrecorded operation such as a residual addition); None when unknown.
+        signal_depth: weight layers between that reference and this layer.
         saturated_fraction: for bounded activations.
         dead_units, units: for ReLU/ReLU6: units <= 0 on the whole batch, and units.
         symmetric_units: units of a Linear/Conv that duplicate another unit.
@@ -82,7 +114,7 @@ class LayerReport:
         weight_shape, weight_std, weight_norm, weight_grad_norm, weight_grad_std: of the
             module's own weight tensors (parameters named ``*weight*``), first call only.
         grad_to_weight_ratio: ``weight_grad_norm / weight_norm``.
-        findings: the unhealthy verdicts that fired here.
+        findings: the unhealthy (and borderline) verdicts that fired here.
     """
 
     index: int
@@ -95,8 +127,11 @@ class LayerReport:
     activation_params: dict[str, float] = field(default_factory=dict)
     pre_activation: Summary | None = None
     input_std: float | None = None
+    input_rms: float | None = None
+    carries_weights: bool = False
     gain: float | None = None
-    reference_ratio: float | None = None
+    signal_ratio: float | None = None
+    signal_depth: int | None = None
     saturated_fraction: float | None = None
     dead_units: int | None = None
     units: int | None = None
@@ -116,9 +151,8 @@ class LayerReport:
 
     @property
     def verdict(self) -> str:
-        """The most specific unhealthy kind found here, else ``"healthy"``."""
-        kinds = {finding.kind for finding in self.findings}
-        return next((kind for kind in VERDICTS if kind in kinds), HEALTHY)
+        """The most specific definite kind found here, else ``"borderline"`` or ``"healthy"``."""
+        return _verdict(self.findings)
 
     @property
     def dead_fraction(self) -> float | None:
@@ -158,6 +192,7 @@ class AuditReport:
         layers: per layer, in execution order.
         jacobian: input-output Jacobian spectrum, or None (see ``notes``).
         theory: mean-field overlay for a plain MLP, or None.
+        propagation: the end-to-end figures the whole-network verdicts rest on.
         thresholds: the thresholds used (see :mod:`initlab.auditing.thresholds`).
         notes: what was skipped and why, and other remarks.
         init: what initialised the model before the audit, when known: the command's
@@ -175,37 +210,49 @@ class AuditReport:
     theory: TheoryOverlay | None
     thresholds: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    propagation: Propagation | None = None
     init: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
     def findings(self) -> list[Finding]:
-        """Every finding, layer by layer."""
-        return [finding for layer in self.layers for finding in layer.findings]
+        """Every definite (not borderline) finding, layer by layer."""
+        return [finding for layer in self.layers for finding in layer.findings if not finding.borderline]
+
+    @property
+    def borderline(self) -> list[Finding]:
+        """Every borderline finding (a warning: the figure is near its threshold), layer by layer."""
+        return [finding for layer in self.layers for finding in layer.findings if finding.borderline]
 
     @property
     def healthy(self) -> bool:
-        """True when no layer has a finding."""
+        """True when no layer has a definite finding (borderline ones are warnings)."""
         return not self.findings
 
     @property
     def verdict(self) -> str:
-        """Overall verdict: the most specific kind found anywhere, else ``"healthy"``."""
-        kinds = {finding.kind for finding in self.findings}
-        return next((kind for kind in VERDICTS if kind in kinds), HEALTHY)
+        """Overall verdict: the most specific definite kind found anywhere, else ``"borderline"``
+        when some figure is near its threshold, else ``"healthy"``."""
+        return _verdict([finding for layer in self.layers for finding in layer.findings])
 
     def first(self, kind: str) -> Finding | None:
-        """The first finding of ``kind`` in execution order, or None."""
+        """The first definite finding of ``kind`` in execution order, or None."""
         return next((finding for finding in self.findings if finding.kind == kind), None)
 
     @property
     def fixes(self) -> list[str]:
-        """One sentence per kind found: the first layer where it fired and what to do."""
+        """One sentence per kind found: the first layer where it fired and what to do; then one
+        warning line (``"borderline: ..."``) per kind found only near its threshold."""
         sentences = []
         for kind in VERDICTS:
             finding = self.first(kind)
             if finding is not None:
                 sentences.append(f"{finding.message}: {finding.fix}")
+        definite = {finding.kind for finding in self.findings}
+        for kind in VERDICTS:
+            near = next((f for f in self.borderline if f.kind == kind and kind not in definite), None)
+            if near is not None:
+                sentences.append(f"borderline {kind} ({near.rule}): {near.message}: {near.fix}")
         return sentences
 
     def layer(self, name: str) -> LayerReport:
@@ -232,6 +279,7 @@ class AuditReport:
             "layers": [layer.to_dict() for layer in self.layers],
             "jacobian": None if self.jacobian is None else self.jacobian.to_dict(),
             "theory": None if self.theory is None else self.theory.to_dict(),
+            "propagation": None if self.propagation is None else self.propagation.to_dict(),
         }
 
     @classmethod
@@ -247,6 +295,7 @@ class AuditReport:
             theory=None if data["theory"] is None else TheoryOverlay.from_dict(data["theory"]),
             thresholds=dict(data["thresholds"]),
             notes=list(data["notes"]),
+            propagation=None if data["propagation"] is None else Propagation.from_dict(data["propagation"]),
             init=data["init"],
             schema_version=data["schema_version"],
         )

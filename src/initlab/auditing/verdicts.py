@@ -1,29 +1,21 @@
-"""The rules of :mod:`initlab.auditing.thresholds` applied to measured layers, with fixes in plain words.
+"""The rules of :mod:`initlab.auditing.thresholds` applied to measured layers and end-to-end figures.
 
-Each rule reads a :class:`~initlab.auditing.result.LayerReport` and returns a
-:class:`~initlab.auditing.result.Finding` or None. The fix names the scheme suited to the
-activation that ends the layer (He for the ReLU family, LeCun normal for SELU, Glorot for
-tanh/sigmoid-like and linear layers, variance scaling with the activation's forward gain
-from :func:`initlab.gains.gain` otherwise) and, for Linear/Conv layers, the std that
-scheme targets for this layer's fans next to the measured weight std.
+Layer rules (non-finite values, identical units, dead units, saturation, one weight layer
+that multiplies its input) read one :class:`~initlab.auditing.result.LayerReport`; network
+rules (vanishing or exploding signal and gradient, residual streams) read the
+:class:`~initlab.auditing.propagation.Propagation` figures and report at the weight layer that
+contributes most. Each returns a :class:`~initlab.auditing.result.Finding` or None, with the
+cause in plain words in ``fix``; :mod:`initlab.auditing.fixes` then adds what to do, taken
+from what ``initlab.init_`` would do for the layers concerned.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
-from initlab.activations import get_activation
+from initlab.auditing.propagation import Propagation
 from initlab.auditing.result import Finding, LayerReport
 from initlab.auditing.thresholds import Thresholds
-from initlab.errors import InitlabError
-from initlab.fans import fans
-from initlab.gains import gain
-from initlab.schemes import Scheme, glorot_normal, he_normal, lecun_normal, variance_scaling
-
-_CONV_TYPES = ("Conv1d", "Conv2d", "Conv3d")
 
 
 def number(value: float | None) -> str:
@@ -31,107 +23,12 @@ def number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
 
-@dataclass(frozen=True)
-class Recommendation:
-    """The scheme to use for a layer, how to say it, and the std it targets for the layer."""
-
-    label: str
-    scheme: Scheme
-    target_std: float | None
-
-
-def recommend(layer: LayerReport) -> Recommendation:
-    """The scheme suited to the activation ending ``layer`` (see the module docstring)."""
-    return _recommendation(
-        layer.activation,
-        tuple(sorted(layer.activation_params.items())),
-        None if layer.weight_shape is None else tuple(layer.weight_shape),
-        layer.module_type,
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _recommendation(
-    activation_name: str | None, activation_params: tuple, weight_shape: tuple[int, ...] | None, module_type: str
-) -> Recommendation:
-    """:func:`recommend` from what it reads of the layer (cached: a deep network's layers share it)."""
-    activation = get_activation(activation_name, **dict(activation_params)) if activation_name else None
-    family = activation.family if activation is not None else "linear"
-    if family == "relu":
-        slope = float(activation.params.get("negative_slope", 0.0))
-        scheme, label = he_normal(negative_slope=slope), "He initialization (initlab.he_normal)"
-    elif family == "selu":
-        scheme, label = lecun_normal(), "LeCun normal initialization (initlab.lecun_normal)"
-    elif family in ("saturating", "linear"):
-        scheme, label = glorot_normal(), "Glorot/Xavier initialization (initlab.glorot_normal)"
-    else:
-        scale = gain(activation) ** 2
-        scheme = variance_scaling(scale=scale)
-        label = (
-            f"variance scaling with the forward gain of {activation.name} (initlab.variance_scaling(scale={scale:.3g}))"
-        )
-    return Recommendation(label, scheme, _target_std(scheme, weight_shape, module_type))
-
-
-def _target_std(scheme: Scheme, weight_shape: tuple[int, ...] | None, module_type: str) -> float | None:
-    if weight_shape is None or len(weight_shape) < 2:
-        return None
-    if module_type not in _CONV_TYPES and module_type != "Linear":
-        return None
-    layout = "conv" if module_type in _CONV_TYPES else "linear"
-    try:
-        return scheme.target_std(fans(weight_shape, layout))
-    except InitlabError:
-        return None
-
-
-def _init_advice(layer: LayerReport) -> str:
-    advice = recommend(layer)
-    if advice.target_std is None:
-        return f"use {advice.label} for the weights feeding it"
-    return f"use {advice.label}: std {number(advice.target_std)} for this layer (measured {number(layer.weight_std)})"
-
-
 def describe(layer: LayerReport) -> str:
     """``"layer 7 'net.6' (Linear → ReLU)"``."""
     return f"layer {layer.index} '{layer.name}' ({layer.kind})"
 
 
-@dataclass(frozen=True)
-class Trends:
-    """Geometric-mean change per layer of the signal std and of the gradient norm."""
-
-    signal: float | None
-    gradient: float | None
-
-    def phrase(self) -> str:
-        """``"the signal std changes ×0.1 per layer and the gradient norm ×0.1 per layer"``."""
-        parts = []
-        if self.signal is not None:
-            parts.append(f"the signal std changes ×{number(self.signal)} per layer")
-        if self.gradient is not None:
-            parts.append(f"the gradient norm ×{number(self.gradient)} per layer")
-        return " and ".join(parts)
-
-
-def geometric_mean(values: list[float | None]) -> float | None:
-    """Geometric mean of the finite positive values, or None if there are none."""
-    logs = [math.log(v) for v in values if v is not None and math.isfinite(v) and v > 0]
-    return math.exp(sum(logs) / len(logs)) if logs else None
-
-
-def trends(layers: list[LayerReport]) -> Trends:
-    """Per-layer trends over the layers that carry a weight."""
-    weighted = [layer for layer in layers if layer.weight_shape is not None] or layers
-    return Trends(
-        geometric_mean([layer.gain for layer in weighted]), geometric_mean([layer.grad_growth for layer in weighted])
-    )
-
-
-Rule = Callable[[LayerReport, Thresholds, Trends], "Finding | None"]
-
-
-def _finding(kind, layer, direction, rule, value, threshold, message, fix) -> Finding:
+def _finding(kind, layer, direction, rule, value, threshold, message, cause, level="definite") -> Finding:
     return Finding(
         kind=kind,
         layer=layer.index,
@@ -141,11 +38,13 @@ def _finding(kind, layer, direction, rule, value, threshold, message, fix) -> Fi
         value=float(value),
         threshold=float(threshold),
         message=message,
-        fix=fix,
+        fix=cause,
+        borderline=level == "borderline",
     )
 
 
-def non_finite_forward(layer: LayerReport, limits: Thresholds, _trends: Trends) -> Finding | None:
+# --------------------------------------------------------------------------- layer rules
+def non_finite_forward(layer: LayerReport) -> Finding | None:
     """NaN/inf in the output (only the first such layer is kept by :func:`assess`)."""
     count = layer.output.non_finite
     if count == 0:
@@ -159,12 +58,11 @@ def non_finite_forward(layer: LayerReport, limits: Thresholds, _trends: Trends) 
         0,
         f"{describe(layer)} produces {count} NaN/inf values of {layer.output.numel} from a finite input",
         f"the values overflow or an operation is undefined here (finite values reach max |x| = "
-        f"{number(max(abs(layer.output.min), abs(layer.output.max)))}); {_init_advice(layer)}, "
-        "and check this layer's operation (log/sqrt/division) and dtype",
+        f"{number(max(abs(layer.output.min), abs(layer.output.max)))})",
     )
 
 
-def non_finite_backward(layer: LayerReport, limits: Thresholds, _trends: Trends) -> Finding | None:
+def non_finite_backward(layer: LayerReport) -> Finding | None:
     """The gradient becomes NaN/inf when passing back through this layer."""
     if layer.grad_input_norm is None or math.isfinite(layer.grad_input_norm):
         return None
@@ -178,12 +76,12 @@ def non_finite_backward(layer: LayerReport, limits: Thresholds, _trends: Trends)
         layer.grad_input_norm,
         0,
         f"{describe(layer)} turns a finite gradient (norm {number(layer.grad_output_norm)}) into NaN/inf",
-        f"its backward pass overflows; {_init_advice(layer)}, and check this layer's operation and dtype",
+        "its backward pass overflows",
     )
 
 
-def symmetric(layer: LayerReport, limits: Thresholds, _trends: Trends) -> Finding | None:
-    """Units with equal weight rows, outputs and gradients."""
+def symmetric(layer: LayerReport, limits: Thresholds) -> Finding | None:
+    """Units with equal weight rows, outputs and gradients (exact: no borderline)."""
     count = layer.symmetric_units
     if count is None or count < limits.symmetric_units_min:
         return None
@@ -197,24 +95,24 @@ def symmetric(layer: LayerReport, limits: Thresholds, _trends: Trends) -> Findin
         limits.symmetric_units_min,
         f"{describe(layer)} has {count} of {units} units identical to another unit "
         "(equal weights, outputs and gradients)",
-        f"identical units receive identical updates and never become different; {_init_advice(layer)} "
-        "instead of zero or constant weights",
+        "identical units receive identical updates and never become different: use random weights, "
+        "not zero or constant ones",
     )
 
 
-def dead(layer: LayerReport, limits: Thresholds, _trends: Trends) -> Finding | None:
+def dead(layer: LayerReport, limits: Thresholds) -> Finding | None:
     """More than ``dead_fraction_max`` of the units are <= 0 on the whole batch."""
     fraction = layer.dead_fraction
-    if fraction is None or fraction <= limits.dead_fraction_max:
+    if fraction is None or not layer.units or layer.output.numel / layer.units < limits.dead_samples_min:
+        return None
+    level = limits.fraction_above(fraction, limits.dead_fraction_max)
+    if level is None:
         return None
     pre = layer.pre_activation
     if pre is not None and pre.mean < -pre.std:
-        cause = (
-            f"the pre-activations sit below 0 (mean {number(pre.mean)}, std {number(pre.std)}): "
-            "initialise the biases to zero (initlab.zeros) and "
-        )
+        cause = f"the pre-activations sit below 0 (mean {number(pre.mean)}, std {number(pre.std)}): biases or shifts push them there"
     else:
-        cause = "check that the input is centred and "
+        cause = "the pre-activations of these units are <= 0 on every sample"
     return _finding(
         "dead",
         layer,
@@ -224,14 +122,16 @@ def dead(layer: LayerReport, limits: Thresholds, _trends: Trends) -> Finding | N
         limits.dead_fraction_max,
         f"{describe(layer)} has {layer.dead_units} of {layer.units} units that output 0 for every sample "
         "(no gradient flows through them)",
-        cause + _init_advice(layer),
+        cause,
+        level,
     )
 
 
-def saturated(layer: LayerReport, limits: Thresholds, _trends: Trends) -> Finding | None:
+def saturated(layer: LayerReport, limits: Thresholds) -> Finding | None:
     """More than ``saturated_fraction_max`` of a bounded activation's outputs sit at a bound."""
     fraction = layer.saturated_fraction
-    if fraction is None or fraction <= limits.saturated_fraction_max:
+    level = None if fraction is None else limits.fraction_above(fraction, limits.saturated_fraction_max)
+    if level is None:
         return None
     pre_std = "" if layer.pre_activation is None else f" (pre-activation std {number(layer.pre_activation.std)})"
     return _finding(
@@ -243,133 +143,194 @@ def saturated(layer: LayerReport, limits: Thresholds, _trends: Trends) -> Findin
         limits.saturated_fraction_max,
         f"{describe(layer)} has {fraction:.0%} of its {layer.activation} outputs at a bound{pre_std}, "
         "where its derivative is ~0",
-        f"the weights are too large; {_init_advice(layer)}",
+        "its pre-activations are too large for the activation",
     )
 
 
-def _level(layer: LayerReport, direction: str, ratio: float) -> str:
-    if direction == "forward":
-        return f"has output std {number(layer.output.std)}, ×{number(ratio)} the reference std"
-    return f"passes back a gradient of norm {number(layer.grad_input_norm)}, ×{number(ratio)} the output's"
-
-
-def _growth_finding(
-    kind: str,
-    direction: str,
-    layer: LayerReport,
-    limits: Thresholds,
-    trend: Trends,
-    gain_value: float | None,
-    ratio: float | None,
-) -> Finding | None:
-    """The exploding/vanishing rules for one direction (see the thresholds docstring)."""
-    if gain_value is None or not math.isfinite(gain_value):
+def exploding_layer(layer: LayerReport, limits: Thresholds) -> Finding | None:
+    """A weight layer that multiplies the RMS of its input by more than ``layer_gain_max`` and
+    whose output's RMS is beyond ``layer_gain_max`` x the reference of its input (the batch's
+    scale when that reference is unknown). A layer ending in a bounded activation (a gate) is
+    judged by the saturation rule instead."""
+    value = layer.gain
+    if not layer.carries_weights or value is None or not math.isfinite(value) or layer.saturated_fraction is not None:
         return None
-    what = "signal" if direction == "forward" else "gradient"
-    if kind == "exploding" and gain_value > limits.layer_gain_max:
-        way = "" if direction == "forward" else " on the way back"
-        return _finding(
-            kind,
-            layer,
-            direction,
-            f"{what}_gain={gain_value:.3g} > layer_gain_max={limits.layer_gain_max}",
-            gain_value,
-            limits.layer_gain_max,
-            f"{describe(layer)} multiplies the {what} by ×{number(gain_value)}{way}",
-            _init_advice(layer),
-        )
-    if ratio is None or not math.isfinite(ratio):
+    reference = layer.input_rms / layer.signal_ratio if layer.signal_ratio and layer.input_rms else 1.0
+    size = layer.output.rms / reference
+    level = limits.above(min(value, size), limits.layer_gain_max)
+    if level is None:
         return None
-    contribution = limits.contribution_factor
-    if kind == "exploding" and ratio > limits.exploding_ratio and gain_value > contribution:
-        rule = (
-            f"{what}_ratio={ratio:.3g} > exploding_ratio={limits.exploding_ratio} and "
-            f"{what}_gain={gain_value:.3g} > contribution_factor={contribution}"
+    return _finding(
+        "exploding",
+        layer,
+        "forward",
+        f"signal_gain={value:.3g} > layer_gain_max={limits.layer_gain_max} and output RMS ×{size:.3g} its reference",
+        value,
+        limits.layer_gain_max,
+        f"{describe(layer)} multiplies the RMS of its input by ×{number(value)} (output RMS {number(layer.output.rms)})",
+        "its weights are too large for its fans",
+        level,
+    )
+
+
+# --------------------------------------------------------------------------- network rules
+def _culprit(layers: list[LayerReport], upto: int | None, attribute: str, kind: str) -> LayerReport | None:
+    """The weight layer up to index ``upto`` whose own gain contributes most to ``kind``."""
+    candidates = [
+        layer
+        for layer in layers
+        if layer.carries_weights
+        and (upto is None or layer.index <= upto)
+        and getattr(layer, attribute) is not None
+        and math.isfinite(getattr(layer, attribute))
+        and getattr(layer, attribute) > 0
+    ]
+    if not candidates:
+        return next((layer for layer in layers if layer.carries_weights), None)
+    pick = min if kind == "vanishing" else max
+    return pick(candidates, key=lambda layer: getattr(layer, attribute))
+
+
+def _steady(level: str | None, per_layer: float | None, limits: Thresholds) -> str | None:
+    """A definite network level stays definite only with a steady per-layer trend."""
+    if level != "definite" or per_layer is None:
+        return level
+    steep = per_layer > limits.depth_trend_max or per_layer < 1 / limits.depth_trend_max
+    return level if steep else "borderline"
+
+
+def _trend(per_layer: float | None, count: int) -> str:
+    return "" if per_layer is None else f" (×{number(per_layer)} per weight layer over {count} weight layers)"
+
+
+def network_signal(layers: list[LayerReport], figures: Propagation, limits: Thresholds) -> list[Finding]:
+    """The signal entering some weight layer has vanished or exploded relative to its reference."""
+    found = []
+    for kind, value, where in (
+        ("vanishing", figures.signal_min, figures.signal_min_layer),
+        ("exploding", figures.signal_max, figures.signal_max_layer),
+    ):
+        if value is None:
+            continue
+        if kind == "vanishing":
+            level, threshold, sign = limits.below(value, limits.vanishing_ratio), limits.vanishing_ratio, "<"
+        else:
+            level, threshold, sign = limits.above(value, limits.exploding_ratio), limits.exploding_ratio, ">"
+        level = _steady(level, figures.signal_per_layer, limits)
+        if level is None:
+            continue
+        # the first weight layer is measured against the batch itself: the culprits come before the layer read
+        culprit = _culprit([layer for layer in layers if where is None or layer.index < where], None, "gain", kind)
+        culprit = culprit or next(layer for layer in layers if layer.index == where)
+        reader = next(layer for layer in layers if layer.index == where)
+        found.append(
+            _finding(
+                kind,
+                culprit,
+                "forward",
+                f"signal_ratio={value:.3g} {sign} {kind}_ratio={threshold}",
+                value,
+                threshold,
+                f"the signal entering {describe(reader)} has RMS ×{number(value)} its reference"
+                + _trend(figures.signal_per_layer, reader.signal_depth or 1),
+                f"the weight layers before it {'shrink' if kind == 'vanishing' else 'grow'} the signal",
+                level,
+            )
         )
-        return _finding(
+    return found
+
+
+def network_gradient(layers: list[LayerReport], figures: Propagation, limits: Thresholds) -> list[Finding]:
+    """The gradient reaching the first weight layer has vanished or exploded relative to the output's."""
+    value = figures.gradient_ratio
+    if value is None or figures.gradient_layer is None:
+        return []
+    low, high = limits.below(value, limits.vanishing_ratio), limits.above(value, limits.exploding_ratio)
+    kind, level = ("vanishing", low) if low is not None else ("exploding", high)
+    level = _steady(level, figures.gradient_per_layer, limits)
+    if level is None:
+        return []
+    threshold = limits.vanishing_ratio if kind == "vanishing" else limits.exploding_ratio
+    sign = "<" if kind == "vanishing" else ">"
+    first = next(layer for layer in layers if layer.index == figures.gradient_layer)
+    culprit = _culprit(layers, None, "grad_growth", kind) or first
+    return [
+        _finding(
             kind,
-            layer,
-            direction,
-            rule,
-            ratio,
-            limits.exploding_ratio,
-            f"{describe(layer)} {_level(layer, direction, ratio)}{_context(trend)}",
-            _init_advice(layer),
+            culprit,
+            "backward",
+            f"gradient_ratio={value:.3g} {sign} {kind}_ratio={threshold}",
+            value,
+            threshold,
+            f"the gradient reaching {describe(first)} is ×{number(value)} the gradient at the output"
+            + _trend(figures.gradient_per_layer, figures.weight_layers),
+            f"the layers after it {'shrink' if kind == 'vanishing' else 'grow'} the gradient on the way back",
+            level,
         )
-    if kind == "vanishing" and ratio < limits.vanishing_ratio and gain_value < 1 / contribution:
-        rule = (
-            f"{what}_ratio={ratio:.3g} < vanishing_ratio={limits.vanishing_ratio} and "
-            f"{what}_gain={gain_value:.3g} < 1/contribution_factor={1 / contribution:.3g}"
+    ]
+
+
+def network_streams(layers: list[LayerReport], figures: Propagation, limits: Thresholds) -> list[Finding]:
+    """A residual stream that grows more than ``stream_growth_max``-fold over its blocks."""
+    found = []
+    for stream in figures.streams:
+        level = limits.above(stream.growth, limits.stream_growth_max)
+        if level is None:
+            continue
+        reader = next(layer for layer in layers if layer.index == stream.layer)
+        found.append(
+            _finding(
+                "exploding",
+                reader,
+                "forward",
+                f"stream_growth={stream.growth:.3g} > stream_growth_max={limits.stream_growth_max}",
+                stream.growth,
+                limits.stream_growth_max,
+                f"the residual stream of '{stream.stack}' grows ×{number(stream.growth)} in RMS over its "
+                f"{stream.blocks} blocks (read at {describe(reader)})",
+                f"each of its {stream.branches} residual branches adds its full variance to the stream",
+                level,
+            )
         )
-        return _finding(
-            kind,
-            layer,
-            direction,
-            rule,
-            ratio,
-            limits.vanishing_ratio,
-            f"{describe(layer)} {_level(layer, direction, ratio)}{_context(trend)}",
-            _init_advice(layer),
-        )
-    return None
+    return found
 
 
-def _context(trend: Trends) -> str:
-    """``"; <trend phrase>"``, or nothing without trends (formatted only for a finding)."""
-    phrase = trend.phrase()
-    return f"; {phrase}" if phrase else ""
-
-
-def exploding_forward(layer: LayerReport, limits: Thresholds, trend: Trends) -> Finding | None:
-    """The signal std grows too much at this layer or has grown too much and still grows."""
-    return _growth_finding("exploding", "forward", layer, limits, trend, layer.gain, layer.reference_ratio)
-
-
-def exploding_backward(layer: LayerReport, limits: Thresholds, trend: Trends) -> Finding | None:
-    """The gradient norm grows too much passing back through this layer, or has grown too much."""
-    return _growth_finding("exploding", "backward", layer, limits, trend, layer.grad_growth, layer.grad_ratio)
-
-
-def vanishing_forward(layer: LayerReport, limits: Thresholds, trend: Trends) -> Finding | None:
-    """The signal std has shrunk below ``vanishing_ratio`` of its reference and still shrinks."""
-    return _growth_finding("vanishing", "forward", layer, limits, trend, layer.gain, layer.reference_ratio)
-
-
-def vanishing_backward(layer: LayerReport, limits: Thresholds, trend: Trends) -> Finding | None:
-    """The gradient norm has shrunk below ``vanishing_ratio`` of the output's and still shrinks."""
-    return _growth_finding("vanishing", "backward", layer, limits, trend, layer.grad_growth, layer.grad_ratio)
-
-
-LOCAL_RULES: tuple[Rule, ...] = (
-    symmetric,
-    dead,
-    saturated,
-    exploding_forward,
-    exploding_backward,
-    vanishing_forward,
-    vanishing_backward,
-)
-"""Rules applied to every layer (the non-finite rules fire at one layer only)."""
-
-
-def assess(layers: list[LayerReport], limits: Thresholds) -> None:
+def assess(layers: list[LayerReport], limits: Thresholds, figures: Propagation) -> None:
     """Attach the findings of every rule to ``layers`` (in place).
 
     A NaN/inf is reported at the first layer (execution order) whose output holds one; a
     non-finite gradient, when the forward pass was finite, at the layer nearest the output
-    where it appears. Other rules are skipped on layers whose output is not finite.
+    where it appears. Other rules are skipped on layers whose output is not finite, and the
+    network rules when any output is not finite.
     """
-    trend = trends(layers)
     first_bad = next((layer for layer in layers if layer.output.non_finite), None)
     if first_bad is not None:
-        first_bad.findings.append(non_finite_forward(first_bad, limits, trend))
+        first_bad.findings.append(non_finite_forward(first_bad))  # type: ignore[arg-type]
     else:
         for layer in reversed(layers):
-            finding = non_finite_backward(layer, limits, trend)
+            finding = non_finite_backward(layer)
             if finding is not None:
                 layer.findings.append(finding)
                 break
     for layer in layers:
         if layer.output.non_finite:
             continue
-        layer.findings.extend(f for f in (rule(layer, limits, trend) for rule in LOCAL_RULES) if f is not None)
+        local = [symmetric(layer, limits), dead(layer, limits), saturated(layer, limits)]
+        layer.findings.extend(f for f in local if f is not None)
+        finding = exploding_layer(layer, limits)
+        if finding is not None:
+            layer.findings.append(finding)
+    if first_bad is not None:
+        return
+    by_index = {layer.index: layer for layer in layers}
+    network = network_signal(layers, figures, limits) + network_gradient(layers, figures, limits)
+    for finding in network + network_streams(layers, figures, limits):
+        _add(by_index[finding.layer], finding)
+
+
+def _add(layer: LayerReport, finding: Finding) -> None:
+    """Add a network finding unless the layer already has a definite one of that kind and direction."""
+    for existing in layer.findings:
+        if (existing.kind, existing.direction) == (finding.kind, finding.direction) and not existing.borderline:
+            return
+    layer.findings.append(finding)
