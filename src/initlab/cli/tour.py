@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         table = render_studies(
             studies, store, out_dir, heading=heading(size), note=note, force=False, warning=size_warning(size)
         )
-        failed = sum(row["status"] == "failed" for study in studies for row in store.runs(study=study.name))
+        failed = sum(row["status"] == "failed" for study in studies for row in store.study_runs(study))
     print_claim_table(table, sys.stdout)
     if size_warning(size):
         print(f"tour: {size_warning(size)}")

@@ -506,6 +506,18 @@ def run_key(config: RunConfig) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
+def study_version(study: StudyConfig) -> str:
+    """SHA-256 (first 16 hex digits) of the study's normalised content: every field but ``execution``.
+
+    An edited study (its base run, grid, cases, claim, description) is a new
+    version; its claim and report read only the runs recorded under it
+    (:meth:`initlab.lab.store.Store.study_runs`). ``execution`` only changes
+    how runs are grouped, not which runs there are, so it does not enter.
+    """
+    payload = json.dumps(study.model_dump(mode="json", exclude={"execution"}), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def expand(study: StudyConfig, *, where: str = "study") -> list[Run]:
     """Every run of the study: each case (or the base) x every grid point, deduplicated by key."""
     base = _raw_run(study)

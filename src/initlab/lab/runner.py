@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from initlab.lab.claims import ClaimResult, evaluate_claim
-from initlab.lab.config import Run, RunConfig, StudyConfig, code_version, expand, group_key
+from initlab.lab.config import Run, RunConfig, StudyConfig, code_version, expand, group_key, study_version
 from initlab.lab.executors import InlineExecutor, is_worker_loss
 from initlab.lab.store import Store
 
@@ -232,7 +232,7 @@ def run_study(
     progress = progress or SilentProgress()
     driver = _Driver(study, store, executor, progress, task)
     runs = list(driver.runs.values())
-    store.add_memberships(study.name, [(run.key, run.point) for run in runs])
+    store.add_memberships(study.name, [(run.key, run.point) for run in runs], version=study_version(study))
     stored = store.finished_keys(driver.runs)
     report = StudyReport(study.name, len(runs), len(stored))
     pending = [run for run in runs if run.key not in stored]
@@ -258,7 +258,7 @@ def run_study(
         store.release(sorted(driver.claimed))
         progress.finish()
     if study.claim is not None:
-        report.claim = evaluate_claim(study.claim.name, study.claim.params, store.runs(study=study.name))
+        report.claim = evaluate_claim(study.claim.name, study.claim.params, store.study_runs(study))
     report.seconds = time.perf_counter() - started
     return report
 
