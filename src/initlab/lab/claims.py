@@ -20,7 +20,6 @@ from typing import Any
 
 from initlab.errors import InitlabError
 
-
 NO_EVIDENCE = "no evidence"
 """The state of a claim that no stored run (or no finite metric) bears on: neither holds nor fails."""
 

@@ -34,6 +34,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+MAX_GRID_RUNS = 100_000
+"""Most runs a study may expand to (cases x the product of the grid axis lengths); checked before expanding."""
+MNIST1D_SIZES = (4000, 1000)
+"""Training and test examples MNIST-1D generates (``get_dataset_args()``: 5000 samples, 80 % train)."""
+DIGITS_SIZE = 1797
+"""Examples in scikit-learn's 8x8 digits."""
+
 ENGINE_VERSION = "8"
 """Bumped whenever a change to the lab alters the numbers a run produces."""
 
@@ -64,7 +71,7 @@ def code_version() -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 def nn_entry(name: str):
@@ -442,6 +449,66 @@ def load_study(source: str | Path | Mapping[str, Any]) -> StudyConfig:
     return study
 
 
+def grid_runs(study: StudyConfig) -> int:
+    """How many runs the study expands to before deduplication: cases x the product of axis lengths."""
+    count = max(1, len(study.cases))
+    for values in study.grid.values():
+        count *= len(values)
+    return count
+
+
+def _check_grid_size(study: StudyConfig, where: str) -> None:
+    count = grid_runs(study)
+    if count > MAX_GRID_RUNS:
+        axes = " x ".join(f"{key}: {len(values)}" for key, values in study.grid.items()) or "no grid"
+        raise InitlabError(
+            f"{where}: the grid expands to {count} runs ({max(1, len(study.cases))} case(s) x {axes}); "
+            f"expected at most {MAX_GRID_RUNS} runs. Split the study into smaller ones."
+        )
+
+
+def dataset_sizes(dataset: Any) -> tuple[int, int] | None:
+    """``(n_train, n_test)`` a dataset config yields, or None where only its files tell (IDX, CIFAR-10).
+
+    Raises:
+        InitlabError: a requested size is larger than the data, or a split leaves a side empty.
+    """
+    if isinstance(dataset, Mnist1dConfig):
+        for field_name, limit in zip(("n_train", "n_test"), MNIST1D_SIZES):
+            requested = getattr(dataset, field_name)
+            if requested is not None and requested > limit:
+                raise InitlabError(
+                    f"dataset.{field_name}={requested} is invalid; expected at most {limit} "
+                    f"(MNIST-1D has {MNIST1D_SIZES[0]} training and {MNIST1D_SIZES[1]} test examples)."
+                )
+        return (dataset.n_train or MNIST1D_SIZES[0], dataset.n_test or MNIST1D_SIZES[1])
+    if isinstance(dataset, DigitsConfig):
+        n_test = int(round(dataset.test_fraction * DIGITS_SIZE))
+        if not 1 <= n_test <= DIGITS_SIZE - 1:
+            raise InitlabError(
+                f"dataset.test_fraction={dataset.test_fraction!r} is invalid: it leaves {n_test} test and "
+                f"{DIGITS_SIZE - n_test} training examples of {DIGITS_SIZE}; expected a fraction that leaves "
+                "at least one test and one training example (about 0.0006 to 0.9994)."
+            )
+        return (DIGITS_SIZE - n_test, n_test)
+    if isinstance(dataset, (TeacherConfig, GaussianMixtureConfig)):
+        return (dataset.n_train, dataset.n_test)
+    return None
+
+
+def _check_sizes(config: RunConfig, where: str) -> None:
+    """Sizes the data cannot give are bad input at load time, not failed runs."""
+    try:
+        sizes = dataset_sizes(config.dataset)
+    except InitlabError as error:
+        raise InitlabError(f"{where}: {error}") from None
+    if sizes is not None and config.training.batch_size > sizes[0]:
+        raise InitlabError(
+            f"{where}: training.batch_size={config.training.batch_size} is invalid; expected at most the "
+            f"{sizes[0]} training examples of dataset {config.dataset.name!r}."
+        )
+
+
 def _check_grid(study: StudyConfig, where: str) -> None:
     for key, values in study.grid.items():
         _check_path(key, f"{where}: grid key {key!r}")
@@ -519,7 +586,14 @@ def study_version(study: StudyConfig) -> str:
 
 
 def expand(study: StudyConfig, *, where: str = "study") -> list[Run]:
-    """Every run of the study: each case (or the base) x every grid point, deduplicated by key."""
+    """Every run of the study: each case (or the base) x every grid point, deduplicated by key.
+
+    Raises:
+        InitlabError: the grid has more than :data:`MAX_GRID_RUNS` runs (checked
+            before expanding), a grid point is invalid, or asks for more data
+            than the dataset has (:func:`dataset_sizes`).
+    """
+    _check_grid_size(study, where)
     base = _raw_run(study)
     axes = list(study.grid.items())
     runs: dict[str, Run] = {}
@@ -537,6 +611,7 @@ def expand(study: StudyConfig, *, where: str = "study") -> list[Run]:
             except ValidationError as error:
                 origin = f"cases[{case_index}] " if study.cases else ""
                 raise validation_error(error, RunConfig, f"{where}: {origin}grid point {point}") from None
+            _check_sizes(config, f"{where}: {'cases[%d] ' % case_index if study.cases else ''}grid point {point}")
             key = run_key(config)
             runs.setdefault(key, Run(key, config, point))
     return list(runs.values())
