@@ -44,8 +44,10 @@ DIGITS_SIZE = 1797
 ENGINE_VERSION = "8"
 """Bumped whenever a change to the lab alters the numbers a run produces."""
 
-SCALAR_METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "train_mse", "test_mse", "weight_norm")
-LAYER_METRICS = (
+ScalarMetric = Literal[
+    "train_loss", "test_loss", "train_accuracy", "test_accuracy", "train_mse", "test_mse", "weight_norm"
+]
+LayerMetric = Literal[
     "layer_weight_norm",
     "grad_norm",
     "act_std",
@@ -53,8 +55,11 @@ LAYER_METRICS = (
     "backprop_norm",
     "saturated_fraction",
     "distinct_units",
-)
-METRICS = SCALAR_METRICS + LAYER_METRICS
+]
+Metric = Literal[ScalarMetric, LayerMetric]
+SCALAR_METRICS: tuple[ScalarMetric, ...] = get_args(ScalarMetric)
+LAYER_METRICS: tuple[LayerMetric, ...] = get_args(LayerMetric)
+METRICS: tuple[Metric, ...] = SCALAR_METRICS + LAYER_METRICS
 RUN_SECTIONS = ("dataset", "model", "training", "metrics")
 PER_RUN_FIELDS = {
     "model": ("weight_init", "output_init", "bias_init", "lsuv"),
@@ -152,7 +157,10 @@ class Cifar10Config(_Strict):
 
 
 DATASET_CONFIGS = (Mnist1dConfig, DigitsConfig, TeacherConfig, GaussianMixtureConfig, IdxConfig, Cifar10Config)
-DatasetConfig = Annotated[Union[DATASET_CONFIGS], Field(discriminator="name")]  # noqa: UP007  (a union of a tuple of classes)
+DatasetConfig = Annotated[
+    Union[Mnist1dConfig, DigitsConfig, TeacherConfig, GaussianMixtureConfig, IdxConfig, Cifar10Config],  # noqa: UP007
+    Field(discriminator="name"),
+]
 DATASET_NAMES = tuple(name for cls in DATASET_CONFIGS for name in get_args(cls.model_fields["name"].annotation))
 
 
@@ -280,7 +288,7 @@ class TrainingConfig(_Strict):
 class MetricsConfig(_Strict):
     """Which metrics each logged step keeps (default: all)."""
 
-    keep: list[Literal[METRICS]] = Field(default_factory=lambda: list(METRICS))
+    keep: list[Metric] = Field(default_factory=lambda: list(METRICS))
 
     @field_validator("keep")
     @classmethod
@@ -318,7 +326,7 @@ class RunConfig(_Strict):
 
     dataset: DatasetConfig = Field(default_factory=Mnist1dConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    training: TrainingConfig = Field(default_factory=lambda: TrainingConfig.model_validate({}))
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
 
@@ -341,7 +349,7 @@ class StudyConfig(RunConfig):
 
 
 # ------------------------------------------------------------------- errors
-def _field_type(root: type, loc: tuple) -> tuple[type | None, tuple]:
+def _field_type(root: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | None, tuple]:
     """The pydantic model that holds the last element of ``loc``, and ``loc`` without union tags."""
     current: Any = root
     clean: list = []
@@ -374,7 +382,7 @@ def _field_type(root: type, loc: tuple) -> tuple[type | None, tuple]:
     return (current if isinstance(current, type) and issubclass(current, BaseModel) else None), tuple(clean)
 
 
-def _model_at(root: type, loc: tuple) -> type | None:
+def _model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     """The pydantic model found at ``loc`` (the model whose keys an unknown key sits among)."""
     if not loc:
         return root
@@ -386,7 +394,7 @@ def _model_at(root: type, loc: tuple) -> type | None:
     return holder
 
 
-def _model_options(annotation: Any) -> list[type]:
+def _model_options(annotation: Any) -> list[type[BaseModel]]:
     """BaseModel classes inside an annotation (unions, Annotated, Optional)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
@@ -395,7 +403,7 @@ def _model_options(annotation: Any) -> list[type]:
     return []
 
 
-def _describe(error: dict, root: type) -> str:
+def _describe(error: Any, root: type[BaseModel]) -> str:
     _, loc = _field_type(root, error["loc"])
     path = ".".join(str(part) for part in loc) or "(top level)"
     value = error.get("input")
@@ -409,7 +417,7 @@ def _describe(error: dict, root: type) -> str:
     return f"{path}={value!r} is invalid; {message.rstrip('.')}."
 
 
-def validation_error(error: ValidationError, root: type, where: str) -> InitlabError:
+def validation_error(error: ValidationError, root: type[BaseModel], where: str) -> InitlabError:
     """One InitlabError listing every pydantic error with its field path and value."""
     lines = [_describe(item, root) for item in error.errors()]
     return InitlabError(
@@ -526,7 +534,8 @@ def _check_path(key: str, where: str) -> None:
     if parts[0] == "dataset":
         fields = {name for cls in DATASET_CONFIGS for name in cls.model_fields}
     else:
-        fields = set(type(RunConfig.model_fields[parts[0]].default_factory()).model_fields)
+        section = RunConfig.model_fields[parts[0]].annotation
+        fields = set(section.model_fields) if isinstance(section, type) and issubclass(section, BaseModel) else set()
     if parts[1] not in fields:
         raise InitlabError(
             f"{where} is invalid; {parts[0]} has no field {parts[1]!r}; expected one of {', '.join(sorted(fields))}."
@@ -606,12 +615,12 @@ def expand(study: StudyConfig, *, where: str = "study") -> list[Run]:
             for (key, _), value in zip(axes, values):
                 _set_path(data, key, value)
                 point[key] = value
+            origin = f"cases[{case_index}] " if study.cases else ""
             try:
                 config = RunConfig.model_validate(data)
             except ValidationError as error:
-                origin = f"cases[{case_index}] " if study.cases else ""
                 raise validation_error(error, RunConfig, f"{where}: {origin}grid point {point}") from None
-            _check_sizes(config, f"{where}: {'cases[%d] ' % case_index if study.cases else ''}grid point {point}")
+            _check_sizes(config, f"{where}: {origin}grid point {point}")
             key = run_key(config)
             runs.setdefault(key, Run(key, config, point))
     return list(runs.values())

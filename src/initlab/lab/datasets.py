@@ -60,7 +60,7 @@ CIFAR_TRAIN_FILES = tuple(f"data_batch_{index}.bin" for index in range(1, 6))
 CIFAR_TEST_FILE = "test_batch.bin"
 CIFAR_RECORD = 1 + 3 * 32 * 32
 
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
