@@ -88,7 +88,15 @@ def nn_entry(name: str):
     return getattr(initlab_nn, name, None)
 
 
-PositiveInt = Annotated[int, Field(ge=1, strict=True)]
+MAX_COUNT = 10_000_000
+"""Largest count a study field accepts (examples, widths, steps, sizes)."""
+MAX_SEED = 2**63 - 1
+"""Largest seed a study field accepts (63 bits, as the command line's --seed)."""
+MAX_HIDDEN_WEIGHTS = 2**28
+"""Most hidden weights one run may have (depth x width^2 x kernel size; 1 GiB of float32)."""
+
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_COUNT, strict=True)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 OptionalCount = Union[PositiveInt, None]  # noqa: UP007  (pydantic reads it at run time)
 
 
@@ -108,7 +116,7 @@ class DigitsConfig(_Strict):
     name: Literal["digits"]
     standardize: bool = True
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
-    split_seed: int = Field(0, ge=0)
+    split_seed: Seed = 0
 
 
 class TeacherConfig(_Strict):
@@ -121,7 +129,7 @@ class TeacherConfig(_Strict):
     hidden: PositiveInt = 32
     output_dim: PositiveInt = 1
     noise: float = Field(0.1, ge=0.0)
-    seed: int = Field(0, ge=0)
+    seed: Seed = 0
 
 
 class GaussianMixtureConfig(_Strict):
@@ -131,9 +139,9 @@ class GaussianMixtureConfig(_Strict):
     n_train: PositiveInt = 2000
     n_test: PositiveInt = 1000
     input_dim: PositiveInt = 20
-    num_classes: int = Field(4, ge=2)
+    num_classes: int = Field(4, ge=2, le=MAX_COUNT)
     separation: float = Field(1.0, gt=0.0)
-    seed: int = Field(0, ge=0)
+    seed: Seed = 0
 
 
 class IdxConfig(_Strict):
@@ -275,10 +283,10 @@ class TrainingConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0.0)
     regularize_biases: bool = False
     batch_size: PositiveInt = 128
-    steps: int = Field(500, ge=0, strict=True)
+    steps: int = Field(500, ge=0, le=MAX_COUNT, strict=True)
     log_every: PositiveInt = 50
     dtype: Literal["float32", "float64"] = "float32"
-    seed: int = Field(0, ge=0, strict=True)
+    seed: int = Field(0, ge=0, le=MAX_SEED, strict=True)
     target_accuracy: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     target_loss: Annotated[float, Field(gt=0.0)] | None = None
     probe_size: PositiveInt = 256
@@ -443,9 +451,17 @@ def load_study(source: str | Path | Mapping[str, Any]) -> StudyConfig:
         path = Path(source)
         where = str(path)
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InitlabError(f"{path}: study file not found; expected a TOML file.") from None
+        except IsADirectoryError:
+            raise InitlabError(f"{path}: is a folder; expected a study TOML file.") from None
+        except UnicodeDecodeError as error:
+            raise InitlabError(
+                f"{path}: not a text file (byte {error.start} is not UTF-8); expected a study TOML file."
+            ) from None
+        except OSError as error:
+            raise InitlabError(f"{path}: cannot be read ({error.strerror or error}); expected a readable TOML file.") from None
         except tomllib.TOMLDecodeError as error:
             raise InitlabError(f"{path}: not valid TOML ({error}).") from None
     try:
@@ -510,6 +526,13 @@ def _check_sizes(config: RunConfig, where: str) -> None:
         sizes = dataset_sizes(config.dataset)
     except InitlabError as error:
         raise InitlabError(f"{where}: {error}") from None
+    model = config.model
+    weights = model.depth * model.width * model.width * (model.kernel_size if model.kind == "cnn1d" else 1)
+    if weights > MAX_HIDDEN_WEIGHTS:
+        raise InitlabError(
+            f"{where}: model.depth={model.depth} x model.width={model.width}^2 is {weights:,} hidden weights per "
+            f"run; expected at most {MAX_HIDDEN_WEIGHTS:,} (1 GiB of float32)."
+        )
     if sizes is not None and config.training.batch_size > sizes[0]:
         raise InitlabError(
             f"{where}: training.batch_size={config.training.batch_size} is invalid; expected at most the "

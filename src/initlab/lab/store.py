@@ -256,6 +256,12 @@ class Store:
         self.read_only = read_only
         if self.path.is_dir():
             raise InitlabError(f"store: path={str(self.path)!r} is a directory; expected a SQLite file.")
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        if not read_only and not folder.is_dir():
+            raise InitlabError(
+                f"store: path={str(self.path)!r} is invalid: the folder {str(folder)!r} does not exist; "
+                "expected a store path in an existing folder."
+            )
         if read_only and not self.path.is_file():
             raise InitlabError(f"store: path={str(self.path)!r} does not exist; expected an existing store file.")
         try:
