@@ -83,10 +83,8 @@ def validate_claim(name: str, params: Mapping[str, Any]) -> None:
 
 
 def evaluate_claim(name: str, params: Mapping[str, Any], results: Sequence[Mapping[str, Any]]) -> ClaimResult:
-    """Check the claim ``name`` over a study's run rows; "no evidence" when there are none."""
+    """Check the claim ``name`` over a study's run rows."""
     validate_claim(name, params)
-    if not results:
-        return no_evidence(name, "the study has no stored run (run it first)")
     return _CLAIMS[name][1](params, results)
 
 

@@ -214,13 +214,17 @@ def _check_store(connection: sqlite3.Connection, path: Path, *, allow_empty: boo
     Raises:
         InitlabError: a newer schema, or a file that is not an initlab store.
     """
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    connection.execute("BEGIN")  # one snapshot: another process may be creating the store right now
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        connection.execute("COMMIT")
     if version > SCHEMA_VERSION:
         raise InitlabError(
             f"store schema version {version} is newer than this initlab's {SCHEMA_VERSION}; "
             f"expected <= {SCHEMA_VERSION}. Upgrade initlab to read this store."
         )
-    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if version == 0 and not tables:
         if allow_empty:
             return 0
