@@ -283,9 +283,11 @@ class _Fitter:
 
 
 def _weight_and_bias(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if isinstance(module, nn.MultiheadAttention):
-        return module.out_proj.weight, module.out_proj.bias
-    return module.weight, module.bias
+    owner = module.out_proj if isinstance(module, nn.MultiheadAttention) else module
+    weight, bias = owner.weight, owner.bias
+    if not isinstance(weight, torch.Tensor):
+        raise InitlabError(f"lsuv_: layer {type(module).__name__} has no weight tensor; expected a fitted layer.")
+    return weight, bias if isinstance(bias, torch.Tensor) else None
 
 
 def _exact_scale(z: torch.Tensor, bias: torch.Tensor | None) -> float:
