@@ -5,7 +5,14 @@
   together), so killing a process at any moment (``kill -9``) loses at most
   the runs in flight and never leaves a half-written run.
 * Versioned schema (``PRAGMA user_version``) upgraded in place by
-  :data:`MIGRATIONS`; a file written by a newer initlab is refused.
+  :data:`MIGRATIONS`; a file written by a newer initlab is refused, and a
+  file that is not an initlab store is refused before anything is written.
+* ``Store(path, read_only=True)`` (the read commands) opens the file with
+  SQLite's ``mode=ro`` and never writes it; an older schema is upgraded in a
+  memory copy only.
+* A study's membership of a run is recorded with the study's version (a
+  hash of its content, :func:`initlab.lab.config.study_version`), and
+  :meth:`Store.study_runs` reads one version's runs only.
 * A run's key is the hash of its resolved config and the code version
   (:func:`initlab.lab.config.run_key`); a run is stored at most once.
   ``done`` and ``diverged`` runs are final and skipped on re-runs; ``failed``
