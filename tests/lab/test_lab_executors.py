@@ -88,7 +88,7 @@ def test_process_pool_sets_the_workers_torch_threads_and_leaves_the_caller_alone
 def test_bad_executor_options():
     with pytest.raises(InitlabError, match=r"--executor='slurm' is invalid; expected one of inline, process, dask"):
         make_executor("slurm")
-    with pytest.raises(InitlabError, match=r"--workers=0 is invalid; expected a positive integer"):
+    with pytest.raises(InitlabError, match=r"--workers=0 is invalid; expected an integer in \[1, 256\]"):
         make_executor("process", workers=0)
     with pytest.raises(InitlabError, match=r"--scheduler='tcp://x:1' is only valid with --executor dask"):
         make_executor("process", scheduler="tcp://x:1")

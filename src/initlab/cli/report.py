@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         )
     size = size_of(args)
     out_dir = out_dir_of(args, size)
-    with Store(args.store) as store:
+    with Store(args.store, read_only=True) as store:
         if args.tour:
             studies = stored_studies(study_names(size), size, store)
             if not studies:
@@ -64,13 +64,14 @@ def run(args: argparse.Namespace) -> int:
                 f"report: STUDY={args.study!r} is invalid; expected one of {', '.join(BUILTIN_STUDIES)}."
             )
         study = builtin_study(args.study, size)
-        if not store.runs(study=study.name):
+        if not store.study_runs(study):
             raise InitlabError(
                 f"report: no stored runs of study {study.name!r} in {args.store}; expected "
                 f"a store where it ran (`initlab tour --size {size}`), or another --size."
             )
         (page,) = load_pages([study], store)
         path = write_study_html(page, out_dir)
-    print(f"{args.study}: the claim {'holds' if page.claim.holds else 'does NOT hold'} — {page.claim.detail}")
+    state = {"holds": "holds", "does not hold": "does NOT hold"}.get(page.claim.state, "has no evidence")
+    print(f"{args.study}: the claim {state} — {page.claim.detail}")
     print(f"report: {path}")
     return 0

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.store).is_file():
         raise InitlabError(f"--store={args.store!r} is invalid; expected an existing store file.")
-    with Store(args.store) as store:
+    with Store(args.store, read_only=True) as store:
         if args.action == "show":
             if not args.run:
                 raise InitlabError("runs show: RUN is missing; expected a run key (prefix).")

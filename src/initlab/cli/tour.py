@@ -39,10 +39,9 @@ def _cpu_seconds() -> float:
 def _executor(workers: int, pending: int):
     """Worker processes with one torch thread each when there is work for more than one, else inline
     (this process, its thread count untouched)."""
-    from initlab.lab.executors import InlineExecutor, ProcessExecutor
+    from initlab.lab.executors import InlineExecutor, ProcessExecutor, check_workers
 
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InitlabError(f"--workers={workers!r} is invalid; expected a positive integer.")
+    check_workers(workers)
     if workers == 1 or pending == 0:
         return InlineExecutor()
     return ProcessExecutor(workers, torch_threads=1)
@@ -66,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
     from initlab.report.tour import TourProgress, print_claim_table, render_studies
 
     started, cpu_started = time.perf_counter(), _cpu_seconds()
+    from initlab.lab.executors import check_workers
+
     size = size_of(args)
+    check_workers(args.workers)
     studies = tour_studies(size)
     out_dir = out_dir_of(args, size)
     with Store(args.store) as store:
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         table = render_studies(
             studies, store, out_dir, heading=heading(size), note=note, force=False, warning=size_warning(size)
         )
-        failed = sum(row["status"] == "failed" for study in studies for row in store.runs(study=study.name))
+        failed = sum(row["status"] == "failed" for study in studies for row in store.study_runs(study))
     print_claim_table(table, sys.stdout)
     if size_warning(size):
         print(f"tour: {size_warning(size)}")

@@ -28,6 +28,7 @@ from initlab.lab.config import (
     group_key,
     load_study,
     run_key,
+    study_version,
 )
 from initlab.lab.datasets import (
     Dataset,
@@ -63,6 +64,7 @@ __all__ = [
     "group_key",
     "load_study",
     "run_key",
+    "study_version",
     "Dataset",
     "cache_dir",
     "load_cifar10_binary",

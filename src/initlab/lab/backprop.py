@@ -106,7 +106,7 @@ class MlpBackprop:
         self._transposed = [weight.transpose(1, 2) for weight in self.weights]
         self._bias_rows = [None if bias is None else bias.unsqueeze(1) for bias in self.biases]
         self.inputs: list[torch.Tensor] = []
-        self.delta: torch.Tensor | None = None
+        self.delta = torch.empty(0)  # dL/d(output), set by loss()
         self._buffers: dict[tuple, torch.Tensor] = {}
         self._grads: dict[str, torch.Tensor] = {}
 
@@ -215,10 +215,11 @@ class MlpBackprop:
             weight, bias = self.weights[layer], self.biases[layer]
             shrink(f"{name}.weight", weight)
             weight.baddbmm_(delta.transpose(1, 2), inputs, alpha=-lr)
-            if bias is not None:
+            bias_row = self._bias_rows[layer]
+            if bias is not None and bias_row is not None:
                 shrink(f"{name}.bias", bias)
                 ones = self._buffer("ones", 0, (delta.shape[0], 1, delta.shape[1]), delta)
-                self._bias_rows[layer].baddbmm_(ones, delta, alpha=-lr)
+                bias_row.baddbmm_(ones, delta, alpha=-lr)
 
         self._backward(update)
 

@@ -20,18 +20,45 @@ from typing import Any
 
 from initlab.errors import InitlabError
 
+NO_EVIDENCE = "no evidence"
+"""The state of a claim that no stored run (or no finite metric) bears on: neither holds nor fails."""
+
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """Outcome of a claim: whether it holds, why, and the numbers it used."""
+    """Outcome of a claim: whether it holds, why, and the numbers it used.
+
+    ``evidence`` is False when no run bears on the claim (its selector matched
+    no run, or no matched run has a finite value of the metric): then
+    ``holds`` is False and :attr:`state` is ``"no evidence"``, not ``"does not hold"``.
+    """
 
     name: str
     holds: bool
     detail: str
     values: dict[str, Any] = field(default_factory=dict)
+    evidence: bool = True
+
+    @property
+    def state(self) -> str:
+        """``"holds"``, ``"does not hold"`` or ``"no evidence"``."""
+        if not self.evidence:
+            return NO_EVIDENCE
+        return "holds" if self.holds else "does not hold"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "holds": self.holds, "detail": self.detail, "values": self.values}
+        return {
+            "name": self.name,
+            "holds": self.holds,
+            "state": self.state,
+            "detail": self.detail,
+            "values": self.values,
+        }
+
+
+def no_evidence(name: str, detail: str, values: Mapping[str, Any] | None = None) -> ClaimResult:
+    """The result of claim ``name`` when no run bears on it (``detail`` says which runs were missing)."""
+    return ClaimResult(name, False, f"{NO_EVIDENCE}: {detail}", dict(values or {}), evidence=False)
 
 
 Validator = Callable[[Mapping[str, Any]], None]
@@ -94,6 +121,13 @@ def _check_compare(params: Mapping[str, Any], results: Sequence[Mapping[str, Any
     side_a = [row for row in results if _matches(row, params["a"])]
     side_b = [row for row in results if _matches(row, params["b"])]
     mean_a, mean_b = _mean_metric(side_a, metric), _mean_metric(side_b, metric)
+    empty = [
+        f"{side}={dict(params[side])} matches {len(rows)} run(s), none with a finite {metric}"
+        for side, rows, mean in (("a", side_a, mean_a), ("b", side_b, mean_b))
+        if math.isnan(mean)
+    ]
+    if empty:
+        return no_evidence("compare", "; ".join(empty), {"a": None, "b": None})
     holds = (mean_a > mean_b) if op == ">" else (mean_a < mean_b)
     detail = (
         f"mean {metric}: {mean_a:.4g} over {len(side_a)} run(s) {dict(params['a'])} "

@@ -34,11 +34,20 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+MAX_GRID_RUNS = 100_000
+"""Most runs a study may expand to (cases x the product of the grid axis lengths); checked before expanding."""
+MNIST1D_SIZES = (4000, 1000)
+"""Training and test examples MNIST-1D generates (``get_dataset_args()``: 5000 samples, 80 % train)."""
+DIGITS_SIZE = 1797
+"""Examples in scikit-learn's 8x8 digits."""
+
 ENGINE_VERSION = "8"
 """Bumped whenever a change to the lab alters the numbers a run produces."""
 
-SCALAR_METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "train_mse", "test_mse", "weight_norm")
-LAYER_METRICS = (
+ScalarMetric = Literal[
+    "train_loss", "test_loss", "train_accuracy", "test_accuracy", "train_mse", "test_mse", "weight_norm"
+]
+LayerMetric = Literal[
     "layer_weight_norm",
     "grad_norm",
     "act_std",
@@ -46,8 +55,11 @@ LAYER_METRICS = (
     "backprop_norm",
     "saturated_fraction",
     "distinct_units",
-)
-METRICS = SCALAR_METRICS + LAYER_METRICS
+]
+Metric = Literal[ScalarMetric, LayerMetric]
+SCALAR_METRICS: tuple[ScalarMetric, ...] = get_args(ScalarMetric)
+LAYER_METRICS: tuple[LayerMetric, ...] = get_args(LayerMetric)
+METRICS: tuple[Metric, ...] = SCALAR_METRICS + LAYER_METRICS
 RUN_SECTIONS = ("dataset", "model", "training", "metrics")
 PER_RUN_FIELDS = {
     "model": ("weight_init", "output_init", "bias_init", "lsuv"),
@@ -64,7 +76,7 @@ def code_version() -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 def nn_entry(name: str):
@@ -76,7 +88,15 @@ def nn_entry(name: str):
     return getattr(initlab_nn, name, None)
 
 
-PositiveInt = Annotated[int, Field(ge=1, strict=True)]
+MAX_COUNT = 10_000_000
+"""Largest count a study field accepts (examples, widths, steps, sizes)."""
+MAX_SEED = 2**63 - 1
+"""Largest seed a study field accepts (63 bits, as the command line's --seed)."""
+MAX_HIDDEN_WEIGHTS = 2**28
+"""Most hidden weights one run may have (depth x width^2 x kernel size; 1 GiB of float32)."""
+
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_COUNT, strict=True)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 OptionalCount = Union[PositiveInt, None]  # noqa: UP007  (pydantic reads it at run time)
 
 
@@ -96,7 +116,7 @@ class DigitsConfig(_Strict):
     name: Literal["digits"]
     standardize: bool = True
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
-    split_seed: int = Field(0, ge=0)
+    split_seed: Seed = 0
 
 
 class TeacherConfig(_Strict):
@@ -109,7 +129,7 @@ class TeacherConfig(_Strict):
     hidden: PositiveInt = 32
     output_dim: PositiveInt = 1
     noise: float = Field(0.1, ge=0.0)
-    seed: int = Field(0, ge=0)
+    seed: Seed = 0
 
 
 class GaussianMixtureConfig(_Strict):
@@ -119,9 +139,9 @@ class GaussianMixtureConfig(_Strict):
     n_train: PositiveInt = 2000
     n_test: PositiveInt = 1000
     input_dim: PositiveInt = 20
-    num_classes: int = Field(4, ge=2)
+    num_classes: int = Field(4, ge=2, le=MAX_COUNT)
     separation: float = Field(1.0, gt=0.0)
-    seed: int = Field(0, ge=0)
+    seed: Seed = 0
 
 
 class IdxConfig(_Strict):
@@ -145,7 +165,10 @@ class Cifar10Config(_Strict):
 
 
 DATASET_CONFIGS = (Mnist1dConfig, DigitsConfig, TeacherConfig, GaussianMixtureConfig, IdxConfig, Cifar10Config)
-DatasetConfig = Annotated[Union[DATASET_CONFIGS], Field(discriminator="name")]  # noqa: UP007  (a union of a tuple of classes)
+DatasetConfig = Annotated[
+    Union[Mnist1dConfig, DigitsConfig, TeacherConfig, GaussianMixtureConfig, IdxConfig, Cifar10Config],  # noqa: UP007
+    Field(discriminator="name"),
+]
 DATASET_NAMES = tuple(name for cls in DATASET_CONFIGS for name in get_args(cls.model_fields["name"].annotation))
 
 
@@ -260,10 +283,10 @@ class TrainingConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0.0)
     regularize_biases: bool = False
     batch_size: PositiveInt = 128
-    steps: int = Field(500, ge=0, strict=True)
+    steps: int = Field(500, ge=0, le=MAX_COUNT, strict=True)
     log_every: PositiveInt = 50
     dtype: Literal["float32", "float64"] = "float32"
-    seed: int = Field(0, ge=0, strict=True)
+    seed: int = Field(0, ge=0, le=MAX_SEED, strict=True)
     target_accuracy: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     target_loss: Annotated[float, Field(gt=0.0)] | None = None
     probe_size: PositiveInt = 256
@@ -273,7 +296,7 @@ class TrainingConfig(_Strict):
 class MetricsConfig(_Strict):
     """Which metrics each logged step keeps (default: all)."""
 
-    keep: list[Literal[METRICS]] = Field(default_factory=lambda: list(METRICS))
+    keep: list[Metric] = Field(default_factory=lambda: list(METRICS))
 
     @field_validator("keep")
     @classmethod
@@ -311,7 +334,7 @@ class RunConfig(_Strict):
 
     dataset: DatasetConfig = Field(default_factory=Mnist1dConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    training: TrainingConfig = Field(default_factory=lambda: TrainingConfig.model_validate({}))
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
 
@@ -334,7 +357,7 @@ class StudyConfig(RunConfig):
 
 
 # ------------------------------------------------------------------- errors
-def _field_type(root: type, loc: tuple) -> tuple[type | None, tuple]:
+def _field_type(root: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | None, tuple]:
     """The pydantic model that holds the last element of ``loc``, and ``loc`` without union tags."""
     current: Any = root
     clean: list = []
@@ -367,7 +390,7 @@ def _field_type(root: type, loc: tuple) -> tuple[type | None, tuple]:
     return (current if isinstance(current, type) and issubclass(current, BaseModel) else None), tuple(clean)
 
 
-def _model_at(root: type, loc: tuple) -> type | None:
+def _model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     """The pydantic model found at ``loc`` (the model whose keys an unknown key sits among)."""
     if not loc:
         return root
@@ -379,7 +402,7 @@ def _model_at(root: type, loc: tuple) -> type | None:
     return holder
 
 
-def _model_options(annotation: Any) -> list[type]:
+def _model_options(annotation: Any) -> list[type[BaseModel]]:
     """BaseModel classes inside an annotation (unions, Annotated, Optional)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
@@ -388,7 +411,7 @@ def _model_options(annotation: Any) -> list[type]:
     return []
 
 
-def _describe(error: dict, root: type) -> str:
+def _describe(error: Any, root: type[BaseModel]) -> str:
     _, loc = _field_type(root, error["loc"])
     path = ".".join(str(part) for part in loc) or "(top level)"
     value = error.get("input")
@@ -402,7 +425,7 @@ def _describe(error: dict, root: type) -> str:
     return f"{path}={value!r} is invalid; {message.rstrip('.')}."
 
 
-def validation_error(error: ValidationError, root: type, where: str) -> InitlabError:
+def validation_error(error: ValidationError, root: type[BaseModel], where: str) -> InitlabError:
     """One InitlabError listing every pydantic error with its field path and value."""
     lines = [_describe(item, root) for item in error.errors()]
     return InitlabError(
@@ -428,9 +451,19 @@ def load_study(source: str | Path | Mapping[str, Any]) -> StudyConfig:
         path = Path(source)
         where = str(path)
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InitlabError(f"{path}: study file not found; expected a TOML file.") from None
+        except IsADirectoryError:
+            raise InitlabError(f"{path}: is a folder; expected a study TOML file.") from None
+        except UnicodeDecodeError as error:
+            raise InitlabError(
+                f"{path}: not a text file (byte {error.start} is not UTF-8); expected a study TOML file."
+            ) from None
+        except OSError as error:
+            raise InitlabError(
+                f"{path}: cannot be read ({error.strerror or error}); expected a readable TOML file."
+            ) from None
         except tomllib.TOMLDecodeError as error:
             raise InitlabError(f"{path}: not valid TOML ({error}).") from None
     try:
@@ -440,6 +473,73 @@ def load_study(source: str | Path | Mapping[str, Any]) -> StudyConfig:
     _check_grid(study, where)
     expand(study, where=where)
     return study
+
+
+def grid_runs(study: StudyConfig) -> int:
+    """How many runs the study expands to before deduplication: cases x the product of axis lengths."""
+    count = max(1, len(study.cases))
+    for values in study.grid.values():
+        count *= len(values)
+    return count
+
+
+def _check_grid_size(study: StudyConfig, where: str) -> None:
+    count = grid_runs(study)
+    if count > MAX_GRID_RUNS:
+        axes = " x ".join(f"{key}: {len(values)}" for key, values in study.grid.items()) or "no grid"
+        raise InitlabError(
+            f"{where}: the grid expands to {count} runs ({max(1, len(study.cases))} case(s) x {axes}); "
+            f"expected at most {MAX_GRID_RUNS} runs. Split the study into smaller ones."
+        )
+
+
+def dataset_sizes(dataset: Any) -> tuple[int, int] | None:
+    """``(n_train, n_test)`` a dataset config yields, or None where only its files tell (IDX, CIFAR-10).
+
+    Raises:
+        InitlabError: a requested size is larger than the data, or a split leaves a side empty.
+    """
+    if isinstance(dataset, Mnist1dConfig):
+        for field_name, limit in zip(("n_train", "n_test"), MNIST1D_SIZES):
+            requested = getattr(dataset, field_name)
+            if requested is not None and requested > limit:
+                raise InitlabError(
+                    f"dataset.{field_name}={requested} is invalid; expected at most {limit} "
+                    f"(MNIST-1D has {MNIST1D_SIZES[0]} training and {MNIST1D_SIZES[1]} test examples)."
+                )
+        return (dataset.n_train or MNIST1D_SIZES[0], dataset.n_test or MNIST1D_SIZES[1])
+    if isinstance(dataset, DigitsConfig):
+        n_test = int(round(dataset.test_fraction * DIGITS_SIZE))
+        if not 1 <= n_test <= DIGITS_SIZE - 1:
+            raise InitlabError(
+                f"dataset.test_fraction={dataset.test_fraction!r} is invalid: it leaves {n_test} test and "
+                f"{DIGITS_SIZE - n_test} training examples of {DIGITS_SIZE}; expected a fraction that leaves "
+                "at least one test and one training example (about 0.0006 to 0.9994)."
+            )
+        return (DIGITS_SIZE - n_test, n_test)
+    if isinstance(dataset, (TeacherConfig, GaussianMixtureConfig)):
+        return (dataset.n_train, dataset.n_test)
+    return None
+
+
+def _check_sizes(config: RunConfig, where: str) -> None:
+    """Sizes the data cannot give are bad input at load time, not failed runs."""
+    try:
+        sizes = dataset_sizes(config.dataset)
+    except InitlabError as error:
+        raise InitlabError(f"{where}: {error}") from None
+    model = config.model
+    weights = model.depth * model.width * model.width * (model.kernel_size if model.kind == "cnn1d" else 1)
+    if weights > MAX_HIDDEN_WEIGHTS:
+        raise InitlabError(
+            f"{where}: model.depth={model.depth} x model.width={model.width}^2 is {weights:,} hidden weights per "
+            f"run; expected at most {MAX_HIDDEN_WEIGHTS:,} (1 GiB of float32)."
+        )
+    if sizes is not None and config.training.batch_size > sizes[0]:
+        raise InitlabError(
+            f"{where}: training.batch_size={config.training.batch_size} is invalid; expected at most the "
+            f"{sizes[0]} training examples of dataset {config.dataset.name!r}."
+        )
 
 
 def _check_grid(study: StudyConfig, where: str) -> None:
@@ -459,7 +559,8 @@ def _check_path(key: str, where: str) -> None:
     if parts[0] == "dataset":
         fields = {name for cls in DATASET_CONFIGS for name in cls.model_fields}
     else:
-        fields = set(type(RunConfig.model_fields[parts[0]].default_factory()).model_fields)
+        section = RunConfig.model_fields[parts[0]].annotation
+        fields = set(section.model_fields) if isinstance(section, type) and issubclass(section, BaseModel) else set()
     if parts[1] not in fields:
         raise InitlabError(
             f"{where} is invalid; {parts[0]} has no field {parts[1]!r}; expected one of {', '.join(sorted(fields))}."
@@ -506,8 +607,27 @@ def run_key(config: RunConfig) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
+def study_version(study: StudyConfig) -> str:
+    """SHA-256 (first 16 hex digits) of the study's normalised content: every field but ``execution``.
+
+    An edited study (its base run, grid, cases, claim, description) is a new
+    version; its claim and report read only the runs recorded under it
+    (:meth:`initlab.lab.store.Store.study_runs`). ``execution`` only changes
+    how runs are grouped, not which runs there are, so it does not enter.
+    """
+    payload = json.dumps(study.model_dump(mode="json", exclude={"execution"}), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def expand(study: StudyConfig, *, where: str = "study") -> list[Run]:
-    """Every run of the study: each case (or the base) x every grid point, deduplicated by key."""
+    """Every run of the study: each case (or the base) x every grid point, deduplicated by key.
+
+    Raises:
+        InitlabError: the grid has more than :data:`MAX_GRID_RUNS` runs (checked
+            before expanding), a grid point is invalid, or asks for more data
+            than the dataset has (:func:`dataset_sizes`).
+    """
+    _check_grid_size(study, where)
     base = _raw_run(study)
     axes = list(study.grid.items())
     runs: dict[str, Run] = {}
@@ -520,11 +640,12 @@ def expand(study: StudyConfig, *, where: str = "study") -> list[Run]:
             for (key, _), value in zip(axes, values):
                 _set_path(data, key, value)
                 point[key] = value
+            origin = f"cases[{case_index}] " if study.cases else ""
             try:
                 config = RunConfig.model_validate(data)
             except ValidationError as error:
-                origin = f"cases[{case_index}] " if study.cases else ""
                 raise validation_error(error, RunConfig, f"{where}: {origin}grid point {point}") from None
+            _check_sizes(config, f"{where}: {origin}grid point {point}")
             key = run_key(config)
             runs.setdefault(key, Run(key, config, point))
     return list(runs.values())

@@ -10,7 +10,9 @@ Nothing is downloaded and nothing is unpickled:
   generators, so their states are saved and restored around it. The arrays
   are cached as ``.npz`` (loaded with ``allow_pickle=False``) in
   :func:`cache_dir`, with a SHA-256 of their content checked on every load; a
-  cache file that fails the check is regenerated.
+  cache file that fails the check (truncated, not a zip, altered) is
+  regenerated and rewritten atomically; a cache folder that cannot be written
+  gives a ``RuntimeWarning`` and the data in memory.
 * ``digits``: scikit-learn's bundled 8x8 digits (1797 images, 64 features),
   split by a seeded permutation (default 70 % train).
 * ``teacher``: regression on the outputs of a random one-hidden-layer tanh
@@ -33,6 +35,9 @@ import gzip
 import hashlib
 import os
 import random
+import warnings
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +60,7 @@ CIFAR_TRAIN_FILES = tuple(f"data_batch_{index}.bin" for index in range(1, 6))
 CIFAR_TEST_FILE = "test_batch.bin"
 CIFAR_RECORD = 1 + 3 * 32 * 32
 
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -143,21 +148,44 @@ def content_hash(arrays: dict[str, np.ndarray]) -> str:
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write arrays plus their content hash atomically (temp file + rename)."""
+    """Write arrays plus their content hash atomically (temp file + rename).
+
+    Raises:
+        OSError: the folder cannot be created or written (the temporary file is removed).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        np.savez(handle, content_sha256=np.array(content_hash(arrays)), **arrays)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, content_sha256=np.array(content_hash(arrays)), **arrays)  # type: ignore[arg-type]
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Save ``arrays`` to the cache file ``path``; a cache that cannot be written only warns
+    (the caller goes on with the arrays in memory)."""
+    try:
+        _save_npz(path, arrays)
+    except OSError as error:
+        warnings.warn(
+            f"initlab: the dataset cache {path} cannot be written ({error.strerror or error}); "
+            f"using the data in memory (set {CACHE_ENV} to a writable folder to cache it).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
-    """Arrays of a cache file whose content hash checks out, else None."""
+    """Arrays of a cache file whose content hash checks out, else None (missing, truncated,
+    not a zip, or altered)."""
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files if name != "content_sha256"}
             expected = str(stored["content_sha256"]) if "content_sha256" in stored.files else ""
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
         return None
     return arrays if expected and content_hash(arrays) == expected else None
 
@@ -200,7 +228,7 @@ def mnist1d_arrays() -> dict[str, np.ndarray]:
     arrays = _load_npz(path) if path.exists() else None
     if arrays is None:
         arrays = _generate_mnist1d()
-        _save_npz(path, arrays)
+        _cache(path, arrays)
     return arrays
 
 
@@ -244,6 +272,12 @@ def load_digits(*, standardize: bool = True, test_fraction: float = 0.3, split_s
     bunch = sklearn_digits()
     order = np.random.default_rng(split_seed).permutation(len(bunch.target))
     n_test = int(round(test_fraction * len(order)))
+    if not 1 <= n_test <= len(order) - 1:
+        raise InitlabError(
+            f"load_digits: test_fraction={test_fraction!r} is invalid: it leaves {n_test} test and "
+            f"{len(order) - n_test} training examples of {len(order)}; expected a fraction that leaves at least "
+            "one test and one training example."
+        )
     test, train = order[:n_test], order[n_test:]
     return _classification(
         "digits",

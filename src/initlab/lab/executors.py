@@ -27,6 +27,7 @@ Workers only compute and return plain data; only the driver writes the store.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import threading
 import traceback
@@ -69,9 +70,35 @@ class InlineExecutor:
         """Nothing to release."""
 
 
-def _worker_main(connection, torch_threads: int | None = None) -> None:
-    """Loop of a worker process: set its torch thread count (if given), then receive
-    ``(fn, args)`` and send ``(ok, value)`` until told to stop."""
+MAX_WORKERS = 256
+"""Most worker processes an executor starts."""
+
+
+def check_workers(workers: object, where: str = "--workers") -> int:
+    """``workers`` if it is an int in ``[1, MAX_WORKERS]``, else a named InitlabError."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise InitlabError(f"{where}={workers!r} is invalid; expected an integer in [1, {MAX_WORKERS}].")
+    return workers
+
+
+def _exit_with_parent() -> None:
+    """In a worker process: a daemon thread that ends the process as soon as its parent (the
+    driver) has died, even in the middle of a task (nobody is left to take the result)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="initlab-parent-watch", daemon=True).start()
+
+
+def _worker_main(connection: Any, torch_threads: int | None = None) -> None:
+    """Loop of a worker process: exit with the driver, set its torch thread count (if given),
+    then receive ``(fn, args)`` and send ``(ok, value)`` until told to stop."""
+    _exit_with_parent()
     if torch_threads is not None:
         import torch
 
@@ -98,8 +125,7 @@ class ProcessExecutor:
     """
 
     def __init__(self, workers: int, *, torch_threads: int | None = None) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise InitlabError(f"--workers={workers!r} is invalid; expected a positive integer.")
+        check_workers(workers)
         if torch_threads is not None and (
             isinstance(torch_threads, bool) or not isinstance(torch_threads, int) or torch_threads < 1
         ):
@@ -118,7 +144,7 @@ class ProcessExecutor:
         self._queue.put((future, fn, args))
         return future
 
-    def _start(self):
+    def _start(self) -> tuple[Any, Any]:
         parent, child = self._context.Pipe()
         process = self._context.Process(target=_worker_main, args=(child, self.torch_threads), daemon=True)
         process.start()
@@ -126,7 +152,8 @@ class ProcessExecutor:
         return process, parent
 
     def _serve(self) -> None:
-        process, connection = None, None
+        process: Any = None
+        connection: Any = None
         while True:
             item = self._queue.get()
             if item is None:
@@ -181,6 +208,7 @@ class DaskExecutor:
             raise InitlabError(
                 "--executor dask needs the optional dependency dask[distributed]; install initlab[distributed]."
             ) from None
+        check_workers(workers)
         self._cluster = None
         if scheduler:
             try:
@@ -216,8 +244,15 @@ class DaskExecutor:
             self._cluster.close()
 
 
-def make_executor(kind: str = "inline", *, workers: int | None = None, scheduler: str | None = None):
-    """The executor called ``kind`` (``inline``, ``process`` or ``dask``)."""
+def make_executor(
+    kind: str = "inline", *, workers: int | None = None, scheduler: str | None = None
+) -> InlineExecutor | ProcessExecutor | DaskExecutor:
+    """The executor called ``kind`` (``inline``, ``process`` or ``dask``).
+
+    Raises:
+        InitlabError: an unknown kind, ``scheduler`` without dask, or ``workers``
+            not in ``[1, MAX_WORKERS]`` (checked before any process starts).
+    """
     if kind not in EXECUTORS:
         raise InitlabError(f"--executor={kind!r} is invalid; expected one of {', '.join(EXECUTORS)}.")
     if scheduler and kind != "dask":
@@ -226,6 +261,7 @@ def make_executor(kind: str = "inline", *, workers: int | None = None, scheduler
         if workers not in (None, 1):
             raise InitlabError(f"--workers={workers!r} needs --executor process or dask.")
         return InlineExecutor()
+    count = check_workers(2 if workers is None else workers)
     if kind == "process":
-        return ProcessExecutor(2 if workers is None else workers)
-    return DaskExecutor(scheduler, 2 if workers is None else workers)
+        return ProcessExecutor(count)
+    return DaskExecutor(scheduler, count)

@@ -63,8 +63,9 @@ class _Elementwise(nn.Module):
         return self.label
 
 
-# canonical name -> (module factory taking the activation's parameters, output bounds or None)
-TORCH_ACTIVATIONS: dict[str, tuple[Callable[..., nn.Module], tuple[float, float] | None]] = {
+# canonical name -> (module factory taking the activation's parameters, output bounds, "params" (bounds
+# given by the parameters min_val / max_val) or None)
+TORCH_ACTIVATIONS: dict[str, tuple[Callable[..., nn.Module], tuple[float, float] | str | None]] = {
     "linear": (lambda: nn.Identity(), None),
     "relu": (lambda: nn.ReLU(), None),
     "leaky_relu": (lambda negative_slope=0.01: nn.LeakyReLU(negative_slope), None),
@@ -122,7 +123,7 @@ def activation_module(name: str, params: dict[str, Any]) -> nn.Module:
 def activation_bounds(name: str, params: dict[str, Any]) -> tuple[float, float] | None:
     """Output bounds of a bounded activation, else None."""
     bounds = TORCH_ACTIVATIONS[name][1]
-    if bounds == "params":
+    if isinstance(bounds, str):
         return float(params.get("min_val", -1.0)), float(params.get("max_val", 1.0))
     return bounds
 
@@ -352,7 +353,7 @@ class TorchModel(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         self.spec = spec
-        layers = []
+        layers: list[nn.Module] = []
         for layer in range(spec.num_layers):
             shape = spec.weight_shape(layer)
             if len(shape) == 3:

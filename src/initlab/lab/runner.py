@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from initlab.lab.claims import ClaimResult, evaluate_claim
-from initlab.lab.config import Run, RunConfig, StudyConfig, code_version, expand, group_key
+from initlab.lab.config import Run, RunConfig, StudyConfig, code_version, expand, group_key, study_version
 from initlab.lab.executors import InlineExecutor, is_worker_loss
-from initlab.lab.store import Store
+from initlab.lab.store import CLAIM_LEASE, Store
 
 MAX_ATTEMPTS = 2
 """A group whose worker dies is tried at most this many times (one retry)."""
+
+WAIT_NOTE_SECONDS = 60.0
+"""While waiting for runs another process claimed, say so at least this often (first at once)."""
 
 
 class Progress(Protocol):
@@ -149,6 +152,7 @@ class _Driver:
         self.in_flight: dict[Future, tuple[list[str], int]] = {}
         self.waiting: set[str] = set()
         self.claimed: set[str] = set()
+        self.last_wait_note = -float("inf")
 
     def submit(self, keys: list[str], attempt: int) -> None:
         items = [(key, self.runs[key].config_dict()) for key in keys]
@@ -196,6 +200,16 @@ class _Driver:
                         report,
                     )
 
+    def note_waiting(self) -> None:
+        """Say which process holds the runs this one waits for, since when and until when
+        (at most every :data:`WAIT_NOTE_SECONDS`)."""
+        now = time.monotonic()
+        if now - self.last_wait_note < WAIT_NOTE_SECONDS:
+            return
+        self.last_wait_note = now
+        for line in waiting_lines(self.store.claim_holders(self.waiting), time.time()):
+            self.progress.note(line)
+
     def store_result(self, result: dict[str, Any], report: StudyReport) -> None:
         run = self.runs[result["key"]]
         self.store.record(result, run.config_dict(), self.code)
@@ -204,6 +218,30 @@ class _Driver:
         report.diverged += result["status"] == "diverged"
         report.failed += result["status"] == "failed"
         self.progress.advance(result, describe(run))
+
+
+def waiting_lines(holders: dict[str, tuple[str, int, float]], now: float) -> list[str]:
+    """One line per process holding claims: how many runs, since when, until when at most.
+
+    ``holders`` maps a run key to ``(host, pid, claimed_at)`` (see
+    :meth:`~initlab.lab.store.Store.claim_holders`).
+    """
+    by_process: dict[tuple[str, int], list[float]] = {}
+    for host, pid, claimed_at in holders.values():
+        by_process.setdefault((host, pid), []).append(claimed_at)
+    lines = []
+    for (host, pid), times in sorted(by_process.items()):
+        since, until = min(times), max(times) + CLAIM_LEASE
+        lines.append(
+            f"waiting for {len(times)} run(s) claimed by process {pid} on {host} since {_utc(since)} "
+            f"({(now - since) / 60:.0f} min ago); they are taken over when it dies, or at the latest at "
+            f"{_utc(until)} (claim lease {CLAIM_LEASE / 3600:.0f} h)"
+        )
+    return lines
+
+
+def _utc(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
 
 
 def run_study(
@@ -232,7 +270,7 @@ def run_study(
     progress = progress or SilentProgress()
     driver = _Driver(study, store, executor, progress, task)
     runs = list(driver.runs.values())
-    store.add_memberships(study.name, [(run.key, run.point) for run in runs])
+    store.add_memberships(study.name, [(run.key, run.point) for run in runs], version=study_version(study))
     stored = store.finished_keys(driver.runs)
     report = StudyReport(study.name, len(runs), len(stored))
     pending = [run for run in runs if run.key not in stored]
@@ -251,6 +289,7 @@ def run_study(
             if not driver.waiting and not queue:
                 break
             if not submitted:
+                driver.note_waiting()
                 queue.extend([key] for key in sorted(driver.waiting))
                 driver.waiting.clear()
                 time.sleep(poll_seconds)
@@ -258,7 +297,7 @@ def run_study(
         store.release(sorted(driver.claimed))
         progress.finish()
     if study.claim is not None:
-        report.claim = evaluate_claim(study.claim.name, study.claim.params, store.runs(study=study.name))
+        report.claim = evaluate_claim(study.claim.name, study.claim.params, store.study_runs(study))
     report.seconds = time.perf_counter() - started
     return report
 

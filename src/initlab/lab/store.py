@@ -5,7 +5,14 @@
   together), so killing a process at any moment (``kill -9``) loses at most
   the runs in flight and never leaves a half-written run.
 * Versioned schema (``PRAGMA user_version``) upgraded in place by
-  :data:`MIGRATIONS`; a file written by a newer initlab is refused.
+  :data:`MIGRATIONS`; a file written by a newer initlab is refused, and a
+  file that is not an initlab store is refused before anything is written.
+* ``Store(path, read_only=True)`` (the read commands) opens the file with
+  SQLite's ``mode=ro`` and never writes it; an older schema is upgraded in a
+  memory copy only.
+* A study's membership of a run is recorded with the study's version (a
+  hash of its content, :func:`initlab.lab.config.study_version`), and
+  :meth:`Store.study_runs` reads one version's runs only.
 * A run's key is the hash of its resolved config and the code version
   (:func:`initlab.lab.config.run_key`); a run is stored at most once.
   ``done`` and ``diverged`` runs are final and skipped on re-runs; ``failed``
@@ -69,7 +76,27 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN trained_by TEXT NOT NULL DEFAULT '';
     CREATE INDEX runs_status ON runs (status);
     """,
+    # 3: a study's membership records the study version (content hash) it was recorded under;
+    #    memberships recorded before versions existed keep the version ''.
+    """
+    CREATE TABLE study_runs_v3 (
+        study TEXT NOT NULL,
+        version TEXT NOT NULL DEFAULT '',
+        run_key TEXT NOT NULL,
+        point TEXT NOT NULL,
+        PRIMARY KEY (study, version, run_key)
+    );
+    INSERT INTO study_runs_v3 (study, version, run_key, point) SELECT study, '', run_key, point FROM study_runs;
+    DROP TABLE study_runs;
+    ALTER TABLE study_runs_v3 RENAME TO study_runs;
+    CREATE INDEX study_runs_key ON study_runs (run_key);
+    PRAGMA application_id = 1229861196
+    """,
 )
+APPLICATION_ID = 1229861196
+"""``PRAGMA application_id`` of a store (the bytes ``b"IN1L"``), set from schema version 3."""
+STORE_TABLES = frozenset({"meta", "runs", "study_runs"})
+"""Tables every initlab store has; a file without them is not a store."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -138,46 +165,176 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _store_error(path: Path, action: str, error: sqlite3.Error) -> InitlabError:
+    """A named error for a SQLite failure while ``action`` on the store at ``path``."""
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        reason = f"the store is locked by another process (waited {_BUSY_TIMEOUT_MS // 1000} s)"
+        hint = "expected the other process to finish; try again later"
+    elif "full" in text:
+        reason = "the disk is full"
+        hint = "expected free space for the store"
+    elif "readonly" in text or "read-only" in text:
+        reason = "the store cannot be written (read-only file or folder)"
+        hint = "expected a writable store, or a read command (runs list/show/export, report)"
+    elif "malformed" in text or "not a database" in text or "corrupt" in text:
+        reason = "the file is corrupt"
+        hint = "expected a healthy SQLite store; restore it from a copy or start a new --store"
+    else:
+        reason = text
+        hint = "expected a healthy, writable SQLite store"
+    return InitlabError(f"store: {action} {path} failed: {reason} ({text}); {hint}.")
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open ``path`` with SQLite's ``mode=ro`` (nothing is ever written to it).
+
+    A WAL store in a folder where its ``-shm`` file cannot be created is opened
+    ``immutable`` (no other process can be writing it there either).
+    """
+    uri = path.resolve().as_uri()
+    try:
+        return _connect_uri(f"{uri}?mode=ro")
+    except sqlite3.OperationalError as error:
+        if "unable to open" not in str(error) and "readonly" not in str(error):
+            raise
+    return _connect_uri(f"{uri}?mode=ro&immutable=1")
+
+
+def _connect_uri(uri: str) -> sqlite3.Connection:
+    """A connection to ``uri`` after a first read (where SQLite opens the WAL index)."""
+    connection = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _check_store(connection: sqlite3.Connection, path: Path, *, allow_empty: bool) -> int:
+    """The schema version of the store at ``path``, after checking it is an initlab store.
+
+    Only reads. An empty database (no tables, version 0) is accepted when
+    ``allow_empty`` (a new store is being created).
+
+    Raises:
+        InitlabError: a newer schema, or a file that is not an initlab store.
+    """
+    connection.execute("BEGIN")  # one snapshot: another process may be creating the store right now
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        connection.execute("COMMIT")
+    if version > SCHEMA_VERSION:
+        raise InitlabError(
+            f"store schema version {version} is newer than this initlab's {SCHEMA_VERSION}; "
+            f"expected <= {SCHEMA_VERSION}. Upgrade initlab to read this store."
+        )
+    if version == 0 and not tables:
+        if allow_empty:
+            return 0
+        raise InitlabError(
+            f"store: {path} is an empty file, not an initlab store; expected a store written by "
+            "`initlab run` or `initlab tour`."
+        )
+    if version == 0 or not STORE_TABLES <= tables:
+        raise InitlabError(
+            f"store: {path} is not an initlab store (a SQLite file with tables {sorted(tables)}, "
+            f"schema version {version}); expected a store written by `initlab run` or `initlab tour`. "
+            "The file was left unchanged."
+        )
+    return version
+
+
 class Store:
     """A SQLite result store (open with :meth:`open` or as a context manager).
 
     Args:
-        path: the SQLite file (created with the current schema if missing).
+        path: the SQLite file (created with the current schema if missing,
+            unless ``read_only``).
+        read_only: open with SQLite's ``mode=ro``: nothing is written to the
+            file or its folder's journal, so a store in a read-only folder can
+            be read. A store of an older schema is upgraded in memory only.
+
+    Raises:
+        InitlabError: the path is a folder, is missing (``read_only``), is not
+            an initlab store (the file is left unchanged), is corrupt, or has
+            a newer schema.
     """
 
-    def __init__(self, path: str | os.PathLike = DEFAULT_STORE) -> None:
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        if self.path.exists() and self.path.is_dir():
+        self.read_only = read_only
+        if self.path.is_dir():
             raise InitlabError(f"store: path={str(self.path)!r} is a directory; expected a SQLite file.")
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        if not read_only and not folder.is_dir():
+            raise InitlabError(
+                f"store: path={str(self.path)!r} is invalid: the folder {str(folder)!r} does not exist; "
+                "expected a store path in an existing folder."
+            )
+        if read_only and not self.path.is_file():
+            raise InitlabError(f"store: path={str(self.path)!r} does not exist; expected an existing store file.")
         try:
-            self.connection = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            self.connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            _enable_wal(self.connection)
-            self.connection.execute("PRAGMA synchronous = NORMAL")
-            migrate(self.connection)
+            self.connection = self._open()
         except sqlite3.DatabaseError as error:
-            raise InitlabError(f"store: {self.path} is not a usable SQLite store ({error}).") from None
+            raise InitlabError(
+                f"store: {self.path} is not a usable initlab store ({error}); expected a SQLite file written "
+                "by `initlab run` or `initlab tour`. The file was left unchanged."
+            ) from None
         self.host, self.pid = socket.gethostname(), os.getpid()
+
+    def _open(self) -> sqlite3.Connection:
+        if self.read_only:
+            connection = _connect_read_only(self.path)
+        else:
+            connection = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            version = _check_store(connection, self.path, allow_empty=not self.read_only)
+            if not self.read_only:
+                _enable_wal(connection)
+                connection.execute("PRAGMA synchronous = NORMAL")
+                migrate(connection)
+            elif version < SCHEMA_VERSION:
+                memory = sqlite3.connect(":memory:", isolation_level=None)
+                connection.backup(memory)
+                connection.close()
+                connection = memory
+                migrate(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
         self.connection.close()
 
-    # ------------------------------------------------------------ writing
-    def _transaction(self):
-        return _Transaction(self.connection)
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """All rows of a query; a SQLite failure becomes a named InitlabError."""
+        try:
+            return self.connection.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise _store_error(self.path, "reading", error) from None
 
-    def add_memberships(self, study: str, runs: Iterable[tuple[str, dict]]) -> None:
-        """Record that ``study`` uses each ``(run_key, grid point)``."""
+    # ------------------------------------------------------------ writing
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.connection, self.path)
+
+    def add_memberships(self, study: str, runs: Iterable[tuple[str, dict]], *, version: str = "") -> None:
+        """Record that version ``version`` of ``study`` uses each ``(run_key, grid point)``."""
         with self._transaction():
             self.connection.executemany(
-                "INSERT OR REPLACE INTO study_runs (study, run_key, point) VALUES (?, ?, ?)",
-                [(study, key, json.dumps(point, sort_keys=True)) for key, point in runs],
+                "INSERT OR REPLACE INTO study_runs (study, version, run_key, point) VALUES (?, ?, ?, ?)",
+                [(study, version, key, json.dumps(point, sort_keys=True)) for key, point in runs],
             )
 
     def claim(self, keys: Sequence[str]) -> list[str]:
@@ -253,66 +410,126 @@ class Store:
 
     def finished_keys(self, keys: Iterable[str]) -> set[str]:
         """Keys among ``keys`` whose runs are final (done or diverged)."""
-        return {key for key in keys if self._finished(key)}
+        try:
+            return {key for key in keys if self._finished(key)}
+        except sqlite3.Error as error:
+            raise _store_error(self.path, "reading", error) from None
 
     def claimed_elsewhere(self, keys: Iterable[str]) -> set[str]:
         """Keys among ``keys`` claimed by another process."""
-        rows = self.connection.execute("SELECT run_key, host, pid FROM claims").fetchall()
-        others = {key for key, host, pid in rows if (host, pid) != (self.host, self.pid)}
-        return others & set(keys)
+        return set(self.claim_holders(keys))
 
-    def runs(self, *, study: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
-        """Run rows (newest first), optionally of one study and/or one status."""
-        query = (
-            "SELECT r.key, r.status, r.config, r.summary, r.error, r.duration, r.finished_at, "
-            "r.code_version, r.trained_by, {point} FROM runs r {join} {where} ORDER BY r.finished_at DESC"
-        )
-        params: list[Any] = []
-        clauses = []
+    def claim_holders(self, keys: Iterable[str]) -> dict[str, tuple[str, int, float]]:
+        """``{key: (host, pid, claimed_at)}`` for the keys among ``keys`` claimed by another process."""
+        wanted = set(keys)
+        rows = self._read("SELECT run_key, host, pid, claimed_at FROM claims")
+        return {
+            key: (host, pid, claimed_at)
+            for key, host, pid, claimed_at in rows
+            if key in wanted and (host, pid) != (self.host, self.pid)
+        }
+
+    def runs(self, *, study: Any = None, status: str | None = None) -> list[dict[str, Any]]:
+        """Run rows (newest first), optionally of one study and/or one status.
+
+        Args:
+            study: None (every run), a study name (the runs of every version of
+                that study), or a :class:`~initlab.lab.config.StudyConfig`
+                (only the runs of that exact version: see :meth:`study_runs`).
+            status: only runs with this status.
+        """
+        if study is not None and not isinstance(study, str):
+            rows = self.study_runs(study)
+            return [row for row in rows if status is None or row["status"] == status]
         if study is not None:
-            join, point = "JOIN study_runs s ON s.run_key = r.key", "s.point, s.study"
-            clauses.append("s.study = ?")
-            params.append(study)
-        else:
-            join = (
-                "LEFT JOIN (SELECT run_key, MIN(point) AS point, GROUP_CONCAT(study) AS study "
-                "FROM study_runs GROUP BY run_key) s ON s.run_key = r.key"
+            membership = (
+                "SELECT run_key, MIN(point) AS point, study, '' AS version FROM study_runs "
+                "WHERE study = ? GROUP BY run_key"
             )
-            point = "s.point, s.study"
+            params: list[Any] = [study]
+            join = "JOIN"
+        else:
+            membership = (
+                "SELECT run_key, MIN(point) AS point, GROUP_CONCAT(DISTINCT study) AS study, '' AS version "
+                "FROM study_runs GROUP BY run_key"
+            )
+            params = []
+            join = "LEFT JOIN"
+        where = ""
         if status is not None:
-            clauses.append("r.status = ?")
+            where = "WHERE r.status = ?"
             params.append(status)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        rows = self.connection.execute(query.format(point=point, join=join, where=where), params)
-        return [_row(row) for row in rows.fetchall()]
+        query = f"{_RUN_COLUMNS} {join} ({membership}) s ON s.run_key = r.key {where} ORDER BY r.finished_at DESC"
+        return [_row(row) for row in self._read(query, params)]
+
+    def study_runs(self, study: Any) -> list[dict[str, Any]]:
+        """The run rows of one study version (newest first): what its claim and report read.
+
+        A run belongs to the version ``study_version(study)`` when that version
+        recorded it; a membership recorded before versions existed (schema 2)
+        belongs to it when the run is one of the study's runs now. So an edited
+        study, or another study of the same name, never adds runs.
+        """
+        from initlab.lab.config import expand, study_version
+
+        version = study_version(study)
+        keys = {run.key for run in expand(study)}
+        query = (
+            f"{_RUN_COLUMNS} JOIN (SELECT run_key, point, study, version FROM study_runs "
+            "WHERE study = ? AND version IN (?, '')) s ON s.run_key = r.key ORDER BY r.finished_at DESC"
+        )
+        selected: dict[str, dict[str, Any]] = {}
+        for row in self._read(query, (study.name, version)):
+            item = _row(row)
+            if item["study_version"] == version or (item["key"] in keys and item["key"] not in selected):
+                selected[item["key"]] = {**item, "study_version": version}
+        return sorted(selected.values(), key=lambda item: item["finished_at"], reverse=True)
 
     def run(self, key_prefix: str) -> dict[str, Any]:
-        """The run whose key starts with ``key_prefix``, with its history.
+        """The run whose key starts with ``key_prefix``, with its history (reads that run only).
 
         Raises:
             InitlabError: no run, or several runs, match the prefix.
         """
-        rows = self.connection.execute(
-            "SELECT key, history FROM runs WHERE key LIKE ? || '%'", (key_prefix,)
-        ).fetchall()
-        if len(rows) != 1:
-            found = "no run" if not rows else f"{len(rows)} runs ({', '.join(r[0] for r in rows[:5])})"
+        keys = [
+            row[0]
+            for row in self._read(
+                "SELECT key FROM runs WHERE substr(key, 1, length(?)) = ? LIMIT 6", (key_prefix, key_prefix)
+            )
+        ]
+        if len(keys) != 1:
+            found = (
+                "no run" if not keys else f"{'6 or more' if len(keys) > 5 else len(keys)} runs ({', '.join(keys[:5])})"
+            )
             raise InitlabError(
                 f"runs show: RUN={key_prefix!r} matches {found} in {self.path}; "
                 f"expected a unique run key prefix (see `initlab runs list`)."
             )
-        key, history = rows[0]
-        row = next(item for item in self.runs() if item["key"] == key)
-        row["history"] = json.loads(history)
-        return row
+        membership = (
+            "SELECT run_key, MIN(point) AS point, GROUP_CONCAT(DISTINCT study) AS study, '' AS version "
+            "FROM study_runs WHERE run_key = ? GROUP BY run_key"
+        )
+        (row,) = self._read(
+            f"{_RUN_COLUMNS} LEFT JOIN ({membership}) s ON s.run_key = r.key WHERE r.key = ?", (keys[0], keys[0])
+        )
+        (history,) = self._read("SELECT history FROM runs WHERE key = ?", (keys[0],))[0]
+        result = _row(row)
+        result["history"] = json.loads(history)
+        return result
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` result (``"ok"`` when healthy)."""
-        return self.connection.execute("PRAGMA integrity_check").fetchone()[0]
+        return self._read("PRAGMA integrity_check")[0][0]
+
+
+_RUN_COLUMNS = (
+    "SELECT r.key, r.status, r.config, r.summary, r.error, r.duration, r.finished_at, "
+    "r.code_version, r.trained_by, s.point, s.study, s.version FROM runs r"
+)
 
 
 def _row(row: Sequence[Any]) -> dict[str, Any]:
-    key, status, config, summary, error, duration, finished_at, code, trained_by, point, study = row
+    key, status, config, summary, error, duration, finished_at, code, trained_by, point, study, version = row
     return {
         "key": key,
         "status": status,
@@ -325,17 +542,27 @@ def _row(row: Sequence[Any]) -> dict[str, Any]:
         "trained_by": trained_by,
         "point": json.loads(point) if point else {},
         "study": study or "",
+        "study_version": version or "",
     }
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); a SQLite failure becomes a named error."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.connection, self.path = connection, path
 
     def __enter__(self) -> None:
-        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            self.connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise _store_error(self.path, "writing", error) from None
 
-    def __exit__(self, kind, value, traceback) -> None:
-        self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, traceback: Any) -> None:
+        try:
+            self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+        except sqlite3.Error as error:
+            if kind is None:
+                raise _store_error(self.path, "writing", error) from None
+        if isinstance(value, sqlite3.Error):
+            raise _store_error(self.path, "writing", value) from None

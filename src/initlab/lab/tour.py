@@ -276,7 +276,7 @@ def claim_from_store(study: StudyConfig, store) -> ClaimResult:
     """Evaluate the study's claim over its rows in ``store`` (no training)."""
     if study.claim is None:
         raise InitlabError(f"study {study.name!r} has no claim; expected a [claim] table.")
-    return evaluate_claim(study.claim.name, study.claim.params, store.runs(study=study.name))
+    return evaluate_claim(study.claim.name, study.claim.params, store.study_runs(study))
 
 
 def missing_runs(study: StudyConfig, store) -> int:
@@ -311,7 +311,7 @@ def tour_studies(size: str = "tour") -> list[StudyConfig]:
 def stored_studies(names: Sequence[str], size: str, store) -> list[StudyConfig]:
     """The studies among ``names`` at ``size`` that have runs in ``store``."""
     studies = [builtin_study(name, size) for name in names]
-    return [study for study in studies if store.runs(study=study.name)]
+    return [study for study in studies if store.study_runs(study)]
 
 
 def with_histories(rows: Sequence[Mapping[str, Any]], store) -> list[dict[str, Any]]:

@@ -404,7 +404,7 @@ def _step(
     finite = torch.isfinite(losses)
     all_finite = bool(finite.all())
     lr = optimizer.single_lr() if backprop is not None and all_finite and not state.stopped else None
-    if lr is not None:
+    if lr is not None and backprop is not None:
         backprop.sgd_step_(lr, optimizer.shrink_)
         return True
     if backprop is not None:
@@ -465,7 +465,7 @@ class _Training:
     ) -> None:
         self.model, self.configs, self.task, self.keys = model, configs, task, list(keys)
         self.outputs = outputs or (lambda x: model.forward(x, train=False))
-        self.keep = set(configs[0].metrics.keep)
+        self.keep: set[str] = set(configs[0].metrics.keep)
         self.histories: list[dict[str, list]] = [{"step": []} for _ in configs]
         self.diverged_at: list[int | None] = [None] * len(configs)
         self.stopped: list[int] = []
@@ -603,7 +603,9 @@ def _probe(model: StackedModel, data: _Evaluation, task: str, bounds) -> dict[st
         "preact_std": [_run_std(trace.preacts[layer]) for layer in hidden],
         "act_std": [_run_std(trace.outputs[layer]) for layer in hidden],
     }
-    result = {name: _by_run(values, runs) for name, values in per_layer.items()}
+    result: dict[str, list[list[float]] | list[list[None]]] = {
+        name: _by_run(values, runs) for name, values in per_layer.items()
+    }
     if bounds is None:
         result["saturated_fraction"] = [[None] * len(hidden) for _ in range(runs)]
     else:

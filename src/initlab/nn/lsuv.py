@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
@@ -177,6 +177,11 @@ def _check_batch(batch: Any) -> None:
     if not tensors:
         raise bad_value("lsuv_", "batch", type(batch).__name__, "a tensor (or a tuple/dict of tensors)")
     for tensor in tensors:
+        if tensor.numel() == 0:
+            raise InitlabError(
+                f"lsuv_: batch of shape {describe_input(batch)} is empty; expected at least one example "
+                f"(LSUV fits variances measured on this batch)."
+            )
         if tensor.is_floating_point() or tensor.is_complex():
             bad = (~torch.isfinite(tensor)).sum().item()
             if bad:
@@ -253,6 +258,15 @@ class _Fitter:
         shape = [1] * output.dim()
         shape[channel] = -1
         z = output.float() - bias.float().reshape(shape)
+        variance_z = float(z.var()) if z.numel() > 1 else 0.0
+        if not (math.isfinite(variance_z) and variance_z > 0):
+            fit = self.fits[module]
+            raise InitlabError(
+                f"lsuv_: layer {fit.name!r} ({fit.kind}) is dead on this batch: its output without the bias "
+                f"has variance {variance_z:.3g} (every unit's weighted input is constant), so no weight scale "
+                f"can give it variance 1; expected a layer whose input varies over the batch (check the layers "
+                f"before it, e.g. a ReLU whose units are all inactive on this batch)."
+            )
         if self.center:
             channel_mean = z.mean(dim=[d for d in range(z.dim()) if d != channel], keepdim=True)
             z = z - channel_mean
@@ -269,9 +283,11 @@ class _Fitter:
 
 
 def _weight_and_bias(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if isinstance(module, nn.MultiheadAttention):
-        return module.out_proj.weight, module.out_proj.bias
-    return cast(torch.Tensor, module.weight), cast("torch.Tensor | None", module.bias)
+    owner = module.out_proj if isinstance(module, nn.MultiheadAttention) else module
+    weight, bias = owner.weight, owner.bias
+    if not isinstance(weight, torch.Tensor):
+        raise InitlabError(f"lsuv_: layer {type(module).__name__} has no weight tensor; expected a fitted layer.")
+    return weight, bias if isinstance(bias, torch.Tensor) else None
 
 
 def _exact_scale(z: torch.Tensor, bias: torch.Tensor | None) -> float:
@@ -369,6 +385,8 @@ def _run_passes(model: nn.Module, inputs: Any, fitter: _Fitter, layers: dict[nn.
                 passes += 1
                 try:
                     call_model(model, inputs)
+                except InitlabError:
+                    raise
                 except Exception as error:
                     raise InitlabError(
                         f"lsuv_: batch of shape {describe_input(inputs)} was rejected by the model "

@@ -90,7 +90,7 @@ class BarProgress:
         self.bar.update(self.task, advance=1, description=f"{result.get('status', '?')}: {description}")
 
     def note(self, message: str) -> None:
-        self.console.print(message)
+        self.console.print(message, markup=False, highlight=False)
 
     def finish(self) -> None:
         self.bar.stop()

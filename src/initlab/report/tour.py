@@ -36,7 +36,7 @@ def load_pages(studies: Sequence[StudyConfig], store) -> list[StudyPage]:
 
     pages = []
     for study in studies:
-        rows = with_histories(store.runs(study=study.name), store)
+        rows = with_histories(store.study_runs(study), store)
         pages.append(study_page(study, rows, claim_from_store(study, store)))
     return pages
 

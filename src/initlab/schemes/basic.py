@@ -20,11 +20,24 @@ KERAS_TRUNCATION_CORRECTION = 0.87962566103423978
 """Std of a standard normal truncated to [-2, 2] (Keras/JAX variance scaling divide by it)."""
 
 
+_SERIES_BOUND = 1e-4
+"""Below this bound :func:`truncated_std_factor` uses its series (relative error < b^4 / 10 < 1e-17)."""
+
+
 def truncated_std_factor(bound: float) -> float:
-    """Std of N(0, 1) restricted to [-bound, bound]: sqrt(1 - 2 b phi(b) / (2 Phi(b) - 1))."""
-    mass = 2.0 * special.ndtr(bound) - 1.0
-    density = math.exp(-0.5 * bound * bound) / math.sqrt(2.0 * math.pi)
-    return math.sqrt(1.0 - 2.0 * bound * density / mass)
+    """Std c(b) of N(0, 1) restricted to [-b, b], accurate to rounding for every b > 0.
+
+    c(b)^2 = 1 - 2 b phi(b) / (2 Phi(b) - 1) loses every digit to cancellation
+    as b -> 0 (where c(b) -> b / sqrt(3), the uniform's std). Integrating the
+    numerator by parts removes the cancellation:
+    c(b)^2 = P(3/2, b^2 / 2) / erf(b / sqrt(2)), with P the regularised lower
+    incomplete gamma function (``scipy.special.gammainc``). Below
+    ``_SERIES_BOUND`` the series c(b)^2 = (b^2 / 3) (1 - 2 b^2 / 15 + O(b^4))
+    is used (it neither underflows nor divides 0 by 0).
+    """
+    if bound < _SERIES_BOUND:
+        return bound / math.sqrt(3.0) * math.sqrt(1.0 - 2.0 * bound * bound / 15.0)
+    return math.sqrt(float(special.gammainc(1.5, 0.5 * bound * bound)) / float(special.erf(bound / math.sqrt(2.0))))
 
 
 @dataclass(frozen=True)
@@ -168,6 +181,11 @@ class TruncatedNormal(Scheme):
         check_finite(self.kind, "std", self.std, minimum=0.0)
         check_finite(self.kind, "bound", self.bound, minimum=0.0, strict=True)
         check_finite(self.kind, "mean", self.mean)
+        if self.corrected and not math.isfinite(self.sigma):
+            raise InitlabError(
+                f"{self.kind}: bound={self.bound!r} with corrected=True and std={self.std!r} is invalid: the "
+                f"normal before truncation would need std {self.sigma!r}; expected a larger bound."
+            )
 
     @property
     def sigma(self) -> float:
