@@ -5,9 +5,11 @@ The ten studies are TOML files shipped in ``initlab/lab/studies/`` (their
 :mod:`initlab.lab.study_claims`). Each comes in three sizes:
 
 * ``full``: the file as written (``initlab tour --full``, ``initlab run``);
-* ``tour``: fewer seeds, steps or evaluation examples, never fewer claims
+* ``tour``: three training seeds like the full size (studies 1-8), fewer steps, narrower
+  networks or fewer evaluation examples, never fewer claims
   (``initlab tour``, studies 1-8);
-* ``tiny``: small enough for the test suite (seconds each).
+* ``tiny``: small enough for the test suite (seconds each), one seed (``min_seeds = 1``):
+  a smoke test whose verdicts are not evidence.
 
 A reduced study keeps every grid axis that a claim compares and takes the
 name ``<name>.<size>``, so its runs and its verdict are stored apart from the
@@ -82,18 +84,28 @@ _SCALES = [
 
 REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
     "tour": {
-        "symmetry": {"training.steps": 500, "grid": {"training.seed": [0]}},
-        "depth-signal": {"dataset.n_test": 256, "training.eval_train_size": 256, "grid": {"training.seed": [0]}},
-        "saturation": {"training.steps": 600, "grid": {"training.steps": [0, 600], "training.seed": [0]}},
-        "pairing": {"training.steps": 600, "grid": {"training.seed": [0]}},
-        "regularization": {
-            "training.steps": 1000,
-            "execution.max_batch_runs": 2,
-            "grid": {"training.l2": [0.0, 0.003, 0.03, 0.1], "training.seed": [0]},
+        "symmetry": {"training.steps": 300},
+        "depth-signal": {
+            "model.width": 128,
+            "dataset.n_test": 128,
+            "training.eval_train_size": 128,
+            "training.probe_size": 128,
         },
-        "bias": {"training.steps": 500, "grid": {"training.seed": [0]}},
-        "glorot-table": {"training.steps": 1500, "model.width": 128, "grid": {"training.seed": [0]}},
-        "edge-of-chaos": {"model.width": 64, "grid": {"model.depth": [10, 40, 90], "model.weight_init": _SCALES}},
+        "saturation": {
+            "model.width": 128,
+            "training.steps": 500,
+            "grid": {"model.activation": ["tanh"], "training.steps": [0, 500]},
+        },
+        "pairing": {"training.steps": 400},
+        "regularization": {
+            "model.width": 128,
+            "training.steps": 600,
+            "execution.max_batch_runs": 3,
+            "grid": {"training.l2": [0.0, 0.01, 0.1]},
+        },
+        "bias": {"training.steps": 500},
+        "glorot-table": {"training.steps": 1000, "model.width": 128},
+        "edge-of-chaos": {"model.width": 32, "grid": {"model.depth": [10, 40, 90], "model.weight_init": _SCALES}},
         "lsuv": {"training.steps": 500, "grid": {"training.seed": [0]}},
         "orthogonal-depth": {"training.steps": 400, "grid": {"training.seed": [0]}},
     },
@@ -136,7 +148,11 @@ REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
             "training.log_every": 20,
             "training.batch_size": 64,
             "training.probe_size": 64,
-            "grid": {"model.depth": [3, 6], "training.seed": [0]},
+            "cases": [
+                {"model.activation": "relu", "model.depth": 6},
+                {"model.activation": "tanh", "model.depth": 3},
+            ],
+            "grid": {"training.seed": [0]},
             "claim.params.deep": 6,
             "claim.params.tanh_depth": 3,
         },
@@ -171,7 +187,7 @@ REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
             "training.steps": 30,
             "training.log_every": 30,
             "training.batch_size": 64,
-            "grid": {"model.depth": [4, 8], "model.weight_init": _SCALES[::2]},
+            "grid": {"model.depth": [4, 8], "model.weight_init": _SCALES[::2], "training.seed": [0]},
             "claim.params.min_depth": 8,
         },
         "lsuv": {
@@ -233,6 +249,8 @@ def study_data(name: str, size: str = "full") -> dict[str, Any]:
     _check_size(size)
     data = tomllib.loads(study_file(name).read_text(encoding="utf-8"))
     data["name"] = stored_name(name, size)
+    if size == "tiny" and name in TOUR_STUDIES:
+        data.setdefault("claim", {}).setdefault("params", {})["min_seeds"] = 1
     for key, value in REDUCTIONS.get(size, {}).get(name, {}).items():
         if key == "grid":
             data["grid"] = {**data.get("grid", {}), **copy.deepcopy(value)}
