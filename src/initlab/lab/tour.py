@@ -105,7 +105,7 @@ REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
         },
         "bias": {"training.steps": 500},
         "glorot-table": {"training.steps": 1000, "model.width": 128},
-        "edge-of-chaos": {"model.width": 32, "grid": {"model.depth": [10, 40, 90], "model.weight_init": _SCALES}},
+        "edge-of-chaos": {"model.width": 64, "grid": {"model.depth": [10, 40, 90], "model.weight_init": _SCALES}},
         "lsuv": {"training.steps": 500, "grid": {"training.seed": [0]}},
         "orthogonal-depth": {"training.steps": 400, "grid": {"training.seed": [0]}},
     },

@@ -35,6 +35,10 @@ def study_markdown(page: StudyPage) -> str:
         "",
     ]
     lines += [f"- {'yes' if item['holds'] else 'NO '}: {item['condition']}" for item in conditions]
+    observations = claim.values.get("observations", [])
+    if observations:
+        lines += ["", "Observations (not part of the verdict):", ""]
+        lines += [f"- {item['observation']}" for item in observations]
     lines += ["", f"*Why.* {study_text.explanation(page.name)}", ""]
     return "\n".join(lines)
 
