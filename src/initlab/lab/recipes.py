@@ -9,8 +9,9 @@ and measures each against the formula's normal ``N(0, target_std^2)``: the sampl
 largest ``|w| / target_std`` and the Kolmogorov-Smirnov statistic. Beside each measurement
 stands what :func:`initlab.compare_conventions` says that framework samples (distribution,
 std, bounds), so a reader sees the convention and the numbers agree: Keras's "normal" is a
-normal truncated at 2 sigma with the 0.8796 correction (the same std, no value beyond 2.27
-target stds, and a KS statistic far above sampling error).
+normal truncated at 2 sigma with the 0.8796 correction (the same std, values cut at 2.27
+target stds except the torch backend's rare draw past the cut, and a KS statistic far above
+sampling error).
 
 Keras runs on whatever backend ``KERAS_BACKEND`` names; nothing here sets it.
 """
