@@ -344,3 +344,30 @@ def with_histories(rows: Sequence[Mapping[str, Any]], store) -> list[dict[str, A
         for key, text in store.connection.execute(f"SELECT key, history FROM runs WHERE key IN ({marks})", chunk):
             histories[key] = json.loads(text)
     return [{**row, "history": histories.get(row["key"], {})} for row in rows]
+
+
+# ------------------------------------------------------------- robustness
+ROBUSTNESS_SEEDS = (3, 4, 5, 6, 7)
+"""Seeds the tour's studies never use: the robustness replay runs each claim on each of them."""
+
+
+def robustness_study(name: str, seeds: Sequence[int] = ROBUSTNESS_SEEDS) -> StudyConfig:
+    """The tour-size study ``name`` on other training ``seeds``, stored as ``<name>.robustness``."""
+    data = study_data(name, "tour")
+    data["name"] = f"{name}.robustness"
+    data.setdefault("grid", {})["training.seed"] = list(seeds)
+    return load_study(data)
+
+
+def claim_per_seed(study: StudyConfig, store) -> dict[int, ClaimResult]:
+    """The study's claim evaluated on each seed's runs alone (``min_seeds = 1``; a rule "beyond k
+    standard errors" then reads "in the asserted direction in this seed")."""
+    if study.claim is None:
+        raise InitlabError(f"study {study.name!r} has no claim; expected a [claim] table.")
+    rows = store.runs(study=study.name)
+    params = {**study.claim.params, "min_seeds": 1}
+    seeds = sorted({row["config"]["training"]["seed"] for row in rows})
+    return {
+        seed: evaluate_claim(study.claim.name, params, [row for row in rows if row["config"]["training"]["seed"] == seed])
+        for seed in seeds
+    }
