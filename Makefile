@@ -64,7 +64,7 @@ demo: install
 
 # the README's and the docs' claim table, from a fresh store (tests/report/test_claim_table.py checks it)
 claim-table: install
-	rm -rf build/claim-table
+	rm -rf build/claim-table && mkdir -p build/claim-table
 	$(VENV)/bin/initlab tour --store build/claim-table/runs.sqlite --out build/claim-table/reports \
 	  --markdown-into README.md --markdown-into docs/claims.md
 

@@ -19,8 +19,16 @@ from initlab.lab import Store, evaluate_claim, expand, load_study
 from initlab.lab.executors import InlineExecutor
 from initlab.lab.study_claims import GLOROT_BENGIO_TABLE1, init_label, sigma_w2, theory_preact_std
 from initlab.lab.tour import (
-    BUILTIN_STUDIES, REDUCTIONS, TOUR_STUDIES, base_name, builtin_study, claim_from_store, run_studies,
-    stored_name, study_data, study_file,
+    BUILTIN_STUDIES,
+    REDUCTIONS,
+    TOUR_STUDIES,
+    base_name,
+    builtin_study,
+    claim_from_store,
+    run_studies,
+    stored_name,
+    study_data,
+    study_file,
 )
 
 

@@ -82,7 +82,6 @@ def _forms(scheme: str, seed: int) -> list[tuple[str, str, Callable[[], np.ndarr
         if scheme == "he_normal"
         else f"rng.standard_normal({SHAPE}) * sqrt(2/({fan_in}+{fan_out}))"
     )
-    torch_init = torch.nn.init.kaiming_normal_ if scheme == "he_normal" else torch.nn.init.xavier_normal_
     torch_call = (
         "torch.nn.init.kaiming_normal_(w, nonlinearity='relu')"
         if scheme == "he_normal"
@@ -93,9 +92,9 @@ def _forms(scheme: str, seed: int) -> list[tuple[str, str, Callable[[], np.ndarr
         weight = torch.empty(SHAPE)
         generator = torch.Generator().manual_seed(seed)
         if scheme == "he_normal":
-            torch_init(weight, nonlinearity="relu", generator=generator)
+            torch.nn.init.kaiming_normal_(weight, nonlinearity="relu", generator=generator)
         else:
-            torch_init(weight, generator=generator)
+            torch.nn.init.xavier_normal_(weight, generator=generator)
         return weight.numpy()
 
     forms = [

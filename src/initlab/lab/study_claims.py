@@ -45,7 +45,7 @@ from initlab.lab.claims import ClaimResult, register_claim
 
 Rows = Sequence[Mapping[str, Any]]
 
-GLOROT_BENGIO_TABLE1 = {
+GLOROT_BENGIO_TABLE1: dict[str, Any] = {
     "columns": ("Shapeset", "MNIST", "CIFAR-10", "ImageNet"),
     "rows": {
         ("softsign", "standard"): (16.27, 1.64, 55.78, 69.14),
@@ -96,7 +96,7 @@ def sigma_w2(row: Mapping[str, Any]) -> float:
 
     width = config_value(row, "model.width")
     std = from_dict(row["config"]["model"]["weight_init"]).target_std(fans((width, width)))
-    return float(std) ** 2 * width
+    return float(std or 0.0) ** 2 * width
 
 
 def finished(rows: Rows) -> list[Mapping[str, Any]]:
@@ -858,7 +858,7 @@ def check_glorot_table(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
         return conditions.result(test_error=error)
     seeds = conditions.enough_seeds(runs, params.get("min_seeds", 3))
     shapeset = {f"{a}/{i}": v[0] for (a, i), v in GLOROT_BENGIO_TABLE1["rows"].items()}
-    orderings = []
+    orderings: list[dict[str, Any]] = []
     for lower, higher in GLOROT_ORDERINGS:
         if lower not in error_by_seed or higher not in error_by_seed:
             continue
@@ -956,7 +956,7 @@ def check_edge_of_chaos(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
     allowed = set(grid[max(0, nearest - 1) : nearest + 2])
     for depth in depths:
         column = {w: accuracy[(w, depth)] for w in grid if (w, depth) in accuracy}
-        best = max(column, key=column.get)
+        best = max(column, key=lambda w: column[w])
         ends = {
             seed: max(by_seed[(grid[0], depth)].get(seed, math.nan), by_seed[(grid[-1], depth)].get(seed, math.nan))
             for seed in seeds
@@ -1006,7 +1006,7 @@ def check_lsuv(params: Mapping[str, Any], rows: Rows) -> ClaimResult:
         if "lsuv" not in scores or not others:
             conditions.missing(f"{kind} with LSUV and another init")
             continue
-        best = max(others, key=others.get)
+        best = max(others, key=lambda i: others[i])
         conditions.add(
             f"{kind}: LSUV {fmt(scores['lsuv'])} >= best other ({best}) {fmt(others[best])} - {tolerance:g}",
             scores["lsuv"] >= others[best] - tolerance,

@@ -64,7 +64,7 @@ SIZES = ("full", "tour", "tiny")
 
 def _lsuv_cases(mlp: tuple[int, int], cnn: tuple[int, int]) -> list[dict[str, Any]]:
     """The lsuv study's cases (4 inits x 2 architectures) with (depth, width) per architecture."""
-    inits = [
+    inits: list[dict[str, Any]] = [
         {"model.weight_init": "glorot_normal"},
         {"model.weight_init": "he_normal"},
         {"model.weight_init": "orthogonal"},
@@ -219,7 +219,7 @@ REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
 def study_file(name: str) -> Path:
     """The packaged TOML file of the built-in study ``name``."""
     _check_name(name)
-    return Path(str(resources.files("initlab.lab").joinpath("studies", f"{name}.toml")))
+    return Path(str(resources.files("initlab.lab").joinpath(f"studies/{name}.toml")))
 
 
 def _check_name(name: str) -> None:

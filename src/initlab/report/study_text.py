@@ -267,7 +267,7 @@ def _evidence_edge(values: dict) -> str:
         if "best" in c["numbers"]
     ]
     agreement = [c["numbers"]["share"] for c in conditions if "share" in c["numbers"]]
-    theory = f"; theory's 6 xi_c right in {agreement[0]:.0%} of cells" if agreement else ""
+    theory = f"; theory's 6 xi_c right for {agreement[0]:.0%} of runs" if agreement else ""
     return f"critical {fmt(values.get('critical'))}; " + "; ".join(best) + theory
 
 

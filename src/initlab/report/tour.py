@@ -75,10 +75,10 @@ def index_html(
     recipes: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The tour index page: the claim table with a link to each study's page (``warning`` above it)."""
-    body = []
+    cells = []
     for row in table:
         kind = "holds" if row["verdict"] == "holds" else "fails"
-        body.append(
+        cells.append(
             f'<tr><td>{row["number"]}</td><td class="text"><a href="{escape(row["link"])}">'
             f'{escape(row["study"])}</a></td><td class="text">{escape(row["claim"])}</td>'
             f'<td class="text">{escape(row["evidence"])}</td><td class="text verdict-{kind}">'
@@ -87,7 +87,7 @@ def index_html(
     table_text = (
         '<table id="claims"><thead><tr><th>#</th><th class="text">study</th>'
         '<th class="text">claim</th><th class="text">measured evidence</th>'
-        '<th class="text">verdict</th><th>runs</th></tr></thead><tbody>' + "".join(body) + "</tbody></table>"
+        '<th class="text">verdict</th><th>runs</th></tr></thead><tbody>' + "".join(cells) + "</tbody></table>"
     )
     intro = (
         "<p>Each row is a classic claim about initialization, tested on real data by training "
