@@ -112,8 +112,10 @@ def _forms(scheme: str, seed: int) -> list[tuple[str, str, Callable[[], np.ndarr
         def keras_sample() -> np.ndarray:
             import keras
 
-            initializer = getattr(keras.initializers, keras_name)(seed=seed)
-            return np.asarray(keras.ops.convert_to_numpy(initializer((fan_in, fan_out)))).T
+            kernel = getattr(keras.initializers, keras_name)(seed=seed)((fan_in, fan_out))
+            if hasattr(kernel, "detach"):  # a torch tensor (Keras's torch backend)
+                return kernel.detach().cpu().numpy().T
+            return np.asarray(kernel).T
 
         forms.append(("keras", f"keras.initializers.{keras_name}(seed={seed})((fan_in, fan_out))", keras_sample))
     return forms
