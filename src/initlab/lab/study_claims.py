@@ -4,11 +4,15 @@ Each claim is registered with :func:`initlab.lab.claims.register_claim` as a
 ``validate(params)`` / ``check(params, rows)`` pair; ``rows`` are the store's
 run rows of one study (``{"key", "status", "config", "point", "summary"}``).
 Every check reads only the *final summaries* the store keeps (a value "at
-initialisation" comes from runs with ``training.steps = 0``), averages over
-seeds, and returns a :class:`~initlab.lab.claims.ClaimResult` whose ``holds``
-is the conjunction of named conditions; ``values["conditions"]`` lists each
-condition with its measured numbers, so a report can show exactly why a
-claim holds or fails.
+initialisation" comes from runs with ``training.steps = 0``) and states a rule
+over training seeds: a condition holds in every seed (the worst seed decides),
+or a mean difference paired by seed is beyond ``k_se`` standard errors
+(:class:`Paired`). Each returns a :class:`~initlab.lab.claims.ClaimResult`
+whose ``holds`` is the conjunction of named conditions; ``values["conditions"]``
+lists each condition with its measured numbers and ``values["observations"]``
+what is reported beside the verdict but is not part of it, so a report can show
+exactly why a claim holds or fails. The thresholds live in the study files,
+each with its reason.
 
 The claims and their sources:
 
@@ -19,12 +23,14 @@ The claims and their sources:
   pre-activation std follows the mean-field prediction
   ``q^{l+1} = sigma_w^2 E[phi(sqrt(q^l) z)^2] + sigma_b^2`` (Poole et al. 2016).
 * ``saturation``: large weights saturate tanh and slow learning.
-* ``pairing``: He suits ReLU and Xavier suits tanh — not the reverse
-  (He, Zhang, Ren & Sun 2015, sec. 2.2 and fig. 3: a 30-layer ReLU net with
-  Xavier init does not learn).
+* ``pairing``: He suits ReLU (He, Zhang, Ren & Sun 2015, sec. 2.2 and fig. 3:
+  Xavier + 30-layer ReLU learns far slower or not at all); for tanh Xavier is
+  the critical choice and He's chaotic phase fails only beyond 6 xi_c
+  (Schoenholz et al. 2017), reported as an observation.
 * ``regularization``: an L2 penalty shrinks the weights and the train/test gap.
-* ``bias``: zero biases train as well as constant or random ones.
-* ``glorot_table``: the ordering of Glorot & Bengio (2010), Table 1.
+* ``bias``: no constant or random bias beats zero by a margin in any seed.
+* ``glorot_table``: Glorot & Bengio (2010), Table 1: normalized init helps tanh;
+  every other ordering named as reproduced, reversed or mixed.
 * ``edge_of_chaos``: deep tanh nets train only near the critical
   ``sigma_w^2`` (Schoenholz, Gilmer, Ganguli & Sohl-Dickstein 2017).
 * ``lsuv``: LSUV trains as well as the best standard init (Mishkin & Matas 2016).
