@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed-$(DEPHASH)
 WHEEL_DIR  := build/wheel
 WHEEL_VENV := build/wheel-venv
 
-.PHONY: test pytest lint typecheck wheel-check docs demo bench install browser clean
+.PHONY: test pytest lint typecheck wheel-check docs demo claim-table bench install browser clean
 
 install: $(STAMP)
 
@@ -61,6 +61,12 @@ test: lint pytest wheel-check docs
 
 demo: install
 	$(VENV)/bin/initlab tour
+
+# the README's and the docs' claim table, from a fresh store (tests/report/test_claim_table.py checks it)
+claim-table: install
+	rm -rf build/claim-table && mkdir -p build/claim-table
+	$(VENV)/bin/initlab tour --store build/claim-table/runs.sqlite --out build/claim-table/reports \
+	  --markdown-into README.md --markdown-into docs/claims.md
 
 bench: install
 	$(PY) -m pip install --quiet --no-deps lsuv==0.3.0

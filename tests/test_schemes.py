@@ -350,9 +350,19 @@ plans = {
     "delta orthogonal": initlab.Plan([initlab.Rule(type=nn.Conv2d, weight=initlab.delta_orthogonal()),
                                       initlab.Rule(type=nn.Linear, weight=initlab.orthogonal(2.0))]),
 }
+preset_arguments = {"gpt2": {"n_layer": 2}, "nanogpt": {"n_layer": 2},
+                    "t5": {"d_model": 64, "d_kv": 8, "num_heads": 8, "d_ff": 128},
+                    "fixup": {"n_branches": 2, "branch_layers": 2, "inner": "0", "last": "2"},
+                    "t_fixup": {"n_layers": 2, "d_model": 64}, "deepnet": {"n_encoder": 2}}
+for name in initlab.nn.presets.names():  # every built-in plan
+    plans[f"preset {name}"] = initlab.nn.presets.preset(name, **preset_arguments.get(name, {}))
 for name, plan in plans.items():
     model = convnet()
-    initlab.init_(model, plan, seed=5, example_input=batch)
+    try:
+        initlab.init_(model, plan, seed=5, example_input=batch)
+    except initlab.InitlabError as error:  # a preset that needs layers this model lacks: the same at any count
+        found[f"init_ {name}"] = str(error)
+        continue
     found[f"init_ {name}"] = [digest(parameter) for parameter in model.parameters()]
 
 torch.manual_seed(0)
@@ -378,6 +388,8 @@ def test_values_are_the_same_at_one_and_two_threads():
     # change; orthogonal and delta_orthogonal used to follow the QR's thread count (issue 21)
     one, two = digests(1, 1, 1), digests(2, 3, 2)
     assert one.keys() == two.keys() and len(one) > 300
+    applied = [key for key in one if key.startswith("init_ preset") and isinstance(one[key], list)]
+    assert len(applied) >= 8, sorted(key for key in one if key.startswith("init_"))
     assert [key for key in one if one[key] != two[key]] == []
 
 

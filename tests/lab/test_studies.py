@@ -19,8 +19,16 @@ from initlab.lab import Store, evaluate_claim, expand, load_study
 from initlab.lab.executors import InlineExecutor
 from initlab.lab.study_claims import GLOROT_BENGIO_TABLE1, init_label, sigma_w2, theory_preact_std
 from initlab.lab.tour import (
-    BUILTIN_STUDIES, REDUCTIONS, TOUR_STUDIES, base_name, builtin_study, claim_from_store, run_studies,
-    stored_name, study_data, study_file,
+    BUILTIN_STUDIES,
+    REDUCTIONS,
+    TOUR_STUDIES,
+    base_name,
+    builtin_study,
+    claim_from_store,
+    run_studies,
+    stored_name,
+    study_data,
+    study_file,
 )
 
 
@@ -176,18 +184,22 @@ def test_regularization_verdict_follows_the_weight_norms(tiny_store):
             != _condition(result, "weight norm falls")["holds"])
 
 
-def test_pairing_stall_is_judged_against_chance_loss(tiny_store):
+def test_pairing_relu_half_compares_steps_to_the_loss_line_seed_by_seed(tiny_store):
     rows = _rows(tiny_store, "pairing")
     params = builtin_study("pairing", "tiny").claim.params
     result = evaluate_claim("pairing", params, rows)
     assert result.values["chance_loss"] == pytest.approx(math.log(10))
     tampered = copy.deepcopy(rows)
     for row in tampered:
-        if row["config"]["model"]["activation"] == "relu" and row["config"]["model"]["depth"] == 6:
-            row["summary"]["train_loss"] = 2.30 if init_label(row) == "glorot_normal" else 0.5
+        if row["config"]["model"]["activation"] == "relu":
+            row["summary"]["steps_to_target_loss"] = None if init_label(row) == "glorot_normal" else 20
     flipped = evaluate_claim("pairing", params, tampered)
-    assert _condition(flipped, "Xavier + ReLU stalls")["holds"]
-    assert _condition(flipped, "He + ReLU learns")["holds"]
+    assert _condition(flipped, "He + ReLU reaches train loss 1.84 in 1 of 1 seeds")["holds"]
+    assert _condition(flipped, "He + ReLU gets there before Xavier + ReLU")["holds"]
+    for row in tampered:  # Xavier reaches the line first: the ReLU half fails
+        if row["config"]["model"]["activation"] == "relu" and init_label(row) == "glorot_normal":
+            row["summary"]["steps_to_target_loss"] = 10
+    assert not _condition(evaluate_claim("pairing", params, tampered), "gets there before")["holds"]
 
 
 def test_glorot_table_quotes_the_paper_and_compares_our_errors(tiny_store):
@@ -219,21 +231,56 @@ def test_pairing_report_calls_the_common_statement_backwards_only_when_measured(
     measured = copy.deepcopy(rows)
     for row in measured:
         model = row["config"]["model"]
-        if model["activation"] == "relu" and model["depth"] == 6:
-            row["summary"]["train_loss"] = 2.30 if init_label(row) == "glorot_normal" else 1.2
+        if model["activation"] == "relu":
+            xavier = init_label(row) == "glorot_normal"
+            row["summary"]["train_loss"] = 2.30 if xavier else 1.2
+            row["summary"]["steps_to_target_loss"] = None if xavier else 20
         if model["activation"] == "tanh":
             row["summary"]["train_loss"] = 1.0
             row["summary"]["test_accuracy"] = 0.6 if init_label(row) == "glorot_normal" else 0.5
     holding = evaluate_claim("pairing", params, measured)
     assert holding.holds
     sentence = verdict_sentence("pairing", holding)
-    assert "\"He suits tanh, Xavier suits ReLU\"" in sentence and "is backwards" in sentence
-    assert "2.3" in sentence and "1.2" in sentence
+    assert "\"He suits tanh, Xavier suits ReLU\"" in sentence and "is backwards for ReLU" in sentence
+    assert "2.3" in sentence and "1.2" in sentence and "6 xi_c = 130" in sentence
     for row in measured:
-        if row["config"]["model"]["activation"] == "relu" and init_label(row) == "glorot_normal":
-            row["summary"]["train_loss"] = 0.9
+        if row["config"]["model"]["activation"] == "tanh" and init_label(row) == "glorot_normal":
+            row["summary"]["train_loss"] = 2.3
     failing = evaluate_claim("pairing", params, measured)
     assert not failing.holds and "is backwards" not in verdict_sentence("pairing", failing)
+
+
+def test_paired_difference_is_judged_against_its_standard_error():
+    from initlab.lab.study_claims import paired
+
+    consistent = paired({0: 0.52, 1: 0.53, 2: 0.54}, {0: 0.50, 1: 0.50, 2: 0.50})
+    # differences 0.02, 0.03, 0.04: mean 0.03, sd 0.01, se 0.01 / sqrt(3)
+    assert consistent.mean == pytest.approx(0.03) and consistent.se == pytest.approx(0.01 / math.sqrt(3))
+    assert consistent.beyond(3.0)
+    noisy = paired({0: 0.60, 1: 0.45, 2: 0.54}, {0: 0.50, 1: 0.50, 2: 0.50})
+    assert noisy.mean == pytest.approx(0.03) and not noisy.beyond(3.0)
+    assert paired({0: 0.6}, {0: 0.5}).beyond(3.0) and not paired({0: 0.4}, {0: 0.5}).beyond(3.0)
+    assert not paired({0: 0.6}, {1: 0.5}).beyond(3.0)
+
+
+def test_bias_margin_holds_seed_by_seed_and_real_differences_are_named():
+    def rows(zero, constant):
+        found = []
+        for bias, values in (({"scheme": "zeros"}, zero), ({"scheme": "constant", "value": 0.1}, constant)):
+            for seed, value in enumerate(values):
+                found.append({"key": f"{bias['scheme']}{seed}", "status": "done", "point": {},
+                              "config": {"model": {"activation": "relu", "bias_init": bias},
+                                         "training": {"seed": seed}},
+                              "summary": {"test_accuracy": value}})
+        return found
+
+    noisy = evaluate_claim("bias", {}, rows([0.50, 0.48, 0.52], [0.53, 0.47, 0.55]))
+    assert noisy.holds and "within 3 standard errors" in noisy.values["observations"][0]["observation"]
+    # differences 0.02, 0.025, 0.03: mean 0.025, se 0.0029 -> beyond 3 se, named, but under the 0.05 margin
+    real = evaluate_claim("bias", {}, rows([0.50, 0.48, 0.52], [0.52, 0.505, 0.55]))
+    assert real.holds and real.values["observations"][0]["numbers"]["beyond"]
+    far = evaluate_claim("bias", {}, rows([0.50, 0.48, 0.52], [0.52, 0.505, 0.58]))
+    assert not far.holds and "in 2 of 3 seeds" in far.detail
 
 
 @pytest.mark.parametrize("activation,kappa", [("linear", 2.0), ("relu", 5.0)])

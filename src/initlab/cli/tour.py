@@ -60,13 +60,13 @@ def heading(size: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``initlab tour``: 0 when every run finished, 1 if some run failed."""
+    from initlab.lab.executors import check_workers
     from initlab.lab.store import Store
     from initlab.lab.tour import missing_runs, run_studies, total_runs, tour_studies
-    from initlab.report.tour import TourProgress, print_claim_table, render_studies
+    from initlab.report.markdown import claim_table_markdown
+    from initlab.report.tour import TourProgress, print_claim_table, print_recipes, render_studies
 
     started, cpu_started = time.perf_counter(), _cpu_seconds()
-    from initlab.lab.executors import check_workers
-
     size = size_of(args)
     check_workers(args.workers)
     studies = tour_studies(size)
@@ -86,18 +86,65 @@ def run(args: argparse.Namespace) -> int:
             f"{sum(o.runs for o in outcomes)} runs ({trained} trained by this call, the rest read from "
             f"{args.store}); this call took {wall:.0f} s wall, {cpu:.0f} s CPU."
         )
+        recipes = recipe_rows(size)
         table = render_studies(
-            studies, store, out_dir, heading=heading(size), note=note, force=False, warning=size_warning(size)
+            studies,
+            store,
+            out_dir,
+            heading=heading(size),
+            note=note,
+            force=False,
+            warning=size_warning(size),
+            recipes=recipes,
         )
         failed = sum(row["status"] == "failed" for study in studies for row in store.study_runs(study))
-    print_claim_table(table, sys.stdout)
+    messages = sys.stderr if args.markdown or args.markdown_into else sys.stdout
+    if args.markdown:
+        print(claim_table_markdown(table), file=sys.stdout)
+    elif not args.markdown_into:
+        print_claim_table(table, sys.stdout)
+        if recipes:
+            print_recipes(recipes, sys.stdout)
+    for path in args.markdown_into or ():
+        write_table_into(Path(path), claim_table_markdown(table))
+        print(f"tour: claim table written into {path}", file=messages)
     if size_warning(size):
-        print(f"tour: {size_warning(size)}")
-    print(f"reports: {out_dir / 'index.html'} (and {out_dir / 'summary.md'})")
-    print(f"tour: {note}")
+        print(f"tour: {size_warning(size)}", file=messages)
+    print(f"reports: {out_dir / 'index.html'} (and {out_dir / 'summary.md'})", file=messages)
+    print(f"tour: {note}", file=messages)
     if failed:
-        print(f"tour: {failed} run(s) failed; see `initlab runs list --status failed --store {args.store}`.")
+        print(
+            f"tour: {failed} run(s) failed; see `initlab runs list --status failed --store {args.store}`.",
+            file=messages,
+        )
     return 1 if failed else 0
+
+
+def recipe_rows(size: str) -> list[dict]:
+    """The seed-level side-by-side rows (:mod:`initlab.lab.recipes`); none for the ``tiny`` smoke test.
+
+    Keras runs on the torch backend unless ``KERAS_BACKEND`` says otherwise (this command owns its
+    process, so it may choose).
+    """
+    if size == "tiny":
+        return []
+    from initlab.lab.recipes import keras_available, seed_level_rows
+
+    if keras_available():
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+    return [row.to_dict() for row in seed_level_rows()]
+
+
+def write_table_into(path: Path, table: str) -> None:
+    """Replace the marked claim table of the Markdown file ``path`` (README.md, docs/claims.md)."""
+    from initlab._io import write_atomically
+    from initlab.report.markdown import replace_claim_table
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise InitlabError(f"--markdown-into={str(path)!r} cannot be read ({error.strerror}).") from None
+    write_atomically(path, replace_claim_table(text, table, str(path)), "claim table", "--markdown-into")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -123,5 +170,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=2,
         metavar="N",
         help="worker processes, one torch thread each (default 2; 1 = this process)",
+    )
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the claim table as Markdown on stdout (the README's table; messages go to stderr)",
+    )
+    parser.add_argument(
+        "--markdown-into",
+        action="append",
+        metavar="FILE",
+        help="replace the marked claim table of FILE (README.md, docs/claims.md) with this run's; repeatable",
     )
     parser.set_defaults(handler=run)

@@ -5,9 +5,11 @@ The ten studies are TOML files shipped in ``initlab/lab/studies/`` (their
 :mod:`initlab.lab.study_claims`). Each comes in three sizes:
 
 * ``full``: the file as written (``initlab tour --full``, ``initlab run``);
-* ``tour``: fewer seeds, steps or evaluation examples, never fewer claims
+* ``tour``: three training seeds like the full size (studies 1-8), fewer steps, narrower
+  networks or fewer evaluation examples, never fewer claims
   (``initlab tour``, studies 1-8);
-* ``tiny``: small enough for the test suite (seconds each).
+* ``tiny``: small enough for the test suite (seconds each), one seed (``min_seeds = 1``):
+  a smoke test whose verdicts are not evidence.
 
 A reduced study keeps every grid axis that a claim compares and takes the
 name ``<name>.<size>``, so its runs and its verdict are stored apart from the
@@ -62,7 +64,7 @@ SIZES = ("full", "tour", "tiny")
 
 def _lsuv_cases(mlp: tuple[int, int], cnn: tuple[int, int]) -> list[dict[str, Any]]:
     """The lsuv study's cases (4 inits x 2 architectures) with (depth, width) per architecture."""
-    inits = [
+    inits: list[dict[str, Any]] = [
         {"model.weight_init": "glorot_normal"},
         {"model.weight_init": "he_normal"},
         {"model.weight_init": "orthogonal"},
@@ -82,17 +84,27 @@ _SCALES = [
 
 REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
     "tour": {
-        "symmetry": {"training.steps": 500, "grid": {"training.seed": [0]}},
-        "depth-signal": {"dataset.n_test": 256, "training.eval_train_size": 256, "grid": {"training.seed": [0]}},
-        "saturation": {"training.steps": 600, "grid": {"training.steps": [0, 600], "training.seed": [0]}},
-        "pairing": {"training.steps": 600, "grid": {"training.seed": [0]}},
-        "regularization": {
-            "training.steps": 1000,
-            "execution.max_batch_runs": 2,
-            "grid": {"training.l2": [0.0, 0.003, 0.03, 0.1], "training.seed": [0]},
+        "symmetry": {"training.steps": 300},
+        "depth-signal": {
+            "model.width": 128,
+            "dataset.n_test": 128,
+            "training.eval_train_size": 128,
+            "training.probe_size": 128,
         },
-        "bias": {"training.steps": 500, "grid": {"training.seed": [0]}},
-        "glorot-table": {"training.steps": 1500, "model.width": 128, "grid": {"training.seed": [0]}},
+        "saturation": {
+            "model.width": 128,
+            "training.steps": 500,
+            "grid": {"model.activation": ["tanh"], "training.steps": [0, 500]},
+        },
+        "pairing": {"training.steps": 400},
+        "regularization": {
+            "model.width": 128,
+            "training.steps": 600,
+            "execution.max_batch_runs": 3,
+            "grid": {"training.l2": [0.0, 0.01, 0.1]},
+        },
+        "bias": {"training.steps": 500},
+        "glorot-table": {"training.steps": 1000, "model.width": 128},
         "edge-of-chaos": {"model.width": 64, "grid": {"model.depth": [10, 40, 90], "model.weight_init": _SCALES}},
         "lsuv": {"training.steps": 500, "grid": {"training.seed": [0]}},
         "orthogonal-depth": {"training.steps": 400, "grid": {"training.seed": [0]}},
@@ -136,7 +148,11 @@ REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
             "training.log_every": 20,
             "training.batch_size": 64,
             "training.probe_size": 64,
-            "grid": {"model.depth": [3, 6], "training.seed": [0]},
+            "cases": [
+                {"model.activation": "relu", "model.depth": 6},
+                {"model.activation": "tanh", "model.depth": 3},
+            ],
+            "grid": {"training.seed": [0]},
             "claim.params.deep": 6,
             "claim.params.tanh_depth": 3,
         },
@@ -171,7 +187,7 @@ REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
             "training.steps": 30,
             "training.log_every": 30,
             "training.batch_size": 64,
-            "grid": {"model.depth": [4, 8], "model.weight_init": _SCALES[::2]},
+            "grid": {"model.depth": [4, 8], "model.weight_init": _SCALES[::2], "training.seed": [0]},
             "claim.params.min_depth": 8,
         },
         "lsuv": {
@@ -203,7 +219,7 @@ REDUCTIONS: dict[str, dict[str, dict[str, Any]]] = {
 def study_file(name: str) -> Path:
     """The packaged TOML file of the built-in study ``name``."""
     _check_name(name)
-    return Path(str(resources.files("initlab.lab").joinpath("studies", f"{name}.toml")))
+    return Path(str(resources.files("initlab.lab").joinpath(f"studies/{name}.toml")))
 
 
 def _check_name(name: str) -> None:
@@ -233,6 +249,8 @@ def study_data(name: str, size: str = "full") -> dict[str, Any]:
     _check_size(size)
     data = tomllib.loads(study_file(name).read_text(encoding="utf-8"))
     data["name"] = stored_name(name, size)
+    if size == "tiny" and name in TOUR_STUDIES:
+        data.setdefault("claim", {}).setdefault("params", {})["min_seeds"] = 1
     for key, value in REDUCTIONS.get(size, {}).get(name, {}).items():
         if key == "grid":
             data["grid"] = {**data.get("grid", {}), **copy.deepcopy(value)}
@@ -326,3 +344,32 @@ def with_histories(rows: Sequence[Mapping[str, Any]], store) -> list[dict[str, A
         for key, text in store.connection.execute(f"SELECT key, history FROM runs WHERE key IN ({marks})", chunk):
             histories[key] = json.loads(text)
     return [{**row, "history": histories.get(row["key"], {})} for row in rows]
+
+
+# ------------------------------------------------------------- robustness
+ROBUSTNESS_SEEDS = (3, 4, 5, 6, 7)
+"""Seeds the tour's studies never use: the robustness replay runs each claim on each of them."""
+
+
+def robustness_study(name: str, seeds: Sequence[int] = ROBUSTNESS_SEEDS) -> StudyConfig:
+    """The tour-size study ``name`` on other training ``seeds``, stored as ``<name>.robustness``."""
+    data = study_data(name, "tour")
+    data["name"] = f"{name}.robustness"
+    data.setdefault("grid", {})["training.seed"] = list(seeds)
+    return load_study(data)
+
+
+def claim_per_seed(study: StudyConfig, store) -> dict[int, ClaimResult]:
+    """The study's claim evaluated on each seed's runs alone (``min_seeds = 1``; a rule "beyond k
+    standard errors" then reads "in the asserted direction in this seed")."""
+    if study.claim is None:
+        raise InitlabError(f"study {study.name!r} has no claim; expected a [claim] table.")
+    rows = store.study_runs(study)
+    params = {**study.claim.params, "min_seeds": 1}
+    seeds = sorted({row["config"]["training"]["seed"] for row in rows})
+    return {
+        seed: evaluate_claim(
+            study.claim.name, params, [row for row in rows if row["config"]["training"]["seed"] == seed]
+        )
+        for seed in seeds
+    }

@@ -20,7 +20,7 @@ from typing import Any
 from initlab._io import make_folder, write_atomically
 from initlab.lab.claims import ClaimResult
 from initlab.lab.config import StudyConfig
-from initlab.lab.study_claims import GLOROT_BENGIO_TABLE1, fmt
+from initlab.lab.study_claims import GLOROT_BENGIO_TABLE1, GLOROT_SETTING_DIFFERENCES, fmt
 from initlab.report import study_figures, study_text
 from initlab.report.html import escape, figure_html, page_html, table_html
 
@@ -81,7 +81,16 @@ def conditions_html(claim: ClaimResult) -> str:
         text_columns=(0,),
         row_classes=["holds" if item["holds"] else "fails" for item in items],
         element_id="conditions",
-    )
+    ) + observations_html(claim)
+
+
+def observations_html(claim: ClaimResult) -> str:
+    """The check's observations (reported beside the verdict, not part of it), as a list."""
+    items = claim.values.get("observations", [])
+    if not items:
+        return ""
+    listed = "".join(f"<li>{escape(item['observation'])}</li>" for item in items)
+    return f'<p>Observations (not part of the verdict):</p><ul id="observations">{listed}</ul>'
 
 
 def value_text(value: Any) -> str:
@@ -131,7 +140,9 @@ def paper_table_html(claim: ClaimResult) -> str:
     return (
         "<h2>Glorot &amp; Bengio (2010), Table 1, beside our numbers</h2>"
         '<p>Test error (%) of networks with 5 hidden layers; "N" marks the normalized '
-        "initialization. The paper has no Sigmoid N row.</p>" + table
+        "initialization. The paper has no Sigmoid N row.</p>"
+        + table
+        + f'<p class="muted">Setting: {escape(GLOROT_SETTING_DIFFERENCES)}.</p>'
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal, TextIO
 from initlab._io import make_folder, write_atomically
 from initlab.lab.config import StudyConfig
 from initlab.report import study_text
-from initlab.report.html import escape, page_html
+from initlab.report.html import escape, page_html, table_html
 from initlab.report.markdown import tour_markdown
 from initlab.report.study_html import CSS, StudyPage, study_page, write_study_html
 
@@ -67,12 +67,18 @@ SMOKE_TEST_WARNING = (
 """Shown on the terminal and in the reports of a ``--size tiny`` tour."""
 
 
-def index_html(table: Sequence[Mapping[str, Any]], heading: str, note: str = "", warning: str = "") -> str:
+def index_html(
+    table: Sequence[Mapping[str, Any]],
+    heading: str,
+    note: str = "",
+    warning: str = "",
+    recipes: Sequence[Mapping[str, Any]] = (),
+) -> str:
     """The tour index page: the claim table with a link to each study's page (``warning`` above it)."""
-    body = []
+    cells = []
     for row in table:
         kind = "holds" if row["verdict"] == "holds" else "fails"
-        body.append(
+        cells.append(
             f'<tr><td>{row["number"]}</td><td class="text"><a href="{escape(row["link"])}">'
             f'{escape(row["study"])}</a></td><td class="text">{escape(row["claim"])}</td>'
             f'<td class="text">{escape(row["evidence"])}</td><td class="text verdict-{kind}">'
@@ -81,7 +87,7 @@ def index_html(table: Sequence[Mapping[str, Any]], heading: str, note: str = "",
     table_text = (
         '<table id="claims"><thead><tr><th>#</th><th class="text">study</th>'
         '<th class="text">claim</th><th class="text">measured evidence</th>'
-        '<th class="text">verdict</th><th>runs</th></tr></thead><tbody>' + "".join(body) + "</tbody></table>"
+        '<th class="text">verdict</th><th>runs</th></tr></thead><tbody>' + "".join(cells) + "</tbody></table>"
     )
     intro = (
         "<p>Each row is a classic claim about initialization, tested on real data by training "
@@ -90,7 +96,83 @@ def index_html(table: Sequence[Mapping[str, Any]], heading: str, note: str = "",
     )
     extra = f'<p class="muted">{escape(note)}</p>' if note else ""
     alert = f'<p class="warning" id="size-warning"><strong>{escape(warning)}</strong></p>' if warning else ""
-    return page_html(heading, f"<h1>{escape(heading)}</h1>{alert}{intro}{table_text}{extra}", css=INDEX_CSS)
+    body = f"<h1>{escape(heading)}</h1>{alert}{intro}{table_text}{extra}{recipes_html(recipes)}"
+    return page_html(heading, body, css=INDEX_CSS)
+
+
+RECIPES_HEADING = "The seed-level claims in numpy, initlab, torch and Keras"
+
+RECIPES_INTRO = (
+    "Xavier/Glorot: Var(W) = 2 / (fan_in + fan_out); He/Kaiming: Var(W) = 2 / fan_in (numpy: "
+    "rng.standard_normal(n) * sqrt(2/n)). Each form below samples the same (256, 512) weight "
+    "(torch's Linear(512, 256); Keras's kernel is its transpose) and is measured against the "
+    "formula's N(0, target std^2): the sample std, the largest |w| / target std and the "
+    "Kolmogorov-Smirnov statistic (a sample of the formula's normal exceeds the KS bound with "
+    "probability about 0.001). 'expected' is what initlab.compare_conventions says the form samples."
+)
+
+RECIPE_COLUMNS = (
+    "scheme",
+    "form",
+    "call",
+    "expected (compare_conventions)",
+    "target std",
+    "std",
+    "max|w|/sigma",
+    "KS",
+    "KS bound",
+)
+
+
+def recipe_cells(row: Mapping[str, Any]) -> list[str]:
+    """One measured form as table cells."""
+    return [
+        row["scheme"],
+        row["form"],
+        row["call"],
+        row["expected"],
+        f"{row['target_std']:.4g}",
+        f"{row['std']:.4g}",
+        f"{row['max_over_sigma']:.3g}",
+        f"{row['ks']:.3g}",
+        f"{row['ks_bound']:.2g}",
+    ]
+
+
+def recipes_html(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The side-by-side section of the tour's index page."""
+    if not rows:
+        return ""
+    return f"<h2>{escape(RECIPES_HEADING)}</h2><p>{escape(RECIPES_INTRO)}</p>" + table_html(
+        list(RECIPE_COLUMNS), [recipe_cells(row) for row in rows], text_columns=(0, 1, 2, 3), element_id="recipes"
+    )
+
+
+def recipes_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The side-by-side section of ``summary.md``."""
+    if not rows:
+        return ""
+    from initlab.report.markdown import markdown_table
+
+    return (
+        f"## {RECIPES_HEADING}\n\n{RECIPES_INTRO}\n\n"
+        + markdown_table(RECIPE_COLUMNS, [recipe_cells(r) for r in rows])
+        + "\n"
+    )
+
+
+def print_recipes(rows: Sequence[Mapping[str, Any]], stream: TextIO | None = None, *, width: int = 140) -> None:
+    """The side-by-side table in the terminal (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream or sys.stdout, width=width)
+    rich_table = Table(title=RECIPES_HEADING)
+    for column in RECIPE_COLUMNS:
+        rich_table.add_column(column, overflow="fold")
+    for row in rows:
+        rich_table.add_row(*recipe_cells(row))
+    console.print(rich_table)
 
 
 def render_studies(
@@ -102,10 +184,12 @@ def render_studies(
     note: str = "",
     force: bool = True,
     warning: str = "",
+    recipes: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """Write every study's page, ``index.html`` and ``summary.md`` into ``out_dir``; the claim table.
 
-    ``warning`` (e.g. :data:`SMOKE_TEST_WARNING`) is shown above the claim table of both.
+    ``warning`` (e.g. :data:`SMOKE_TEST_WARNING`) is shown above the claim table of both;
+    ``recipes`` (:func:`initlab.lab.recipes.seed_level_rows` as dicts) below it.
 
     ``force=False`` keeps study pages whose stored runs and claim have not changed
     (see :func:`initlab.report.study_html.write_study_html`).
@@ -116,8 +200,10 @@ def render_studies(
     for page in pages:
         write_study_html(page, directory, force=force)
     table = claim_table(pages)
-    write_atomically(directory / "index.html", index_html(table, heading, note, warning), "tour report", "--out")
-    markdown = tour_markdown(pages, table, heading, warning)
+    write_atomically(
+        directory / "index.html", index_html(table, heading, note, warning, recipes), "tour report", "--out"
+    )
+    markdown = tour_markdown(pages, table, heading, warning, recipes_markdown(recipes))
     write_atomically(directory / "summary.md", markdown, "tour report", "--out")
     return table
 
