@@ -172,7 +172,7 @@ def _loss_curves(
 # ------------------------------------------------------------------ symmetry
 def symmetry_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
     groups = group_by(finished(rows), init_label)
-    figure, (curves, units) = _subplots(2, width=12, height=3.8)
+    figure, (curves, units) = _subplots(2, width=11.5, height=3.8)
     _loss_curves(curves, groups, lambda key: name_of(key[0]))
     curves.set_title("Training loss: symmetric inits stall")
     labels = [key[0] for key in groups]
@@ -235,7 +235,7 @@ def depth_signal_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
     activations = sorted({key[0] for key in groups}, key=["tanh", "sigmoid", "relu"].index)
     result = []
     for metric, what, ylabel, short in DEPTH_PANELS:
-        figure, axes_row = _subplots(len(activations), width=4.2 * len(activations), height=4.2)
+        figure, axes_row = _subplots(len(activations), width=3.8 * len(activations), height=4.2)
         for axes, activation in zip(axes_row, activations):
             _depth_panel(axes, groups, activation, metric)
             xlabel = "weight layer (output last)" if metric == "grad_norm" else "hidden layer"
@@ -271,7 +271,7 @@ def saturation_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
         lambda r: config_value(r, "model.activation"),
         init_label,
     )
-    figure, (saturation, accuracy) = _subplots(2, width=12.5, height=3.8)
+    figure, (saturation, accuracy) = _subplots(2, width=11.5, height=3.8)
     for index, ((activation, label), members) in enumerate(at_init.items()):
         values = _layer_mean(members, "saturated_fraction")
         style = series_style(index, len(values)) | {"linestyle": "-" if activation == "tanh" else ":"}
@@ -320,7 +320,7 @@ def pairing_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
         init_label,
     )
     activations = sorted({key[0] for key in groups})
-    figure, axes_row = _subplots(len(activations) + 1, width=5.2 * (len(activations) + 1), height=4.4)
+    figure, axes_row = _subplots(len(activations) + 1, width=3.9 * (len(activations) + 1), height=4.4)
     for axes, activation in zip(axes_row, activations):
         chosen = {key: members for key, members in groups.items() if key[0] == activation}
         _loss_curves(
@@ -343,8 +343,7 @@ def pairing_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
     bars.axhline(0.1, color="k", lw=0.8, ls=":", label="chance 0.1")
     bars.set(ylabel="final test accuracy", title="Final test accuracy")
     _finish(figure, axes_row)
-    _legend_below(figure, axes_row[:-1], columns=5)
-    _legend_beside(bars)
+    _legend_below(figure, axes_row, columns=4)
     return [
         Figure(
             figure,
@@ -364,7 +363,7 @@ def regularization_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
     def mean_of(metric: str) -> list[float]:
         return [mean(r["summary"].get(metric) for r in groups[(l2,)]) for l2 in lambdas]
 
-    figure, (norms, accuracies, gaps) = _subplots(3, width=13.5, height=3.8)
+    figure, (norms, accuracies, gaps) = _subplots(3, width=11.5, height=3.8)
     weight_norms = mean_of("weight_norm")
     norms.plot(positions, weight_norms, "o-", color="C0")
     spread = _positive(positions, weight_norms)[1]
@@ -406,7 +405,7 @@ def _bar_groups(axes, groups: Mapping[tuple, Rows], metric: str, ylabel: str, ti
 
 def bias_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
     groups = group_by(finished(rows), lambda r: config_value(r, "model.activation"), bias_label)
-    figure, (bars, curves) = _subplots(2, width=13, height=3.8)
+    figure, (bars, curves) = _subplots(2, width=11.5, height=3.8)
     _bar_groups(bars, groups, "test_accuracy", "final test accuracy", "Test accuracy by bias init")
     _loss_curves(
         curves,
@@ -432,7 +431,7 @@ def bias_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
 def glorot_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
     runs = [r for r in finished(rows) if init_label(r) in ("variance_scaling", "glorot_uniform")]
     groups = group_by(runs, lambda r: config_value(r, "model.activation"), init_label)
-    figure, (ours, paper) = _subplots(2, width=12, height=3.8)
+    figure, (ours, paper) = _subplots(2, width=11.5, height=3.8)
     outer = ["tanh", "softsign", "sigmoid"]
     for offset, label in enumerate(("variance_scaling", "glorot_uniform")):
         values = [
@@ -557,7 +556,7 @@ def edge_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
 # ---------------------------------------------------------------------- lsuv
 def lsuv_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
     groups = group_by(finished(rows), lambda r: config_value(r, "model.kind"), init_label)
-    figure, (bars, curves) = _subplots(2, width=12.5, height=3.8)
+    figure, (bars, curves) = _subplots(2, width=11.5, height=3.8)
     _bar_groups(bars, groups, "test_accuracy", "final test accuracy", "Test accuracy by init")
     _loss_curves(
         curves,
@@ -582,7 +581,7 @@ def lsuv_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
 # ---------------------------------------------------------- orthogonal depth
 def orthogonal_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
     groups = group_by(finished(rows), init_label, lambda r: config_value(r, "model.depth"))
-    figure, (steps_axes, curves) = _subplots(2, width=13, height=3.8)
+    figure, (steps_axes, curves) = _subplots(2, width=11.5, height=3.8)
     limit = max((config_value(r, "training.steps") for r in rows), default=0)
     all_depths = sorted({key[1] for key in groups})
     for index, label in enumerate(sorted({key[0] for key in groups})):
