@@ -366,7 +366,7 @@ def regularization_figures(rows: Rows, claim: ClaimResult) -> list[Figure]:
     figure, (norms, accuracies, gaps) = _subplots(3, width=11.5, height=3.8)
     weight_norms = mean_of("weight_norm")
     norms.plot(positions, weight_norms, "o-", color="C0")
-    spread = _positive(positions, weight_norms)[1]
+    spread = _positive(positions.tolist(), weight_norms)[1]
     wide = bool(spread) and max(spread) > 10 * min(spread)
     norms.set(yscale="log" if wide else "linear", ylabel="sqrt(sum ||W||^2)", title="Final weight norm")
     for index, (name, metric) in enumerate((("train", "train_accuracy"), ("test", "test_accuracy"))):

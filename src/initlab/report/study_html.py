@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from initlab._io import make_folder, write_atomically
 from initlab.lab.claims import ClaimResult
@@ -160,11 +160,12 @@ def runs_table_html(rows: Sequence[Mapping[str, Any]]) -> str:
 def paper_table_html(claim: ClaimResult) -> str:
     """Glorot & Bengio (2010) Table 1 beside our test errors (glorot-table only)."""
     ours = claim.values.get("test_error", {})
-    columns = GLOROT_BENGIO_TABLE1["columns"]
+    columns = cast("Sequence[str]", GLOROT_BENGIO_TABLE1["columns"])
+    paper_rows = cast("Mapping[tuple[str, str], Sequence[float]]", GLOROT_BENGIO_TABLE1["rows"])
     rows = []
     for activation in ("softsign", "tanh", "sigmoid"):
         for kind in ("standard", "normalized"):
-            paper = GLOROT_BENGIO_TABLE1["rows"].get((activation, kind))
+            paper = paper_rows.get((activation, kind))
             label = activation.capitalize() + (" N" if kind == "normalized" else "")
             paper_cells = [f"{v:g}" for v in paper] if paper else ["-"] * len(columns)
             rows.append([label, *paper_cells, fmt(ours.get(f"{activation}/{kind}", math.nan))])
@@ -181,10 +182,11 @@ def paper_table_html(claim: ClaimResult) -> str:
 def setup_html(study: StudyConfig, rows: Sequence[Mapping[str, Any]]) -> str:
     """Dataset, model, training and grid of the study, and how to re-render it."""
     model, training = study.model, study.training
+    dataset: Any = study.dataset  # one of the dataset configs, each with its ``name``
     grid = "; ".join(f"{key} in {len(values)} value(s)" for key, values in study.grid.items()) or "none"
     statuses = {status: sum(row["status"] == status for row in rows) for status in ("done", "diverged", "failed")}
     items = [
-        f"dataset: {study.dataset.name}",
+        f"dataset: {dataset.name}",
         f"model: {model.kind}, depth {model.depth}, width {model.width}, activation {model.activation} "
         f"(grid values override these)",
         f"training: {training.optimizer}, lr {training.lr:g}, batch {training.batch_size}, "
