@@ -190,3 +190,24 @@ def test_every_figure_is_shown_near_its_natural_size_in_chromium(tiny_pages, bro
             assert figure["width"] >= 0.85 * figure["natural_width"], (name, figure)
     page = (out / "depth-signal.html").read_text()
     assert "train loss</th>" not in page and "test accuracy</th>" not in page
+
+
+# ------------------------------------------------------- the phase diagram
+@pytest.mark.parametrize("activation, critical", [("tanh", 1.76), ("relu", 2.0), ("erf", None)])
+def test_the_phase_diagram_is_readable(activation, critical, tmp_path, monkeypatch):
+    from initlab.report.theory_plot import plot_phase_diagram
+    from initlab.theory import phase_diagram
+
+    drawn = []
+    monkeypatch.setattr(plt, "close", drawn.append)  # keep the figure the function closes after saving
+    weights = np.linspace(0.5, 4, 60)
+    diagram = phase_diagram(activation, weights, np.linspace(0, 0.5, 60))
+    curve = phase_diagram(activation, np.linspace(0.5, 4, 200), [0.05])
+    plot_phase_diagram(diagram, tmp_path / "phase.png", sigma_b2=0.05, depth_curve=curve, critical_sigma_w2=critical)
+    (figure,) = drawn
+    try:
+        assert figure.axes[0].texts, "the xi_c contours are labelled"
+        assert problems_of(figure) == []
+    finally:
+        monkeypatch.undo()
+        plt.close(figure)
