@@ -258,7 +258,8 @@ def test_the_api_reference_loads_statically_and_covers_the_public_api():
     assert directives.pop("initlab.md") == ["initlab"]
     documented = {target for targets in directives.values() for target in targets}
     for module in ("initlab.schemes", "initlab.fans", "initlab.gains", "initlab.activations", "initlab.random",
-                   "initlab.theory", "initlab.nn", "initlab.nn.init", "initlab.lab", "initlab.errors"):
+                   "initlab.theory", "initlab.nn", "initlab.nn.init", "initlab.lab", "initlab.errors",
+                   "initlab.keras", "initlab.jax", "initlab.conventions"):
         assert module in documented, f"no API page documents {module}"
     (audit,) = directives["audit.md"]   # the one place that names the audit subpackage
     for page, targets in directives.items():

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from initlab._io import make_folder, write_atomically
 from initlab.lab.claims import ClaimResult
@@ -106,31 +106,75 @@ def point_text(point: Mapping[str, Any]) -> str:
     return ", ".join(f"{key.split('.')[-1]}={value_text(value)}" for key, value in point.items())
 
 
+INIT_COLUMNS = (
+    ("act_std", "activation std, last hidden layer", lambda values: values[-1]),
+    ("backprop_norm", "||dL/dz||, first hidden layer", lambda values: values[0]),
+    ("saturated_fraction", "saturated fraction, mean over layers", lambda values: sum(values) / len(values)),
+)
+"""Per-layer measurements at initialisation shown for runs with zero training steps:
+(summary key, column header, the number taken from the per-layer list)."""
+
+
+def trained(row: Mapping[str, Any]) -> bool:
+    """Whether a run was configured to take at least one training step."""
+    return row["config"]["training"]["steps"] > 0
+
+
+def _init_value(row: Mapping[str, Any], key: str, pick) -> Any:
+    values = row["summary"].get(key)
+    if trained(row) or not values or any(v is None for v in values):
+        return None
+    return pick(values)
+
+
 def runs_table_html(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One row per run: its grid values, status and final numbers."""
-    columns = [c for c in SUMMARY_COLUMNS if any(row["summary"].get(c) is not None for row in rows)]
+    """One row per run: its grid values, status, training steps and final numbers.
+
+    A run with zero training steps measured the network at initialisation: its training
+    metrics (loss, accuracies, steps to a target) are not shown, and a column that no
+    trained run fills is left out; such runs show their per-layer measurements instead
+    (:data:`INIT_COLUMNS`).
+    """
+    columns = [c for c in SUMMARY_COLUMNS if any(trained(row) and row["summary"].get(c) is not None for row in rows)]
+    init_columns = [
+        column for column in INIT_COLUMNS if any(_init_value(row, column[0], column[2]) is not None for row in rows)
+    ]
     ordered = sorted(rows, key=lambda row: point_text(row["point"]))
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else fmt(value)
+
     body = [
         [
             point_text(row["point"]),
             row["status"],
-            *(fmt(row["summary"].get(c)) if row["summary"].get(c) is not None else "-" for c in columns),
+            row["config"]["training"]["steps"],
+            *(cell(row["summary"].get(c) if trained(row) else None) for c in columns),
+            *(cell(_init_value(row, key, pick)) for key, _, pick in init_columns),
             row["key"][:10],
         ]
         for row in ordered
     ]
-    headers = ["run (grid values)", "status", *[c.replace("_", " ") for c in columns], "key"]
+    headers = [
+        "run (grid values)",
+        "status",
+        "training steps",
+        *[c.replace("_", " ") for c in columns],
+        *[f"at init: {header}" for _, header, _ in init_columns],
+        "key",
+    ]
     return table_html(headers, body, text_columns=(0, 1, len(headers) - 1), element_id="runs")
 
 
 def paper_table_html(claim: ClaimResult) -> str:
     """Glorot & Bengio (2010) Table 1 beside our test errors (glorot-table only)."""
     ours = claim.values.get("test_error", {})
-    columns = GLOROT_BENGIO_TABLE1["columns"]
+    columns = cast("Sequence[str]", GLOROT_BENGIO_TABLE1["columns"])
+    paper_rows = cast("Mapping[tuple[str, str], Sequence[float]]", GLOROT_BENGIO_TABLE1["rows"])
     rows = []
     for activation in ("softsign", "tanh", "sigmoid"):
         for kind in ("standard", "normalized"):
-            paper = GLOROT_BENGIO_TABLE1["rows"].get((activation, kind))
+            paper = paper_rows.get((activation, kind))
             label = activation.capitalize() + (" N" if kind == "normalized" else "")
             paper_cells = [f"{v:g}" for v in paper] if paper else ["-"] * len(columns)
             rows.append([label, *paper_cells, fmt(ours.get(f"{activation}/{kind}", math.nan))])
@@ -149,10 +193,11 @@ def paper_table_html(claim: ClaimResult) -> str:
 def setup_html(study: StudyConfig, rows: Sequence[Mapping[str, Any]]) -> str:
     """Dataset, model, training and grid of the study, and how to re-render it."""
     model, training = study.model, study.training
+    dataset: Any = study.dataset  # one of the dataset configs, each with its ``name``
     grid = "; ".join(f"{key} in {len(values)} value(s)" for key, values in study.grid.items()) or "none"
     statuses = {status: sum(row["status"] == status for row in rows) for status in ("done", "diverged", "failed")}
     items = [
-        f"dataset: {study.dataset.name}",
+        f"dataset: {dataset.name}",
         f"model: {model.kind}, depth {model.depth}, width {model.width}, activation {model.activation} "
         f"(grid values override these)",
         f"training: {training.optimizer}, lr {training.lr:g}, batch {training.batch_size}, "
@@ -190,7 +235,7 @@ def study_html(page: StudyPage, *, index_link: str | None = "index.html") -> str
     return page_html(f"initlab study: {page.title}", "".join(parts), css=CSS)
 
 
-RENDERER_VERSION = "1"
+RENDERER_VERSION = "2"
 """Bumped when a page's content changes for the same stored runs (invalidates :func:`fingerprint`)."""
 
 

@@ -3,7 +3,8 @@
 Left panel: the (sigma_w2, sigma_b2) plane coloured by phase (ordered, chaotic,
 unbounded variance), the critical line chi_1 = 1 and contours of xi_c.  Right panel:
 the trainable depth 6 xi_c against sigma_w2 at one sigma_b2, with the critical
-sigma_w2 marked (Schoenholz et al. 2017, figs. 1 and 5).
+sigma_w2 marked (Schoenholz et al. 2017, figs. 1 and 5). One legend for both
+panels lies below them, so it covers no part of the diagram.
 """
 
 from __future__ import annotations
@@ -84,14 +85,13 @@ def plot_phase_diagram(
         lines = plane.contour(
             w_grid, b_grid, xi_c, levels=levels, colors="dimgray", linewidths=0.8, linestyles="dashed"
         )
-        plane.clabel(lines, fmt="%g", fontsize=8)
+        plane.clabel(lines, fmt="%g", fontsize=8, colors="#333333")  # dark: readable on both phase colours
         handles.append(plt.Line2D([], [], color="dimgray", linestyle="dashed", label="xi_c contours"))
     if critical_sigma_w2 is not None:
         plane.plot([critical_sigma_w2], [sigma_b2], marker="o", color="black", linestyle="none")
     plane.set_xlabel("sigma_w^2 (weight variance x fan-in)")
     plane.set_ylabel("sigma_b^2 (bias variance)")
     plane.set_title(f"{diagram.activation}: order-to-chaos phase diagram")
-    plane.legend(handles=handles, loc="upper left", fontsize=8)
 
     depth = 6 * depth_curve.xi_c[:, 0]
     curve.semilogy(
@@ -107,7 +107,8 @@ def plot_phase_diagram(
     curve.set_xlabel("sigma_w^2")
     curve.set_ylabel("depth (layers)")
     curve.set_title(f"trainable depth at sigma_b^2 = {sigma_b2:g}")
-    curve.legend(fontsize=8)
+    handles += curve.get_legend_handles_labels()[0]
+    figure.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8)  # below the panels, off the data
     buffer = io.BytesIO()
     try:
         figure.savefig(buffer, format=target.suffix.lower().lstrip("."))
