@@ -102,6 +102,24 @@ def test_html_is_self_contained_and_escapes_user_strings(tmp_path):
     assert page.count('<img src="data:image/png;base64,') == 3  # curves, histograms, Jacobian
 
 
+def test_html_shows_borderline_findings_as_warnings_not_as_no_finding():
+    from initlab import he_normal
+    from initlab.auditing import Thresholds
+    from models_for_audit import scheme_init
+
+    model = mlp(10, 256, nn.ReLU, scheme_init(he_normal()))
+    with torch.no_grad():
+        model[8].weight.mul_(100)
+    report = audit(model, batch(), jacobian=False, thresholds=Thresholds(layer_gain_max=60.0))
+    assert report.verdict == "borderline"
+    fragment = report._repr_html_()
+    assert "every layer is healthy" not in fragment and "No definite finding." in fragment
+    assert 'id="borderline"' in fragment and 'id="findings"' not in fragment
+    assert "overall: borderline" in fragment and "#bf8700" in fragment
+    healthy = audit(mlp(4, 64, nn.ReLU, scheme_init(he_normal())), batch(), jacobian=False)
+    assert healthy.verdict == "healthy" and "No finding: every layer is healthy." in healthy._repr_html_()
+
+
 def test_repr_html_is_a_fragment_for_notebooks(unhealthy):
     fragment = unhealthy._repr_html_()
     assert fragment.startswith('<div class="audit">') and "<html" not in fragment

@@ -24,6 +24,7 @@ TEXT_COLUMNS = (1, 2, 12)
 
 VERDICT_COLOURS = {
     "healthy": "#1a7f37",
+    "borderline": "#bf8700",
     "non_finite": "#8250df",
     "symmetric": "#bc4c00",
     "dead": "#6e7781",

@@ -57,13 +57,39 @@ def _summary_html(report: Any) -> str:
     return "".join(lines)
 
 
+_FINDING_HEADERS = ["#", "layer", "verdict", "direction", "rule", "fix"]
+
+
+def _finding_rows(findings: list) -> list[list]:
+    return [[f.layer, f.layer_name, f.kind, f.direction, f.rule, f.fix] for f in findings]
+
+
 def _findings_html(report: Any) -> str:
-    if not report.findings:
+    """The definite findings, then the borderline ones (warnings), or a line saying there are none."""
+    if not report.findings and not report.borderline:
         return "<p>No finding: every layer is healthy.</p>"
-    rows = [[f.layer, f.layer_name, f.kind, f.direction, f.rule, f.fix] for f in report.findings]
-    return table_html(
-        ["#", "layer", "verdict", "direction", "rule", "fix"], rows, text_columns=(1, 2, 3, 4, 5), element_id="findings"
-    )
+    parts = []
+    if report.findings:
+        parts.append(
+            table_html(
+                _FINDING_HEADERS, _finding_rows(report.findings), text_columns=(1, 2, 3, 4, 5), element_id="findings"
+            )
+        )
+    else:
+        parts.append("<p>No definite finding.</p>")
+    if report.borderline:
+        parts.append(
+            "<h3>Borderline (warnings, not verdicts)</h3>"
+            '<p class="muted">These figures lie within the borderline band of their thresholds: '
+            "the audit does not call them unhealthy, and a gate passes.</p>"
+            + table_html(
+                _FINDING_HEADERS,
+                _finding_rows(report.borderline),
+                text_columns=(1, 2, 3, 4, 5),
+                element_id="borderline",
+            )
+        )
+    return "".join(parts)
 
 
 def _jacobian_html(report: Any) -> str:
