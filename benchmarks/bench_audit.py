@@ -1,7 +1,9 @@
 """Cost of ``initlab.audit`` against one plain forward+backward pass of the same model on the
 same batch, measured in the same process.
 
-Statistics only (``jacobian=False``): a ResNet-18-shaped convnet built by hand (BasicBlocks
+Statistics only (``jacobian=False``; on the MLP, whose PyTorch default init makes it vanish,
+also ``verify_fixes=False``, with the default fix check on a copy of the model reported beside
+it without a target): a ResNet-18-shaped convnet built by hand (BasicBlocks
 [2, 2, 2, 2], widths 64-512, BatchNorm, in-place ReLU) on a 32x3x64x64 batch, and a depth-50
 width-256 ReLU MLP on a 256x256 batch. The default audit (Jacobian on): transformers'
 ResNet-50 (``ResNetModel(ResNetConfig())``, random init, no download; the pooled output) on
@@ -77,9 +79,19 @@ def seconds(run) -> float:
     return time.perf_counter() - start
 
 
-def measure(model: nn.Module, batch: torch.Tensor, *, jacobian: bool = False, repeats: int = REPEATS):
+def measure(
+    model: nn.Module,
+    batch: torch.Tensor,
+    *,
+    jacobian: bool = False,
+    verify_fixes: bool = True,
+    repeats: int = REPEATS,
+):
     """``(fwd+bwd, audit)`` seconds: the fastest of ``repeats`` interleaved runs of each."""
-    runs = (lambda: forward_backward(model, batch), lambda: audit(model, batch, jacobian=jacobian))
+    runs = (
+        lambda: forward_backward(model, batch),
+        lambda: audit(model, batch, jacobian=jacobian, verify_fixes=verify_fixes),
+    )
     for run in runs:  # warm-up
         run()
     times: tuple[list[float], list[float]] = ([], [])
@@ -94,7 +106,9 @@ def main() -> None:
     resnet, images = resnet18().train(), torch.randn(32, 3, 64, 64)
     mlp, rows = deep_mlp(), torch.randn(256, 256)
     resnet_base, resnet_audit = measure(resnet, images)
-    mlp_base, mlp_audit = measure(mlp, rows)
+    mlp_verdict = audit(mlp, rows, jacobian=False).verdict
+    mlp_base, mlp_audit = measure(mlp, rows, verify_fixes=False)
+    _, mlp_audit_checked = measure(mlp, rows)
     resnet50, small_images = transformers_resnet50().train(), torch.randn(8, 3, 64, 64)
     stack, tokens = encoder().train(), torch.randn(16, 64, 256)
     resnet50_base, resnet50_audit = measure(resnet50, small_images, jacobian=True, repeats=JACOBIAN_REPEATS)
@@ -106,13 +120,16 @@ def main() -> None:
         "audit_jacobian_over_fwd_bwd_encoder": encoder_audit / encoder_base,
     }
     print(f"resnet18 32x3x64x64: fwd+bwd {resnet_base:.3f} s, audit {resnet_audit:.3f} s; "
-          f"mlp 50x256 on 256x256: fwd+bwd {mlp_base:.4f} s, audit {mlp_audit:.4f} s")
+          f"mlp 50x256 on 256x256 ({mlp_verdict}): fwd+bwd {mlp_base:.4f} s, audit {mlp_audit:.4f} s, "
+          f"with the fix check on a copy {mlp_audit_checked:.4f} s ({mlp_audit_checked / mlp_base:.1f}x)")
     print(f"with the Jacobian: transformers ResNet-50 8x3x64x64: fwd+bwd {resnet50_base:.3f} s, "
           f"audit {resnet50_audit:.3f} s; TransformerEncoder 16x64x256: fwd+bwd {encoder_base:.3f} s, "
           f"audit {encoder_audit:.3f} s")
     emit("audit", {
         "resnet_fwd_bwd_s": round(resnet_base, 4), "resnet_audit_s": round(resnet_audit, 4),
         "mlp_fwd_bwd_s": round(mlp_base, 5), "mlp_audit_s": round(mlp_audit, 5),
+        "mlp_audit_with_fix_check_s": round(mlp_audit_checked, 5),
+        "audit_with_fix_check_over_fwd_bwd_mlp": round(mlp_audit_checked / mlp_base, 3),
         "resnet50_fwd_bwd_s": round(resnet50_base, 4), "resnet50_audit_jacobian_s": round(resnet50_audit, 4),
         "encoder_fwd_bwd_s": round(encoder_base, 4), "encoder_audit_jacobian_s": round(encoder_audit, 4),
         **{name: round(value, 3) for name, value in ratios.items()},

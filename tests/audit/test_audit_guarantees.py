@@ -563,3 +563,30 @@ def test_verifying_the_fixes_on_a_copy_leaves_the_model_and_the_random_states_un
     assert torch.equal(states[0], torch.get_rng_state()) and states[1] == random.getstate()
     assert np.array_equal(states[2], np.random.get_state()[1])
     assert_no_hooks(model)
+
+
+def test_without_the_fix_check_the_model_is_never_copied_and_the_fixes_say_so(monkeypatch):
+    import copy
+
+    torch.manual_seed(0)
+    model = ConvNet()
+    with torch.no_grad():
+        model.features[1].bias.fill_(-5.0)  # dead channels
+    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    verified = audit(model, x, jacobian=False)
+
+    deepcopy = copy.deepcopy
+
+    def refuses(value, *args, **kwargs):
+        if isinstance(value, nn.Module):
+            raise AssertionError("the model was copied")
+        return deepcopy(value, *args, **kwargs)
+
+    monkeypatch.setattr(copy, "deepcopy", refuses)
+    unverified = audit(model, x, jacobian=False, verify_fixes=False)
+    assert unverified.verdict == verified.verdict == "dead"
+    assert unverified.first("dead").fix_params == verified.first("dead").fix_params != []
+    assert "fixes not verified (verify_fixes=False): no copy of the model was re-audited" in unverified.notes
+    assert not any("not verified" in note for note in verified.notes)
+    with pytest.raises(InitlabError, match=r"^audit: verify_fixes='no' is invalid; expected True or False\.$"):
+        audit(model, x, verify_fixes="no")

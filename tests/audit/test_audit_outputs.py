@@ -164,6 +164,16 @@ def test_cli_exit_1_when_unhealthy(model_file, capsys):
     assert "overall: vanishing" in capsys.readouterr().out
 
 
+def test_cli_no_fix_check_gives_the_fixes_unverified(model_file, tmp_path, capsys):
+    js = tmp_path / "out.json"
+    status = main(["audit", f"{model_file}:make_mlp", "--input-shape", "32,40", "--init", "normal:std=0.01",
+                   "--no-jacobian", "--no-fix-check", "--json", str(js)])
+    assert status == 1
+    data = json.loads(js.read_text())
+    assert data["verdict"] == "vanishing"
+    assert "fixes not verified (verify_fixes=False): no copy of the model was re-audited" in data["notes"]
+
+
 def test_cli_init_auto_uses_the_auto_plan(model_file, capsys):
     assert main(["audit", f"{model_file}:make_mlp", "--input-shape", "16,40", "--init", "auto", "--no-jacobian"]) == 0
 

@@ -45,6 +45,7 @@ def audit(
     seed: int = 0,
     thresholds: Thresholds | None = None,
     progress: Callable[[str], None] | None = None,
+    verify_fixes: bool = True,
 ) -> AuditReport:
     """Check a model's initialization on a real batch, layer by layer, before training.
 
@@ -74,11 +75,16 @@ def audit(
         thresholds: verdict thresholds (default :class:`~initlab.auditing.thresholds.Thresholds`).
         progress: called with a short description of each step as it starts (the command
             line draws it on a terminal).
+        verify_fixes: when there is a definite finding, apply every fix to a deep copy of
+            the model and audit the copy (see :mod:`initlab.auditing.fixes`); False gives the
+            fixes unverified (for a model too large to hold twice in memory), with a note.
 
     Cost: two forward passes of the model (statistics, Jacobian) and at most eight backward
     passes (one for the statistics, one building the Jacobian's graph, at most six
     Jacobian-vector products, see :mod:`initlab.auditing.jacobian`), whatever the model's
-    size: in time, at most about ten forward+backward passes (``benchmarks/bench_audit.py``).
+    size. When there is a definite finding and ``verify_fixes`` is on, the fix check adds
+    a deep copy of the model and, on it, two forward passes reading ``init_``'s plan and one
+    forward and backward pass auditing it (``benchmarks/bench_audit.py`` gives the times).
 
     Returns:
         An :class:`~initlab.auditing.result.AuditReport`.
@@ -97,6 +103,8 @@ def audit(
         >>> report.verdict, report.fixes  # doctest: +SKIP
     """
     _check_arguments(model, batch, target, loss_fn, output_fn, jacobian, seed)
+    if not isinstance(verify_fixes, bool):
+        raise InitlabError(f"audit: verify_fixes={verify_fixes!r} is invalid; expected True or False.")
     if progress is not None and not callable(progress):
         raise InitlabError(f"audit: progress={_short(progress)} is invalid; expected a callable step -> None.")
     limits = thresholds if thresholds is not None else Thresholds()
@@ -106,7 +114,9 @@ def audit(
     step = progress if progress is not None else _silent
     with preserved(model, seed), torch.inference_mode(False), torch.enable_grad():
         step("forward and backward pass with hooks")
-        backward, layers, theory, figures = _statistics(model, batch, target, loss_fn, output_fn, seed, limits, notes)
+        backward, layers, theory, figures = _statistics(
+            model, batch, target, loss_fn, output_fn, seed, limits, notes, verify_fixes
+        )
         spectrum = _jacobian(model, batch, output_fn, seed, notes, step) if jacobian else None
     return AuditReport(
         model=type(model).__name__,
@@ -135,6 +145,7 @@ def _statistics(
     seed: int,
     limits: Thresholds,
     notes: list[str],
+    verify_fixes: bool,
 ) -> tuple[str, list[LayerReport], Any, Propagation]:
     """The forward and backward passes with hooks, then the layers with their verdicts and fixes,
     the theory overlay and the end-to-end figures: ``(backward kind, layers, theory, figures)``."""
@@ -164,7 +175,7 @@ def _statistics(
             thresholds=limits,
         ).findings
 
-    note = attach_fixes(model, batch, layers, figures, reaudit)
+    note = attach_fixes(model, batch, layers, figures, reaudit if verify_fixes else None)
     if note is not None:
         notes.append(note)
     theory = _theory(layers, capture.records, batch, notes)

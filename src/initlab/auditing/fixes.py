@@ -185,12 +185,12 @@ def attach_fixes(
 ) -> str | None:
     """Replace each finding's ``fix`` (its cause) by the cause and what to do (in place), then
     verify the fixes on a copy of the model with ``reaudit`` (which returns the definite
-    findings of an audit of the copy).
+    findings of an audit of the copy; None: the fixes are given unverified, with a note).
 
     Returns:
         None, or a note on what could not be done (the plan could not be read: the findings
-        keep their cause and a generic advice; the model could not be copied: the fixes are
-        given unverified).
+        keep their cause and a generic advice; the model could not be copied, or ``reaudit``
+        is None: the fixes are given unverified).
     """
     if _VERIFYING.get() or not any(layer.findings for layer in layers):
         return None
@@ -216,7 +216,10 @@ def attach_fixes(
             else:
                 fixed.append(_init_fix(finding, _layer_entries(layer, planned)))
         layer.findings[:] = fixed
-    return None if reaudit is None else _verify(model, batch, layers, reaudit)
+    if reaudit is None:
+        given = any(f.fix_params and not f.borderline for layer in layers for f in layer.findings)
+        return "fixes not verified (verify_fixes=False): no copy of the model was re-audited" if given else None
+    return _verify(model, batch, layers, reaudit)
 
 
 def apply_fix(model: nn.Module, batch: Any, findings: list[Finding]) -> None:

@@ -88,7 +88,14 @@ def run(args: argparse.Namespace) -> int:
         if args.init:
             initialise(model, args.init, args.seed, batch)
     with audit_progress(sys.stderr) as progress:
-        report = audit(model, batch, seed=args.seed, jacobian=not args.no_jacobian, progress=progress)
+        report = audit(
+            model,
+            batch,
+            seed=args.seed,
+            jacobian=not args.no_jacobian,
+            progress=progress,
+            verify_fixes=not args.no_fix_check,
+        )
     report.init = args.init or "model's own"
     written = []
     if args.html:
@@ -139,4 +146,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--html", metavar="FILE", help="write the self-contained HTML report")
     parser.add_argument("--json", metavar="FILE", help="write the JSON report")
     parser.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian spectrum")
+    parser.add_argument(
+        "--no-fix-check",
+        action="store_true",
+        help="give the fixes without re-auditing a fixed copy of the model (for a model too large to hold twice)",
+    )
     parser.set_defaults(handler=run)
