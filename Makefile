@@ -28,9 +28,9 @@ browser:
 	  echo "installing Debian's chromium for the HTML report tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# ruff (lint and format) and mypy, zero findings on src/
+# ruff lint on src/, tests/ and benchmarks/, ruff format and mypy on src/: zero findings
 lint: typecheck
-	$(VENV)/bin/ruff check src
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src
 
 # mypy on src/ (the files and options are in pyproject.toml)

@@ -33,8 +33,8 @@ import torch
 from harness import emit, target
 
 from initlab.lab import RunConfig, TorchModel, train_group
-from initlab.lab.trainer import BatchSampler, as_tensors, dataset_for, initialise_run, model_spec
 from initlab.lab.models import StackedModel, stack_to_module
+from initlab.lab.trainer import BatchSampler, as_tensors, dataset_for, initialise_run, model_spec
 
 RUNS, WIDTH, DEPTH, BATCH, STEPS = 32, 128, 10, 128, 300
 

@@ -11,7 +11,8 @@ import importlib.metadata
 import json
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def best_time(function: Callable[[], Any], repeats: int = 3) -> float:

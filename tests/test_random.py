@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from initlab import InitlabError
@@ -19,7 +20,10 @@ from initlab.random import CHUNK, Stream, inner_bound, normal_, truncated_normal
 KS_P_MIN = 1e-4
 
 
-def filled(shape, stream=Stream(0, "w"), fill=normal_, **kwargs):
+W_STREAM = Stream(0, "w")
+
+
+def filled(shape, stream=W_STREAM, fill=normal_, **kwargs):
     out = torch.empty(shape)
     fill(out, stream, **kwargs)
     return out

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from models_for_audit import ConvNet, batch, mlp, normal_init
 from torch import nn
 
 from initlab.auditing import audit
-from models_for_audit import ConvNet, batch, mlp, normal_init
 
 pytestmark = pytest.mark.browser
 

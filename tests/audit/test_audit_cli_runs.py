@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from models_for_audit import batch, mlp, normal_init
 
 import initlab
 from initlab.cli import main
 from initlab.report.audit_progress import audit_progress
-from models_for_audit import batch, mlp, normal_init
 
 SOURCE = Path(initlab.__file__).resolve().parents[1]
 

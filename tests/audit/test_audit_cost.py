@@ -9,12 +9,12 @@ import math
 
 import pytest
 import torch
+from models_for_audit import ConvNet, batch, mlp, normal_init
+from test_audit_guarantees import ARCHITECTURES
 from torch import nn
 
 import initlab
 from initlab.auditing import jacobian as jacobian_module
-from models_for_audit import ConvNet, batch, mlp, normal_init
-from test_audit_guarantees import ARCHITECTURES
 
 BACKWARD_BUDGET = 2 + jacobian_module.PRODUCT_BUDGET
 """Backward passes of the whole default audit: 1 (statistics) + 1 (the graph of J^T u) + 6 products."""

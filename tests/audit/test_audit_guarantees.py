@@ -11,15 +11,24 @@ import weakref
 import numpy as np
 import pytest
 import torch
+from models_for_audit import (
+    IN_FEATURES,
+    Conv1dNet,
+    ConvNet,
+    DictOutput,
+    Recurrent,
+    ResNet,
+    Transformer,
+    batch,
+    mlp,
+    normal_init,
+)
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from initlab import _compat
 from initlab.auditing import Thresholds, audit
 from initlab.errors import InitlabError
-from models_for_audit import (
-    IN_FEATURES, Conv1dNet, ConvNet, DictOutput, Recurrent, ResNet, Transformer, batch, mlp, normal_init,
-)
 
 
 def snapshot(model: nn.Module) -> dict:

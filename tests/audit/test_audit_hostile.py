@@ -8,12 +8,12 @@ import re
 
 import pytest
 import torch
+from models_for_audit import batch
 from torch import nn
 
 import initlab
 from initlab.auditing.state import bits_equal, model_tensors
 from initlab.errors import InitlabError
-from models_for_audit import batch
 
 
 class LogAfterTheLastLayer(nn.Module):

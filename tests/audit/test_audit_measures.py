@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from models_for_audit import ConvNet, batch, mlp, scheme_init
 from torch import nn
 
 import initlab
 from initlab.auditing import audit, statistics
 from initlab.auditing import jacobian as jacobian_module
 from initlab.auditing.fixes import plan_of
-from models_for_audit import ConvNet, batch, mlp, scheme_init
 
 
 def test_dead_units_are_counted_per_unit_not_per_element():

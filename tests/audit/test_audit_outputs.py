@@ -11,12 +11,12 @@ import textwrap
 
 import pytest
 import torch
+from models_for_audit import batch, mlp, normal_init
 from torch import nn
 
 from initlab.auditing import SCHEMA_VERSION, AuditReport, audit
 from initlab.cli import main
 from initlab.errors import InitlabError
-from models_for_audit import batch, mlp, normal_init
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -103,9 +103,10 @@ def test_html_is_self_contained_and_escapes_user_strings(tmp_path):
 
 
 def test_html_shows_borderline_findings_as_warnings_not_as_no_finding():
+    from models_for_audit import scheme_init
+
     from initlab import he_normal
     from initlab.auditing import Thresholds
-    from models_for_audit import scheme_init
 
     model = mlp(10, 256, nn.ReLU, scheme_init(he_normal()))
     with torch.no_grad():

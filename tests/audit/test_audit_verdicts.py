@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from models_for_audit import batch, mlp, normal_init, scheme_init
 from torch import nn
 
 import initlab
 from initlab.auditing import audit
-from models_for_audit import batch, mlp, normal_init, scheme_init
 
 
 def kinds(layer) -> set[str]:

@@ -10,8 +10,15 @@ import pytest
 from initlab.errors import InitlabError
 from initlab.lab import datasets
 from initlab.lab.datasets import (
-    load_cifar10_binary, load_dataset, load_digits, load_gaussian_mixture, load_idx, load_mnist1d,
-    load_mnist_idx, load_teacher, read_cifar10_batch,
+    load_cifar10_binary,
+    load_dataset,
+    load_digits,
+    load_gaussian_mixture,
+    load_idx,
+    load_mnist1d,
+    load_mnist_idx,
+    load_teacher,
+    read_cifar10_batch,
 )
 
 

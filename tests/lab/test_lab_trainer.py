@@ -11,7 +11,13 @@ from initlab.errors import InitlabError
 from initlab.lab.config import RunConfig
 from initlab.lab.models import ModelSpec, StackedModel, TorchModel, stack_to_module
 from initlab.lab.trainer import (
-    BatchSampler, as_tensors, dataset_for, initialise_run, loss_per_run, model_spec, train_group,
+    BatchSampler,
+    as_tensors,
+    dataset_for,
+    initialise_run,
+    loss_per_run,
+    model_spec,
+    train_group,
 )
 
 

@@ -6,13 +6,12 @@ import math
 
 import pytest
 import torch
+from initlab_nn_models import Decoder, MixedMLP, ResidualBlock, SmallCNN, TiedLM
 from torch import nn
 
 import initlab
 from initlab import InitlabError, glorot_normal, he_normal, normal, orthogonal
 from initlab.nn import InitRecord, Plan, Residual, Rule, init_, verify
-
-from initlab_nn_models import Decoder, MixedMLP, ResidualBlock, SmallCNN, TiedLM
 
 
 def transformer_stack() -> nn.Module:

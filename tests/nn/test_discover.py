@@ -7,14 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from initlab_nn_models import Decoder, MixedMLP, ResidualBlock, SmallCNN, Swish
 from torch import nn
 
 from initlab.activations import get_activation
 from initlab.gains import gain
 from initlab.nn import preview
 from initlab.nn.discover import DiscoveryWarning, discover
-
-from initlab_nn_models import Decoder, MixedMLP, ResidualBlock, SmallCNN, Swish
 
 SQRT2 = math.sqrt(2.0)
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from initlab_nn_models import ResidualBlock, bn_cnn, deep_mlp
 from torch import nn
 
 from initlab import InitlabError
 from initlab.nn import lsuv_
 from initlab.nn.layers import layer_kind
 from initlab.nn.lsuv import _FITTED
-
-from initlab_nn_models import ResidualBlock, bn_cnn, deep_mlp
 
 
 def output_variances(model: nn.Module, batch: torch.Tensor) -> dict[str, float]:

@@ -8,14 +8,13 @@ import textwrap
 
 import pytest
 import torch
+from initlab_nn_models import MixedMLP
 from torch import nn
 
 from initlab import InitlabError, constant, glorot_uniform, he_normal, lecun_normal, orthogonal, zeros
 from initlab.cli import main
 from initlab.nn import Plan, Residual, Rule, init_
 from initlab.nn.factory import load_factory
-
-from initlab_nn_models import MixedMLP
 
 
 class Encoder(nn.Module):

@@ -68,7 +68,7 @@ def test_restored_after_an_exception_inside_the_block():
     with pytest.raises(ZeroDivisionError):
         with use_initlab_init():
             nn.Linear(4, 3)
-            1 / 0
+            _ = 1 / 0
     assert_torch_originals()
 
 

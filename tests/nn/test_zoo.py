@@ -37,7 +37,7 @@ def initialised():
         torch.manual_seed(0)
         model = entry.build()
         calls = []
-        handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
+        handle = model.register_forward_pre_hook(lambda module, args, calls=calls: calls.append(1))
         record = init_(model, seed=0)
         handle.remove()
         results[name] = (entry, model, record, zoo_models.health(entry, model, entry.inputs()), len(calls))

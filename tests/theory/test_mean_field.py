@@ -10,7 +10,6 @@ from initlab.activations import SELU_ALPHA, SELU_SCALE
 from initlab.errors import InitlabError
 from initlab.theory import MeanField, critical_line, critical_sigma_w2, phase_diagram
 
-
 # ---------------------------------------------------------------- closed-form references
 
 
@@ -193,7 +192,7 @@ def test_phase_diagram_agrees_with_mean_field_point_by_point():
             for j, b in enumerate(biases):
                 if diagram.phase[i, j] == "unbounded":
                     with pytest.raises(InitlabError, match="grows without bound"):
-                        MeanField(activation, w, b).q_star
+                        _ = MeanField(activation, w, b).q_star
                     continue
                 field = MeanField(activation, w, b)
                 assert diagram.q_star[i, j] == pytest.approx(field.q_star, rel=1e-10, abs=1e-300)
@@ -254,4 +253,4 @@ def test_no_critical_point_says_why():
 
 def test_unbounded_variance_error_names_sigma_w2():
     with pytest.raises(InitlabError, match=r"sigma_w2=3.0 is invalid.*grows without bound"):
-        MeanField("relu", 3.0, 0.05).q_star
+        _ = MeanField("relu", 3.0, 0.05).q_star
